@@ -1,0 +1,241 @@
+"""Build the upstream Kubernetes components we run, from their Go modules.
+
+Why this module exists: the project runs real kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok binaries, never imitations,
+and the only sanctioned source for them on our machines is the Go module
+proxy.  This module builds them at pinned versions with version information
+stamped in, and caches them outside the repository in a folder keyed by
+version, so that a second run costs nothing.  etcd comes from Debian's
+``etcd-server`` package (or any ``etcd`` on PATH).
+
+Run it as ``python -m vcluster.binaries [build|path|versions]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from vcluster.errors import VClusterError
+from vcluster.settings import BinarySettings
+
+#: Staging modules of k8s.io/kubernetes; each is published as v0.MINOR.PATCH.
+STAGING_MODULES: tuple[str, ...] = (
+    "api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime",
+    "client-go", "cloud-provider", "cluster-bootstrap", "code-generator",
+    "component-base", "component-helpers", "controller-manager", "cri-api",
+    "cri-client", "cri-streaming", "csi-translation-lib",
+    "dynamic-resource-allocation", "endpointslice", "externaljwt", "kms",
+    "kube-aggregator", "kube-controller-manager", "kube-proxy", "kube-scheduler",
+    "kubectl", "kubelet", "metrics", "mount-utils", "pod-security-admission",
+    "sample-apiserver", "sample-controller", "streaming",
+)
+
+KUBE_COMPONENTS: tuple[str, ...] = (
+    "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+)
+
+Progress = Callable[[str], None]
+
+
+class BuildError(VClusterError):
+    """A binary could not be built or found; the message names the cause."""
+
+
+def _staging_version(kube_version: str) -> str:
+    major, minor, patch = kube_version.lstrip("v").split(".")[:3]
+    if major != "1":
+        raise BuildError(f"unsupported Kubernetes version {kube_version!r}: expected v1.N.M")
+    return f"v0.{minor}.{patch}"
+
+
+def kube_dir(settings: BinarySettings) -> Path:
+    """The cache folder of the Kubernetes binaries of one version."""
+    return settings.cache_dir / f"kubernetes-{settings.kube_version}"
+
+
+def kwok_dir(settings: BinarySettings) -> Path:
+    """The cache folder of the kwok binary of one version."""
+    return settings.cache_dir / f"kwok-{settings.kwok_version}"
+
+
+def binary_path(name: str, settings: BinarySettings) -> Path:
+    """Where a component's binary lives (whether or not it is built yet)."""
+    if name == "etcd":
+        return find_etcd(settings)
+    if name == "kwok":
+        return kwok_dir(settings) / "kwok"
+    if name in KUBE_COMPONENTS:
+        return kube_dir(settings) / name
+    raise BuildError(f"unknown component {name!r}")
+
+
+def find_etcd(settings: BinarySettings) -> Path:
+    """etcd from the settings, else from PATH (Debian's etcd-server)."""
+    if settings.etcd_path is not None:
+        return settings.etcd_path
+    found = shutil.which("etcd") or ("/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None)
+    if not found:
+        raise BuildError("etcd not found: install Debian's etcd-server (apt-get install etcd-server)")
+    return Path(found)
+
+
+def missing(settings: BinarySettings) -> list[str]:
+    """Names of the components whose binaries are not in the cache yet."""
+    out = [n for n in (*KUBE_COMPONENTS, "kwok") if not binary_path(n, settings).is_file()]
+    return out
+
+
+def _go(settings: BinarySettings) -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError("Go toolchain not found on PATH: install Go >= 1.26 to build Kubernetes")
+    return go
+
+
+def _go_env(settings: BinarySettings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(CGO_ENABLED="0", GOFLAGS="-buildvcs=false", GOTOOLCHAIN="local")
+    # Go 1.27 enables jsonv2 by default, which breaks Kubernetes' OpenAPI document.
+    env["GOEXPERIMENT"] = "nojsonv2" if _go_minor(settings) >= 27 else env.get("GOEXPERIMENT", "")
+    if not env["GOEXPERIMENT"]:
+        del env["GOEXPERIMENT"]
+    return env
+
+
+def _go_minor(settings: BinarySettings) -> int:
+    out = subprocess.run([_go(settings), "env", "GOVERSION"], capture_output=True, text=True, check=False)
+    text = out.stdout.strip().removeprefix("go")
+    try:
+        return int(text.split(".")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], log: Path, what: str) -> None:
+    with log.open("a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+        raise BuildError(f"building {what} failed (exit {proc.returncode}): {tail[0]} (full log: {log})")
+
+
+def _version_ldflags(settings: BinarySettings) -> str:
+    version = settings.kube_version
+    major, minor = version.lstrip("v").split(".")[:2]
+    build_date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitCommit=module-{version}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate={build_date}",
+        ]
+    return " ".join(flags)
+
+
+def build_kubernetes(settings: BinarySettings, progress: Progress = print) -> Path:
+    """Build the kube-* binaries of ``settings.kube_version`` into the cache."""
+    target = kube_dir(settings)
+    if all((target / n).is_file() for n in KUBE_COMPONENTS):
+        return target
+    go = _go(settings)
+    env = _go_env(settings)
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = _staging_version(settings.kube_version)
+    work = Path(tempfile.mkdtemp(prefix="kube-build-", dir=settings.cache_dir))
+    log = settings.cache_dir / f"build-kubernetes-{settings.kube_version}.log"
+    log.write_text("")
+    replaces = "\n".join(f"\tk8s.io/{m} => k8s.io/{m} {staging}" for m in STAGING_MODULES)
+    (work / "go.mod").write_text(
+        "module virtualcluster.dev/kubebuild\n\ngo 1.26\n\n"
+        f"require k8s.io/kubernetes {settings.kube_version}\n\nreplace (\n{replaces}\n)\n"
+    )
+    (work / "tools.go").write_text(
+        "//go:build tools\n\npackage tools\n\nimport (\n"
+        + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in KUBE_COMPONENTS)
+        + ")\n"
+    )
+    progress(f"resolving k8s.io/kubernetes {settings.kube_version} modules")
+    _run([go, "mod", "tidy", "-e"], cwd=work, env=env, log=log, what="go.mod for Kubernetes")
+    out = work / "bin"
+    out.mkdir()
+    for comp in KUBE_COMPONENTS:
+        progress(f"building {comp} {settings.kube_version} (a few minutes when cold)")
+        _run(
+            [go, "build", "-trimpath", "-ldflags", _version_ldflags(settings),
+             "-o", str(out / comp), f"k8s.io/kubernetes/cmd/{comp}"],
+            cwd=work, env=env, log=log, what=comp,
+        )
+    if target.exists():
+        shutil.rmtree(target)
+    out.rename(target)
+    shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def build_kwok(settings: BinarySettings, progress: Progress = print) -> Path:
+    """Build kwok at ``settings.kwok_version`` into the cache."""
+    target = kwok_dir(settings)
+    if (target / "kwok").is_file():
+        return target
+    go = _go(settings)
+    env = _go_env(settings)
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    log = settings.cache_dir / f"build-kwok-{settings.kwok_version}.log"
+    log.write_text("")
+    tmp = Path(tempfile.mkdtemp(prefix="kwok-build-", dir=settings.cache_dir))
+    env["GOBIN"] = str(tmp)
+    progress(f"building kwok {settings.kwok_version}")
+    ldflags = f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={settings.kwok_version}"
+    _run([go, "install", "-trimpath", "-ldflags", ldflags, f"sigs.k8s.io/kwok/cmd/kwok@{settings.kwok_version}"],
+         cwd=tmp, env=env, log=log, what="kwok")
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def ensure(settings: BinarySettings | None = None, progress: Progress = print) -> BinarySettings:
+    """Make sure every binary exists (building what is missing); return the settings used."""
+    settings = settings or BinarySettings.from_env()
+    find_etcd(settings)
+    build_kubernetes(settings, progress)
+    build_kwok(settings, progress)
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vcluster.binaries", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["build", "path", "versions"], nargs="?", default="build")
+    args = parser.parse_args(argv)
+    settings = BinarySettings.from_env()
+    try:
+        if args.command == "build":
+            ensure(settings, progress=lambda m: print(f"==> {m}", file=sys.stderr))
+            print(kube_dir(settings))
+        elif args.command == "path":
+            for name in ("etcd", *KUBE_COMPONENTS, "kwok"):
+                print(f"{name}\t{binary_path(name, settings)}")
+        else:
+            print(f"kubernetes\t{settings.kube_version}\nkwok\t{settings.kwok_version}")
+    except VClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Every naming rule and every label/annotation key of the project.
+
+Why this module exists: the operator, the syncer and the kubelet proxy must
+agree on how a tenant's objects are named in the super cluster, and a mistake
+here is a cross-tenant leak.  So there is exactly one place that says it, and
+everything else calls it; nobody builds a super namespace name by hand.
+
+The scheme (see docs/architecture.md for why it differs from ``key-ns``):
+
+* A tenant's *cluster key* is ``<tenant-name>-<sha256(uid)[:6]>``.  It is the
+  name of the tenant's *root namespace* in the super cluster (control plane,
+  secrets).  Tenant names are DNS labels of at most 32 characters without
+  ``--``, so a cluster key never contains ``--``.
+* The super namespace of tenant namespace ``ns`` is ``<key>--<ns>``.  The
+  first ``--`` ends the key, so two tenants can never produce the same super
+  namespace, whatever their names.
+* If ``<key>--<ns>`` would pass 63 characters, it becomes
+  ``<key>---<cut of ns>-<hash>`` (63 characters).  No namespace name starts
+  with ``-``, so a shortened name never equals a plain one; ``<hash>`` is
+  sha256 of the key and the full namespace name.
+* The mapping back goes through annotations on the super namespace
+  (:data:`ANN_TENANT_NAMESPACE`), which :func:`parse_super_namespace` reads
+  when the name alone does not carry the whole namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+GROUP = "tenancy.virtualcluster.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+#: Namespace of the system components in the super cluster.
+SYSTEM_NAMESPACE = "vc-system"
+
+MAX_NAME = 63
+MAX_TENANT_NAME = 32
+KEY_HASH_LEN = 6
+NS_HASH_LEN = 12
+SEPARATOR = "--"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+# ---- labels (selectable) ---------------------------------------------------
+#: Marks every object the syncer created in the super cluster; super informers select on it.
+LABEL_MANAGED_BY = f"{GROUP}/managed-by"
+MANAGED_BY_SYNCER = "vc-syncer"
+MANAGED_BY_OPERATOR = "vc-operator"
+#: The tenant's cluster key, on every super object that belongs to a tenant.
+LABEL_CLUSTER_KEY = f"{GROUP}/cluster-key"
+#: The Tenant object's name.
+LABEL_TENANT = f"{GROUP}/tenant"
+#: Role of a super namespace: ``root`` (control plane) or ``workload`` (synced).
+LABEL_NAMESPACE_ROLE = f"{GROUP}/namespace-role"
+ROLE_ROOT = "root"
+ROLE_WORKLOAD = "workload"
+#: Marks a Node object in a tenant control plane as virtual.
+LABEL_VIRTUAL_NODE = f"{GROUP}/virtual-node"
+
+# ---- annotations (not selectable, carry exact values) ------------------------
+ANN_TENANT_NAME = f"{GROUP}/tenant-name"
+ANN_TENANT_UID = f"{GROUP}/tenant-uid"
+ANN_CLUSTER_KEY = f"{GROUP}/cluster-key"
+#: The tenant namespace a super object (or super namespace) stands for.
+ANN_TENANT_NAMESPACE = f"{GROUP}/tenant-namespace"
+#: The tenant object's name and uid; the engine acts only when the uid matches.
+ANN_OBJECT_NAME = f"{GROUP}/object-name"
+ANN_OBJECT_UID = f"{GROUP}/object-uid"
+#: On a tenant Service: its cluster IP in the super cluster.
+ANN_SUPER_CLUSTER_IP = f"{GROUP}/super-cluster-ip"
+#: Hash of the synced part of a tenant object, on its super copy.
+ANN_SYNC_HASH = f"{GROUP}/sync-hash"
+
+FINALIZER = f"{GROUP}/finalizer"
+
+
+class NamingError(ValueError):
+    """A name that cannot be mapped (wrong shape, too long, not ours)."""
+
+
+def is_dns_label(value: str) -> bool:
+    return len(value) <= MAX_NAME and bool(_DNS_LABEL.match(value))
+
+
+def validate_tenant_name(name: str) -> None:
+    """Raise :class:`NamingError` unless ``name`` can name a Tenant."""
+    if not is_dns_label(name):
+        raise NamingError(f"tenant name {name!r} is not a DNS label (lowercase letters, digits, '-')")
+    if len(name) > MAX_TENANT_NAME:
+        raise NamingError(f"tenant name {name!r} is longer than {MAX_TENANT_NAME} characters")
+    if SEPARATOR in name:
+        raise NamingError(f"tenant name {name!r} must not contain {SEPARATOR!r}")
+
+
+def _hex(value: str, length: int) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:length]
+
+
+def cluster_key(tenant_name: str, tenant_uid: str) -> str:
+    """The tenant's cluster key, also the name of its root namespace."""
+    validate_tenant_name(tenant_name)
+    if not tenant_uid:
+        raise NamingError("tenant uid is empty")
+    return f"{tenant_name}-{_hex(tenant_uid, KEY_HASH_LEN)}"
+
+
+def root_namespace(key: str) -> str:
+    """The super namespace that holds a tenant's control plane and secrets."""
+    return key
+
+
+def super_namespace(key: str, tenant_namespace: str) -> str:
+    """The super namespace that stands for ``tenant_namespace`` of the tenant ``key``."""
+    if SEPARATOR in key or not is_dns_label(key):
+        raise NamingError(f"{key!r} is not a cluster key")
+    if not is_dns_label(tenant_namespace):
+        raise NamingError(f"{tenant_namespace!r} is not a namespace name")
+    plain = f"{key}{SEPARATOR}{tenant_namespace}"
+    if len(plain) <= MAX_NAME:
+        return plain
+    digest = _hex(f"{key}/{tenant_namespace}", NS_HASH_LEN)
+    room = MAX_NAME - len(key) - len(SEPARATOR) - 1 - 1 - NS_HASH_LEN
+    cut = tenant_namespace[: max(room, 0)].rstrip("-")
+    middle = f"-{cut}-" if cut else "-"
+    return f"{key}{SEPARATOR}{middle}{digest}"[:MAX_NAME]
+
+
+@dataclass(frozen=True, slots=True)
+class SuperNamespaceRef:
+    """What a super namespace name says on its own."""
+
+    cluster_key: str
+    #: The tenant namespace, or ``None`` when the name was shortened (read the annotation).
+    tenant_namespace: str | None
+
+
+def parse_super_namespace(name: str, annotations: dict[str, str] | None = None) -> SuperNamespaceRef:
+    """Map a super namespace back to (cluster key, tenant namespace).
+
+    A shortened name needs its :data:`ANN_TENANT_NAMESPACE` annotation; the
+    annotation is trusted only if it maps forward to the same name.
+    """
+    key, sep, rest = name.partition(SEPARATOR)
+    if not sep or not key or not rest:
+        raise NamingError(f"{name!r} is not a tenant's super namespace")
+    if not rest.startswith("-"):
+        return SuperNamespaceRef(key, rest)
+    claimed = (annotations or {}).get(ANN_TENANT_NAMESPACE)
+    if claimed is not None and super_namespace(key, claimed) == name:
+        return SuperNamespaceRef(key, claimed)
+    return SuperNamespaceRef(key, None)
+
+
+def is_super_namespace_of(name: str, key: str) -> bool:
+    """True if ``name`` is one of the tenant ``key``'s synced super namespaces."""
+    return name.startswith(f"{key}{SEPARATOR}")
+
+
+def owner_labels(key: str, tenant_name: str, *, managed_by: str = MANAGED_BY_SYNCER) -> dict[str, str]:
+    """Labels every super object of a tenant carries."""
+    return {LABEL_MANAGED_BY: managed_by, LABEL_CLUSTER_KEY: key, LABEL_TENANT: tenant_name}
+
+
+def kubeconfig_secret_name() -> str:
+    """Name of the Secret (in the root namespace) holding the tenant admin kubeconfig."""
+    return "admin-kubeconfig"
+
+
+#: Key of the kubeconfig inside that Secret's data.
+KUBECONFIG_SECRET_KEY = "kubeconfig"

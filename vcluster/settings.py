@@ -1,0 +1,44 @@
+"""Settings of the foundation and the operator, as frozen dataclasses.
+
+Why: one place says what can be configured, with documented defaults; each
+group has one ``from_env()`` and nothing else in the project reads the
+environment for these values.  The syncer and the virtual-node packages keep
+their own groups in their own ``settings`` modules, built the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_KUBE_VERSION = "v1.36.3"
+DEFAULT_KWOK_VERSION = "v0.8.0"
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+@dataclass(frozen=True, slots=True)
+class BinarySettings:
+    """Which upstream binaries to build and where to cache them."""
+
+    #: Kubernetes version of kube-apiserver, kube-controller-manager, kube-scheduler.
+    kube_version: str = DEFAULT_KUBE_VERSION
+    #: kwok version (simulated nodes).
+    kwok_version: str = DEFAULT_KWOK_VERSION
+    #: Cache folder outside the repository; one sub-folder per component version.
+    cache_dir: Path = Path("/nonexistent")
+    #: An explicit etcd binary; ``None`` finds ``etcd`` on PATH.
+    etcd_path: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> BinarySettings:
+        etcd = os.environ.get("VC_ETCD")
+        return cls(
+            kube_version=os.environ.get("VC_KUBE_VERSION", DEFAULT_KUBE_VERSION),
+            kwok_version=os.environ.get("VC_KWOK_VERSION", DEFAULT_KWOK_VERSION),
+            cache_dir=Path(os.environ.get("VC_CACHE_DIR") or _cache_home() / "virtualcluster" / "bin"),
+            etcd_path=Path(etcd) if etcd else None,
+        )
