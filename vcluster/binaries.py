@@ -89,8 +89,7 @@ def find_etcd(settings: BinarySettings) -> Path:
 
 def missing(settings: BinarySettings) -> list[str]:
     """Names of the components whose binaries are not in the cache yet."""
-    out = [n for n in (*KUBE_COMPONENTS, "kwok") if not binary_path(n, settings).is_file()]
-    return out
+    return [n for n in (*KUBE_COMPONENTS, "kwok") if not binary_path(n, settings).is_file()]
 
 
 def _go(settings: BinarySettings) -> str:
