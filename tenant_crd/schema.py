@@ -1,0 +1,447 @@
+"""OpenAPI v3 schemas of the Tenant and ClusterVersion CRDs, as Python data.
+
+Why: this is the single source of truth the apiserver enforces.  Every enum,
+default and limit that the models in :mod:`tenant_crd.models` also check is a
+module constant here, so both read the same value.  The schemas are
+*structural* (every field typed, defaults inside), carry CEL rules
+(``x-kubernetes-validations``) for what plain OpenAPI cannot say (the tenant
+name rules of :mod:`vcluster.naming`, mutually exclusive fields), and
+printer columns for ``kubectl get``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vcluster import naming
+
+Schema = dict[str, Any]
+
+TENANT_KIND = "Tenant"
+TENANT_PLURAL = "tenants"
+TENANT_SHORT = "tnt"
+CLUSTER_VERSION_KIND = "ClusterVersion"
+CLUSTER_VERSION_PLURAL = "clusterversions"
+CLUSTER_VERSION_SHORT = "cv"
+
+BACKENDS: tuple[str, ...] = ("local", "pods")
+DEFAULT_BACKEND = "local"
+EXPOSE_TYPES: tuple[str, ...] = ("ClusterIP", "NodePort", "LoadBalancer")
+DEFAULT_EXPOSE_TYPE = "ClusterIP"
+POD_SECURITY_LEVELS: tuple[str, ...] = ("privileged", "baseline", "restricted")
+DEFAULT_POD_SECURITY = "baseline"
+PHASES: tuple[str, ...] = ("Pending", "Provisioning", "Ready", "Failed", "Terminating")
+CONDITION_STATUSES: tuple[str, ...] = ("True", "False", "Unknown")
+TOLERATION_OPERATORS: tuple[str, ...] = ("Exists", "Equal")
+TAINT_EFFECTS: tuple[str, ...] = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+MIN_REPLICAS = 1
+MAX_REPLICAS = 5
+#: A Kubernetes release such as ``v1.36.3``.
+VERSION_PATTERN = r"^v1\.[0-9]+\.[0-9]+$"
+#: A DNS-1123 subdomain (object names such as a ClusterVersion's).
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: A flag name without leading dashes (``feature-gates``, ``v``).
+FLAG_PATTERN = r"^[a-z0-9][-a-z0-9]*$"
+#: A resource quantity (the apiserver's own regular expression).
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+#: A label/annotation key prefix such as ``example.com/`` or ``team.example.com``.
+PREFIX_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/?$"
+#: An extra kind to sync, as ``<plural>.<group>`` (``widgets.example.com``) or a core plural.
+EXTRA_KIND_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: Image references: no whitespace.
+IMAGE_PATTERN = r"^[^\s]+$"
+
+
+def _str(**extra: Any) -> Schema:
+    return {"type": "string", **extra}
+
+
+def _str_list(*, item: Schema | None = None, max_items: int = 64) -> Schema:
+    return {
+        "type": "array",
+        "items": item or _str(),
+        "maxItems": max_items,
+        "x-kubernetes-list-type": "set",
+    }
+
+
+def _str_map(*, description: str, key_rule: tuple[str, str] | None = None) -> Schema:
+    out: Schema = {"type": "object", "description": description, "additionalProperties": _str()}
+    if key_rule is not None:
+        rule, message = key_rule
+        out["x-kubernetes-validations"] = [{"rule": rule, "message": message}]
+    return out
+
+
+def _quantity_map(description: str) -> Schema:
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+        },
+    }
+
+
+def _extra_args(description: str) -> Schema:
+    return _str_map(
+        description=description,
+        key_rule=(
+            f"self.all(k, k.matches('{FLAG_PATTERN}'))",
+            "flag names are lowercase words joined by '-', without leading dashes",
+        ),
+    )
+
+
+def _control_plane() -> Schema:
+    return {
+        "type": "object",
+        "description": "The tenant's own control plane (kube-apiserver + kube-controller-manager).",
+        "default": {},
+        "properties": {
+            "version": _str(
+                pattern=VERSION_PATTERN,
+                description="Kubernetes version (vMAJOR.MINOR.PATCH); exclusive with clusterVersionRef.",
+            ),
+            "clusterVersionRef": _str(
+                pattern=NAME_PATTERN,
+                maxLength=253,
+                description="Name of a ClusterVersion to use as the template.",
+            ),
+            "backend": _str(
+                enum=list(BACKENDS),
+                default=DEFAULT_BACKEND,
+                description="local: supervised processes next to the operator; pods: workloads in the root namespace.",
+            ),
+            "replicas": {
+                "type": "integer",
+                "minimum": MIN_REPLICAS,
+                "maximum": MAX_REPLICAS,
+                "default": MIN_REPLICAS,
+                "description": "kube-apiserver replicas (pods backend; the local backend runs one).",
+            },
+            "expose": {
+                "type": "object",
+                "default": {},
+                "description": "How the tenant apiserver is exposed (pods backend).",
+                "properties": {
+                    "type": _str(enum=list(EXPOSE_TYPES), default=DEFAULT_EXPOSE_TYPE),
+                    "host": _str(
+                        maxLength=253,
+                        description="Extra host name or IP put into the serving certificate and endpoint.",
+                    ),
+                },
+            },
+            "extraArgs": {
+                "type": "object",
+                "default": {},
+                "description": "Extra component flags, without leading dashes.",
+                "properties": {
+                    "apiserver": _extra_args("Extra kube-apiserver flags."),
+                    "controllerManager": _extra_args("Extra kube-controller-manager flags."),
+                },
+            },
+        },
+        "x-kubernetes-validations": [
+            {
+                "rule": "!(has(self.version) && has(self.clusterVersionRef))",
+                "message": "set at most one of controlPlane.version and controlPlane.clusterVersionRef",
+            },
+            {
+                "rule": "self.backend == 'pods' || self.replicas == 1",
+                "message": "the local backend runs exactly one replica",
+            },
+        ],
+    }
+
+
+def _toleration() -> Schema:
+    return {
+        "type": "object",
+        "properties": {
+            "key": _str(maxLength=316),
+            "operator": _str(enum=list(TOLERATION_OPERATORS), default="Equal"),
+            "value": _str(maxLength=63),
+            "effect": _str(enum=list(TAINT_EFFECTS)),
+            "tolerationSeconds": {"type": "integer", "format": "int64", "minimum": 0},
+        },
+        "x-kubernetes-validations": [
+            {
+                "rule": "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                "message": "a toleration with operator Exists must not have a value",
+            },
+            {
+                "rule": "has(self.key) || self.operator == 'Exists'",
+                "message": "a toleration without key must use operator Exists",
+            },
+        ],
+    }
+
+
+def _isolation() -> Schema:
+    return {
+        "type": "object",
+        "default": {},
+        "description": "Policy applied to every super namespace and pod of the tenant.",
+        "properties": {
+            "resourceQuota": {
+                "type": "object",
+                "description": "A ResourceQuota in every super namespace of the tenant.",
+                "properties": {"hard": _quantity_map("ResourceQuota spec.hard.")},
+            },
+            "limitRange": {
+                "type": "object",
+                "description": "Container defaults, as a LimitRange in every super namespace of the tenant.",
+                "properties": {
+                    "defaults": _quantity_map("Default container limits."),
+                    "defaultRequests": _quantity_map("Default container requests."),
+                },
+            },
+            "networkPolicy": {
+                "type": "boolean",
+                "default": True,
+                "description": "Keep other tenants out with a NetworkPolicy (on by default).",
+            },
+            "podSecurity": _str(
+                enum=list(POD_SECURITY_LEVELS),
+                default=DEFAULT_POD_SECURITY,
+                description="Pod Security Standard enforced on the tenant's pods.",
+            ),
+            "nodeSelector": _str_map(description="Added to every pod of the tenant."),
+            "tolerations": {"type": "array", "maxItems": 32, "items": _toleration()},
+            "runtimeClassName": _str(pattern=NAME_PATTERN, maxLength=253),
+            "allowedStorageClasses": _str_list(item=_str(pattern=NAME_PATTERN, maxLength=253)),
+            "allowedPriorityClasses": _str_list(item=_str(pattern=NAME_PATTERN, maxLength=253)),
+        },
+    }
+
+
+def _sync() -> Schema:
+    return {
+        "type": "object",
+        "default": {},
+        "description": "What the syncer copies besides the built-in kinds.",
+        "properties": {
+            "extraKinds": _str_list(item=_str(pattern=EXTRA_KIND_PATTERN, maxLength=253)),
+            "opaqueMetadataPrefixes": _str_list(item=_str(pattern=PREFIX_PATTERN, maxLength=253)),
+            "transparentMetadataPrefixes": _str_list(item=_str(pattern=PREFIX_PATTERN, maxLength=253)),
+        },
+    }
+
+
+def _condition() -> Schema:
+    return {
+        "type": "object",
+        "required": ["type", "status"],
+        "properties": {
+            "type": _str(maxLength=316),
+            "status": _str(enum=list(CONDITION_STATUSES)),
+            "reason": _str(maxLength=1024),
+            "message": _str(maxLength=32768),
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+            "lastTransitionTime": _str(format="date-time"),
+        },
+    }
+
+
+def _tenant_status() -> Schema:
+    return {
+        "type": "object",
+        "properties": {
+            "phase": _str(enum=list(PHASES)),
+            "conditions": {
+                "type": "array",
+                "items": _condition(),
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+            "observedGeneration": {"type": "integer", "format": "int64"},
+            "clusterKey": _str(),
+            "endpoint": _str(),
+            "version": _str(),
+            "backend": _str(),
+            "kubeconfigSecret": {
+                "type": "object",
+                "properties": {"namespace": _str(), "name": _str()},
+            },
+            "counts": {
+                "type": "object",
+                "description": "Counters the operator and syncer report.",
+                "additionalProperties": {"type": "integer"},
+            },
+        },
+    }
+
+
+def tenant_schema() -> Schema:
+    """The Tenant's openAPIV3Schema."""
+    return {
+        "type": "object",
+        "description": "One tenant: its own control plane, owners, isolation policy and sync options.",
+        "properties": {
+            "apiVersion": _str(),
+            "kind": _str(),
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "default": {},
+                "properties": {
+                    "controlPlane": _control_plane(),
+                    "owners": {
+                        "type": "object",
+                        "default": {},
+                        "description": "Users and groups bound to cluster-admin in the tenant control plane.",
+                        "properties": {
+                            "users": _str_list(item=_str(minLength=1, maxLength=253)),
+                            "groups": _str_list(item=_str(minLength=1, maxLength=253)),
+                        },
+                    },
+                    "isolation": _isolation(),
+                    "sync": _sync(),
+                },
+            },
+            "status": _tenant_status(),
+        },
+        "x-kubernetes-validations": [
+            {
+                "rule": f"size(self.metadata.name) <= {naming.MAX_TENANT_NAME}",
+                "message": f"a Tenant name must be at most {naming.MAX_TENANT_NAME} characters",
+            },
+            {
+                "rule": f"!self.metadata.name.contains('{naming.SEPARATOR}')",
+                "message": f"a Tenant name must not contain '{naming.SEPARATOR}'",
+            },
+            {
+                "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+                "message": "a Tenant name must be a DNS label (lowercase letters, digits, '-')",
+            },
+        ],
+    }
+
+
+def cluster_version_schema() -> Schema:
+    """The ClusterVersion's openAPIV3Schema."""
+    image = _str(pattern=IMAGE_PATTERN, maxLength=512)
+    return {
+        "type": "object",
+        "description": "A control-plane template (component version, images, flags) that Tenants refer to.",
+        "properties": {
+            "apiVersion": _str(),
+            "kind": _str(),
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "required": ["version"],
+                "properties": {
+                    "version": _str(pattern=VERSION_PATTERN, description="Kubernetes version."),
+                    "images": {
+                        "type": "object",
+                        "default": {},
+                        "description": "Images of the pods backend; defaults follow the version.",
+                        "properties": {
+                            "etcd": image,
+                            "apiserver": image,
+                            "controllerManager": image,
+                        },
+                    },
+                    "apiserver": {
+                        "type": "object",
+                        "default": {},
+                        "properties": {"extraArgs": _extra_args("Extra kube-apiserver flags.")},
+                    },
+                    "controllerManager": {
+                        "type": "object",
+                        "default": {},
+                        "properties": {"extraArgs": _extra_args("Extra kube-controller-manager flags.")},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _crd(
+    *,
+    kind: str,
+    plural: str,
+    short: str,
+    schema: Schema,
+    columns: list[Schema],
+    status: bool,
+) -> Schema:
+    version: Schema = {
+        "name": naming.VERSION,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": schema},
+        "additionalPrinterColumns": columns,
+    }
+    if status:
+        version["subresources"] = {"status": {}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{naming.GROUP}"},
+        "spec": {
+            "group": naming.GROUP,
+            "scope": "Cluster",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short],
+                "categories": ["virtualcluster"],
+            },
+            "versions": [version],
+        },
+    }
+
+
+_AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def tenant_crd() -> Schema:
+    """The Tenant CustomResourceDefinition."""
+    return _crd(
+        kind=TENANT_KIND,
+        plural=TENANT_PLURAL,
+        short=TENANT_SHORT,
+        schema=tenant_schema(),
+        status=True,
+        columns=[
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Version", "type": "string", "jsonPath": ".status.version"},
+            {"name": "Backend", "type": "string", "jsonPath": ".spec.controlPlane.backend", "priority": 1},
+            {"name": "Key", "type": "string", "jsonPath": ".status.clusterKey", "priority": 1},
+            {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
+            _AGE,
+        ],
+    )
+
+
+def cluster_version_crd() -> Schema:
+    """The ClusterVersion CustomResourceDefinition."""
+    return _crd(
+        kind=CLUSTER_VERSION_KIND,
+        plural=CLUSTER_VERSION_PLURAL,
+        short=CLUSTER_VERSION_SHORT,
+        schema=cluster_version_schema(),
+        status=False,
+        columns=[
+            {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
+            _AGE,
+        ],
+    )
+
+
+def all_crds() -> dict[str, Schema]:
+    """Every CRD by file stem (``manifests/crds/<stem>.yaml``)."""
+    return {
+        f"{naming.GROUP}_{TENANT_PLURAL}": tenant_crd(),
+        f"{naming.GROUP}_{CLUSTER_VERSION_PLURAL}": cluster_version_crd(),
+    }

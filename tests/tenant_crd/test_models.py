@@ -1,0 +1,119 @@
+"""Spec/status models: defaults, validation errors that name the field, semantic problems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
+from tenant_crd.models import Condition, parse_quantity
+
+
+def test_empty_spec_gets_safe_defaults() -> None:
+    spec = TenantSpec.from_dict({})
+    assert spec.control_plane.backend == "local"
+    assert spec.control_plane.replicas == 1
+    assert spec.isolation.pod_security == "baseline"
+    assert spec.isolation.network_policy is True
+    assert spec.isolation.resource_quota is None
+    assert spec.problems() == []
+
+
+def test_full_spec_is_read() -> None:
+    spec = TenantSpec.from_dict(
+        {
+            "controlPlane": {"version": "v1.36.3", "backend": "pods", "replicas": 2,
+                             "expose": {"type": "NodePort"}, "extraArgs": {"apiserver": {"v": "2"}}},
+            "owners": {"users": ["alice", "alice", "bob"], "groups": ["devs"]},
+            "isolation": {
+                "resourceQuota": {"hard": {"pods": 10, "limits.cpu": "4"}},
+                "limitRange": {"defaults": {"cpu": "500m"}, "defaultRequests": {"cpu": "100m"}},
+                "podSecurity": "restricted",
+                "nodeSelector": {"pool": "tenants"},
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "t", "effect": "NoSchedule"}],
+                "runtimeClassName": "gvisor",
+            },
+            "sync": {"extraKinds": ["widgets.example.com"], "opaqueMetadataPrefixes": ["example.com/"]},
+        }
+    )
+    assert spec.control_plane.replicas == 2
+    assert spec.control_plane.apiserver_args == {"v": "2"}
+    assert spec.owners.users == ("alice", "bob")
+    assert spec.isolation.resource_quota == {"pods": "10", "limits.cpu": "4"}
+    assert spec.isolation.tolerations[0].to_dict() == {
+        "key": "dedicated", "operator": "Equal", "value": "t", "effect": "NoSchedule"}
+    assert spec.sync.extra_kinds == ("widgets.example.com",)
+    assert spec.problems() == []
+
+
+BAD: list[tuple[str, dict[str, Any], str]] = [
+    ("backend-enum", {"controlPlane": {"backend": "vm"}}, "spec.controlPlane.backend"),
+    ("version-pattern", {"controlPlane": {"version": "1.36"}}, "spec.controlPlane.version"),
+    ("both-version-and-ref", {"controlPlane": {"version": "v1.36.3", "clusterVersionRef": "x"}}, "at most one"),
+    ("local-replicas", {"controlPlane": {"replicas": 3}}, "exactly one replica"),
+    ("replicas-range", {"controlPlane": {"backend": "pods", "replicas": 9}}, "between 1 and 5"),
+    ("replicas-type", {"controlPlane": {"replicas": "2"}}, "must be an integer"),
+    ("pod-security", {"isolation": {"podSecurity": "none"}}, "spec.isolation.podSecurity"),
+    ("quota-quantity", {"isolation": {"resourceQuota": {"hard": {"cpu": "lots"}}}}, "not a quantity"),
+    ("toleration-exists-value", {"isolation": {"tolerations": [{"key": "a", "operator": "Exists",
+                                                                "value": "b"}]}}, "tolerations[0]"),
+    ("flag-name", {"controlPlane": {"extraArgs": {"apiserver": {"--v": "2"}}}}, "key '--v'"),
+    ("owners-type", {"owners": {"users": "alice"}}, "spec.owners.users"),
+    ("spec-not-object", {"controlPlane": []}, "spec.controlPlane: must be an object"),
+    ("extra-kind", {"sync": {"extraKinds": ["Widgets"]}}, "spec.sync.extraKinds[0]"),
+]
+
+
+@pytest.mark.parametrize(("spec", "needle"), [(b, n) for _, b, n in BAD], ids=[i for i, _, _ in BAD])
+def test_bad_spec_names_the_field(spec: dict[str, Any], needle: str) -> None:
+    with pytest.raises(SpecError, match=None) as info:
+        TenantSpec.from_dict(spec)
+    assert needle in str(info.value)
+
+
+CONFLICTS: list[tuple[str, dict[str, Any], str]] = [
+    ("request-above-limit", {"limitRange": {"defaults": {"cpu": "100m"}, "defaultRequests": {"cpu": "1"}}},
+     "exceeds default limit"),
+    ("limit-above-quota", {"resourceQuota": {"hard": {"limits.memory": "1Gi"}},
+                           "limitRange": {"defaults": {"memory": "2Gi"}}}, "exceeds resourceQuota"),
+]
+
+
+@pytest.mark.parametrize(("isolation", "needle"), [(b, n) for _, b, n in CONFLICTS],
+                         ids=[i for i, _, _ in CONFLICTS])
+def test_conflicting_policy_is_a_problem(isolation: dict[str, Any], needle: str) -> None:
+    problems = TenantSpec.from_dict({"isolation": isolation}).problems()
+    assert len(problems) == 1
+    assert needle in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("500m", "0.5"), ("2", "2"), ("1Gi", str(2**30)), ("1k", "1000"), ("1e3", "1000")],
+    ids=["milli", "plain", "binary", "decimal", "exponent"],
+)
+def test_parse_quantity(text: str, value: str) -> None:
+    assert parse_quantity(text) == parse_quantity(value)
+    assert str(parse_quantity(text).normalize()) == str(parse_quantity(value).normalize())
+
+
+def test_cluster_version_requires_version() -> None:
+    with pytest.raises(SpecError, match=r"spec.version"):
+        ClusterVersionSpec.from_dict({"images": {}})
+    cv = ClusterVersionSpec.from_dict({"version": "v1.36.3", "images": {"apiserver": "reg/x:v1"}})
+    assert cv.images.apiserver == "reg/x:v1"
+
+
+def test_status_round_trip() -> None:
+    status = TenantStatus(
+        phase="Ready",
+        conditions=(Condition("Ready", "True", "Provisioned", "ok", 3, "2026-01-01T00:00:00Z"),),
+        cluster_key="a-123456",
+        endpoint="https://127.0.0.1:1234",
+        kubeconfig_secret=("a-123456", "admin-kubeconfig"),
+        observed_generation=3,
+    )
+    assert TenantStatus.from_dict(status.to_dict()) == status
+    assert status.ready
+    assert not TenantStatus.from_dict({}).ready
