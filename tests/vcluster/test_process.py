@@ -1,0 +1,142 @@
+"""Unit tests of vcluster.process on real child processes (sleep, a Python HTTP server)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vcluster import process as proc
+
+SLEEP = "/bin/sleep"
+
+
+@pytest.fixture
+def managed(tmp_path: Path) -> Iterator[list[proc.ManagedProcess]]:
+    """Collects every ManagedProcess a test creates and stops it afterwards."""
+    made: list[proc.ManagedProcess] = []
+    yield made
+    for p in made:
+        p.stop(grace=1)
+
+
+def _mp(tmp_path: Path, made: list[proc.ManagedProcess], argv: list[str], name: str = "p") -> proc.ManagedProcess:
+    p = proc.ManagedProcess(name=name, argv=argv, log_path=tmp_path / f"{name}.log", pid_path=tmp_path / f"{name}.pid")
+    made.append(p)
+    return p
+
+
+def test_start_and_stop_sleep(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    p = _mp(tmp_path, managed, [SLEEP, "300"])
+    pid = p.start()
+    assert p.is_running()
+    assert proc.read_cmdline(pid) == [SLEEP, "300"]
+    assert p.pid_path.read_text().strip() == str(pid)
+    p.stop(grace=5)
+    assert not p.is_running()
+    assert not proc.pid_alive(pid)
+    assert not p.pid_path.exists()
+    assert "starting: /bin/sleep 300" in p.log_path.read_text()
+
+
+def test_sigterm_ignored_escalates_to_sigkill(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    code = (
+        "import signal,sys,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(300)"
+    )
+    p = _mp(tmp_path, managed, [sys.executable, "-c", code])
+    pid = p.start()
+    proc.wait_until(lambda: "up" in p.log_tail(), timeout=20, what="child")
+    p.stop(grace=0.5)
+    assert not proc.pid_alive(pid)
+
+
+def test_readopt_from_pid_file(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    first = _mp(tmp_path, managed, [SLEEP, "301"])
+    pid = first.start()
+    # a "restarted supervisor": a new object with the same argv and pid file
+    second = _mp(tmp_path, managed, [SLEEP, "301"])
+    assert second.start() == pid
+    assert second.is_running()
+    second.stop(grace=5)
+    assert not proc.pid_alive(pid)
+    assert not first.is_running()
+
+
+def test_foreign_pid_is_never_adopted_nor_signalled(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    other = _mp(tmp_path, managed, [SLEEP, "302"], name="other")
+    other_pid = other.start()
+    pid_file = tmp_path / "mine.pid"
+    pid_file.write_text(f"{other_pid}\n")
+    mine = proc.ManagedProcess(name="mine", argv=[SLEEP, "303"], log_path=tmp_path / "mine.log", pid_path=pid_file)
+    managed.append(mine)
+    assert mine.adopt() is False
+    mine.stop(grace=1)  # owns nothing: must not touch the other process
+    assert proc.pid_alive(other_pid)
+    assert pid_file.read_text().strip() == str(other_pid)  # the foreign pid file is left alone
+    new_pid = mine.start()
+    assert new_pid != other_pid
+    assert proc.read_cmdline(new_pid) == [SLEEP, "303"]
+
+
+def test_stale_pid_file_is_removed(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    p = _mp(tmp_path, managed, [SLEEP, "304"])
+    pid = p.start()
+    p.stop(grace=5)
+    p.pid_path.write_text(f"{pid}\n")  # the process is gone, the file remains
+    fresh = _mp(tmp_path, managed, [SLEEP, "304"])
+    assert fresh.adopt() is False
+    assert not p.pid_path.exists()
+
+
+def test_http_server_health_check(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    port = proc.pick_free_port()
+    p = _mp(tmp_path, managed, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], name="http")
+    assert not proc.tcp_check("127.0.0.1", port)()
+    p.start()
+    p.wait_ready(proc.https_check(f"http://127.0.0.1:{port}/"), timeout=30)
+    assert proc.tcp_check("127.0.0.1", port)()
+    p.stop(grace=5)
+    assert not proc.tcp_check("127.0.0.1", port)()
+
+
+def test_wait_ready_fails_fast_with_log_tail(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    p = _mp(tmp_path, managed, [sys.executable, "-c", "import sys; print('boom: bad flag'); sys.exit(3)"])
+    p.start()
+    with pytest.raises(proc.ProcessError, match=r"exited with code 3; last log line: boom: bad flag"):
+        p.wait_ready(lambda: False, timeout=60)
+
+
+def test_wait_ready_deadline(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    p = _mp(tmp_path, managed, [SLEEP, "305"])
+    p.start()
+    with pytest.raises(proc.ProcessError, match="not ready after"):
+        p.wait_ready(lambda: False, timeout=0.3)
+
+
+@pytest.mark.parametrize("binary", ["/nonexistent/kube-apiserver", "plain.txt"], ids=["missing", "not-executable"])
+def test_missing_binary_is_a_clear_error(tmp_path: Path, managed: list[proc.ManagedProcess], binary: str) -> None:
+    if binary == "plain.txt":
+        binary = str(tmp_path / binary)
+        Path(binary).write_text("x")
+        Path(binary).chmod(0o644)
+    p = _mp(tmp_path, managed, [binary])
+    with pytest.raises(proc.ProcessError, match=f"binary {binary} not found or not executable"):
+        p.start()
+
+
+def test_ports() -> None:
+    a = proc.pick_free_port()
+    b = proc.pick_free_port()
+    assert a != b
+    assert proc.PORT_RANGE[0] <= a <= proc.PORT_RANGE[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        assert not proc.port_is_free(taken)
+        with pytest.raises(proc.PortInUseError, match=f"etcd client port 127.0.0.1:{taken} is already in use"):
+            proc.require_free_port(taken, what="etcd client port")

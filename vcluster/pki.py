@@ -1,0 +1,320 @@
+"""Certificates and keys for the control planes we run, built with ``cryptography``.
+
+Why this module exists: every control plane we start (the local super cluster,
+each tenant's kube-apiserver, the kubelet proxy) needs its own CA, serving
+certificates, client certificates in the right groups and a service-account
+key pair.  Writing X.509 by hand is not something to do twice, so this is the
+one place that makes them.  Everything here is pure (returns PEM bytes); only
+:func:`write_pair` and :func:`write_bytes` touch the file system.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from vcluster.errors import VClusterError
+
+KeyType = Literal["rsa", "ecdsa"]
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+#: Default lifetimes: long enough for a demo or a test run, short enough to be honest.
+CA_DAYS = 3650
+CERT_DAYS = 365
+RSA_BITS = 2048
+_BACKDATE = _dt.timedelta(minutes=5)
+
+
+class PKIError(VClusterError):
+    """A certificate or key could not be loaded or issued."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertKeyPair:
+    """A PEM certificate and its PEM private key."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+    @property
+    def cert(self) -> x509.Certificate:
+        return load_cert(self.cert_pem)
+
+    @property
+    def key(self) -> PrivateKey:
+        return load_private_key(self.key_pem)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """A PEM private key and its PEM public key (the service-account signing pair)."""
+
+    private_pem: bytes
+    public_pem: bytes
+
+
+# ---- keys --------------------------------------------------------------------
+
+
+def generate_key(*, key_type: KeyType = "ecdsa") -> PrivateKey:
+    """A new private key: ECDSA P-256 (fast, the default) or RSA 2048."""
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+    if key_type == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise PKIError(f"unknown key type {key_type!r}: expected 'rsa' or 'ecdsa'")
+
+
+def key_to_pem(key: PrivateKey) -> bytes:
+    """PKCS#8 PEM without encryption."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def public_key_pem(key: PrivateKey) -> bytes:
+    """The SubjectPublicKeyInfo PEM of a private key's public half."""
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def cert_to_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def load_private_key(pem: bytes) -> PrivateKey:
+    """Load an unencrypted PEM private key (PKCS#1, PKCS#8 or SEC1)."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise PKIError(f"not a usable PEM private key: {exc}") from exc
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise PKIError(f"unsupported private key type {type(key).__name__}: expected RSA or ECDSA")
+    return key
+
+
+def load_cert(pem: bytes) -> x509.Certificate:
+    """Load one PEM certificate (the first, if the PEM holds a bundle)."""
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise PKIError(f"not a PEM certificate: {exc}") from exc
+
+
+def service_account_key_pair(*, key_type: KeyType = "rsa") -> KeyPair:
+    """The key pair kube-apiserver signs service-account tokens with.
+
+    RSA by default: every Kubernetes version and every token consumer accepts RS256.
+    """
+    key = generate_key(key_type=key_type)
+    return KeyPair(private_pem=key_to_pem(key), public_pem=public_key_pem(key))
+
+
+# ---- certificates --------------------------------------------------------------
+
+
+def _name(common_name: str, organizations: Sequence[str] = ()) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attrs)
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def _sign_alg() -> hashes.SHA256:
+    return hashes.SHA256()
+
+
+def generate_ca(*, common_name: str, days: int = CA_DAYS, key_type: KeyType = "ecdsa") -> CertKeyPair:
+    """A self-signed CA certificate and its key."""
+    key = generate_key(key_type=key_type)
+    name = _name(common_name)
+    now = _now()
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + _dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .sign(key, _sign_alg())
+    )
+    return CertKeyPair(cert_pem=cert_to_pem(cert), key_pem=key_to_pem(key))
+
+
+def _sans(dns_names: Sequence[str], ips: Sequence[str]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+    for ip in ips:
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(ip)))
+        except ValueError as exc:
+            raise PKIError(f"not an IP address: {ip!r}") from exc
+    return out
+
+
+def _issue(
+    ca: CertKeyPair,
+    *,
+    common_name: str,
+    organizations: Sequence[str],
+    dns_names: Sequence[str],
+    ips: Sequence[str],
+    server: bool,
+    client: bool,
+    days: int,
+    key_type: KeyType,
+) -> CertKeyPair:
+    ca_cert = ca.cert
+    ca_key = ca.key
+    key = generate_key(key_type=key_type)
+    now = _now()
+    usages = []
+    if server:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name, organizations))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(min(now + _dt.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False,
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
+    sans = _sans(dns_names, ips)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(ca_key, _sign_alg())
+    return CertKeyPair(cert_pem=cert_to_pem(cert), key_pem=key_to_pem(key))
+
+
+def issue_server_cert(
+    ca: CertKeyPair,
+    *,
+    common_name: str,
+    dns_names: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    days: int = CERT_DAYS,
+    key_type: KeyType = "ecdsa",
+    client_auth: bool = False,
+) -> CertKeyPair:
+    """A serving certificate with SANs (DNS names and IP addresses) signed by ``ca``."""
+    if not dns_names and not ips:
+        raise PKIError(f"server certificate {common_name!r} needs at least one DNS name or IP")
+    return _issue(
+        ca, common_name=common_name, organizations=(), dns_names=dns_names, ips=ips,
+        server=True, client=client_auth, days=days, key_type=key_type,
+    )
+
+
+def issue_client_cert(
+    ca: CertKeyPair,
+    *,
+    common_name: str,
+    organizations: Sequence[str] = (),
+    days: int = CERT_DAYS,
+    key_type: KeyType = "ecdsa",
+) -> CertKeyPair:
+    """A client certificate: Kubernetes reads CN as the user and each O as a group."""
+    return _issue(
+        ca, common_name=common_name, organizations=organizations, dns_names=(), ips=(),
+        server=False, client=True, days=days, key_type=key_type,
+    )
+
+
+# ---- inspection ------------------------------------------------------------------
+
+
+def verify_signed_by(cert_pem: bytes, ca_pem: bytes) -> bool:
+    """Whether ``cert_pem`` carries a valid signature of the CA in ``ca_pem`` (no chain walk)."""
+    cert = load_cert(cert_pem)
+    ca = load_cert(ca_pem)
+    if cert.issuer != ca.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def subject_alt_names(cert_pem: bytes) -> tuple[list[str], list[str]]:
+    """The (DNS names, IP addresses) of a certificate's SAN extension."""
+    cert = load_cert(cert_pem)
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    return (
+        list(ext.get_values_for_type(x509.DNSName)),
+        [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)],
+    )
+
+
+def subject_identity(cert_pem: bytes) -> tuple[str, list[str]]:
+    """(CN, [O, ...]) of a certificate: the user and groups Kubernetes sees."""
+    subject = load_cert(cert_pem).subject
+    cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    orgs = subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return (str(cns[0].value) if cns else "", [str(o.value) for o in orgs])
+
+
+# ---- explicit write helpers ------------------------------------------------------
+
+
+def write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> Path:
+    """Write ``data`` to ``path`` with ``mode`` (created with it, never world-readable first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, mode)
+    return path
+
+
+def write_pair(pair: CertKeyPair, *, cert_path: Path, key_path: Path) -> tuple[Path, Path]:
+    """Write a certificate (0644) and its key (0600)."""
+    write_bytes(cert_path, pair.cert_pem, mode=0o644)
+    write_bytes(key_path, pair.key_pem, mode=0o600)
+    return cert_path, key_path
