@@ -1,0 +1,269 @@
+"""A tenant's isolation policy as super-cluster objects and pod checks.
+
+Why this module exists: tenants share the super cluster's nodes, so what keeps
+one tenant from hurting another is the policy derived from
+``Tenant.spec.isolation``.  Two components apply it and must agree exactly:
+the operator (to the tenant's existing super namespaces) and the syncer (when
+it creates a super namespace, and on every pod it copies down).  Everything
+here is a pure function from the spec to plain dicts or to a list of
+violations; the callers do the I/O.
+
+* :func:`namespace_labels` — pod-security labels for a super namespace.
+* :func:`policy_objects` — ResourceQuota, LimitRange and NetworkPolicy for a
+  super namespace (only those the policy asks for).
+* :func:`pod_policy` → :class:`PodPolicy`; :func:`check_pod` lists why a pod
+  spec must not reach the super cluster; :func:`apply_pod_policy` returns the
+  spec with node selector, tolerations and runtime class added.
+* :func:`check_pvc` — storage classes a tenant may use.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenant_crd.models import IsolationSpec
+from vcluster import naming
+
+#: Names of the policy objects the operator/syncer keep in each super namespace.
+QUOTA_NAME = "vc-tenant-quota"
+LIMIT_RANGE_NAME = "vc-tenant-limits"
+NETWORK_POLICY_NAME = "vc-tenant-isolation"
+POLICY_OBJECT_NAMES: Mapping[str, str] = {
+    "ResourceQuota": QUOTA_NAME,
+    "LimitRange": LIMIT_RANGE_NAME,
+    "NetworkPolicy": NETWORK_POLICY_NAME,
+}
+
+PSA_PREFIX = "pod-security.kubernetes.io"
+
+_LEVEL_RANK = {"privileged": 0, "baseline": 1, "restricted": 2}
+_BASELINE_CAPS = frozenset(
+    {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+     "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+)
+_SAFE_SYSCTLS = frozenset(
+    {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+     "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+     "net.ipv4.tcp_keepalive_probes"}
+)
+_RESTRICTED_VOLUMES = frozenset(
+    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
+     "secret"}
+)
+_BASELINE_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
+
+
+@dataclass(frozen=True, slots=True)
+class PodPolicy:
+    """What the syncer enforces on, and adds to, every pod of one tenant."""
+
+    pod_security: str = "baseline"
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    runtime_class_name: str | None = None
+    #: Empty means: no priority class may be named.
+    allowed_priority_classes: tuple[str, ...] = ()
+    #: Empty means: only the cluster's default storage class (no explicit class).
+    allowed_storage_classes: tuple[str, ...] = ()
+
+
+def pod_policy(isolation: IsolationSpec) -> PodPolicy:
+    return PodPolicy(
+        pod_security=isolation.pod_security,
+        node_selector=dict(isolation.node_selector),
+        tolerations=tuple(t.to_dict() for t in isolation.tolerations),
+        runtime_class_name=isolation.runtime_class_name,
+        allowed_priority_classes=isolation.allowed_priority_classes,
+        allowed_storage_classes=isolation.allowed_storage_classes,
+    )
+
+
+def namespace_labels(isolation: IsolationSpec) -> dict[str, str]:
+    """Pod Security Admission labels for a tenant's super namespace (a second line of defence)."""
+    level = isolation.pod_security
+    return {
+        f"{PSA_PREFIX}/enforce": level,
+        f"{PSA_PREFIX}/enforce-version": "latest",
+        f"{PSA_PREFIX}/warn": level,
+        f"{PSA_PREFIX}/audit": level,
+    }
+
+
+def policy_objects(
+    isolation: IsolationSpec, *, super_namespace: str, cluster_key: str, tenant_name: str
+) -> list[dict[str, Any]]:
+    """The ResourceQuota, LimitRange and NetworkPolicy the policy asks for, in ``super_namespace``."""
+
+    def meta(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": super_namespace,
+            "labels": naming.owner_labels(cluster_key, tenant_name, managed_by=naming.MANAGED_BY_OPERATOR),
+        }
+
+    out: list[dict[str, Any]] = []
+    if isolation.resource_quota:
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": meta(QUOTA_NAME),
+                "spec": {"hard": dict(sorted(isolation.resource_quota.items()))},
+            }
+        )
+    lr = isolation.limit_range
+    if lr is not None and (lr.defaults or lr.default_requests):
+        limit: dict[str, Any] = {"type": "Container"}
+        if lr.defaults:
+            limit["default"] = dict(sorted(lr.defaults.items()))
+        if lr.default_requests:
+            limit["defaultRequest"] = dict(sorted(lr.default_requests.items()))
+        out.append({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta(LIMIT_RANGE_NAME),
+                    "spec": {"limits": [limit]}})
+    if isolation.network_policy:
+        out.append(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": meta(NETWORK_POLICY_NAME),
+                "spec": {
+                    "podSelector": {},
+                    "policyTypes": ["Ingress"],
+                    # Only pods in namespaces of the same tenant (workload or root) may connect.
+                    "ingress": [
+                        {"from": [{"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: cluster_key}}}]}
+                    ],
+                },
+            }
+        )
+    return out
+
+
+def stale_policy_kinds(isolation: IsolationSpec) -> list[str]:
+    """Kinds of policy objects that must be *removed* because the policy no longer asks for them."""
+    wanted = {o["kind"] for o in policy_objects(isolation, super_namespace="x", cluster_key="k", tenant_name="t")}
+    return [kind for kind in POLICY_OBJECT_NAMES if kind not in wanted]
+
+
+# ---- pod checks -----------------------------------------------------------------
+
+
+def _containers(pod_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in pod_spec.get(key) or []:
+            yield f"{key}[{c.get('name', '?')}]", c
+
+
+def _baseline(pod_spec: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod_spec.get(flag):
+            out.append(f"{flag} is not allowed")
+    for vol in pod_spec.get("volumes") or []:
+        if "hostPath" in vol:
+            out.append(f"volume {vol.get('name', '?')!r}: hostPath volumes are not allowed")
+    pod_sc = pod_spec.get("securityContext") or {}
+    for sysctl in pod_sc.get("sysctls") or []:
+        if sysctl.get("name") not in _SAFE_SYSCTLS:
+            out.append(f"sysctl {sysctl.get('name')!r} is not allowed")
+    if (pod_sc.get("seccompProfile") or {}).get("type") == "Unconfined":
+        out.append("securityContext.seccompProfile Unconfined is not allowed")
+    if (pod_sc.get("seLinuxOptions") or {}).get("type", "") not in _BASELINE_SELINUX_TYPES:
+        out.append("securityContext.seLinuxOptions.type is not allowed")
+    for where, c in _containers(pod_spec):
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            out.append(f"{where}: privileged containers are not allowed")
+        added = set((sc.get("capabilities") or {}).get("add") or []) - _BASELINE_CAPS
+        if added:
+            out.append(f"{where}: capabilities {sorted(added)} are not allowed")
+        if sc.get("procMount", "Default") != "Default":
+            out.append(f"{where}: procMount {sc['procMount']!r} is not allowed")
+        if (sc.get("seccompProfile") or {}).get("type") == "Unconfined":
+            out.append(f"{where}: seccompProfile Unconfined is not allowed")
+        if (sc.get("seLinuxOptions") or {}).get("type", "") not in _BASELINE_SELINUX_TYPES:
+            out.append(f"{where}: seLinuxOptions.type is not allowed")
+        for port in c.get("ports") or []:
+            if port.get("hostPort"):
+                out.append(f"{where}: hostPort {port['hostPort']} is not allowed")
+    return out
+
+
+def _restricted(pod_spec: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for vol in pod_spec.get("volumes") or []:
+        kinds = set(vol) - {"name"}
+        if kinds and not kinds <= _RESTRICTED_VOLUMES and "hostPath" not in kinds:
+            out.append(f"volume {vol.get('name', '?')!r}: type {sorted(kinds)} is not allowed by restricted")
+    pod_sc = pod_spec.get("securityContext") or {}
+    pod_non_root = pod_sc.get("runAsNonRoot") is True
+    pod_seccomp = (pod_sc.get("seccompProfile") or {}).get("type") in ("RuntimeDefault", "Localhost")
+    if pod_sc.get("runAsUser") == 0:
+        out.append("securityContext.runAsUser 0 is not allowed by restricted")
+    for where, c in _containers(pod_spec):
+        sc = c.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{where}: allowPrivilegeEscalation must be false")
+        if not (sc.get("runAsNonRoot") is True or (pod_non_root and sc.get("runAsNonRoot") is not False)):
+            out.append(f"{where}: runAsNonRoot must be true")
+        if sc.get("runAsUser") == 0:
+            out.append(f"{where}: runAsUser 0 is not allowed by restricted")
+        seccomp = (sc.get("seccompProfile") or {}).get("type")
+        if not (seccomp in ("RuntimeDefault", "Localhost") or (pod_seccomp and seccomp is None)):
+            out.append(f"{where}: seccompProfile must be RuntimeDefault or Localhost")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(f"{where}: capabilities must drop ALL")
+        # Capabilities outside the baseline set were already reported by _baseline.
+        extra = (set(caps.get("add") or []) - {"NET_BIND_SERVICE"}) & _BASELINE_CAPS
+        if extra:
+            out.append(f"{where}: capabilities {sorted(extra)} are not allowed by restricted")
+    return out
+
+
+def check_pod(pod_spec: Mapping[str, Any], policy: PodPolicy) -> list[str]:
+    """Why ``pod_spec`` (a tenant pod's spec) must not be created in the super cluster; empty if fine."""
+    out: list[str] = []
+    if pod_spec.get("nodeName"):
+        out.append(f"nodeName {pod_spec['nodeName']!r}: pods must not be pinned to a super node")
+    priority = pod_spec.get("priorityClassName")
+    if priority and priority not in policy.allowed_priority_classes:
+        out.append(f"priorityClassName {priority!r} is not allowed for this tenant")
+    rank = _LEVEL_RANK.get(policy.pod_security, _LEVEL_RANK["baseline"])
+    if rank >= 1:
+        out += _baseline(pod_spec)
+    if rank >= 2:
+        out += _restricted(pod_spec)
+    return out
+
+
+def apply_pod_policy(pod_spec: Mapping[str, Any], policy: PodPolicy) -> dict[str, Any]:
+    """A copy of ``pod_spec`` with the tenant's node selector, tolerations and runtime class.
+
+    The policy wins over the tenant: its node selector keys override the pod's,
+    its runtime class replaces the pod's; tolerations are added once.
+    """
+    out = copy.deepcopy(dict(pod_spec))
+    if policy.node_selector:
+        out["nodeSelector"] = {**(out.get("nodeSelector") or {}), **policy.node_selector}
+    if policy.tolerations:
+        tolerations = list(out.get("tolerations") or [])
+        for tol in policy.tolerations:
+            if dict(tol) not in tolerations:
+                tolerations.append(dict(tol))
+        out["tolerations"] = tolerations
+    if policy.runtime_class_name:
+        out["runtimeClassName"] = policy.runtime_class_name
+    return out
+
+
+def check_pvc(pvc_spec: Mapping[str, Any], policy: PodPolicy) -> list[str]:
+    """Why a tenant PVC must not be created in the super cluster; empty if fine."""
+    cls = pvc_spec.get("storageClassName")
+    if cls and cls not in policy.allowed_storage_classes:
+        return [f"storageClassName {cls!r} is not allowed for this tenant"]
+    return []
