@@ -171,3 +171,15 @@ def kubeconfig_secret_name() -> str:
 
 #: Key of the kubeconfig inside that Secret's data.
 KUBECONFIG_SECRET_KEY = "kubeconfig"
+
+# ---- virtual nodes and the kubelet proxy ------------------------------------------
+#: Taint on every virtual Node (same key as the label): tenant schedulers and
+#: DaemonSet controllers leave virtual nodes alone; the syncer binds pods itself.
+TAINT_VIRTUAL_NODE = LABEL_VIRTUAL_NODE
+#: Secret (in :data:`SYSTEM_NAMESPACE`) holding the CA shared by the kubelet
+#: proxy's serving certificate and every tenant apiserver's kubelet client certificate.
+KUBELET_PROXY_CA_SECRET = "kubelet-proxy-ca"
+#: Organization (group) of a tenant apiserver's kubelet client certificate; its CN is the cluster key.
+KUBELET_CLIENT_GROUP = "virtualcluster:tenants"
+#: Namespace of node Leases in every control plane (a Kubernetes constant).
+NODE_LEASE_NAMESPACE = "kube-node-lease"
