@@ -183,3 +183,25 @@ KUBELET_PROXY_CA_SECRET = "kubelet-proxy-ca"
 KUBELET_CLIENT_GROUP = "virtualcluster:tenants"
 #: Namespace of node Leases in every control plane (a Kubernetes constant).
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+# ---- syncer -------------------------------------------------------------------------
+#: On a super Secret the syncer made to hold a tenant ServiceAccount's token
+#: (from the tenant's TokenRequest API): the ServiceAccount's name.
+ANN_TOKEN_FOR_SERVICE_ACCOUNT = f"{GROUP}/token-for-service-account"
+#: Lease (in :data:`SYSTEM_NAMESPACE`) that elects the active syncer replica.
+SYNCER_LEASE_NAME = "vc-syncer"
+#: Longest Secret name (a DNS subdomain).
+MAX_SUBDOMAIN = 253
+_TOKEN_SECRET_PREFIX = "vc-token-"
+
+
+def token_secret_name(service_account: str) -> str:
+    """Name of the super Secret holding the tenant token of ``service_account`` (same super namespace)."""
+    if not service_account:
+        raise NamingError("service account name is empty")
+    plain = f"{_TOKEN_SECRET_PREFIX}{service_account}"
+    if len(plain) <= MAX_SUBDOMAIN:
+        return plain
+    digest = _hex(service_account, NS_HASH_LEN)
+    cut = service_account[: MAX_SUBDOMAIN - len(_TOKEN_SECRET_PREFIX) - 1 - NS_HASH_LEN].rstrip("-.")
+    return f"{_TOKEN_SECRET_PREFIX}{cut}-{digest}"
