@@ -1,0 +1,1 @@
+"""End-to-end tests on the real local test bed (a package, so tests can import the conftest types)."""

@@ -1,0 +1,185 @@
+"""Unit tests of the test bed's pure parts and its pre-start checks (no real cluster here; see e2e/)."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vcluster.errors import VClusterError
+from vcluster.process import ManagedProcess, pid_alive
+from vcluster.settings import BinarySettings
+from vcluster.testbed import (
+    COMPONENTS,
+    ComponentInfo,
+    LocalSuperCluster,
+    TestbedError,
+    TestbedInfo,
+    TestbedSettings,
+    node_manifest,
+    read_info,
+    status,
+    stop_state_dir,
+)
+from vcluster.testbed.cluster import STATE_FILE
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {"nodes": 3, "apiserver_port": None, "state_dir": Path(".vcluster/super")}),
+        (
+            {"VC_TESTBED_NODES": "5", "VC_TESTBED_APISERVER_PORT": "26443", "VC_TESTBED_STATE_DIR": "/tmp/x"},
+            {"nodes": 5, "apiserver_port": 26443, "state_dir": Path("/tmp/x")},
+        ),
+    ],
+    ids=["defaults", "overrides"],
+)
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: dict[str, object]) -> None:
+    for name in ("VC_TESTBED_NODES", "VC_TESTBED_APISERVER_PORT", "VC_TESTBED_STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = TestbedSettings.from_env()
+    assert {k: getattr(settings, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VC_TESTBED_NODES": "three"}, "VC_TESTBED_NODES must be an integer"),
+        ({"VC_TESTBED_APISERVER_PORT": "70000"}, "apiserver port must be 1-65535"),
+        ({"VC_TESTBED_NODES": "-1"}, "node count must be >= 0"),
+        ({"VC_TESTBED_START_TIMEOUT": "soon"}, "VC_TESTBED_START_TIMEOUT must be a number"),
+    ],
+    ids=["nodes-not-int", "port-out-of-range", "negative-nodes", "timeout-not-number"],
+)
+def test_bad_settings_are_clear_errors(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(VClusterError, match=message):
+        TestbedSettings.from_env()
+
+
+def test_node_manifest_is_kwok_managed_and_untainted() -> None:
+    node = node_manifest("kwok-node-7")
+    assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
+    assert node["metadata"]["labels"]["type"] == "kwok"
+    assert "taints" not in node.get("spec", {})
+    assert node["status"]["allocatable"]["pods"] == "110"
+
+
+def test_info_json_round_trip() -> None:
+    info = TestbedInfo(
+        state_dir="/s", server="https://127.0.0.1:1", kubeconfig="/s/kubeconfig", ca_file="/s/ca",
+        admin_cert_file="/s/a.crt", admin_key_file="/s/a.key", etcd_url="http://127.0.0.1:2",
+        kubelet_port=3, node_ip="127.0.0.1", node_names=("n0", "n1"),
+        components={"etcd": ComponentInfo(argv=("/usr/bin/etcd", "--x"), pid_file="/p", log_file="/l")},
+    )
+    assert TestbedInfo.from_json(info.to_json()) == info
+
+
+@pytest.fixture
+def fake_binaries(tmp_path: Path) -> BinarySettings:
+    """Executable stand-ins in a cache layout; the pre-start checks never run them."""
+    settings = BinarySettings(cache_dir=tmp_path / "cache", etcd_path=tmp_path / "cache" / "etcd")
+    for rel in ("etcd", f"kubernetes-{settings.kube_version}/kube-apiserver",
+                f"kubernetes-{settings.kube_version}/kube-controller-manager",
+                f"kubernetes-{settings.kube_version}/kube-scheduler", f"kwok-{settings.kwok_version}/kwok"):
+        path = settings.cache_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\nexit 99\n")
+        path.chmod(0o755)
+    return settings
+
+
+@pytest.mark.parametrize(
+    "field", ["apiserver_port", "etcd_client_port", "etcd_peer_port", "kwok_kubelet_port"],
+    ids=["apiserver", "etcd-client", "etcd-peer", "kwok-kubelet"],
+)
+def test_explicit_port_in_use_is_refused_before_anything_starts(
+    tmp_path: Path, fake_binaries: BinarySettings, field: str
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        settings = TestbedSettings(state_dir=tmp_path / "state", binaries=fake_binaries, **{field: port})
+        with pytest.raises(VClusterError, match=rf"127\.0\.0\.1:{port} is already in use"):
+            LocalSuperCluster(settings).start()
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [("kube-apiserver", "kube-apiserver binary not found at"), ("kwok", "kwok binary not found at"),
+     ("etcd", "etcd binary not found at")],
+    ids=["apiserver", "kwok", "etcd"],
+)
+def test_missing_binary_is_refused(tmp_path: Path, fake_binaries: BinarySettings, missing: str, message: str) -> None:
+    victim = next(p for p in fake_binaries.cache_dir.rglob(missing) if p.is_file())
+    victim.unlink()
+    settings = TestbedSettings(state_dir=tmp_path / "state", binaries=fake_binaries)
+    with pytest.raises(TestbedError, match=message):
+        LocalSuperCluster(settings).start()
+
+
+@pytest.fixture
+def sleeping_state(tmp_path: Path) -> Iterator[tuple[Path, dict[str, ManagedProcess]]]:
+    """A state folder whose recorded 'components' are sleep processes (to test down/status/refusal)."""
+    state = tmp_path / "state"
+    procs = {
+        name: ManagedProcess(name=name, argv=["/bin/sleep", f"{600 + i}"], log_path=state / "logs" / f"{name}.log",
+                             pid_path=state / "run" / f"{name}.pid")
+        for i, name in enumerate(COMPONENTS)
+    }
+    for p in procs.values():
+        p.start()
+    info = TestbedInfo(
+        state_dir=str(state), server="https://127.0.0.1:1", kubeconfig="", ca_file="", admin_cert_file="",
+        admin_key_file="", etcd_url="", kubelet_port=0, node_ip="127.0.0.1", node_names=(),
+        components={n: ComponentInfo(argv=tuple(p.argv), pid_file=str(p.pid_path), log_file=str(p.log_path))
+                    for n, p in procs.items()},
+    )
+    (state / STATE_FILE).write_text(info.to_json())
+    yield state, procs
+    for p in procs.values():
+        p.stop(grace=1)
+
+
+def test_status_and_down_from_state_dir(sleeping_state: tuple[Path, dict[str, ManagedProcess]]) -> None:
+    state, procs = sleeping_state
+    assert status(state) == {n: p.pid for n, p in procs.items()}
+    pids = [p.pid for p in procs.values()]
+    assert stop_state_dir(state, grace=2) == list(reversed(COMPONENTS))
+    assert not any(pid_alive(pid) for pid in pids if pid is not None)
+    assert set(status(state).values()) == {None}
+    assert stop_state_dir(state) == []
+
+
+def test_down_leaves_foreign_pids_alone(sleeping_state: tuple[Path, dict[str, ManagedProcess]]) -> None:
+    state, procs = sleeping_state
+    info = read_info(state)
+    # the recorded argv no longer matches what runs under the pid: not ours, never signalled
+    tampered = dataclasses.replace(info, components={
+        n: dataclasses.replace(c, argv=("/bin/sleep", "1")) for n, c in info.components.items()
+    })
+    (state / STATE_FILE).write_text(tampered.to_json())
+    assert stop_state_dir(state, grace=1) == []
+    assert all(p.is_running() for p in procs.values())
+
+
+def test_start_refuses_while_running(
+    sleeping_state: tuple[Path, dict[str, ManagedProcess]], fake_binaries: BinarySettings
+) -> None:
+    state, _ = sleeping_state
+    with pytest.raises(TestbedError, match=r"already running from .* stop it first"):
+        LocalSuperCluster(TestbedSettings(state_dir=state, binaries=fake_binaries)).start()
+
+
+def test_read_info_without_state_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(TestbedError, match="no super cluster state in"):
+        read_info(tmp_path)

@@ -1,0 +1,624 @@
+"""The local super cluster: real etcd, kube-apiserver, controller-manager, scheduler and kwok.
+
+Why this module exists: everything in this project is shown on real
+Kubernetes components, and the shared "super" cluster that tenants' workloads
+run in is, on a developer's machine, CI and the demo, this one.  It starts
+the upstream binaries with their own PKI in a state folder, on free ports (so
+several clusters live side by side), creates simulated nodes that kwok keeps
+Ready and runs pods on, and waits for each step with a deadline, never a
+blind sleep.  ``stop()`` stops exactly what it started.
+
+The state folder holds everything, so ``python -m vcluster.testbed down``
+can stop a cluster started by another process: ``testbed.json`` records each
+component's argv and pid file, and a pid is only signalled when its
+``/proc/<pid>/cmdline`` is that argv.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from vcluster import binaries, pki
+from vcluster.errors import VClusterError
+from vcluster.kubeconfig import render_kubeconfig, write_kubeconfig
+from vcluster.process import (
+    ManagedProcess,
+    ProcessError,
+    https_check,
+    pick_free_port,
+    require_free_port,
+    tail_file,
+    tcp_check,
+    wait_until,
+)
+from vcluster.testbed.settings import TestbedSettings
+
+log = structlog.get_logger(__name__)
+
+#: Start order; stop goes the other way.
+COMPONENTS: tuple[str, ...] = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+STATE_FILE = "testbed.json"
+KUBECONFIG_FILE = "kubeconfig"
+
+#: Simulated nodes: kwok manages the nodes with this annotation; pods need no toleration.
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+KWOK_NODE_ANNOTATION_VALUE = "fake"
+KWOK_NODE_LABEL = "type"
+KWOK_NODE_LABEL_VALUE = "kwok"
+KWOK_NODE_PREFIX = "kwok-node-"
+
+
+class TestbedError(VClusterError):
+    """The local super cluster could not be started, reached, or stopped."""
+
+    __test__ = False
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentInfo:
+    """What ``down``/``status`` need to find a running component again."""
+
+    argv: tuple[str, ...]
+    pid_file: str
+    log_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class TestbedInfo:
+    """How to reach a running super cluster; written to ``<state>/testbed.json``."""
+
+    __test__ = False
+
+    state_dir: str
+    server: str
+    kubeconfig: str
+    ca_file: str
+    admin_cert_file: str
+    admin_key_file: str
+    etcd_url: str
+    #: kwok's kubelet API (``https://<node_ip>:<kubelet_port>``): logs/exec of simulated pods.
+    kubelet_port: int
+    node_ip: str
+    node_names: tuple[str, ...]
+    components: dict[str, ComponentInfo]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> TestbedInfo:
+        data = json.loads(text)
+        data["node_names"] = tuple(data["node_names"])
+        data["components"] = {
+            name: ComponentInfo(argv=tuple(c["argv"]), pid_file=c["pid_file"], log_file=c["log_file"])
+            for name, c in data["components"].items()
+        }
+        return cls(**data)
+
+
+def node_name(index: int) -> str:
+    """Name of the ``index``-th simulated node."""
+    return f"{KWOK_NODE_PREFIX}{index}"
+
+
+def node_manifest(name: str) -> dict[str, Any]:
+    """A Node object for kwok to manage (no taint, so ordinary pods schedule on it)."""
+    capacity = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                KWOK_NODE_LABEL: KWOK_NODE_LABEL_VALUE,
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/role": "agent",
+            },
+            "annotations": {
+                KWOK_NODE_ANNOTATION: KWOK_NODE_ANNOTATION_VALUE,
+                "node.alpha.kubernetes.io/ttl": "0",
+            },
+        },
+        "status": {"allocatable": dict(capacity), "capacity": dict(capacity)},
+    }
+
+
+class _Layout:
+    """Every path in the state folder, in one place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pki = root / "pki"
+        self.logs = root / "logs"
+        self.run = root / "run"
+        self.etcd_data = root / "etcd"
+        self.kubeconfig = root / KUBECONFIG_FILE
+        self.state = root / STATE_FILE
+
+    def cert(self, name: str) -> Path:
+        return self.pki / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.pki / f"{name}.key"
+
+    def component_kubeconfig(self, name: str) -> Path:
+        return self.root / "kubeconfigs" / f"{name}.kubeconfig"
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def pid(self, name: str) -> Path:
+        return self.run / f"{name}.pid"
+
+
+class LocalSuperCluster:
+    """One local super cluster in ``settings.state_dir``.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, settings: TestbedSettings) -> None:
+        self.settings = settings
+        self.layout = _Layout(settings.state_dir.resolve())
+        self._procs: dict[str, ManagedProcess] = {}
+        self._info: TestbedInfo | None = None
+        self._admin: pki.CertKeyPair | None = None
+        self._ca: pki.CertKeyPair | None = None
+        self._log = log.bind(state_dir=str(self.layout.root))
+
+    # ---- public view -------------------------------------------------------------
+
+    @property
+    def info(self) -> TestbedInfo:
+        if self._info is None:
+            raise TestbedError("the super cluster is not started")
+        return self._info
+
+    @property
+    def state_dir(self) -> Path:
+        return self.layout.root
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.layout.kubeconfig
+
+    @property
+    def server(self) -> str:
+        return self.info.server
+
+    @property
+    def admin(self) -> pki.CertKeyPair:
+        """The admin client certificate (CN ``admin``, O ``system:masters``)."""
+        if self._admin is None:
+            raise TestbedError("the super cluster is not started")
+        return self._admin
+
+    @property
+    def ca(self) -> pki.CertKeyPair:
+        """The cluster CA (it also signs CSRs through the controller-manager)."""
+        if self._ca is None:
+            raise TestbedError("the super cluster is not started")
+        return self._ca
+
+    def processes(self) -> dict[str, ManagedProcess]:
+        return dict(self._procs)
+
+    def log_files(self) -> dict[str, Path]:
+        """Each component's log file (those started so far)."""
+        return {name: self.layout.log(name) for name in COMPONENTS if self.layout.log(name).exists()}
+
+    def __enter__(self) -> LocalSuperCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- start -------------------------------------------------------------------
+
+    def _binary(self, name: str) -> str:
+        path = binaries.binary_path(name, self.settings.binaries)
+        if not path.is_file():
+            hint = "install Debian's etcd-server" if name == "etcd" else "run `python -m vcluster.binaries build`"
+            raise TestbedError(f"{name} binary not found at {path}: {hint}")
+        return str(path)
+
+    def _port(self, explicit: int | None, what: str, taken: list[int]) -> int:
+        host = self.settings.host
+        port = (
+            require_free_port(explicit, host=host, what=what)
+            if explicit is not None
+            else pick_free_port(host=host, exclude=taken)
+        )
+        taken.append(port)
+        return port
+
+    def _refuse_if_running(self) -> None:
+        if not self.layout.state.exists():
+            return
+        try:
+            old = TestbedInfo.from_json(self.layout.state.read_text())
+        except (ValueError, KeyError, TypeError):
+            return
+        for name, comp in old.components.items():
+            proc = _process_from_info(name, comp)
+            if proc.adopt():
+                raise TestbedError(
+                    f"a super cluster is already running from {self.layout.root} ({name} pid {proc.pid}); "
+                    f"stop it first: python -m vcluster.testbed down --state-dir {self.layout.root}"
+                )
+
+    def start(self) -> TestbedInfo:
+        """Start every component and wait until the cluster is usable.
+
+        On failure everything started so far is stopped again and a
+        :class:`TestbedError` (one line, naming the cause) is raised.
+        """
+        s = self.settings
+        # resolve binaries and ports first: a missing binary or a taken port fails before anything runs
+        bins = {name: self._binary(name) for name in COMPONENTS}
+        taken: list[int] = []
+        etcd_client = self._port(s.etcd_client_port, "etcd client port", taken)
+        etcd_peer = self._port(s.etcd_peer_port, "etcd peer port", taken)
+        api_port = self._port(s.apiserver_port, "kube-apiserver port", taken)
+        kubelet_port = self._port(s.kwok_kubelet_port, "kwok kubelet port", taken)
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self._refuse_if_running()
+        try:
+            self._start(bins, etcd_client=etcd_client, etcd_peer=etcd_peer, api_port=api_port,
+                        kubelet_port=kubelet_port)
+        except BaseException:
+            self._log.warning("testbed.start_failed")
+            self.stop()
+            raise
+        return self.info
+
+    def _write_pki(self, host: str) -> None:
+        lay = self.layout
+        ca = pki.generate_ca(common_name="virtualcluster-super-ca")
+        self._ca = ca
+        pki.write_pair(ca, cert_path=lay.cert("ca"), key_path=lay.key("ca"))
+        serving = pki.issue_server_cert(
+            ca,
+            common_name="kube-apiserver",
+            dns_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                       "kubernetes.default.svc.cluster.local"],
+            ips=sorted({host, "127.0.0.1", _first_service_ip(self.settings.service_cidr)}),
+        )
+        pki.write_pair(serving, cert_path=lay.cert("apiserver"), key_path=lay.key("apiserver"))
+        kubelet_client = pki.issue_client_cert(
+            ca, common_name="kube-apiserver-kubelet-client", organizations=["system:masters"]
+        )
+        pki.write_pair(kubelet_client, cert_path=lay.cert("apiserver-kubelet-client"),
+                       key_path=lay.key("apiserver-kubelet-client"))
+        sa = pki.service_account_key_pair()
+        pki.write_bytes(lay.key("sa"), sa.private_pem)
+        pki.write_bytes(lay.pki / "sa.pub", sa.public_pem, mode=0o644)
+        self._admin = pki.issue_client_cert(ca, common_name="admin", organizations=["system:masters"])
+        pki.write_pair(self._admin, cert_path=lay.cert("admin"), key_path=lay.key("admin"))
+
+    def _client_kubeconfig(self, name: str, server: str, *, cn: str, orgs: list[str]) -> Path:
+        assert self._ca is not None
+        pair = pki.issue_client_cert(self._ca, common_name=cn, organizations=orgs)
+        config = render_kubeconfig(
+            server=server, ca_pem=self._ca.cert_pem, client_cert_pem=pair.cert_pem,
+            client_key_pem=pair.key_pem, cluster_name="super", user_name=cn,
+        )
+        return write_kubeconfig(self.layout.component_kubeconfig(name), config)
+
+    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        proc = ManagedProcess(name=name, argv=argv, log_path=self.layout.log(name), pid_path=self.layout.pid(name))
+        proc.start()
+        self._procs[name] = proc
+        return proc
+
+    def _start(self, bins: dict[str, str], *, etcd_client: int, etcd_peer: int, api_port: int,
+               kubelet_port: int) -> None:
+        s = self.settings
+        lay = self.layout
+        host = s.host
+        timeout = s.start_timeout
+        for folder in (lay.pki, lay.logs, lay.run, lay.etcd_data):
+            folder.mkdir(parents=True, exist_ok=True)
+        lay.etcd_data.chmod(0o700)
+        self._write_pki(host)
+        assert self._admin is not None
+        assert self._ca is not None
+        server = f"https://{host}:{api_port}"
+        etcd_url = f"http://{host}:{etcd_client}"
+
+        # etcd ------------------------------------------------------------------------
+        etcd = self._spawn("etcd", [
+            bins["etcd"],
+            "--name=super",
+            f"--data-dir={lay.etcd_data}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls=http://{host}:{etcd_peer}",
+            f"--initial-advertise-peer-urls=http://{host}:{etcd_peer}",
+            f"--initial-cluster=super=http://{host}:{etcd_peer}",
+            "--initial-cluster-state=new",
+            "--log-level=warn",
+        ])
+        etcd.wait_ready(https_check(f"{etcd_url}/health"), timeout=timeout, what="etcd")
+
+        # kube-apiserver ----------------------------------------------------------------
+        api = self._spawn("kube-apiserver", [
+            bins["kube-apiserver"],
+            f"--etcd-servers={etcd_url}",
+            f"--bind-address={host}",
+            f"--secure-port={api_port}",
+            f"--tls-cert-file={lay.cert('apiserver')}",
+            f"--tls-private-key-file={lay.key('apiserver')}",
+            f"--client-ca-file={lay.cert('ca')}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={lay.pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={lay.key('sa')}",
+            f"--service-cluster-ip-range={s.service_cidr}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true",
+            f"--kubelet-client-certificate={lay.cert('apiserver-kubelet-client')}",
+            f"--kubelet-client-key={lay.key('apiserver-kubelet-client')}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            "--profiling=false",
+        ])
+        api.wait_ready(
+            https_check(f"{server}/readyz", ca_file=lay.cert("ca"), cert_file=lay.cert("admin"),
+                        key_file=lay.key("admin")),
+            timeout=timeout, what="kube-apiserver /readyz",
+        )
+        write_kubeconfig(lay.kubeconfig, render_kubeconfig(
+            server=server, ca_pem=self._ca.cert_pem, client_cert_pem=self._admin.cert_pem,
+            client_key_pem=self._admin.key_pem, cluster_name="vc-super", user_name="admin",
+            context_name="vc-super",
+        ))
+
+        # controller-manager and scheduler ---------------------------------------------------
+        cm_kc = self._client_kubeconfig("kube-controller-manager", server,
+                                        cn="system:kube-controller-manager", orgs=[])
+        self._spawn("kube-controller-manager", [
+            bins["kube-controller-manager"],
+            f"--kubeconfig={cm_kc}",
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--controllers=*",
+            "--use-service-account-credentials=true",
+            f"--root-ca-file={lay.cert('ca')}",
+            f"--service-account-private-key-file={lay.key('sa')}",
+            f"--cluster-signing-cert-file={lay.cert('ca')}",
+            f"--cluster-signing-key-file={lay.key('ca')}",
+            f"--service-cluster-ip-range={s.service_cidr}",
+            "--allocate-node-cidrs=false",
+        ])
+        sched_kc = self._client_kubeconfig("kube-scheduler", server, cn="system:kube-scheduler", orgs=[])
+        self._spawn("kube-scheduler", [
+            bins["kube-scheduler"],
+            f"--kubeconfig={sched_kc}",
+            "--secure-port=0",
+            "--leader-elect=false",
+        ])
+
+        # kwok ---------------------------------------------------------------------------
+        kwok_kc = self._client_kubeconfig("kwok", server, cn="kwok-controller", orgs=["system:masters"])
+        kwok = self._spawn("kwok", [
+            bins["kwok"],
+            f"--kubeconfig={kwok_kc}",
+            f"--config={self._kwok_config()}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}={KWOK_NODE_ANNOTATION_VALUE}",
+            f"--node-ip={host}",
+            f"--node-port={kubelet_port}",
+            f"--server-address={host}:{kubelet_port}",
+            f"--cidr={s.pod_cidr}",
+            f"--tls-cert-file={lay.cert('apiserver')}",
+            f"--tls-private-key-file={lay.key('apiserver')}",
+        ])
+
+        self._info = TestbedInfo(
+            state_dir=str(lay.root), server=server, kubeconfig=str(lay.kubeconfig),
+            ca_file=str(lay.cert("ca")), admin_cert_file=str(lay.cert("admin")),
+            admin_key_file=str(lay.key("admin")), etcd_url=etcd_url, kubelet_port=kubelet_port,
+            node_ip=host, node_names=tuple(node_name(i) for i in range(s.nodes)),
+            components={
+                name: ComponentInfo(argv=tuple(p.argv), pid_file=str(p.pid_path), log_file=str(p.log_path))
+                for name, p in self._procs.items()
+            },
+        )
+        _atomic_write(lay.state, self._info.to_json())
+
+        # simulated nodes, then wait for what users need -------------------------------------
+        api_client = self.api()
+        for name in self._info.node_names:
+            api_client.create_if_missing("/api/v1/nodes", node_manifest(name))
+        kwok.wait_ready(tcp_check(host, kubelet_port), timeout=timeout, what="kwok kubelet server")
+        self._wait(lambda: self._nodes_ready(api_client), what="simulated nodes Ready")
+        self._wait(
+            lambda: api_client.get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
+            what="ServiceAccount default/default (kube-controller-manager)",
+        )
+        self._log.info("testbed.ready", server=server, nodes=s.nodes, kubeconfig=str(lay.kubeconfig))
+
+    def _kwok_config(self) -> Path:
+        """An explicit (empty) kwok configuration, so kwok never reads ~/.kwok of the user."""
+        path = self.layout.root / "kwok.yaml"
+        _atomic_write(path, "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n")
+        return path
+
+    def _wait(self, check: Callable[[], bool], *, what: str) -> None:
+        def abort() -> str | None:
+            for name, proc in self._procs.items():
+                reason = proc.exit_reason()
+                if reason is not None:
+                    last = proc.log_tail(lines=1).strip()
+                    return f"{name} {reason}" + (f"; last log line: {last}" if last else "") + \
+                        f" (log: {proc.log_path})"
+            return None
+
+        try:
+            wait_until(check, timeout=self.settings.start_timeout, what=what, abort=abort)
+        except ProcessError as exc:
+            raise TestbedError(str(exc)) from None
+
+    def _nodes_ready(self, api_client: AdminClient) -> bool:
+        body = api_client.get(f"/api/v1/nodes?labelSelector={KWOK_NODE_LABEL}%3D{KWOK_NODE_LABEL_VALUE}")
+        if body is None:
+            return False
+        ready = {
+            item["metadata"]["name"]
+            for item in body.get("items", [])
+            if any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in item.get("status", {}).get("conditions", []))
+        }
+        return ready >= set(self.info.node_names)
+
+    def api(self) -> AdminClient:
+        """A tiny synchronous admin client (for the launcher's own few requests)."""
+        return AdminClient(
+            server=self.info.server, ca_file=Path(self.info.ca_file),
+            cert_file=Path(self.info.admin_cert_file), key_file=Path(self.info.admin_key_file),
+        )
+
+    # ---- stop --------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop every component this object started, in reverse order; keep the state folder."""
+        errors: list[str] = []
+        for name in reversed(COMPONENTS):
+            proc = self._procs.get(name)
+            if proc is None:
+                continue
+            try:
+                proc.stop(grace=self.settings.stop_grace)
+            except ProcessError as exc:
+                errors.append(str(exc))
+        self._procs.clear()
+        if errors:
+            raise TestbedError("; ".join(errors))
+
+    def log_tails(self, *, lines: int = 40) -> Iterator[tuple[str, str]]:
+        """(component, last lines of its log) for every component that has a log."""
+        for name, path in self.log_files().items():
+            yield name, tail_file(path, lines=lines)
+
+
+class AdminClient:
+    """Synchronous HTTPS requests with the admin certificate: only for the launcher's bootstrap."""
+
+    def __init__(self, *, server: str, ca_file: Path, cert_file: Path, key_file: Path) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(server)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 443
+        self._ctx = ssl.create_default_context(cafile=str(ca_file))
+        self._ctx.load_cert_chain(str(cert_file), str(key_file))
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        conn = http.client.HTTPSConnection(self._host, self._port, timeout=10, context=self._ctx)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise TestbedError(f"{method} {path} on the super cluster failed: {exc}") from exc
+        finally:
+            conn.close()
+        try:
+            parsed = json.loads(raw) if raw else {}
+        except ValueError:
+            parsed = {"message": raw[:200].decode(errors="replace")}
+        return resp.status, parsed
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path``, ``None`` if it does not exist (or the server is not answering yet)."""
+        try:
+            status, body = self.request("GET", path)
+        except TestbedError:
+            return None
+        return body if status == 200 else None
+
+    def create_if_missing(self, collection: str, obj: dict[str, Any]) -> None:
+        status, body = self.request("POST", collection, obj)
+        if status not in (200, 201, 409):
+            raise TestbedError(
+                f"creating {obj['kind']} {obj['metadata']['name']} failed ({status}): {body.get('message', '')}"
+            )
+
+
+# ---- helpers for down/status (another process than the one that started) -------------
+
+
+def _process_from_info(name: str, comp: ComponentInfo) -> ManagedProcess:
+    log_file = Path(comp.log_file)
+    return ManagedProcess(name=name, argv=list(comp.argv), log_path=log_file, pid_path=Path(comp.pid_file))
+
+
+def read_info(state_dir: Path) -> TestbedInfo:
+    """The ``testbed.json`` of a state folder, or a clear error."""
+    path = state_dir.resolve() / STATE_FILE
+    try:
+        return TestbedInfo.from_json(path.read_text())
+    except FileNotFoundError:
+        raise TestbedError(f"no super cluster state in {state_dir} ({STATE_FILE} missing)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TestbedError(f"cannot read {path}: {exc}") from None
+
+
+def status(state_dir: Path) -> dict[str, int | None]:
+    """Each component's pid if it is running (verified by cmdline), else ``None``."""
+    info = read_info(state_dir)
+    out: dict[str, int | None] = {}
+    for name in COMPONENTS:
+        comp = info.components.get(name)
+        if comp is None:
+            continue
+        proc = _process_from_info(name, comp)
+        out[name] = proc.pid if proc.adopt() else None
+    return out
+
+
+def stop_state_dir(state_dir: Path, *, grace: float = 10.0) -> list[str]:
+    """Stop the components of a super cluster recorded in ``state_dir``; return the names stopped."""
+    info = read_info(state_dir)
+    stopped: list[str] = []
+    errors: list[str] = []
+    for name in reversed(COMPONENTS):
+        comp = info.components.get(name)
+        if comp is None:
+            continue
+        proc = _process_from_info(name, comp)
+        if proc.adopt():
+            try:
+                proc.stop(grace=grace)
+                stopped.append(name)
+            except ProcessError as exc:
+                errors.append(str(exc))
+    if errors:
+        raise TestbedError("; ".join(errors))
+    return stopped
+
+
+def _first_service_ip(cidr: str) -> str:
+    import ipaddress
+
+    net = ipaddress.ip_network(cidr, strict=False)
+    return str(net.network_address + 1)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,94 @@
+"""Settings of the local super cluster (the test bed), as one frozen dataclass.
+
+Why: the CLI's ``up``, the demo and the e2e fixtures start the same launcher
+with different state folders, node counts and (rarely) fixed ports.  They all
+go through :class:`TestbedSettings`; only :meth:`TestbedSettings.from_env`
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vcluster.errors import VClusterError
+from vcluster.settings import BinarySettings
+
+DEFAULT_STATE_DIR = Path(".vcluster") / "super"
+
+
+@dataclass(frozen=True, slots=True)
+class TestbedSettings:
+    """How to run one local super cluster.
+
+    Every port left as ``None`` is picked free at start; an explicit port that
+    is taken makes the start fail with a one-line error naming it.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    #: Folder for PKI, kubeconfigs, etcd data, logs and pid files of this cluster.
+    state_dir: Path = DEFAULT_STATE_DIR
+    #: Number of simulated (kwok) nodes the launcher creates.
+    nodes: int = 3
+    #: Address every component listens on.
+    host: str = "127.0.0.1"
+    etcd_client_port: int | None = None
+    etcd_peer_port: int | None = None
+    apiserver_port: int | None = None
+    #: kwok's kubelet API server (logs/exec/port-forward of simulated pods).
+    kwok_kubelet_port: int | None = None
+    #: Service cluster IP range of the super cluster.
+    service_cidr: str = "10.96.0.0/16"
+    #: Pod IPs kwok hands out.
+    pod_cidr: str = "10.244.0.0/16"
+    #: Deadline for each readiness wait (seconds).
+    start_timeout: float = 90.0
+    #: Grace between SIGTERM and SIGKILL when stopping a component (seconds).
+    stop_grace: float = 10.0
+    #: Where the upstream binaries are.
+    binaries: BinarySettings = field(default_factory=BinarySettings.from_env)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 0:
+            raise VClusterError(f"node count must be >= 0, got {self.nodes}")
+        for name in ("etcd_client_port", "etcd_peer_port", "apiserver_port", "kwok_kubelet_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 < port < 65536:
+                raise VClusterError(f"{name.replace('_', ' ')} must be 1-65535, got {port}")
+
+    @classmethod
+    def from_env(cls) -> TestbedSettings:
+        """``VC_TESTBED_STATE_DIR``, ``VC_TESTBED_NODES``, ``VC_TESTBED_APISERVER_PORT``, ..."""
+
+        def port(name: str) -> int | None:
+            return _int_env(f"VC_TESTBED_{name}")
+
+        nodes = _int_env("VC_TESTBED_NODES")
+        timeout = os.environ.get("VC_TESTBED_START_TIMEOUT")
+        try:
+            start_timeout = float(timeout) if timeout else 90.0
+        except ValueError:
+            raise VClusterError(f"VC_TESTBED_START_TIMEOUT must be a number, got {timeout!r}") from None
+        return cls(
+            state_dir=Path(os.environ.get("VC_TESTBED_STATE_DIR") or DEFAULT_STATE_DIR),
+            nodes=3 if nodes is None else nodes,
+            host=os.environ.get("VC_TESTBED_HOST", "127.0.0.1"),
+            etcd_client_port=port("ETCD_CLIENT_PORT"),
+            etcd_peer_port=port("ETCD_PEER_PORT"),
+            apiserver_port=port("APISERVER_PORT"),
+            kwok_kubelet_port=port("KWOK_KUBELET_PORT"),
+            start_timeout=start_timeout,
+            binaries=BinarySettings.from_env(),
+        )
+
+
+def _int_env(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise VClusterError(f"{name} must be an integer, got {raw!r}") from None
