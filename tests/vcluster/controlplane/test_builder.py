@@ -1,0 +1,100 @@
+"""The builder: flags, certificates and versions from a Tenant (+ ClusterVersion), per layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec
+from vcluster import naming
+from vcluster.controlplane import builder, pods
+from vcluster.controlplane import spec as cp
+
+KEY = "acme-1a2b3c"
+
+
+def _layout() -> cp.Layout:
+    return pods.layout(KEY)
+
+
+def _build(tenant: dict[str, Any] | None = None, cv: dict[str, Any] | None = None) -> cp.ControlPlaneSpec:
+    return builder.build(
+        tenant_name="acme", cluster_key=KEY, tenant=TenantSpec.from_dict(tenant or {}),
+        cluster_version=ClusterVersionSpec.from_dict(cv) if cv else None, layout=_layout(),
+    )
+
+
+def _flags(comp: cp.Component) -> dict[str, str]:
+    return dict(a[2:].split("=", 1) for a in comp.args)
+
+
+def test_default_control_plane_wiring() -> None:
+    spec = _build()
+    api, cm, etcd = _flags(spec.apiserver), _flags(spec.controller_manager), _flags(spec.etcd)
+    assert spec.version == "v1.36.3"
+    assert api["etcd-servers"] == etcd["advertise-client-urls"]
+    assert api["client-ca-file"] == f"{pods.PKI_MOUNT}/ca.crt"
+    assert api["kubelet-certificate-authority"] == f"{pods.PKI_MOUNT}/kubelet-ca.crt"
+    assert cm["secure-port"] == "0"
+    assert cm["cluster-signing-key-file"] == f"{pods.PKI_MOUNT}/ca.key"
+    assert api["service-account-key-file"].endswith("sa.pub")
+    assert etcd["client-cert-auth"] == "true"
+    assert spec.apiserver.image == "registry.k8s.io/kube-apiserver:v1.36.3"
+    assert spec.endpoint == f"https://apiserver.{KEY}.svc:6443"
+
+
+def test_certificates_follow_the_contract() -> None:
+    certs = {c.name: c for c in _build({"controlPlane": {"expose": {"host": "10.1.2.3"}}}).certs}
+    kubelet = certs[cp.APISERVER_KUBELET_CLIENT]
+    assert (kubelet.ca, kubelet.common_name, kubelet.organizations) == (
+        cp.KUBELET_CA, KEY, (naming.KUBELET_CLIENT_GROUP,))
+    assert certs[cp.ADMIN].organizations == ("system:masters",)
+    assert "10.1.2.3" in certs[cp.APISERVER].ips
+    assert f"apiserver.{KEY}.svc" in certs[cp.APISERVER].dns_names
+    assert certs[cp.ETCD_SERVER].ca == cp.ETCD_CA
+
+
+VERSIONS = [
+    ("default", {}, None, "v1.36.3"),
+    ("tenant-version", {"controlPlane": {"version": "v1.35.1"}}, None, "v1.35.1"),
+    ("cluster-version", {"controlPlane": {"clusterVersionRef": "cv"}},
+     {"version": "v1.34.0", "images": {"apiserver": "mirror/api:x"}}, "v1.34.0"),
+]
+
+
+@pytest.mark.parametrize(("tenant", "cv", "version"), [v[1:] for v in VERSIONS], ids=[v[0] for v in VERSIONS])
+def test_version_resolution(tenant: dict[str, Any], cv: dict[str, Any] | None, version: str) -> None:
+    spec = _build(tenant, cv)
+    assert spec.version == version
+    assert spec.controller_manager.image.endswith(f":{version}")
+
+
+def test_cluster_version_image_and_args_then_tenant_args_win() -> None:
+    spec = _build(
+        {"controlPlane": {"clusterVersionRef": "cv", "extraArgs": {"apiserver": {"v": "4"}}}},
+        {"version": "v1.36.3", "images": {"apiserver": "mirror/api:x"},
+         "apiserver": {"extraArgs": {"v": "2", "audit-log-maxage": "3"}}},
+    )
+    flags = _flags(spec.apiserver)
+    assert spec.apiserver.image == "mirror/api:x"
+    assert flags["v"] == "4"
+    assert flags["audit-log-maxage"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("tenant", "cv"),
+    [
+        ({"controlPlane": {"extraArgs": {"apiserver": {"etcd-servers": "http://evil"}}}}, None),
+        ({"controlPlane": {"extraArgs": {"controllerManager": {"kubeconfig": "/x"}}}}, None),
+        ({}, {"version": "v1.36.3", "apiserver": {"extraArgs": {"client-ca-file": "/x"}}}),
+    ],
+    ids=["tenant-apiserver", "tenant-cm", "cluster-version"],
+)
+def test_protected_flags_are_refused(tenant: dict[str, Any], cv: dict[str, Any] | None) -> None:
+    with pytest.raises(SpecError, match="cannot be overridden"):
+        _build(tenant, cv)
+
+
+def test_build_is_deterministic() -> None:
+    assert _build({"owners": {"users": ["a"]}}) == _build({"owners": {"users": ["a"]}})

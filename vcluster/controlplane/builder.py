@@ -1,0 +1,200 @@
+"""The one builder: Tenant (+ ClusterVersion) + backend layout → ControlPlaneSpec.
+
+Why: both backends must start identical components; keeping every flag,
+certificate and default in one pure function means a flag fixed for ``local``
+is fixed for ``pods`` too, and the whole mapping is unit-testable without a
+cluster.  Semantic mistakes (a protected flag in ``extraArgs``) raise
+:class:`~tenant_crd.SpecError` before anything is provisioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec
+from vcluster import naming
+from vcluster.controlplane import spec as cp
+from vcluster.settings import DEFAULT_KUBE_VERSION
+
+DEFAULT_REGISTRY = "registry.k8s.io"
+#: etcd image of the pods backend (the locally run etcd is Debian's).
+DEFAULT_ETCD_IMAGE = f"{DEFAULT_REGISTRY}/etcd:3.6.5-0"
+#: Service range of every tenant apiserver; tenant ClusterIPs are replaced by super ones by the syncer.
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+#: Flags that wire components and PKI together; extraArgs must not override them.
+PROTECTED_FLAGS = frozenset(
+    {
+        "etcd-servers", "etcd-cafile", "etcd-certfile", "etcd-keyfile", "etcd-prefix",
+        "secure-port", "bind-address", "tls-cert-file", "tls-private-key-file", "client-ca-file",
+        "service-account-issuer", "service-account-key-file", "service-account-signing-key-file",
+        "service-account-private-key-file", "kubelet-client-certificate", "kubelet-client-key",
+        "kubelet-certificate-authority", "kubeconfig", "root-ca-file", "cluster-signing-cert-file",
+        "cluster-signing-key-file", "data-dir",
+    }
+)
+
+
+def resolve_version(tenant: TenantSpec, cluster_version: ClusterVersionSpec | None) -> str:
+    if cluster_version is not None:
+        return cluster_version.version
+    return tenant.control_plane.version or DEFAULT_KUBE_VERSION
+
+
+def _merge(base: Mapping[str, str], *extras: tuple[str, Mapping[str, str]]) -> tuple[str, ...]:
+    flags = dict(base)
+    for where, extra in extras:
+        bad = sorted(set(extra) & PROTECTED_FLAGS)
+        if bad:
+            raise SpecError(f"{where}: flags {', '.join(bad)} are set by the operator and cannot be overridden")
+        flags.update(extra)
+    return tuple(f"--{k}={v}" for k, v in flags.items())
+
+
+def build(
+    *,
+    tenant_name: str,
+    cluster_key: str,
+    tenant: TenantSpec,
+    cluster_version: ClusterVersionSpec | None,
+    layout: cp.Layout,
+) -> cp.ControlPlaneSpec:
+    """The control plane of one tenant for one backend layout (pure)."""
+    version = resolve_version(tenant, cluster_version)
+    images = cluster_version.images if cluster_version is not None else None
+    pki = layout.pki_dir.rstrip("/")
+
+    def f(name: str) -> str:
+        return f"{pki}/{name}"
+
+    etcd_prefix = "/registry"
+    etcd_flags = {
+        "name": "tenant",
+        "data-dir": layout.etcd_data_dir,
+        "listen-client-urls": layout.etcd_listen_client_url,
+        "advertise-client-urls": layout.etcd_client_url,
+        "listen-peer-urls": layout.etcd_peer_url,
+        "initial-advertise-peer-urls": layout.etcd_peer_url,
+        "initial-cluster": f"tenant={layout.etcd_peer_url}",
+        "initial-cluster-state": "new",
+        "cert-file": f(cp.crt(cp.ETCD_SERVER)),
+        "key-file": f(cp.key(cp.ETCD_SERVER)),
+        "trusted-ca-file": f(cp.crt(cp.ETCD_CA)),
+        "client-cert-auth": "true",
+        "log-level": "warn",
+    }
+    apiserver_flags = {
+        "etcd-servers": layout.etcd_client_url,
+        "etcd-cafile": f(cp.crt(cp.ETCD_CA)),
+        "etcd-certfile": f(cp.crt(cp.APISERVER_ETCD_CLIENT)),
+        "etcd-keyfile": f(cp.key(cp.APISERVER_ETCD_CLIENT)),
+        "etcd-prefix": etcd_prefix,
+        "bind-address": layout.apiserver_bind_address,
+        "secure-port": str(layout.apiserver_port),
+        "tls-cert-file": f(cp.crt(cp.APISERVER)),
+        "tls-private-key-file": f(cp.key(cp.APISERVER)),
+        "client-ca-file": f(cp.crt(cp.CA)),
+        "service-account-issuer": SERVICE_ACCOUNT_ISSUER,
+        "service-account-key-file": f(cp.SA_PUB_FILE),
+        "service-account-signing-key-file": f(cp.SA_KEY_FILE),
+        "service-cluster-ip-range": SERVICE_CIDR,
+        "authorization-mode": "RBAC",
+        "allow-privileged": "true",
+        "kubelet-client-certificate": f(cp.crt(cp.APISERVER_KUBELET_CLIENT)),
+        "kubelet-client-key": f(cp.key(cp.APISERVER_KUBELET_CLIENT)),
+        "kubelet-certificate-authority": f(cp.crt(cp.KUBELET_CA)),
+        "kubelet-preferred-address-types": "InternalIP,Hostname",
+        "profiling": "false",
+    }
+    cm_flags = {
+        "kubeconfig": layout.cm_kubeconfig,
+        "secure-port": "0",
+        "leader-elect": "false",
+        "controllers": "*",
+        "use-service-account-credentials": "true",
+        "root-ca-file": f(cp.crt(cp.CA)),
+        "service-account-private-key-file": f(cp.SA_KEY_FILE),
+        "cluster-signing-cert-file": f(cp.crt(cp.CA)),
+        "cluster-signing-key-file": f(cp.key(cp.CA)),
+        "service-cluster-ip-range": SERVICE_CIDR,
+        "allocate-node-cidrs": "false",
+        "cluster-name": cluster_key,
+    }
+    cv_api: Mapping[str, str] = cluster_version.apiserver_args if cluster_version else {}
+    cv_cm: Mapping[str, str] = cluster_version.controller_manager_args if cluster_version else {}
+    cpl = tenant.control_plane
+    registry = DEFAULT_REGISTRY
+    apiserver = cp.Component(
+        name=cp.APISERVER_COMPONENT,
+        image=(images.apiserver if images and images.apiserver else f"{registry}/kube-apiserver:{version}"),
+        args=_merge(
+            apiserver_flags,
+            ("ClusterVersion spec.apiserver.extraArgs", cv_api),
+            ("spec.controlPlane.extraArgs.apiserver", cpl.apiserver_args),
+        ),
+    )
+    controller_manager = cp.Component(
+        name=cp.CM_COMPONENT,
+        image=(
+            images.controller_manager
+            if images and images.controller_manager
+            else f"{registry}/kube-controller-manager:{version}"
+        ),
+        args=_merge(
+            cm_flags,
+            ("ClusterVersion spec.controllerManager.extraArgs", cv_cm),
+            ("spec.controlPlane.extraArgs.controllerManager", cpl.controller_manager_args),
+        ),
+    )
+    etcd = cp.Component(
+        name=cp.ETCD_COMPONENT,
+        image=images.etcd if images and images.etcd else DEFAULT_ETCD_IMAGE,
+        args=_merge(etcd_flags),
+    )
+    host_dns, host_ips = _split_host(cpl.expose.host)
+    certs = (
+        cp.CertRequest(
+            name=cp.APISERVER, ca=cp.CA, common_name="kube-apiserver", server=True,
+            dns_names=tuple(dict.fromkeys((*layout.apiserver_dns_names, *host_dns))),
+            ips=tuple(dict.fromkeys((*layout.apiserver_ips, *host_ips))),
+        ),
+        cp.CertRequest(
+            name=cp.ETCD_SERVER, ca=cp.ETCD_CA, common_name="etcd", server=True,
+            dns_names=("localhost", *layout.etcd_dns_names), ips=("127.0.0.1",),
+        ),
+        cp.CertRequest(name=cp.APISERVER_ETCD_CLIENT, ca=cp.ETCD_CA, common_name="kube-apiserver-etcd-client"),
+        cp.CertRequest(
+            name=cp.APISERVER_KUBELET_CLIENT, ca=cp.KUBELET_CA, common_name=cluster_key,
+            organizations=(naming.KUBELET_CLIENT_GROUP,),
+        ),
+        cp.CertRequest(name=cp.ADMIN, ca=cp.CA, common_name=cp.ADMIN_USER, organizations=(cp.ADMIN_GROUP,)),
+        cp.CertRequest(name=cp.CONTROLLER_MANAGER, ca=cp.CA, common_name="system:kube-controller-manager"),
+    )
+    return cp.ControlPlaneSpec(
+        tenant_name=tenant_name,
+        cluster_key=cluster_key,
+        version=version,
+        backend=cpl.backend,
+        replicas=cpl.replicas,
+        expose_type=cpl.expose.type,
+        etcd_prefix=etcd_prefix,
+        endpoint=layout.endpoint,
+        internal_endpoint=layout.internal_endpoint,
+        etcd=etcd,
+        apiserver=apiserver,
+        controller_manager=controller_manager,
+        certs=certs,
+    )
+
+
+def _split_host(host: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if not host:
+        return (), ()
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return (host,), ()
+    return (), (host,)

@@ -1,0 +1,216 @@
+"""The ``pods`` backend: a tenant's control plane as workloads in its root namespace.
+
+Why: in a real deployment the tenant control planes run in the super cluster
+itself.  :func:`render` turns the same :class:`~vcluster.controlplane.spec.ControlPlaneSpec`
+the ``local`` backend runs into plain objects — an etcd StatefulSet with its
+headless Service, a kube-apiserver Deployment with its Service (type from
+``spec.controlPlane.expose``), a kube-controller-manager Deployment and the
+controller-manager kubeconfig Secret — all mounting the PKI Secret the
+operator keeps in the root namespace.  :class:`PodsBackend` applies them with
+server-side apply (idempotent, so re-running after a crash is safe) and reads
+their readiness back.
+
+etcd keeps its data in an ``emptyDir``: the test bed's simulated nodes have no
+storage provisioner.  A production ClusterVersion should move it to a PVC
+(noted in docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vcluster import naming
+from vcluster.controlplane import spec as cp
+from vcluster.kube import ApiClient
+from vcluster.kube.resources import DEPLOYMENTS, SECRETS, SERVICES, STATEFULSETS, Resource
+
+PKI_MOUNT = "/etc/virtualcluster/pki"
+KUBECONFIG_MOUNT = "/etc/virtualcluster/kubeconfig"
+ETCD_DATA = "/var/lib/etcd"
+APISERVER_PORT = 6443
+ETCD_PORT = 2379
+ETCD_SERVICE = "etcd"
+APISERVER_SERVICE = "apiserver"
+CM_NAME = "controller-manager"
+FIELD_MANAGER = "vc-operator"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+def layout(namespace: str, *, host: str | None = None) -> cp.Layout:
+    """Where things live inside the pods of one root namespace."""
+    svc = f"{APISERVER_SERVICE}.{namespace}.svc"
+    internal = f"https://{svc}:{APISERVER_PORT}"
+    return cp.Layout(
+        pki_dir=PKI_MOUNT,
+        etcd_data_dir=ETCD_DATA,
+        etcd_listen_client_url=f"https://0.0.0.0:{ETCD_PORT}",
+        etcd_client_url=f"https://{ETCD_SERVICE}.{namespace}.svc:{ETCD_PORT}",
+        etcd_peer_url="http://127.0.0.1:2380",
+        apiserver_bind_address="0.0.0.0",
+        apiserver_port=APISERVER_PORT,
+        apiserver_dns_names=(
+            APISERVER_SERVICE, f"{APISERVER_SERVICE}.{namespace}", svc, f"{svc}.cluster.local",
+            "kubernetes", "kubernetes.default", "kubernetes.default.svc", "localhost",
+        ),
+        apiserver_ips=("127.0.0.1",),
+        endpoint=f"https://{host}:{APISERVER_PORT}" if host else internal,
+        internal_endpoint=internal,
+        cm_kubeconfig=f"{KUBECONFIG_MOUNT}/{cp.CM_KUBECONFIG_KEY}",
+        etcd_dns_names=(ETCD_SERVICE, f"{ETCD_SERVICE}.{namespace}", f"{ETCD_SERVICE}.{namespace}.svc"),
+    )
+
+
+def _labels(spec: cp.ControlPlaneSpec, component: str) -> dict[str, str]:
+    return {
+        **naming.owner_labels(spec.cluster_key, spec.tenant_name, managed_by=naming.MANAGED_BY_OPERATOR),
+        COMPONENT_LABEL: component,
+    }
+
+
+def _selector(spec: cp.ControlPlaneSpec, component: str) -> dict[str, str]:
+    return {naming.LABEL_CLUSTER_KEY: spec.cluster_key, COMPONENT_LABEL: component}
+
+
+def _pod_template(
+    spec: cp.ControlPlaneSpec, comp: cp.Component, *, volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]], ports: list[dict[str, Any]], probe: dict[str, Any] | None,
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": comp.name,
+        "image": comp.image,
+        "command": [comp.name, *comp.args],
+        "ports": ports,
+        "volumeMounts": mounts,
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+    }
+    if probe is not None:
+        container["readinessProbe"] = probe
+    return {
+        "metadata": {"labels": _labels(spec, comp.name)},
+        "spec": {"automountServiceAccountToken": False, "containers": [container], "volumes": volumes},
+    }
+
+
+def _pki_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    return (
+        {"name": "pki", "secret": {"secretName": cp.PKI_SECRET, "defaultMode": 0o400}},
+        {"name": "pki", "mountPath": PKI_MOUNT, "readOnly": True},
+    )
+
+
+def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> list[dict[str, Any]]:
+    """Every object of the control plane (besides the PKI Secret), in apply order."""
+    pki_vol, pki_mount = _pki_volume()
+
+    def meta(name: str, component: str) -> dict[str, Any]:
+        return {"name": name, "namespace": namespace, "labels": _labels(spec, component)}
+
+    etcd = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": meta(ETCD_SERVICE, cp.ETCD_COMPONENT),
+        "spec": {
+            "replicas": 1,
+            "serviceName": ETCD_SERVICE,
+            "selector": {"matchLabels": _selector(spec, cp.ETCD_COMPONENT)},
+            "template": _pod_template(
+                spec, spec.etcd,
+                volumes=[pki_vol, {"name": "data", "emptyDir": {}}],
+                mounts=[pki_mount, {"name": "data", "mountPath": ETCD_DATA}],
+                ports=[{"name": "client", "containerPort": ETCD_PORT}],
+                probe={"tcpSocket": {"port": ETCD_PORT}, "periodSeconds": 5},
+            ),
+        },
+    }
+    etcd_svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(ETCD_SERVICE, cp.ETCD_COMPONENT),
+        "spec": {
+            "clusterIP": "None",
+            "selector": _selector(spec, cp.ETCD_COMPONENT),
+            "ports": [{"name": "client", "port": ETCD_PORT, "targetPort": ETCD_PORT}],
+            "publishNotReadyAddresses": True,
+        },
+    }
+    apiserver = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(APISERVER_SERVICE, cp.APISERVER_COMPONENT),
+        "spec": {
+            "replicas": spec.replicas,
+            "selector": {"matchLabels": _selector(spec, cp.APISERVER_COMPONENT)},
+            "template": _pod_template(
+                spec, spec.apiserver, volumes=[pki_vol], mounts=[pki_mount],
+                ports=[{"name": "https", "containerPort": APISERVER_PORT}],
+                probe={"httpGet": {"path": "/readyz", "port": APISERVER_PORT, "scheme": "HTTPS"},
+                       "periodSeconds": 5},
+            ),
+        },
+    }
+    apiserver_svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(APISERVER_SERVICE, cp.APISERVER_COMPONENT),
+        "spec": {
+            "type": spec.expose_type,
+            "selector": _selector(spec, cp.APISERVER_COMPONENT),
+            "ports": [{"name": "https", "port": APISERVER_PORT, "targetPort": APISERVER_PORT}],
+        },
+    }
+    cm_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(cp.CM_KUBECONFIG_SECRET, cp.CM_COMPONENT),
+        "type": "Opaque",
+        "stringData": {cp.CM_KUBECONFIG_KEY: cm_kubeconfig},
+    }
+    cm = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(CM_NAME, cp.CM_COMPONENT),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": _selector(spec, cp.CM_COMPONENT)},
+            "template": _pod_template(
+                spec, spec.controller_manager,
+                volumes=[pki_vol, {"name": "kubeconfig", "secret": {"secretName": cp.CM_KUBECONFIG_SECRET,
+                                                                    "defaultMode": 0o400}}],
+                mounts=[pki_mount, {"name": "kubeconfig", "mountPath": KUBECONFIG_MOUNT, "readOnly": True}],
+                ports=[], probe=None,
+            ),
+        },
+    }
+    return [etcd_svc, etcd, apiserver_svc, apiserver, cm_secret, cm]
+
+
+_RESOURCES: dict[str, Resource] = {
+    "StatefulSet": STATEFULSETS, "Deployment": DEPLOYMENTS, "Service": SERVICES, "Secret": SECRETS,
+}
+
+
+class PodsBackend:
+    """Applies :func:`render` output to the super cluster and reads readiness back."""
+
+    name = "pods"
+
+    async def apply(self, api: ApiClient, objects: list[dict[str, Any]]) -> None:
+        for obj in objects:
+            meta = obj["metadata"]
+            await api.patch(
+                _RESOURCES[obj["kind"]], meta["name"], obj, namespace=meta["namespace"],
+                patch_type="apply", field_manager=FIELD_MANAGER, force=True,
+            )
+
+    async def progress(self, api: ApiClient, spec: cp.ControlPlaneSpec, *, namespace: str) -> list[str]:
+        """What is not ready yet (empty when every workload is available)."""
+        waiting: list[str] = []
+        etcd = await api.get_or_none(STATEFULSETS, ETCD_SERVICE, namespace=namespace)
+        if etcd is None or (etcd.get("status") or {}).get("readyReplicas", 0) < 1:
+            waiting.append("etcd")
+        for name, want in ((APISERVER_SERVICE, spec.replicas), (CM_NAME, 1)):
+            dep = await api.get_or_none(DEPLOYMENTS, name, namespace=namespace)
+            status = (dep or {}).get("status") or {}
+            if dep is None or status.get("availableReplicas", 0) < want or status.get("updatedReplicas", 0) < want:
+                waiting.append(name)
+        return waiting
