@@ -1,0 +1,170 @@
+"""Settings of the virtual-node manager and of the kubelet proxy.
+
+Why: both are configured from the environment of the process that runs them
+(the syncer for the manager, ``python -m virtual_node.proxy`` for the proxy);
+one frozen dataclass per group with one ``from_env()`` says what can be set
+and what the defaults are, and nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vcluster.errors import VClusterError
+from vcluster.kube import ClientConfig
+
+
+class SettingsError(VClusterError):
+    """An environment variable holds a value we cannot use."""
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a number") from exc
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
+    if not 0 <= value <= 65535:
+        raise SettingsError(f"{name}={raw!r} is not a TCP port")
+    return value
+
+
+def _path(name: str) -> Path | None:
+    raw = os.environ.get(name)
+    return Path(raw) if raw else None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualNodeSettings:
+    """How virtual nodes look and live (read by the syncer's VirtualNodeManager)."""
+
+    #: Address of the kubelet proxy as tenant apiservers reach it (an IP or a DNS name);
+    #: every virtual node's address.
+    proxy_address: str = "127.0.0.1"
+    #: Port of the kubelet proxy: every virtual node's ``daemonEndpoints.kubeletEndpoint.Port``.
+    proxy_port: int = 10550
+    #: Seconds between Lease renewals (the kubelet's default is 10 s).
+    heartbeat_period: float = 10.0
+    #: Seconds between node status posts when nothing changed (refreshes lastHeartbeatTime).
+    status_report_period: float = 60.0
+    #: Seconds a virtual node stays without any bound tenant pod before it is deleted.
+    gc_grace_period: float = 120.0
+    #: The Lease's ``leaseDurationSeconds`` (the kubelet uses 40).
+    lease_duration_seconds: int = 40
+
+    @classmethod
+    def from_env(cls) -> VirtualNodeSettings:
+        d = cls()
+        return cls(
+            proxy_address=os.environ.get("VC_KUBELET_PROXY_ADDRESS") or d.proxy_address,
+            proxy_port=_int("VC_KUBELET_PROXY_PORT", d.proxy_port),
+            heartbeat_period=_float("VC_VNODE_HEARTBEAT_PERIOD", d.heartbeat_period),
+            status_report_period=_float("VC_VNODE_STATUS_REPORT_PERIOD", d.status_report_period),
+            gc_grace_period=_float("VC_VNODE_GC_GRACE_PERIOD", d.gc_grace_period),
+            lease_duration_seconds=int(_float("VC_VNODE_LEASE_DURATION", d.lease_duration_seconds)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """How the kubelet proxy listens, proves itself, and reaches the real kubelets."""
+
+    #: Listen host and port (port 0 picks a free one; the bound port is logged).
+    host: str = "0.0.0.0"
+    port: int = 10550
+    #: Serving certificate and key (PEM files).  Without them the proxy issues its own
+    #: from the shared CA Secret, for :attr:`serving_names`.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: CA that signs tenant apiservers' kubelet client certificates (PEM file).  Without it
+    #: the CA certificate of the shared Secret is used.
+    client_ca_file: Path | None = None
+    #: DNS names and IPs for a self-issued serving certificate.
+    serving_names: tuple[str, ...] = ("127.0.0.1", "localhost")
+    #: Kubeconfig of the super cluster (``None``: in-cluster service account).
+    super_kubeconfig: Path | None = None
+    #: Scheme of the real kubelets' endpoints (kwok serves both; kubelets serve https).
+    kubelet_scheme: str = "https"
+    #: Client certificate and key for the real kubelets, and the CA that signs their serving
+    #: certificates (``None``: do not verify, as kube-apiserver does without
+    #: ``--kubelet-certificate-authority``).
+    kubelet_client_cert_file: Path | None = None
+    kubelet_client_key_file: Path | None = None
+    kubelet_ca_file: Path | None = None
+    #: Node address types to try, in order (kube-apiserver's --kubelet-preferred-address-types).
+    kubelet_address_types: tuple[str, ...] = ("InternalIP", "Hostname", "InternalDNS", "ExternalIP", "ExternalDNS")
+    #: Port of the plain-HTTP metrics and health endpoint (0: a free port; -1: off).
+    metrics_port: int = 0
+    #: Seconds a resolved pod → kubelet endpoint stays cached.
+    lookup_cache_seconds: float = 2.0
+    #: The super apiserver when running in a pod (from KUBERNETES_SERVICE_HOST/PORT).
+    in_cluster_server: str | None = None
+
+    @classmethod
+    def from_env(cls) -> ProxySettings:
+        d = cls()
+        scheme = os.environ.get("VC_KUBELET_SCHEME") or d.kubelet_scheme
+        if scheme not in ("http", "https"):
+            raise SettingsError(f"VC_KUBELET_SCHEME={scheme!r} must be 'http' or 'https'")
+        names = tuple(n.strip() for n in os.environ.get("VC_PROXY_SERVING_NAMES", "").split(",") if n.strip())
+        types = tuple(t.strip() for t in os.environ.get("VC_KUBELET_ADDRESS_TYPES", "").split(",") if t.strip())
+        metrics_raw = os.environ.get("VC_PROXY_METRICS_PORT")
+        metrics_port = -1 if metrics_raw == "-1" else _int("VC_PROXY_METRICS_PORT", d.metrics_port)
+        return cls(
+            host=os.environ.get("VC_PROXY_HOST") or d.host,
+            port=_int("VC_PROXY_PORT", d.port),
+            cert_file=_path("VC_PROXY_CERT_FILE"),
+            key_file=_path("VC_PROXY_KEY_FILE"),
+            client_ca_file=_path("VC_PROXY_CLIENT_CA_FILE"),
+            serving_names=names or d.serving_names,
+            super_kubeconfig=_path("VC_SUPER_KUBECONFIG") or _path("KUBECONFIG"),
+            kubelet_scheme=scheme,
+            kubelet_client_cert_file=_path("VC_KUBELET_CLIENT_CERT_FILE"),
+            kubelet_client_key_file=_path("VC_KUBELET_CLIENT_KEY_FILE"),
+            kubelet_ca_file=_path("VC_KUBELET_CA_FILE"),
+            kubelet_address_types=types or d.kubelet_address_types,
+            metrics_port=metrics_port,
+            lookup_cache_seconds=_float("VC_PROXY_LOOKUP_CACHE_SECONDS", d.lookup_cache_seconds),
+            in_cluster_server=_in_cluster_server(),
+        )
+
+
+def _in_cluster_server() -> str | None:
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def super_client_config(settings: ProxySettings) -> ClientConfig:
+    """How the proxy reaches the super apiserver: its kubeconfig, else the pod's service account."""
+    if settings.super_kubeconfig is not None:
+        return ClientConfig.from_kubeconfig(settings.super_kubeconfig)
+    if settings.in_cluster_server is None:
+        raise SettingsError("set VC_SUPER_KUBECONFIG (or KUBECONFIG), or run in a pod with a service account")
+    try:
+        token = (SERVICE_ACCOUNT_DIR / "token").read_text().strip()
+        ca = (SERVICE_ACCOUNT_DIR / "ca.crt").read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read the pod's service account: {exc}") from exc
+    return ClientConfig(server=settings.in_cluster_server, ca_pem=ca, token=token)
