@@ -8,9 +8,9 @@ calls these functions; they only build dicts.
 Choices (see docs/architecture.md, "Virtual nodes"):
 
 * The address and kubelet port are the kubelet proxy's, never the super node's.
-  Only an ``InternalIP`` (or ``InternalDNS`` for a name) is published:
-  kube-apiserver prefers ``Hostname`` first, and the super node's host name
-  would lead it past the proxy.
+  Only the proxy's address is published (``InternalIP``, or ``Hostname`` and
+  ``InternalDNS`` for a name): kube-apiserver tries ``Hostname`` first, and
+  the super node's host name would lead it past the proxy.
 * Virtual nodes carry the ``NoSchedule`` taint :data:`naming.TAINT_VIRTUAL_NODE`
   instead of ``spec.unschedulable``: the syncer binds tenant pods itself, a
   tenant scheduler (if any) must not, and DaemonSet controllers tolerate
@@ -74,7 +74,9 @@ def proxy_addresses(proxy_address: str) -> list[dict[str, str]]:
     try:
         ipaddress.ip_address(proxy_address)
     except ValueError:
-        return [{"type": "InternalDNS", "address": proxy_address}]
+        # A name: Hostname is what kube-apiserver tries first (and the operator's
+        # --kubelet-preferred-address-types=InternalIP,Hostname includes it).
+        return [{"type": "Hostname", "address": proxy_address}, {"type": "InternalDNS", "address": proxy_address}]
     return [{"type": "InternalIP", "address": proxy_address}]
 
 

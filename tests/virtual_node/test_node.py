@@ -55,9 +55,10 @@ def test_virtual_node_points_at_proxy_and_hides_super_details() -> None:
     assert node.is_virtual(v)
 
 
-def test_dns_proxy_address_is_internal_dns() -> None:
-    assert node.proxy_addresses("kubelet-proxy.vc-system.svc") == [
-        {"type": "InternalDNS", "address": "kubelet-proxy.vc-system.svc"}
+def test_dns_proxy_address_is_hostname_and_internal_dns() -> None:
+    name = "kubelet-proxy.vc-system.svc"
+    assert node.proxy_addresses(name) == [
+        {"type": "Hostname", "address": name}, {"type": "InternalDNS", "address": name}
     ]
 
 

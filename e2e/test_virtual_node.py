@@ -1,0 +1,334 @@
+"""Virtual nodes and the kubelet proxy on real control planes.
+
+* The proxy in front of kwok's real kubelet API (logs and websocket exec of a
+  simulated pod), with client certificates from the shared CA: a tenant reaches
+  its pod, another tenant does not, not even by naming the super namespace.
+* The VirtualNodeManager against a second real kube-apiserver (with its own
+  kube-controller-manager) standing in for a tenant control plane: exactly the
+  nodes that run the tenant's pods appear, Ready, with a fresh Lease; a lost
+  super node turns NotReady (and the tenant's node-lifecycle controller taints
+  it); an idle node is collected after the grace period; detach leaves nothing.
+
+kwok serves logs and exec only for pods that a ClusterLogs/ClusterExec rule
+covers; the test bed's launcher is extended here with such rules (a log file
+in CRI format, and exec of local commands, which is how kwok simulates exec).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+
+from vcluster import naming, pki
+from vcluster.kube import ApiClient, ClientConfig
+from vcluster.kube import resources as r
+from vcluster.settings import BinarySettings
+from vcluster.testbed import LocalSuperCluster, TestbedSettings
+from virtual_node.ca import ensure_ca_secret, issue_tenant_client_cert
+from virtual_node.manager import VirtualNodeManager
+from virtual_node.proxy.server import RunningProxy, load_credentials, start_proxy
+from virtual_node.settings import ProxySettings, VirtualNodeSettings
+
+pytestmark = pytest.mark.e2e
+
+KEY_A = "alpha-0a1b2c"
+KEY_B = "bravo-3d4e5f"
+LOG_LINE = "hello from a simulated container"
+T = TypeVar("T")
+
+
+class _KwokWithLogsAndExec(LocalSuperCluster):
+    """The test bed, with kwok rules that serve logs and exec for every pod."""
+
+    def _kwok_config(self) -> Path:
+        path = super()._kwok_config()
+        log_file = self.layout.root / "container.log"
+        log_file.write_text(f"2026-01-01T00:00:00.000000000Z stdout F {LOG_LINE}\n")
+        path.write_text(path.read_text() + f"""---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: all-pods
+spec:
+  selector: {{}}
+  logs:
+  - logsFile: {log_file}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata:
+  name: all-pods
+spec:
+  selector: {{}}
+  execs:
+  - local:
+      workDir: {self.layout.root}
+""")
+        return path
+
+
+@pytest.fixture(scope="module")
+def vn_super(binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSuperCluster]:
+    launcher = _KwokWithLogsAndExec(
+        TestbedSettings(state_dir=tmp_path_factory.mktemp("vn-super"), nodes=3, binaries=binary_settings)
+    )
+    launcher.start()
+    try:
+        yield launcher
+    finally:
+        launcher.stop()
+
+
+@pytest.fixture(scope="module")
+def vn_tenant(binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSuperCluster]:
+    """A second real control plane (kube-apiserver + kube-controller-manager) acting as a tenant."""
+    launcher = LocalSuperCluster(
+        TestbedSettings(state_dir=tmp_path_factory.mktemp("vn-tenant"), nodes=0, binaries=binary_settings)
+    )
+    launcher.start()
+    try:
+        yield launcher
+    finally:
+        launcher.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, within: float = 60, what: str) -> T:
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+        except AssertionError as exc:
+            last = exc
+            result = None
+        if result:
+            return result
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
+async def _super_pod(api: ApiClient, key: str, tenant_ns: str, name: str, *, node: str | None = None) -> dict[str, Any]:
+    """A pod as the syncer would create it: in the tenant's super namespace, with the tenant's labels."""
+    super_ns = naming.super_namespace(key, tenant_ns)
+    if await api.get_or_none(r.NAMESPACES, super_ns) is None:
+        await api.create(r.NAMESPACES, {"metadata": {
+            "name": super_ns, "labels": {naming.LABEL_CLUSTER_KEY: key},
+            "annotations": {naming.ANN_TENANT_NAMESPACE: tenant_ns}}})
+    spec: dict[str, Any] = {"containers": [{"name": "app", "image": "busybox"}], "automountServiceAccountToken": False}
+    if node:
+        spec["nodeName"] = node
+    await api.create(r.PODS, {
+        "metadata": {"name": name, "namespace": super_ns,
+                     "labels": naming.owner_labels(key, key.rsplit("-", 1)[0]),
+                     "annotations": {naming.ANN_OBJECT_UID: "0000-1111", naming.ANN_OBJECT_NAME: name}},
+        "spec": spec,
+    })
+
+    async def running() -> dict[str, Any] | None:
+        pod = await api.get(r.PODS, name, namespace=super_ns)
+        return pod if (pod.get("status") or {}).get("phase") == "Running" else None
+
+    return await eventually(running, what=f"super pod {super_ns}/{name} Running")
+
+
+def _client_ssl(ca: pki.CertKeyPair, client: pki.CertKeyPair | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cadata=ca.cert_pem.decode())
+    if client is not None:
+        import os
+        import tempfile
+
+        fd, path = tempfile.mkstemp(suffix=".pem")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(client.cert_pem + client.key_pem)
+        ctx.load_cert_chain(path)
+        os.unlink(path)
+    return ctx
+
+
+async def _start_test_proxy(super_config: ClientConfig) -> RunningProxy:
+    settings = ProxySettings(host="127.0.0.1", port=0, kubelet_scheme="https", metrics_port=0,
+                             serving_names=("127.0.0.1",))
+    serving, client_ca = await load_credentials(settings, super_config)
+    return await start_proxy(settings, super_config=super_config, serving=serving, client_ca_pem=client_ca)
+
+
+async def test_proxy_serves_logs_and_exec_to_the_owning_tenant_only(
+    vn_super: LocalSuperCluster, unique_name: str
+) -> None:
+    super_config = ClientConfig.from_kubeconfig(vn_super.kubeconfig)
+    async with ApiClient(super_config) as api:
+        ca = await ensure_ca_secret(api)
+        assert (await ensure_ca_secret(api)).cert_pem == ca.cert_pem  # idempotent
+        pod = await _super_pod(api, KEY_A, "default", unique_name)
+        proxy = await _start_test_proxy(super_config)
+        try:
+            base = f"https://127.0.0.1:{proxy.port}"
+            cert_a = issue_tenant_client_cert(ca, KEY_A)
+            cert_b = issue_tenant_client_cert(ca, KEY_B)
+            async with aiohttp.ClientSession() as http:
+                # Tenant A: its pod's logs, from kwok's kubelet API, through the proxy.
+                async with http.get(f"{base}/containerLogs/default/{unique_name}/app",
+                                    ssl=_client_ssl(ca, cert_a)) as resp:
+                    body = await resp.text()
+                    assert resp.status == 200, body
+                    assert LOG_LINE in body
+                # Tenant B: not found, by tenant namespace or by a guessed super namespace.
+                guessed = pod["metadata"]["namespace"]
+                for ns in ("default", guessed):
+                    async with http.get(f"{base}/containerLogs/{ns}/{unique_name}/app",
+                                        ssl=_client_ssl(ca, cert_b)) as resp:
+                        body = await resp.text()
+                        assert resp.status == 404, body
+                        assert LOG_LINE not in body
+                # Node-level kubelet endpoints are not for tenants.
+                async with http.get(f"{base}/stats/summary", ssl=_client_ssl(ca, cert_a)) as resp:
+                    assert resp.status == 403
+                # Exec over websockets (v5.channel.k8s.io), spliced byte for byte to kwok.
+                out = await _ws_exec(http, base, ssl_ctx=_client_ssl(ca, cert_a), pod=unique_name,
+                                     command=["echo", "exec-through-proxy"])
+                assert "exec-through-proxy" in out
+                # No client certificate: the TLS handshake is refused.
+                with pytest.raises(aiohttp.ClientError):
+                    async with http.get(f"{base}/containerLogs/default/{unique_name}/app",
+                                        ssl=_client_ssl(ca, None)) as resp:
+                        await resp.read()
+            assert proxy.health is not None
+            async with aiohttp.ClientSession() as http, http.get(f"{proxy.health.url}/metrics") as resp:
+                metrics = await resp.text()
+            denied_b = f'vc_kubelet_proxy_requests_total{{action="containerLogs",code="404",tenant="{KEY_B}"}} 2.0'
+            assert denied_b in metrics
+        finally:
+            await proxy.stop()
+
+
+async def _ws_exec(http: aiohttp.ClientSession, base: str, *, ssl_ctx: ssl.SSLContext, pod: str,
+                   command: list[str]) -> str:
+    query = "&".join([*(f"command={c}" for c in command), "stdout=1", "stderr=1"])
+    url = f"{base}/exec/default/{pod}/app?{query}"
+    out = b""
+    async with http.ws_connect(url, ssl=ssl_ctx, protocols=("v5.channel.k8s.io", "v4.channel.k8s.io")) as ws:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY and msg.data:
+                channel, payload = msg.data[0], msg.data[1:]
+                if channel in (1, 2):
+                    out += payload
+                elif channel == 3:
+                    status = json.loads(payload or b"{}")
+                    assert status.get("status") == "Success", status
+                    break
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
+                break
+    return out.decode()
+
+
+async def _tenant_nodes(tenant: ApiClient) -> dict[str, dict[str, Any]]:
+    items, _ = await tenant.list_all(r.NODES)
+    return {n["metadata"]["name"]: n for n in items}
+
+
+def _ready(v_node: dict[str, Any]) -> str | None:
+    for cond in (v_node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return str(cond.get("status"))
+    return None
+
+
+async def _tenant_pod(tenant: ApiClient, name: str, node: str) -> None:
+    """A tenant pod bound to ``node``, as the syncer binds it after ensure_node."""
+    await tenant.create(r.PODS, {
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}],
+                 "automountServiceAccountToken": False},
+    })
+
+
+async def test_manager_keeps_exactly_the_tenants_nodes(
+    vn_super: LocalSuperCluster, vn_tenant: LocalSuperCluster, unique_name: str
+) -> None:
+    settings = VirtualNodeSettings(proxy_address="127.0.0.1", proxy_port=10550, heartbeat_period=1.0,
+                                   status_report_period=5.0, gc_grace_period=3.0)
+    node_a, node_b, node_other = vn_super.info.node_names[:3]
+    async with ApiClient.from_kubeconfig(vn_super.kubeconfig) as super_api, \
+            ApiClient.from_kubeconfig(vn_tenant.kubeconfig) as tenant:
+        manager = VirtualNodeManager(super_api, settings)
+        runner = asyncio.create_task(manager.run())
+        try:
+            await manager.attach_tenant(KEY_A, tenant)
+            for i, node in enumerate((node_a, node_b)):
+                await manager.ensure_node(KEY_A, node)
+                await _tenant_pod(tenant, f"{unique_name}-{i}", node)
+
+            # Exactly the two nodes with the tenant's pods, Ready, pointing at the proxy, tainted.
+            async def two_ready() -> dict[str, dict[str, Any]] | None:
+                nodes = await _tenant_nodes(tenant)
+                return nodes if all(_ready(n) == "True" for n in nodes.values()) and nodes else None
+
+            nodes = await eventually(two_ready, what="two Ready virtual nodes")
+            assert set(nodes) == {node_a, node_b}
+            assert node_other not in nodes
+            for v_node in nodes.values():
+                assert v_node["metadata"]["labels"][naming.LABEL_VIRTUAL_NODE] == "true"
+                assert v_node["status"]["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}]
+                assert v_node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10550
+                assert {"key": naming.TAINT_VIRTUAL_NODE, "value": "true", "effect": "NoSchedule"} in (
+                    v_node["spec"]["taints"])
+
+            # The Lease is renewed (heartbeat every second here).
+            lease = await tenant.get(r.LEASES, node_a, namespace=naming.NODE_LEASE_NAMESPACE)
+            first = lease["spec"]["renewTime"]
+
+            async def renewed() -> bool:
+                again = await tenant.get(r.LEASES, node_a, namespace=naming.NODE_LEASE_NAMESPACE)
+                return bool(again["spec"]["renewTime"] != first)
+
+            await eventually(renewed, what="lease renewal")
+
+            # The super node goes away: its virtual node turns NotReady, and the tenant's own
+            # node-lifecycle controller reacts as to any unreachable node.
+            await super_api.delete(r.NODES, node_b)
+
+            async def b_not_ready() -> bool:
+                return _ready((await _tenant_nodes(tenant))[node_b]) == "Unknown"
+
+            await eventually(b_not_ready, what="virtual node NotReady after its super node is gone")
+
+            async def b_tainted() -> bool:
+                taints = (await tenant.get(r.NODES, node_b))["spec"].get("taints") or []
+                return any(t["key"] == "node.kubernetes.io/unreachable" for t in taints)
+
+            await eventually(b_tainted, what="tenant node-lifecycle controller taints the lost node")
+            assert _ready((await _tenant_nodes(tenant))[node_a]) == "True"
+
+            # The last pod on node_a goes: the node is collected after the grace period.
+            await tenant.delete(r.PODS, f"{unique_name}-0", namespace="default", grace_period_seconds=0)
+
+            async def a_gone() -> bool:
+                return node_a not in await _tenant_nodes(tenant)
+
+            await eventually(a_gone, what="idle virtual node collected")
+            assert await tenant.get_or_none(r.LEASES, node_a, namespace=naming.NODE_LEASE_NAMESPACE) is None
+            assert node_b in await _tenant_nodes(tenant)  # still has a pod bound
+
+            # Detach after the last pod: nothing of ours is left in the tenant.
+            await tenant.delete(r.PODS, f"{unique_name}-1", namespace="default", grace_period_seconds=0)
+
+            async def no_pods() -> bool:
+                items, _ = await tenant.list_all(r.PODS, field_selector=f"spec.nodeName={node_b}")
+                return not items
+
+            await eventually(no_pods, what="tenant pods deleted")
+            await manager.detach_tenant(KEY_A)
+            assert manager.virtual_nodes(KEY_A) == set()
+            leftovers, _ = await tenant.list_all(r.NODES, label_selector=f"{naming.LABEL_VIRTUAL_NODE}=true")
+            assert leftovers == []
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)

@@ -1,0 +1,376 @@
+"""VirtualNodeManager: virtual Nodes in tenant control planes, kept alive and collected.
+
+Why: a tenant pod is bound to the name of the super node it runs on, so that
+Node must exist in the tenant's control plane, look healthy while the super
+node is healthy (or the tenant's node-lifecycle controller evicts the pods),
+turn NotReady when the super node is lost, and go away once nothing of the
+tenant runs there.  The syncer owns the tenants and calls this manager:
+
+* ``await attach_tenant(key, tenant_client)`` when it starts serving a tenant
+  (existing virtual nodes are adopted, so a restart loses nothing);
+* ``await ensure_node(key, node_name)`` before it binds a tenant pod to
+  ``node_name``;
+* ``await detach_tenant(key)`` when it stops serving one;
+* ``run()`` in the background: watches super nodes, and runs each tenant's
+  heartbeat (Lease renewals, status posts) and garbage collection.
+
+Each tenant has its own loop task, so a slow or dead tenant apiserver never
+delays another tenant's heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as _dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from vcluster import naming
+from vcluster.errors import VClusterError
+from vcluster.kube import AlreadyExists, ApiClient, ApiError, Gone, NotFound
+from vcluster.kube import resources as r
+from virtual_node import node as vnode
+from virtual_node.settings import VirtualNodeSettings
+
+log = structlog.get_logger(__name__)
+
+
+class VirtualNodeError(VClusterError):
+    """A virtual node could not be provided (unknown tenant, tenant apiserver refused it)."""
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+@dataclass(slots=True)
+class _VNode:
+    """What we know of one virtual node in one tenant."""
+
+    uid: str | None = None
+    #: The status we last posted (to compare against) and when (monotonic).
+    status: dict[str, Any] = field(default_factory=dict)
+    status_posted_at: float = 0.0
+    #: Monotonic time of the last ensure_node (a pod is about to be bound).
+    ensured_at: float = 0.0
+    #: Monotonic time since which no tenant pod is bound, or None.
+    empty_since: float | None = None
+
+
+@dataclass(slots=True)
+class _Tenant:
+    key: str
+    client: ApiClient
+    nodes: dict[str, _VNode] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Metrics:
+    nodes: Gauge
+    heartbeat_failures: Counter
+    collected: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> _Metrics:
+        return cls(
+            nodes=Gauge("vc_virtual_nodes", "Virtual nodes per tenant", ["tenant"], registry=registry),
+            heartbeat_failures=Counter(
+                "vc_virtual_node_heartbeat_failures_total", "Failed lease/status writes per tenant",
+                ["tenant"], registry=registry,
+            ),
+            collected=Counter(
+                "vc_virtual_nodes_collected_total", "Virtual nodes deleted after the grace period",
+                ["tenant"], registry=registry,
+            ),
+        )
+
+
+class VirtualNodeManager:
+    """Virtual nodes of every attached tenant; see the module docstring for the protocol."""
+
+    def __init__(
+        self,
+        super_client: ApiClient,
+        settings: VirtualNodeSettings,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._super = super_client
+        self._settings = settings
+        self._clock = clock
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._metrics = _Metrics.create(self.registry)
+        self._tenants: dict[str, _Tenant] = {}
+        self._super_nodes: dict[str, dict[str, Any]] = {}
+        self._super_synced = asyncio.Event()
+
+    # ---- the syncer's interface ---------------------------------------------------------
+    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None:
+        """Start serving ``key``: adopt its existing virtual nodes and start its heartbeat loop."""
+        if key in self._tenants:
+            await self.detach_tenant(key, cleanup=False)
+        tenant = _Tenant(key=key, client=tenant_client)
+        self._tenants[key] = tenant
+        try:
+            items, _ = await tenant_client.list_all(r.NODES, label_selector=f"{naming.LABEL_VIRTUAL_NODE}=true")
+        except ApiError as exc:
+            log.warning("virtual_node.adopt_failed", tenant=key, error=str(exc))
+            items = []
+        now = self._clock()
+        for v_node in items:
+            meta = v_node.get("metadata") or {}
+            # Adopted nodes get a full grace period before they can be collected.
+            tenant.nodes[str(meta["name"])] = _VNode(
+                uid=meta.get("uid"), status=v_node.get("status") or {}, ensured_at=now,
+            )
+        self._metrics.nodes.labels(key).set(len(tenant.nodes))
+        tenant.task = asyncio.get_running_loop().create_task(self._tenant_loop(tenant), name=f"vnode-{key}")
+        log.info("virtual_node.tenant_attached", tenant=key, adopted=sorted(tenant.nodes))
+
+    async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:
+        """Stop serving ``key``; delete its virtual nodes that no tenant pod is bound to.
+
+        Nodes that still have pods stay (deleting them would make the tenant's
+        pod GC delete those pods); without heartbeats they turn NotReady.
+        """
+        tenant = self._tenants.pop(key, None)
+        if tenant is None:
+            return
+        if tenant.task is not None:
+            tenant.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await tenant.task
+        if cleanup:
+            for name in list(tenant.nodes):
+                try:
+                    if not await self._has_pods(tenant, name):
+                        await self._delete_node(tenant, name)
+                except ApiError as exc:
+                    log.warning("virtual_node.detach_cleanup_failed", tenant=key, node=name, error=str(exc))
+        with contextlib.suppress(KeyError):
+            self._metrics.nodes.remove(key)
+        with contextlib.suppress(KeyError):
+            self._metrics.heartbeat_failures.remove(key)
+        with contextlib.suppress(KeyError):
+            self._metrics.collected.remove(key)
+        log.info("virtual_node.tenant_detached", tenant=key)
+
+    async def ensure_node(self, key: str, node_name: str) -> None:
+        """Make sure tenant ``key`` has the virtual node ``node_name`` (call before binding a pod to it)."""
+        tenant = self._tenants.get(key)
+        if tenant is None:
+            raise VirtualNodeError(f"tenant {key!r} is not attached to the virtual-node manager")
+        async with tenant.lock:
+            state = tenant.nodes.get(node_name)
+            now = self._clock()
+            if state is not None:
+                state.ensured_at = now
+                state.empty_since = None
+                return
+            p_node = await self._super_node(node_name)
+            await self._create_node(tenant, node_name, p_node)
+
+    async def run(self) -> None:
+        """Watch super nodes until cancelled; tenants' loops are stopped when this ends."""
+        try:
+            await self._watch_super_nodes()
+        finally:
+            for key in list(self._tenants):
+                tenant = self._tenants[key]
+                if tenant.task is not None:
+                    tenant.task.cancel()
+            tasks = [t.task for t in self._tenants.values() if t.task is not None]
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- introspection (tests, CLI) ---------------------------------------------------------
+    def virtual_nodes(self, key: str) -> set[str]:
+        tenant = self._tenants.get(key)
+        return set(tenant.nodes) if tenant else set()
+
+    # ---- super nodes ------------------------------------------------------------------------
+    async def _super_node(self, name: str) -> dict[str, Any] | None:
+        if self._super_synced.is_set():
+            return self._super_nodes.get(name)
+        return await self._super.get_or_none(r.NODES, name)
+
+    def _super_node_changed(self, name: str) -> None:
+        for tenant in self._tenants.values():
+            if name in tenant.nodes:
+                tenant.dirty.add(name)
+                tenant.wake.set()
+
+    async def _watch_super_nodes(self) -> None:
+        backoff = 0.5
+        rv: str | None = None
+        while True:
+            try:
+                if rv is None:
+                    items, rv = await self._super.list_all(r.NODES)
+                    fresh = {str(n["metadata"]["name"]): n for n in items}
+                    changed = set(fresh) ^ set(self._super_nodes)
+                    changed |= {n for n in fresh if self._super_nodes.get(n) != fresh[n]}
+                    self._super_nodes = fresh
+                    self._super_synced.set()
+                    for name in changed:
+                        self._super_node_changed(name)
+                async for event in self._super.watch(r.NODES, resource_version=rv):
+                    obj = event.object
+                    if event.type == "BOOKMARK":
+                        rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                        continue
+                    name = str((obj.get("metadata") or {}).get("name"))
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                    if event.type == "DELETED":
+                        self._super_nodes.pop(name, None)
+                    else:
+                        self._super_nodes[name] = obj
+                    self._super_node_changed(name)
+                backoff = 0.5
+            except Gone:
+                rv = None
+            except (ApiError, OSError, TimeoutError) as exc:
+                log.warning("virtual_node.super_watch_failed", error=str(exc))
+                rv = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    # ---- one tenant's loop --------------------------------------------------------------------
+    async def _tenant_loop(self, tenant: _Tenant) -> None:
+        period = self._settings.heartbeat_period
+        next_beat = self._clock()
+        while True:
+            timeout = max(0.0, next_beat - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(tenant.wake.wait(), timeout=timeout)
+            tenant.wake.clear()
+            try:
+                if self._clock() >= next_beat:
+                    next_beat = self._clock() + period
+                    await self._heartbeat(tenant)
+                elif tenant.dirty:
+                    dirty, tenant.dirty = tenant.dirty, set()
+                    async with tenant.lock:
+                        for name in dirty:
+                            if name in tenant.nodes:
+                                await self._post_status(tenant, name, force=False)
+            except ApiError as exc:
+                self._metrics.heartbeat_failures.labels(tenant.key).inc()
+                log.warning("virtual_node.heartbeat_failed", tenant=tenant.key, error=str(exc))
+            except Exception:  # never let one bad round end a tenant's heartbeats
+                self._metrics.heartbeat_failures.labels(tenant.key).inc()
+                log.exception("virtual_node.heartbeat_crashed", tenant=tenant.key)
+
+    async def _heartbeat(self, tenant: _Tenant) -> None:
+        tenant.dirty.clear()
+        for name in list(tenant.nodes):
+            async with tenant.lock:
+                state = tenant.nodes.get(name)
+                if state is None:
+                    continue
+                try:
+                    if await self._collect_if_idle(tenant, name, state):
+                        continue
+                    await self._renew_lease(tenant, name, state)
+                    await self._post_status(tenant, name, force=False)
+                except NotFound:
+                    # Someone deleted the virtual node: bring it back, as a kubelet re-registers.
+                    log.info("virtual_node.recreated", tenant=tenant.key, node=name)
+                    del tenant.nodes[name]
+                    await self._create_node(tenant, name, await self._super_node(name))
+                except ApiError as exc:
+                    self._metrics.heartbeat_failures.labels(tenant.key).inc()
+                    log.warning("virtual_node.heartbeat_failed", tenant=tenant.key, node=name, error=str(exc))
+
+    # ---- writes -------------------------------------------------------------------------------
+    async def _create_node(self, tenant: _Tenant, name: str, p_node: dict[str, Any] | None) -> None:
+        now = _utcnow()
+        body = vnode.build_virtual_node(
+            name, p_node, proxy_address=self._settings.proxy_address, proxy_port=self._settings.proxy_port, now=now,
+        )
+        try:
+            created = await tenant.client.create(r.NODES, body)
+            status = body["status"]
+            log.info("virtual_node.created", tenant=tenant.key, node=name, ready=vnode.is_ready(body))
+        except AlreadyExists:
+            created = await tenant.client.get(r.NODES, name)
+            patch = vnode.metadata_patch(created, name, p_node)
+            if patch:
+                created = await tenant.client.patch(r.NODES, name, patch)
+            status = {}
+            log.info("virtual_node.adopted", tenant=tenant.key, node=name)
+        except ApiError as exc:
+            raise VirtualNodeError(f"tenant {tenant.key}: cannot create virtual node {name}: {exc.message}") from exc
+        state = _VNode(uid=(created.get("metadata") or {}).get("uid"), status=status,
+                       ensured_at=self._clock(), status_posted_at=self._clock() if status else 0.0)
+        tenant.nodes[name] = state
+        self._metrics.nodes.labels(tenant.key).set(len(tenant.nodes))
+        if not status:
+            await self._post_status(tenant, name, force=True)
+        await self._renew_lease(tenant, name, state)
+
+    async def _post_status(self, tenant: _Tenant, name: str, *, force: bool) -> None:
+        state = tenant.nodes[name]
+        p_node = await self._super_node(name)
+        desired = vnode.virtual_status(
+            p_node, proxy_address=self._settings.proxy_address, proxy_port=self._settings.proxy_port,
+            now=_utcnow(), previous=state.status,
+        )
+        stale = self._clock() - state.status_posted_at >= self._settings.status_report_period
+        if not force and not stale and not vnode.status_changed(state.status, desired):
+            return
+        await tenant.client.patch(r.NODES, name, {"status": desired}, subresource="status")
+        if vnode.status_changed(state.status, desired):
+            log.info("virtual_node.status_changed", tenant=tenant.key, node=name,
+                     ready=vnode.is_ready({"status": desired}), super_node_present=p_node is not None)
+        state.status = desired
+        state.status_posted_at = self._clock()
+
+    async def _renew_lease(self, tenant: _Tenant, name: str, state: _VNode) -> None:
+        lease = vnode.build_lease(
+            name, now=_utcnow(), duration_seconds=self._settings.lease_duration_seconds, node_uid=state.uid,
+        )
+        try:
+            await tenant.client.patch(r.LEASES, name, {"spec": lease["spec"]}, namespace=naming.NODE_LEASE_NAMESPACE)
+        except NotFound:
+            with contextlib.suppress(AlreadyExists):
+                await tenant.client.create(r.LEASES, lease, namespace=naming.NODE_LEASE_NAMESPACE)
+
+    async def _has_pods(self, tenant: _Tenant, name: str) -> bool:
+        page = await tenant.client.list(r.PODS, field_selector=f"spec.nodeName={name}", limit=1)
+        return bool(page.get("items"))
+
+    async def _collect_if_idle(self, tenant: _Tenant, name: str, state: _VNode) -> bool:
+        """Delete the node once no pod was bound for the grace period; True if deleted."""
+        now = self._clock()
+        grace = self._settings.gc_grace_period
+        if await self._has_pods(tenant, name):
+            state.empty_since = None
+            return False
+        if state.empty_since is None:
+            state.empty_since = now
+        if now - state.empty_since < grace or now - state.ensured_at < grace:
+            return False
+        await self._delete_node(tenant, name)
+        self._metrics.collected.labels(tenant.key).inc()
+        return True
+
+    async def _delete_node(self, tenant: _Tenant, name: str) -> None:
+        state = tenant.nodes.pop(name, None)
+        with contextlib.suppress(NotFound):
+            await tenant.client.delete(r.NODES, name, uid=state.uid if state else None)
+        with contextlib.suppress(NotFound):
+            await tenant.client.delete(r.LEASES, name, namespace=naming.NODE_LEASE_NAMESPACE)
+        self._metrics.nodes.labels(tenant.key).set(len(tenant.nodes))
+        log.info("virtual_node.deleted", tenant=tenant.key, node=name)
