@@ -1,0 +1,673 @@
+"""The syncer's I/O: tenants, informers, workers, the three-way branch, upward writes, patrol.
+
+Why: everything that talks to an apiserver lives here, and only here; the
+per-kind modules are pure.  One :class:`Syncer` serves every tenant:
+
+* super informers (one per kind, selecting ``managed-by=vc-syncer``) and a
+  pass-through super Event watch, shared by all tenants;
+* per tenant, one informer per kind on its control plane, started when the
+  tenant appears and cancelled when it goes;
+* one :class:`~syncer.queue.FairQueue` and a bounded pool of workers;
+* the downward reconcile: tenant only → create, super only → delete, both →
+  update, always guarded by the tenant object's uid recorded on the super
+  copy (a super object of an older incarnation is deleted, never adopted);
+* the upward reconcile: pod binding and status, service cluster IPs, events;
+* the patrol: a periodic full diff of the caches that queues what differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as _dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from syncer import patrol as patrol_mod
+from syncer.informer import Informer
+from syncer.metrics import Metrics
+from syncer.nodes import NodeProvider, NullNodeProvider
+from syncer.queue import DOWN, UP, FairQueue, SyncKey
+from syncer.resources import REGISTRY
+from syncer.resources import event as event_mod
+from syncer.resources import pod as pod_mod
+from syncer.resources.base import Kind, Obj, TranslateContext, object_uid
+from syncer.resources.service import has_selector
+from syncer.settings import SyncerSettings
+from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
+from tenant_crd.models import SpecError, TenantSpec
+from vcluster import naming
+from vcluster.kube import (
+    AlreadyExists,
+    ApiClient,
+    ApiError,
+    ClientConfig,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    resources,
+)
+from vcluster.policy import policy_objects
+
+log = structlog.get_logger(__name__)
+
+EVENT = "Event"
+#: Name of the tenant's DNS Service (kube-system), whose super cluster IP pods use as nameserver.
+DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
+_MANAGED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY_SYNCER}"
+
+
+class RetryLater(Exception):
+    """The reconcile cannot finish yet (a dependency is missing); back off and retry."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class TenantRuntime:
+    """What the syncer holds for one served tenant."""
+
+    info: TenantInfo
+    api: ApiClient
+    ctx: TranslateContext
+    informers: dict[str, Informer] = field(default_factory=dict)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+    #: uids of tenant objects refused by policy (told once).
+    refused: set[str] = field(default_factory=set)
+    #: (tenant namespace, service account) whose token Secret exists in the super cluster.
+    tokens: set[tuple[str, str]] = field(default_factory=set)
+    token_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    #: Super events waiting to be copied up, by (tenant namespace, event name).
+    pending_events: dict[tuple[str, str], Obj] = field(default_factory=dict)
+
+
+class Syncer:
+    """Serves every tenant the source announces."""
+
+    def __init__(
+        self,
+        super_api: ApiClient,
+        source: TenantSource,
+        *,
+        settings: SyncerSettings | None = None,
+        nodes: NodeProvider | None = None,
+        metrics: Metrics | None = None,
+        kinds: tuple[Kind, ...] = REGISTRY,
+    ) -> None:
+        self.settings = settings or SyncerSettings()
+        self.super_api = super_api
+        self.source = source
+        self.nodes: NodeProvider = nodes or NullNodeProvider()
+        self.kinds = kinds
+        self.by_kind = {k.kind: k for k in kinds}
+        self.queue = FairQueue(
+            weight=self.settings.weight, backoff_base=self.settings.backoff_base,
+            backoff_max=self.settings.backoff_max,
+        )
+        self.metrics = metrics or Metrics(depths=self.queue.depths)
+        self.tenants: dict[str, TenantRuntime] = {}
+        self.super_informers: dict[str, Informer] = {
+            k.kind: Informer(
+                super_api, k.resource, handler=self._super_handler(k), transform=k.slim_super,
+                label_selector=_MANAGED_SELECTOR, watch_timeout=self.settings.watch_timeout,
+                name=f"super/{k.resource.plural}",
+            )
+            for k in kinds
+        }
+        self.event_informer = Informer(
+            super_api, resources.EVENTS, handler=self._on_super_event, store=False,
+            watch_timeout=self.settings.watch_timeout, name="super/events",
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.ready = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until cancelled; tenants are added and removed as the source says."""
+        try:
+            for name, inf in [*self.super_informers.items(), ("events", self.event_informer)]:
+                self._tasks.append(asyncio.create_task(inf.run(), name=f"super-informer-{name}"))
+            await asyncio.gather(*(inf.synced.wait() for inf in self.super_informers.values()))
+            self._tasks.extend(
+                asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.settings.workers)
+            )
+            self._tasks.append(asyncio.create_task(self.nodes.run(), name="node-provider"))
+            if self.settings.patrol_period > 0:
+                self._tasks.append(asyncio.create_task(self._patrol_loop(), name="patrol"))
+            self.ready.set()
+            log.info("syncer.started", workers=self.settings.workers)
+            async for change in self.source.changes():
+                if isinstance(change, TenantUp):
+                    await self.add_tenant(change.info)
+                elif isinstance(change, TenantDown):
+                    await self.remove_tenant(change.key, reason=change.reason)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for key in list(self.tenants):
+            await self.remove_tenant(key, reason="syncer stopping")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.queue.close()
+
+    async def add_tenant(self, info: TenantInfo) -> None:
+        old = self.tenants.get(info.key)
+        if old is not None:
+            if old.info == info:
+                return
+            await self.remove_tenant(info.key, reason="tenant changed")
+        config = ClientConfig.from_kubeconfig(
+            info.kubeconfig, max_connections=self.settings.max_connections, user_agent="vc-syncer"
+        )
+        api = ApiClient(config)
+        url = urlsplit(config.server)
+        ctx = TranslateContext(
+            key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
+            apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443),
+        )
+        rt = TenantRuntime(info=info, api=api, ctx=ctx)
+        self.tenants[info.key] = rt
+        for kind in self.kinds:
+            inf = Informer(
+                api, kind.resource, handler=self._tenant_handler(rt, kind), transform=kind.slim_tenant,
+                watch_timeout=self.settings.watch_timeout, name=f"{info.key}/{kind.resource.plural}",
+            )
+            rt.informers[kind.kind] = inf
+            rt.tasks.append(asyncio.create_task(inf.run(), name=f"informer-{info.key}-{kind.kind}"))
+        rt.tasks.append(asyncio.create_task(self._start_tenant(rt), name=f"start-{info.key}"))
+        log.info("syncer.tenant_added", tenant=info.key)
+
+    async def _start_tenant(self, rt: TenantRuntime) -> None:
+        await asyncio.gather(*(inf.synced.wait() for inf in rt.informers.values()))
+        with contextlib.suppress(Exception):
+            await self.nodes.attach_tenant(rt.info.key, rt.api)
+        rt.synced.set()
+        self.enqueue_all(rt)
+        log.info("syncer.tenant_synced", tenant=rt.info.key,
+                 objects={k: len(inf) for k, inf in rt.informers.items()})
+
+    def enqueue_all(self, rt: TenantRuntime) -> None:
+        """Queue every tenant object and every super object of the tenant (start-up, resync)."""
+        key = rt.info.key
+        for kind in self.kinds:
+            for ns, name in rt.informers[kind.kind].refs():
+                self.queue.add(SyncKey(key, kind.kind, DOWN, ns, name))
+            for _pkey, p_slim in self.super_informers[kind.kind].items():
+                self._enqueue_super(kind, p_slim, only_tenant=key)
+
+    async def remove_tenant(self, key: str, *, reason: str) -> None:
+        rt = self.tenants.pop(key, None)
+        if rt is None:
+            return
+        for task in rt.tasks:
+            task.cancel()
+        await asyncio.gather(*rt.tasks, return_exceptions=True)
+        self.queue.drop_tenant(key)
+        with contextlib.suppress(Exception):
+            await self.nodes.detach_tenant(key)
+        await rt.api.close()
+        log.info("syncer.tenant_removed", tenant=key, reason=reason)
+
+    # ---- event handlers (synchronous: they only queue keys) ---------------------------
+    def _tenant_handler(self, rt: TenantRuntime, kind: Kind) -> Any:
+        tenant = rt.info.key
+        queue = self.queue
+        is_service = kind.kind == "Service"
+
+        def handle(_event: str, v_obj: Obj) -> None:
+            if not rt.synced.is_set():
+                return  # queued all at once when every informer of the tenant has listed
+            meta = v_obj["metadata"]
+            ns, name = meta.get("namespace") or "", meta["name"]
+            queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
+            if is_service:
+                queue.add(SyncKey(tenant, "Endpoints", DOWN, ns, name))
+        return handle
+
+    def _super_handler(self, kind: Kind) -> Any:
+        def handle(_event: str, p_slim: Obj) -> None:
+            self._enqueue_super(kind, p_slim)
+        return handle
+
+    def _enqueue_super(self, kind: Kind, p_slim: Obj, *, only_tenant: str | None = None) -> None:
+        meta = p_slim["metadata"]
+        tenant = (meta.get("labels") or {}).get(naming.LABEL_CLUSTER_KEY)
+        if tenant is None or (only_tenant is not None and tenant != only_tenant):
+            return
+        rt = self.tenants.get(tenant)
+        if rt is None or not rt.synced.is_set():
+            return
+        ann = meta.get("annotations") or {}
+        if naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in ann:
+            return  # token Secrets belong to service accounts, not to the Secret kind
+        name = ann.get(naming.ANN_OBJECT_NAME)
+        if not name:
+            return
+        ns = ann.get(naming.ANN_TENANT_NAMESPACE, "") if kind.namespaced else ""
+        self.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
+        if kind.upward is not None:
+            self.queue.add(SyncKey(tenant, kind.kind, UP, ns, name))
+
+    def _on_super_event(self, event_type: str, p_event: Obj) -> None:
+        if event_type == "DELETED":
+            return
+        p_ns = p_event["metadata"].get("namespace") or ""
+        if naming.SEPARATOR not in p_ns:
+            return
+        involved = p_event.get("involvedObject") or {}
+        if involved.get("kind") not in event_mod.UPWARD_KINDS:
+            return
+        p_ns_obj = self.super_informers["Namespace"].get("", p_ns) if "Namespace" in self.super_informers else None
+        ann = ((p_ns_obj or {}).get("metadata") or {}).get("annotations") or {}
+        try:
+            ref = naming.parse_super_namespace(p_ns, ann)
+        except naming.NamingError:
+            return
+        rt = self.tenants.get(ref.cluster_key)
+        if rt is None or ref.tenant_namespace is None or not rt.synced.is_set():
+            return
+        name = p_event["metadata"]["name"]
+        rt.pending_events[(ref.tenant_namespace, name)] = p_event
+        self.queue.add(SyncKey(ref.cluster_key, EVENT, UP, ref.tenant_namespace, name))
+
+    # ---- workers ---------------------------------------------------------------------
+    async def _worker(self) -> None:
+        queue = self.queue
+        latency = self.metrics.latency
+        while True:
+            key, queued_at = await queue.get()
+            try:
+                await self.reconcile(key)
+                queue.forget(key)
+            except asyncio.CancelledError:
+                raise
+            except (RetryLater, ApiError, OSError) as exc:
+                self.metrics.errors.labels(key.kind, key.direction).inc()
+                delay = queue.retry(key)
+                level = log.debug if queue.failures(key) < 5 else log.warning
+                level("sync.retry", tenant=key.tenant, kind=key.kind, direction=key.direction,
+                      key=f"{key.namespace}/{key.name}", error=str(exc), retry_in=round(delay, 3))
+            except Exception:
+                self.metrics.errors.labels(key.kind, key.direction).inc()
+                queue.retry(key)
+                log.exception("sync.failed", tenant=key.tenant, kind=key.kind, direction=key.direction,
+                              key=f"{key.namespace}/{key.name}")
+            finally:
+                queue.done(key)
+                latency.labels(key.tenant).observe(time.monotonic() - queued_at)
+
+    async def reconcile(self, key: SyncKey) -> None:
+        rt = self.tenants.get(key.tenant)
+        if rt is None:
+            return
+        await rt.synced.wait()
+        if key.kind == EVENT:
+            await self._event_up(rt, key)
+            return
+        kind = self.by_kind[key.kind]
+        if key.direction == DOWN:
+            await self._down(rt, kind, key)
+        else:
+            await self._up(rt, kind, key)
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _super_ref(self, rt: TenantRuntime, kind: Kind, ns: str, name: str) -> tuple[str | None, str]:
+        if kind.namespaced:
+            return naming.super_namespace(rt.info.key, ns), name
+        return None, naming.super_namespace(rt.info.key, name)
+
+    def _p_slim(self, kind: Kind, p_ns: str | None, p_name: str) -> Obj | None:
+        return self.super_informers[kind.kind].get(p_ns or "", p_name)
+
+    def _count(self, kind: str, direction: str, op: str) -> None:
+        self.metrics.operations.labels(kind, direction, op).inc()
+
+    def context_for(self, rt: TenantRuntime) -> TranslateContext:
+        """The tenant's translation context with the current super cluster IP of its DNS service."""
+        dns = self.super_informers.get("Service")
+        dns_ip = None
+        if dns is not None:
+            p_dns = dns.get(naming.super_namespace(rt.info.key, DNS_NAMESPACE), DNS_SERVICE)
+            ip = (p_dns or {}).get("clusterIP")
+            dns_ip = ip if ip and ip != "None" else None
+        if dns_ip == rt.ctx.dns_ip:
+            return rt.ctx
+        rt.ctx = TranslateContext(
+            key=rt.ctx.key, tenant_name=rt.ctx.tenant_name, tenant_uid=rt.ctx.tenant_uid, policy=rt.ctx.policy,
+            apiserver_host=rt.ctx.apiserver_host, apiserver_port=rt.ctx.apiserver_port, dns_ip=dns_ip,
+            cluster_domain=rt.ctx.cluster_domain,
+        )
+        return rt.ctx
+
+    async def _delete_super(self, kind: Kind, p_slim: Obj, *, grace: int | None = None) -> None:
+        meta = p_slim["metadata"]
+        try:
+            await self.super_api.delete(kind.resource, meta["name"], namespace=meta.get("namespace"),
+                                        uid=meta.get("uid"), grace_period_seconds=grace)
+            self._count(kind.kind, DOWN, "delete")
+        except (NotFound, Conflict):
+            pass  # gone already, or another incarnation (precondition failed): not ours to delete
+
+    # ---- downward ----------------------------------------------------------------------
+    def tenant_object(self, rt: TenantRuntime, kind: Kind, ns: str, name: str) -> Obj | None:
+        """The tenant object that should be synced (None if absent or not synced by policy of kinds)."""
+        v_obj = rt.informers[kind.kind].get(ns, name)
+        if v_obj is None or kind.skip(v_obj):
+            return None
+        if kind.kind == "Endpoints":
+            v_svc = rt.informers["Service"].get(ns, name) if "Service" in rt.informers else None
+            if v_svc is not None and has_selector(v_svc):
+                return None  # the super cluster computes these itself
+        return v_obj
+
+    async def _down(self, rt: TenantRuntime, kind: Kind, key: SyncKey) -> None:
+        v_raw = rt.informers[kind.kind].get(key.namespace, key.name)
+        if v_raw is not None and kind.skip(v_raw):
+            return  # a system object the super cluster has its own of; never touch the super one
+        v_obj = self.tenant_object(rt, kind, key.namespace, key.name)
+        p_ns, p_name = self._super_ref(rt, kind, key.namespace, key.name)
+        p_slim = self._p_slim(kind, p_ns, p_name)
+        if p_slim is not None and naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in (p_slim["metadata"].get("annotations") or {}):
+            return
+        if v_obj is None:
+            if kind.kind == "ServiceAccount" and key.name != "default":
+                await self._delete_token(rt, key.namespace, key.name)
+            if p_slim is not None and not p_slim["metadata"].get("deletionTimestamp"):
+                await self._delete_super(kind, p_slim)
+            return
+        v_uid = object_uid(v_obj)
+        p_uid = ((p_slim or {}).get("metadata", {}).get("annotations") or {}).get(naming.ANN_OBJECT_UID)
+        if v_obj["metadata"].get("deletionTimestamp"):
+            await self._down_terminating(rt, kind, v_obj, p_slim if p_uid == v_uid else None)
+            return
+        if p_slim is not None and p_uid != v_uid:
+            # A super copy of an older incarnation of this name: delete, then create on the next pass.
+            if not p_slim["metadata"].get("deletionTimestamp"):
+                await self._delete_super(kind, p_slim)
+            raise RetryLater(f"stale super copy of {kind.kind} {key.namespace}/{key.name} (uid {p_uid})")
+        if p_slim is None:
+            await self._create(rt, kind, v_obj, p_ns)
+            return
+        ctx = self.context_for(rt) if kind.kind == "Pod" else rt.ctx
+        desired = kind.to_super(v_obj, ctx)
+        if kind.fingerprint(desired) != p_slim.get("fp"):
+            await self._update(kind, desired, p_slim)
+
+    async def _down_terminating(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_slim: Obj | None) -> None:
+        if p_slim is not None:
+            if not p_slim["metadata"].get("deletionTimestamp"):
+                grace = v_obj["metadata"].get("deletionGracePeriodSeconds")
+                await self._delete_super(kind, p_slim, grace=grace if kind.kind == "Pod" else None)
+            return
+        if kind.kind == "Pod":
+            # No kubelet finishes tenant pods: once the super pod is gone, the tenant pod goes too.
+            await self._delete_tenant_pod(rt, v_obj)
+
+    async def _delete_tenant_pod(self, rt: TenantRuntime, v_obj: Obj) -> None:
+        meta = v_obj["metadata"]
+        with contextlib.suppress(NotFound, Conflict):
+            await rt.api.delete(resources.PODS, meta["name"], namespace=meta["namespace"], uid=meta.get("uid"),
+                                grace_period_seconds=0)
+            self._count("Pod", UP, "delete")
+
+    async def _create(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns: str | None) -> None:
+        meta = v_obj["metadata"]
+        ctx = rt.ctx
+        if kind.kind == "Pod":
+            if object_uid(v_obj) in rt.refused:
+                return
+            if (v_obj.get("spec") or {}).get("nodeName") and _was_scheduled(v_obj):
+                # Bound by us, and its super pod is gone (deleted or evicted): the pod is lost, as on a
+                # failed node; its controller makes a new one.
+                await self._delete_tenant_pod(rt, v_obj)
+                return
+            ctx = self.context_for(rt)
+            reasons = pod_mod.violations(v_obj, ctx)
+            if reasons:
+                await self._refuse(rt, kind, v_obj, reasons)
+                return
+            if pod_mod.needs_token(v_obj):
+                await self._ensure_token(rt, meta["namespace"], pod_mod.service_account(v_obj))
+        desired = kind.to_super(v_obj, ctx)
+        try:
+            await self._create_in_namespace(rt, kind, desired, p_ns, meta.get("namespace", ""))
+        except AlreadyExists:
+            await self._adopt_or_clear(kind, desired)
+            return
+        except Invalid as exc:
+            await self._refuse(rt, kind, v_obj, [f"the super cluster refused it: {exc.message}"])
+            return
+        self._count(kind.kind, DOWN, "create")
+        if kind.kind == "Namespace":
+            await self._apply_namespace_policy(rt, desired["metadata"]["name"])
+
+    async def _create_in_namespace(
+        self, rt: TenantRuntime, kind: Kind, desired: Obj, p_ns: str | None, tenant_ns: str
+    ) -> None:
+        try:
+            await self.super_api.create(kind.resource, desired)
+        except NotFound:
+            if p_ns is None:
+                raise
+            # The super namespace is not there yet: make it now rather than waiting for its key.
+            ns_kind = self.by_kind["Namespace"]
+            v_ns = rt.informers["Namespace"].get("", tenant_ns)
+            if v_ns is None:
+                raise RetryLater(f"tenant namespace {tenant_ns} is not known yet") from None
+            if self._p_slim(ns_kind, None, p_ns) is None:
+                with contextlib.suppress(AlreadyExists):
+                    await self._create(rt, ns_kind, v_ns, None)
+            await self.super_api.create(kind.resource, desired)
+        except Forbidden as exc:
+            # Typically: the super namespace's default ServiceAccount is not made yet.
+            raise RetryLater(exc.message) from exc
+
+    async def _adopt_or_clear(self, kind: Kind, desired: Obj) -> None:
+        """Create found the name taken: update our copy, delete a stale one, leave others' alone."""
+        meta = desired["metadata"]
+        live = await self.super_api.get_or_none(kind.resource, meta["name"], namespace=meta.get("namespace"))
+        if live is None:
+            raise RetryLater("object vanished after AlreadyExists")
+        live_labels = live["metadata"].get("labels") or {}
+        if live_labels.get(naming.LABEL_MANAGED_BY) != naming.MANAGED_BY_SYNCER or live_labels.get(
+            naming.LABEL_CLUSTER_KEY
+        ) != meta["labels"][naming.LABEL_CLUSTER_KEY]:
+            log.warning("sync.name_taken", kind=kind.kind, namespace=meta.get("namespace"), name=meta["name"])
+            return
+        p_slim = kind.slim_super(live)
+        live_uid = (live["metadata"].get("annotations") or {}).get(naming.ANN_OBJECT_UID)
+        if live_uid != meta["annotations"][naming.ANN_OBJECT_UID]:
+            await self._delete_super(kind, p_slim)
+            raise RetryLater("stale super copy removed")
+        if kind.fingerprint(desired) != p_slim["fp"]:
+            await self._update(kind, desired, p_slim)
+
+    async def _update(self, kind: Kind, desired: Obj, p_slim: Obj) -> None:
+        update = kind.update(desired, p_slim)
+        meta = p_slim["metadata"]
+        if update.method == "replace":
+            await self.super_api.replace(kind.resource, update.body)  # Conflict → retry with a fresher cache
+        else:
+            if not update.body:
+                return
+            await self.super_api.patch(kind.resource, meta["name"], update.body, namespace=meta.get("namespace"))
+        self._count(kind.kind, DOWN, "update")
+
+    async def _refuse(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, reasons: list[str]) -> None:
+        uid = object_uid(v_obj)
+        if uid in rt.refused:
+            return
+        meta = v_obj["metadata"]
+        log.info("sync.refused", tenant=rt.info.key, kind=kind.kind, key=f"{meta.get('namespace')}/{meta['name']}",
+                 reasons=reasons)
+        body = event_mod.refusal(v_obj, kind=kind.kind, reasons=reasons, now=_now())
+        await rt.api.create(resources.EVENTS, body, namespace=meta["namespace"])
+        rt.refused.add(uid)
+        self.metrics.refused.labels(kind.kind).inc()
+
+    async def _apply_namespace_policy(self, rt: TenantRuntime, p_ns: str) -> None:
+        if not rt.info.spec:
+            return
+        try:
+            isolation = TenantSpec.from_dict(rt.info.spec).isolation
+        except SpecError:
+            return
+        for obj in policy_objects(isolation, super_namespace=p_ns, cluster_key=rt.info.key,
+                                  tenant_name=rt.info.name):
+            resource = resources.BY_KIND[obj["kind"]]
+            with contextlib.suppress(AlreadyExists):
+                await self.super_api.create(resource, obj)
+
+    # ---- service-account tokens ---------------------------------------------------------
+    async def _ensure_token(self, rt: TenantRuntime, ns: str, sa: str) -> None:
+        if (ns, sa) in rt.tokens:
+            return
+        p_ns = naming.super_namespace(rt.info.key, ns)
+        secret_name = naming.token_secret_name(sa)
+        if (p_ns, secret_name) in self.super_informers["Secret"]:
+            rt.tokens.add((ns, sa))
+            return
+        lock = rt.token_locks.setdefault((ns, sa), asyncio.Lock())
+        async with lock:
+            if (ns, sa) in rt.tokens:
+                return
+            request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                       "spec": {"expirationSeconds": self.settings.token_expiration}}
+            try:
+                answer = await rt.api.create(resources.SERVICEACCOUNTS, request, namespace=ns, name=sa,
+                                             subresource="token")
+            except NotFound:
+                raise RetryLater(f"service account {ns}/{sa} not found in the tenant") from None
+            token = answer["status"]["token"]
+            ca = rt.api.config.ca_pem or b""
+            secret = {
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {
+                    "name": secret_name, "namespace": p_ns,
+                    "labels": naming.owner_labels(rt.info.key, rt.info.name),
+                    "annotations": {naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT: sa, naming.ANN_CLUSTER_KEY: rt.info.key,
+                                    naming.ANN_TENANT_NAMESPACE: ns},
+                },
+                "data": {
+                    pod_mod.TOKEN_KEY: base64.b64encode(token.encode()).decode(),
+                    pod_mod.CA_KEY: base64.b64encode(ca).decode(),
+                    pod_mod.NAMESPACE_KEY: base64.b64encode(ns.encode()).decode(),
+                },
+            }
+            try:
+                await self._create_in_namespace(rt, self.by_kind["Secret"], secret, p_ns, ns)
+                self._count("ServiceAccountToken", DOWN, "create")
+            except AlreadyExists:
+                pass
+            rt.tokens.add((ns, sa))
+
+    async def _delete_token(self, rt: TenantRuntime, ns: str, sa: str) -> None:
+        rt.tokens.discard((ns, sa))
+        p_ns = naming.super_namespace(rt.info.key, ns)
+        p_secret = self.super_informers["Secret"].get(p_ns, naming.token_secret_name(sa))
+        if p_secret is not None:
+            await self._delete_super(self.by_kind["Secret"], p_secret)
+
+    # ---- upward --------------------------------------------------------------------------
+    async def _up(self, rt: TenantRuntime, kind: Kind, key: SyncKey) -> None:
+        if kind.upward is None:
+            return
+        v_obj = rt.informers[kind.kind].get(key.namespace, key.name)
+        p_ns, p_name = self._super_ref(rt, kind, key.namespace, key.name)
+        p_slim = self._p_slim(kind, p_ns, p_name)
+        if v_obj is None or p_slim is None:
+            return
+        if (p_slim["metadata"].get("annotations") or {}).get(naming.ANN_OBJECT_UID) != object_uid(v_obj):
+            return
+        for action in kind.upward(v_obj, p_slim):
+            if action.op == "bind":
+                node = action.body["target"]["name"]
+                await self.nodes.ensure_node(rt.info.key, node)
+                with contextlib.suppress(Conflict):  # bound meanwhile
+                    await rt.api.create(kind.resource, action.body, namespace=key.namespace, name=key.name,
+                                        subresource="binding")
+                self._count(kind.kind, UP, "bind")
+            elif action.op == "status":
+                with contextlib.suppress(NotFound):
+                    await rt.api.patch(kind.resource, key.name, action.body, namespace=key.namespace,
+                                       subresource="status")
+                    self._count(kind.kind, UP, "status")
+            else:
+                with contextlib.suppress(NotFound):
+                    await rt.api.patch(kind.resource, key.name, action.body, namespace=key.namespace or None)
+                    self._count(kind.kind, UP, "patch")
+
+    async def _event_up(self, rt: TenantRuntime, key: SyncKey) -> None:
+        p_event = rt.pending_events.pop((key.namespace, key.name), None)
+        if p_event is None:
+            return
+        involved = p_event.get("involvedObject") or {}
+        kind = self.by_kind.get(str(involved.get("kind")))
+        if kind is None:
+            return
+        v_obj = rt.informers[kind.kind].get(key.namespace, str(involved.get("name")))
+        if v_obj is None:
+            return
+        v_event = event_mod.to_tenant(p_event, tenant_namespace=key.namespace, v_uid=object_uid(v_obj))
+        try:
+            await rt.api.create(resources.EVENTS, v_event, namespace=key.namespace)
+            self._count(EVENT, UP, "create")
+        except AlreadyExists:
+            patch = {k: v_event[k] for k in ("count", "lastTimestamp", "message", "series") if k in v_event}
+            with contextlib.suppress(NotFound):
+                await rt.api.patch(resources.EVENTS, key.name, patch, namespace=key.namespace)
+                self._count(EVENT, UP, "patch")
+
+    # ---- patrol --------------------------------------------------------------------------
+    async def _patrol_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.patrol_period)
+            try:
+                self.patrol()
+            except Exception:
+                log.exception("patrol.failed")
+
+    def patrol(self) -> dict[str, int]:
+        """One full diff of every kind of every synced tenant; differences are queued. Returns counts."""
+        counts: dict[str, int] = {}
+        super_by_tenant = {
+            kind.kind: patrol_mod.group_by_tenant(self.super_informers[kind.kind].items()) for kind in self.kinds
+        }
+        for rt in list(self.tenants.values()):
+            if not rt.synced.is_set():
+                continue
+            ctx = self.context_for(rt)
+            for kind in self.kinds:
+                tenant_items = {
+                    k: v for k, v in rt.informers[kind.kind].items()
+                    if self.tenant_object(rt, kind, k[0], k[1]) is not None
+                }
+                diffs = patrol_mod.diff_kind(
+                    kind, tenant_items, super_by_tenant[kind.kind].get(rt.info.key, {}), ctx, refused=rt.refused,
+                )
+                for (ns, name), direction, reason in diffs:
+                    self.metrics.drift.labels(kind.kind, reason).inc()
+                    counts[reason] = counts.get(reason, 0) + 1
+                    self.queue.add(SyncKey(rt.info.key, kind.kind, direction, ns, name))
+        if counts:
+            log.info("patrol.drift", counts=counts)
+        return counts
+
+
+def _was_scheduled(v_pod: Obj) -> bool:
+    for cond in (v_pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "True":
+            return True
+    return False

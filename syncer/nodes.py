@@ -1,0 +1,53 @@
+"""The syncer's view of virtual nodes: a small interface and a default that does nothing.
+
+Why: before the syncer binds a tenant pod to a node, that node must exist in
+the tenant control plane (its Node object, conditions and heartbeat belong to
+the virtual-node component).  The engine calls a :class:`NodeProvider`; the
+real one is ``virtual_node.manager.VirtualNodeManager``, wired in by
+:func:`default_node_provider` when that package is installed.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from vcluster.kube import ApiClient
+
+
+class NodeProvider(Protocol):
+    """What the syncer needs from the virtual-node component."""
+
+    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None: ...
+
+    async def detach_tenant(self, key: str) -> None: ...
+
+    async def ensure_node(self, key: str, node_name: str) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+class NullNodeProvider:
+    """Creates nothing: tenant pods are bound to node names that have no Node object."""
+
+    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None:
+        return None
+
+    async def detach_tenant(self, key: str) -> None:
+        return None
+
+    async def ensure_node(self, key: str, node_name: str) -> None:
+        return None
+
+    async def run(self) -> None:
+        return None
+
+
+def default_node_provider(super_api: ApiClient) -> NodeProvider:
+    """The virtual-node manager if the package provides one, else :class:`NullNodeProvider`."""
+    try:
+        from virtual_node.manager import VirtualNodeManager
+        from virtual_node.settings import VirtualNodeSettings
+    except ImportError:
+        return NullNodeProvider()
+    provider: NodeProvider = VirtualNodeManager(super_api, VirtualNodeSettings.from_env())
+    return provider

@@ -1,0 +1,59 @@
+"""Namespaces: every tenant namespace becomes a prefixed super namespace.
+
+Why: the super namespace is the tenant's blast radius in the shared cluster;
+its name comes from :func:`vcluster.naming.super_namespace`, its labels say
+whose it is (and carry the pod-security level of the tenant's policy), and
+its annotation maps it back to the tenant namespace.
+"""
+
+from __future__ import annotations
+
+from syncer.resources.base import Kind, Obj, TranslateContext, meta_synced
+from tenant_crd.models import IsolationSpec
+from vcluster import naming
+from vcluster.kube import resources
+from vcluster.policy import namespace_labels
+
+#: Added by the apiserver to every namespace.
+_AUTO_LABELS = frozenset({"kubernetes.io/metadata.name"})
+
+
+def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
+    meta = v_obj["metadata"]
+    labels = naming.owner_labels(ctx.key, ctx.tenant_name)
+    labels[naming.LABEL_NAMESPACE_ROLE] = naming.ROLE_WORKLOAD
+    labels.update(namespace_labels(IsolationSpec(pod_security=ctx.policy.pod_security)))
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": naming.super_namespace(ctx.key, meta["name"]),
+            "labels": labels,
+            "annotations": {
+                naming.ANN_CLUSTER_KEY: ctx.key,
+                naming.ANN_TENANT_NAME: ctx.tenant_name,
+                naming.ANN_TENANT_UID: ctx.tenant_uid,
+                naming.ANN_TENANT_NAMESPACE: meta["name"],
+                naming.ANN_OBJECT_NAME: meta["name"],
+                naming.ANN_OBJECT_UID: meta.get("uid", ""),
+            },
+        },
+    }
+
+
+def synced(obj: Obj) -> Obj:
+    return meta_synced(obj, ignore_labels=_AUTO_LABELS)
+
+
+def patch_update(desired: Obj, p_slim: Obj) -> Obj:
+    from syncer.resources.base import metadata_patch
+
+    have = dict(p_slim)
+    meta = dict(have.get("metadata") or {})
+    meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items() if k not in _AUTO_LABELS}
+    have["metadata"] = meta
+    return {"metadata": metadata_patch(desired, have)}
+
+
+NAMESPACE = Kind(kind="Namespace", resource=resources.NAMESPACES, to_super=to_super, synced=synced,
+                 patch_update=patch_update)

@@ -1,0 +1,226 @@
+"""Pods: mutated on the way down, status and node binding on the way up.
+
+Why: a tenant pod must run in the super cluster yet behave as if it ran in
+the tenant cluster.  On the way down the pod gets the tenant's identity (its
+service-account token from the tenant's TokenRequest API and the tenant CA,
+in a super Secret that replaces the ``kube-api-access`` projected volume),
+the tenant apiserver as ``kubernetes.default`` (env and host aliases), the
+tenant's DNS service, tenant values in downward-API env vars, and the
+tenant's isolation policy.  Pods the policy forbids never go down
+(:func:`violations`).  On the way up the tenant pod is bound to the node the
+super scheduler chose and gets the super pod's status.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from typing import Any
+
+from syncer.resources.base import (
+    Kind,
+    Obj,
+    TranslateContext,
+    UpAction,
+    meta_synced,
+    metadata_patch,
+    super_metadata,
+)
+from vcluster import naming
+from vcluster.kube import resources
+from vcluster.policy import apply_pod_policy, check_pod
+
+ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+#: Keys of the token Secret the engine writes (see :func:`token_secret`).
+TOKEN_KEY, CA_KEY, NAMESPACE_KEY = "token", "ca.crt", "namespace"
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+_KUBERNETES_HOSTNAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc")
+
+
+def violations(v_pod: Obj, ctx: TranslateContext) -> list[str]:
+    """Why the tenant's isolation policy refuses this pod (empty: allowed).  One switch point."""
+    return check_pod(v_pod.get("spec") or {}, ctx.policy)
+
+
+def service_account(v_pod: Obj) -> str:
+    spec = v_pod.get("spec") or {}
+    return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+
+
+def needs_token(v_pod: Obj) -> bool:
+    """Whether the pod mounts a service-account token (so the engine must provide the token Secret)."""
+    return any(_is_token_volume(v) for v in (v_pod.get("spec") or {}).get("volumes") or [])
+
+
+def _is_token_volume(volume: Obj) -> bool:
+    sources = (volume.get("projected") or {}).get("sources") or []
+    return any("serviceAccountToken" in s for s in sources)
+
+
+def _token_volume(volume: Obj, secret_name: str) -> Obj:
+    """The projected kube-api-access volume rebuilt from the token Secret (paths kept)."""
+    projected = volume["projected"]
+    items: list[Obj] = []
+    others: list[Obj] = []
+    for source in projected.get("sources") or []:
+        if "serviceAccountToken" in source:
+            items.append({"key": TOKEN_KEY, "path": source["serviceAccountToken"].get("path", "token")})
+        elif "configMap" in source and source["configMap"].get("name") == ROOT_CA_CONFIGMAP:
+            for item in source["configMap"].get("items") or [{"key": CA_KEY, "path": CA_KEY}]:
+                if item.get("key") == CA_KEY:
+                    items.append({"key": CA_KEY, "path": item.get("path", CA_KEY)})
+        elif "downwardAPI" in source:
+            kept = []
+            for item in source["downwardAPI"].get("items") or []:
+                if (item.get("fieldRef") or {}).get("fieldPath") == "metadata.namespace":
+                    items.append({"key": NAMESPACE_KEY, "path": item["path"]})
+                else:
+                    kept.append(item)
+            if kept:
+                others.append({"downwardAPI": {**source["downwardAPI"], "items": kept}})
+        else:
+            others.append(source)
+    new_projected: Obj = {"sources": [{"secret": {"name": secret_name, "items": items}}, *others]}
+    if "defaultMode" in projected:
+        new_projected["defaultMode"] = projected["defaultMode"]
+    return {"name": volume["name"], "projected": new_projected}
+
+
+def _env(env: list[Obj] | None, v_meta: Obj, ctx: TranslateContext) -> list[Obj]:
+    out: list[Obj] = []
+    names = set()
+    for v_var in env or []:
+        var = v_var
+        field_path = ((var.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if field_path == "metadata.namespace":
+            var = {"name": var["name"], "value": v_meta.get("namespace", "")}
+        elif field_path == "metadata.uid":
+            var = {"name": var["name"], "value": v_meta.get("uid", "")}
+        names.add(var.get("name"))
+        out.append(var)
+    if ctx.apiserver_host:
+        for name, value in (("KUBERNETES_SERVICE_HOST", ctx.apiserver_host),
+                            ("KUBERNETES_SERVICE_PORT", ctx.apiserver_port),
+                            ("KUBERNETES_SERVICE_PORT_HTTPS", ctx.apiserver_port)):
+            if name not in names and value:
+                out.append({"name": name, "value": value})
+    return out
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
+    v_meta = v_obj["metadata"]
+    tenant_ns = v_meta["namespace"]
+    spec: dict[str, Any] = copy.deepcopy(v_obj.get("spec") or {})
+    spec.pop("nodeName", None)  # the super scheduler decides; the tenant pod is bound afterwards
+    spec.pop("serviceAccount", None)
+    spec["serviceAccountName"] = service_account(v_obj)
+    spec["automountServiceAccountToken"] = False
+    spec["enableServiceLinks"] = False  # the super namespace's services are not the tenant's
+    secret_name = naming.token_secret_name(spec["serviceAccountName"])
+    spec["volumes"] = [
+        _token_volume(v, secret_name) if _is_token_volume(v) else v for v in spec.get("volumes") or []
+    ]
+    if not spec["volumes"]:
+        del spec["volumes"]
+    for list_name in _CONTAINER_LISTS:
+        for container in spec.get(list_name) or []:
+            env = _env(container.get("env"), v_meta, ctx)
+            if env:
+                container["env"] = env
+    if ctx.apiserver_host and _is_ip(ctx.apiserver_host):
+        aliases = [a for a in spec.get("hostAliases") or [] if a.get("ip") != ctx.apiserver_host]
+        hostnames = [*_KUBERNETES_HOSTNAMES, f"kubernetes.default.svc.{ctx.cluster_domain}"]
+        aliases.append({"ip": ctx.apiserver_host, "hostnames": hostnames})
+        spec["hostAliases"] = aliases
+    if ctx.dns_ip and spec.get("dnsPolicy", "ClusterFirst") == "ClusterFirst":
+        dns_config = dict(spec.get("dnsConfig") or {})
+        d = ctx.cluster_domain
+        dns_config["nameservers"] = [ctx.dns_ip, *(dns_config.get("nameservers") or [])][:3]
+        dns_config["searches"] = [f"{tenant_ns}.svc.{d}", f"svc.{d}", d, *(dns_config.get("searches") or [])]
+        dns_config.setdefault("options", [{"name": "ndots", "value": "5"}])
+        spec["dnsPolicy"] = "None"
+        spec["dnsConfig"] = dns_config
+    spec = apply_pod_policy(spec, ctx.policy)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": super_metadata(v_obj, ctx, super_namespace=naming.super_namespace(ctx.key, tenant_ns)),
+        "spec": spec,
+    }
+
+
+def synced(obj: Obj) -> Obj:
+    """Labels, annotations and images: what may change on a running pod."""
+    spec = obj.get("spec") or {}
+    out = meta_synced(obj)
+    out["images"] = [[c.get("name"), c.get("image")] for n in ("initContainers", "containers")
+                     for c in spec.get(n) or []]
+    out["activeDeadlineSeconds"] = spec.get("activeDeadlineSeconds")
+    return out
+
+
+def patch_update(desired: Obj, p_slim: Obj) -> Obj:
+    patch: Obj = {}
+    meta = metadata_patch(desired, p_slim)
+    if meta:
+        patch["metadata"] = meta
+    spec = desired.get("spec") or {}
+    spec_patch: Obj = {}
+    for list_name in ("initContainers", "containers"):
+        if spec.get(list_name):
+            # Strategic-merge semantics are not needed: images are patched by a full list of name+image.
+            spec_patch[list_name] = [{"name": c["name"], "image": c.get("image")} for c in spec[list_name]]
+    if "activeDeadlineSeconds" in spec:
+        spec_patch["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
+    if spec_patch:
+        patch["spec"] = spec_patch
+    return patch
+
+
+def super_extras(p_obj: Obj) -> Obj:
+    return {"nodeName": (p_obj.get("spec") or {}).get("nodeName"), "status": p_obj.get("status") or {}}
+
+
+def slim_tenant(v_obj: Obj) -> Obj:
+    meta = v_obj.get("metadata")
+    if meta:
+        meta.pop("managedFields", None)
+    return v_obj
+
+
+def status_patch(v_status: Obj, p_status: Obj) -> Obj | None:
+    """Merge patch turning the tenant pod's status into the super pod's (None when equal)."""
+    if v_status == p_status:
+        return None
+    patch: Obj = {k: v for k, v in p_status.items() if v_status.get(k) != v}
+    patch.update({k: None for k in v_status if k not in p_status})
+    return patch or None
+
+
+def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
+    actions: list[UpAction] = []
+    v_spec = v_obj.get("spec") or {}
+    node = p_slim.get("nodeName")
+    if node and not v_spec.get("nodeName") and not v_obj["metadata"].get("deletionTimestamp"):
+        actions.append(UpAction("bind", {
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": v_obj["metadata"]["name"], "namespace": v_obj["metadata"]["namespace"],
+                         "uid": v_obj["metadata"].get("uid")},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }))
+    patch = status_patch(v_obj.get("status") or {}, p_slim.get("status") or {})
+    if patch is not None and (node or p_slim.get("status")):
+        actions.append(UpAction("status", {"status": patch}))
+    return actions
+
+
+POD = Kind(kind="Pod", resource=resources.PODS, to_super=to_super, synced=synced, slim_tenant=slim_tenant,
+           super_extras=super_extras, patch_update=patch_update, upward=upward)

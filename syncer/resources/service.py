@@ -1,0 +1,73 @@
+"""Services down (without cluster IPs and node ports), their super cluster IP up.
+
+Why: a tenant Service must get a real cluster IP in the super cluster so
+that super pods can reach it; the tenant learns that IP through the
+:data:`vcluster.naming.ANN_SUPER_CLUSTER_IP` annotation.  IPs and node ports
+allocated by the tenant apiserver mean nothing in the super cluster, so they
+are dropped and the super cluster allocates its own.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from syncer.resources.base import Kind, Obj, TranslateContext, UpAction, meta_synced, super_metadata
+from vcluster import naming
+from vcluster.kube import resources
+
+_DROP = ("clusterIP", "clusterIPs", "healthCheckNodePort", "ipFamilies", "ipFamilyPolicy", "externalIPs")
+
+
+def skip(v_obj: Obj) -> bool:
+    meta = v_obj["metadata"]
+    return bool(meta.get("namespace") == "default" and meta.get("name") == "kubernetes")
+
+
+def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
+    ns = naming.super_namespace(ctx.key, v_obj["metadata"]["namespace"])
+    spec = copy.deepcopy(v_obj.get("spec") or {})
+    for f in _DROP:
+        spec.pop(f, None)
+    ports = []
+    for v_port in spec.get("ports") or []:
+        port = dict(v_port)
+        port.pop("nodePort", None)
+        ports.append(port)
+    if ports:
+        spec["ports"] = ports
+    if spec.get("clusterIP") is None and (v_obj.get("spec") or {}).get("clusterIP") == "None":
+        spec["clusterIP"] = "None"  # headless stays headless
+    return {"apiVersion": "v1", "kind": "Service", "metadata": super_metadata(v_obj, ctx, super_namespace=ns),
+            "spec": spec}
+
+
+def synced(obj: Obj) -> Obj:
+    spec = obj.get("spec") or {}
+    ports = [
+        (p.get("name", ""), p.get("port"), p.get("protocol", "TCP"), p.get("targetPort", p.get("port")))
+        for p in spec.get("ports") or []
+    ]
+    out = meta_synced(obj)
+    out["spec"] = {"selector": spec.get("selector") or {}, "ports": ports, "type": spec.get("type", "ClusterIP"),
+                   "headless": spec.get("clusterIP") == "None"}
+    return out
+
+
+def super_extras(p_obj: Obj) -> Obj:
+    return {"clusterIP": (p_obj.get("spec") or {}).get("clusterIP")}
+
+
+def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
+    ip = p_slim.get("clusterIP")
+    have = ((v_obj.get("metadata") or {}).get("annotations") or {}).get(naming.ANN_SUPER_CLUSTER_IP)
+    if not ip or ip == have:
+        return []
+    return [UpAction("patch", {"metadata": {"annotations": {naming.ANN_SUPER_CLUSTER_IP: ip}}})]
+
+
+def has_selector(v_service: Obj) -> bool:
+    return bool((v_service.get("spec") or {}).get("selector"))
+
+
+SERVICE = Kind(kind="Service", resource=resources.SERVICES, to_super=to_super, synced=synced, skip=skip,
+               super_extras=super_extras, upward=upward)

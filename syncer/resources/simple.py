@@ -1,0 +1,46 @@
+"""ConfigMaps, Secrets and ServiceAccounts: copied down as they are.
+
+Why one module for three kinds: their translation is the same (metadata
+mapped, payload copied); what differs is the payload fields and which system
+objects the super cluster already has its own of.  Each is still its own
+:class:`~syncer.resources.base.Kind` in the registry.
+"""
+
+from __future__ import annotations
+
+from syncer.resources.base import Kind, Obj, TranslateContext, meta_synced, super_metadata
+from vcluster import naming
+from vcluster.kube import resources
+
+
+def _payload_kind(kind: str, resource: resources.Resource, fields: tuple[str, ...], skip_names: frozenset[str],
+                  skip_types: frozenset[str] = frozenset()) -> Kind:
+    def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
+        ns = naming.super_namespace(ctx.key, v_obj["metadata"]["namespace"])
+        out: Obj = {"apiVersion": "v1", "kind": kind, "metadata": super_metadata(v_obj, ctx, super_namespace=ns)}
+        for f in fields:
+            if f in v_obj:
+                out[f] = v_obj[f]
+        return out
+
+    def synced(obj: Obj) -> Obj:
+        out = meta_synced(obj)
+        for f in fields:
+            out[f] = obj.get(f)
+        return out
+
+    def skip(v_obj: Obj) -> bool:
+        return v_obj["metadata"].get("name") in skip_names or v_obj.get("type") in skip_types
+
+    return Kind(kind=kind, resource=resource, to_super=to_super, synced=synced, skip=skip)
+
+
+#: ``kube-root-ca.crt`` is the super cluster's own in every namespace; pods get the tenant CA another way.
+CONFIGMAP = _payload_kind("ConfigMap", resources.CONFIGMAPS, ("data", "binaryData", "immutable"),
+                          frozenset({"kube-root-ca.crt"}))
+#: Legacy token Secrets are the tenant's credentials for the tenant apiserver; pods get tokens another way.
+SECRET = _payload_kind("Secret", resources.SECRETS, ("data", "type", "immutable"), frozenset(),
+                       frozenset({"kubernetes.io/service-account-token"}))
+#: ``default`` exists in every super namespace already (the super controller-manager makes it).
+SERVICEACCOUNT = _payload_kind("ServiceAccount", resources.SERVICEACCOUNTS, ("automountServiceAccountToken",),
+                               frozenset({"default"}))
