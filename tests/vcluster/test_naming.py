@@ -40,9 +40,10 @@ def test_super_namespace_is_a_dns_label_and_maps_back(tenant: str, uid: str, ns:
     assert ref.tenant_namespace == ns
 
 
-@given(tenant_names, uids, namespaces, tenant_names, uids, namespaces)
+@given(st.tuples(tenant_names, uids, namespaces), st.tuples(tenant_names, uids, namespaces))
 @settings(max_examples=600)
-def test_two_tenants_never_collide(t1: str, u1: str, ns1: str, t2: str, u2: str, ns2: str) -> None:
+def test_two_tenants_never_collide(a: tuple[str, str, str], b: tuple[str, str, str]) -> None:
+    (t1, u1, ns1), (t2, u2, ns2) = a, b
     k1, k2 = naming.cluster_key(t1, u1), naming.cluster_key(t2, u2)
     assume((k1, ns1) != (k2, ns2))
     assert naming.super_namespace(k1, ns1) != naming.super_namespace(k2, ns2)
