@@ -1,0 +1,280 @@
+"""The operator on a real super cluster: Tenants become real, isolated control planes.
+
+Three local control planes and one pods-backend tenant in total, shared by
+the tests of this module:
+
+* ``alpha`` and ``beta`` (local): kubectl against the tenant apiserver, CRDs,
+  independence, owners and isolation updates.
+* ``gamma`` (local): unknown ClusterVersion → Ready=False + Event; the
+  ClusterVersion appears → provisioning starts; the operator is SIGKILLed in
+  the middle and restarted → exactly one healthy control plane; deletion
+  removes every process, namespace and secret.
+* ``delta`` (pods): the rendered objects are accepted by the super apiserver
+  and the pods reach Running on the kwok nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.operator_fixtures import (
+    OperatorProcess,
+    TenantHandle,
+    create_tenant,
+    delete_tenant,
+    get_tenant,
+    is_ready,
+    ready_condition,
+    tenant_manifest,
+    wait_tenant,
+)
+from vcluster import naming
+from vcluster.controlplane import spec as cp
+from vcluster.process import pid_alive, read_cmdline
+
+pytestmark = pytest.mark.e2e
+#: The ``vc_operator`` fixture (one operator per session).
+pytest_plugins = ("e2e.operator_fixtures",)
+
+CRD_YAML = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"""
+
+
+def _suffix() -> str:
+    return uuid.uuid4().hex[:5]
+
+
+@pytest.fixture(scope="module")
+def pair(super_cluster: Any, vc_operator: OperatorProcess) -> Iterator[tuple[TenantHandle, TenantHandle]]:
+    """Two local tenants, created together (the operator provisions them concurrently)."""
+    a_name, b_name = f"alpha-{_suffix()}", f"beta-{_suffix()}"
+    create_tenant(super_cluster, a_name, wait=False, owners={"users": ["alice"]})
+    create_tenant(super_cluster, b_name, wait=False)
+    a = create_tenant(super_cluster, a_name, owners={"users": ["alice"]})
+    b = create_tenant(super_cluster, b_name)
+    yield a, b
+    delete_tenant(super_cluster, a_name, wait=False)
+    delete_tenant(super_cluster, b_name, wait=False)
+
+
+def _processes_of(state_dir: Path, key: str) -> dict[str, list[int]]:
+    """Live control-plane processes whose command line points into the tenant's state folder."""
+    marker = f"{state_dir / key}/"
+    out: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        cmd = read_cmdline(int(entry.name), settle=0)
+        if (cmd and Path(cmd[0]).name in cp.COMPONENTS and any(marker in a for a in cmd[1:])
+                and pid_alive(int(entry.name))):
+            out.setdefault(Path(cmd[0]).name, []).append(int(entry.name))
+    return out
+
+
+def test_local_tenant_serves_kubectl(super_cluster: Any, pair: tuple[TenantHandle, TenantHandle]) -> None:
+    a, _ = pair
+    status = a.status
+    assert status["phase"] == "Ready"
+    assert status["clusterKey"] == a.cluster_key
+    assert status["kubeconfigSecret"] == {"namespace": a.cluster_key, "name": "admin-kubeconfig"}
+    assert a.endpoint is not None
+    assert a.endpoint.startswith("https://127.0.0.1:")
+    assert a.endpoint != super_cluster.server
+    # the tenant's own apiserver answers kubectl: namespaces, create, CRDs
+    names = a.kubectl("get", "ns", "-o", "name").stdout.split()
+    assert "namespace/kube-system" in names
+    a.kubectl("create", "namespace", "team-a")
+    a.kubectl("apply", "-f", "-", input=CRD_YAML)
+    a.kubectl("wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=60s")
+    a.kubectl("apply", "-f", "-", input=yaml.safe_dump(
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "team-a"}}))
+    assert a.kubectl("get", "widgets", "-n", "team-a", "-o", "name").stdout.strip() == "widget.example.com/w1"
+    # the root namespace in the super cluster is labelled for the syncer and the policy
+    ns = json.loads(super_cluster.kubectl("get", "ns", a.cluster_key, "-o", "json").stdout)
+    assert ns["metadata"]["labels"][naming.LABEL_NAMESPACE_ROLE] == naming.ROLE_ROOT
+    assert ns["metadata"]["labels"][naming.LABEL_CLUSTER_KEY] == a.cluster_key
+    # owners are cluster-admin inside the tenant, nobody else is
+    assert a.kubectl("auth", "can-i", "*", "*", "--as=alice").stdout.strip() == "yes"
+    assert a.kubectl("auth", "can-i", "create", "pods", "--as=mallory", check=False).stdout.strip() == "no"
+    # the kubelet-proxy CA exists, and the tenant apiserver's kubelet client cert chains to it
+    super_cluster.kubectl("get", "secret", "-n", naming.SYSTEM_NAMESPACE, naming.KUBELET_PROXY_CA_SECRET)
+
+
+def test_two_tenants_are_independent(pair: tuple[TenantHandle, TenantHandle]) -> None:
+    a, b = pair
+    a.kubectl("create", "namespace", "only-in-a")
+    a.kubectl("apply", "-f", "-", input=CRD_YAML.replace("widgets", "gadgets").replace("Widget", "Gadget")
+              .replace("widget", "gadget"))
+    assert b.endpoint != a.endpoint
+    assert b.kubectl("get", "ns", "only-in-a", check=False).returncode != 0
+    assert b.kubectl("get", "crd", "gadgets.example.com", check=False).returncode != 0
+    # a's admin credentials are worthless against b's apiserver (different CA)
+    assert b.endpoint is not None
+    cross = a.kubectl(f"--server={b.endpoint}", "get", "ns", check=False)
+    assert cross.returncode != 0
+
+
+def test_updates_owners_and_isolation(super_cluster: Any, pair: tuple[TenantHandle, TenantHandle],
+                                      vc_operator: OperatorProcess) -> None:
+    a, _ = pair
+    workload_ns = naming.super_namespace(a.cluster_key, "web")
+    super_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": workload_ns, "labels": {
+            naming.LABEL_CLUSTER_KEY: a.cluster_key, naming.LABEL_NAMESPACE_ROLE: naming.ROLE_WORKLOAD}},
+    }))
+    patch = {"spec": {"owners": {"users": ["alice", "bob"]},
+                      "isolation": {"podSecurity": "restricted", "resourceQuota": {"hard": {"pods": "7"}}}}}
+    super_cluster.kubectl("patch", "tenant", a.name, "--type=merge", "-p", json.dumps(patch))
+    wait_tenant(super_cluster, a.name, is_ready, what="Ready after update", operator=vc_operator)
+    assert a.kubectl("auth", "can-i", "*", "*", "--as=bob").stdout.strip() == "yes"
+    quota = json.loads(super_cluster.kubectl("get", "resourcequota", "-n", workload_ns, "-o", "json").stdout)
+    assert [q["spec"]["hard"] for q in quota["items"]] == [{"pods": "7"}]
+    netpol = json.loads(super_cluster.kubectl("get", "networkpolicy", "-n", workload_ns, "-o", "json").stdout)
+    (item,) = netpol["items"]
+    assert item["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        naming.LABEL_CLUSTER_KEY: a.cluster_key}
+    ns = json.loads(super_cluster.kubectl("get", "ns", workload_ns, "-o", "json").stdout)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # dropping the quota from the spec removes it from the namespace
+    super_cluster.kubectl("patch", "tenant", a.name, "--type=json",
+                          "-p", json.dumps([{"op": "remove", "path": "/spec/isolation/resourceQuota"}]))
+    wait_tenant(super_cluster, a.name, is_ready, what="Ready after second update", operator=vc_operator)
+    quota = json.loads(super_cluster.kubectl("get", "resourcequota", "-n", workload_ns, "-o", "json").stdout)
+    assert quota["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "needle"),
+    [
+        ("bad--name", {}, "must not contain '--'"),
+        ("x" * 33, {}, "at most 32 characters"),
+        ("badbackend", {"controlPlane": {"backend": "vm"}}, "Unsupported value: \"vm\""),
+        ("badversion", {"controlPlane": {"version": "1.36"}}, "spec.controlPlane.version"),
+        ("badboth", {"controlPlane": {"version": "v1.36.3", "clusterVersionRef": "x"}}, "at most one"),
+        ("badpsa", {"isolation": {"podSecurity": "none"}}, "spec.isolation.podSecurity"),
+    ],
+    ids=["double-dash", "too-long", "backend-enum", "version-pattern", "version-and-ref", "pod-security"],
+)
+def test_schema_invalid_tenant_is_rejected(super_cluster: Any, vc_operator: OperatorProcess, name: str,
+                                           spec: dict[str, Any], needle: str) -> None:
+    got = super_cluster.kubectl("apply", "-f", "-", check=False,
+                                input=yaml.safe_dump(tenant_manifest(name, **spec)))
+    assert got.returncode != 0
+    assert needle in got.stderr
+    assert get_tenant(super_cluster, name) is None
+
+
+def _events(super_cluster: Any, name: str) -> list[dict[str, Any]]:
+    got = super_cluster.kubectl("get", "events", "-A", "--field-selector",
+                                f"involvedObject.kind=Tenant,involvedObject.name={name}", "-o", "json")
+    items: list[dict[str, Any]] = json.loads(got.stdout)["items"]
+    return items
+
+
+def test_cluster_version_kill_restart_and_delete(super_cluster: Any, vc_operator: OperatorProcess) -> None:
+    name, cv_name = f"gamma-{_suffix()}", f"cv-{_suffix()}"
+    t = create_tenant(super_cluster, name, wait=False, controlPlane={"clusterVersionRef": cv_name})
+    # unknown ClusterVersion: Ready=False with a reason and an Event, nothing provisioned
+    wait_tenant(super_cluster, name, lambda o: ready_condition(o).get("reason") == "ClusterVersionNotFound",
+                what="ClusterVersionNotFound", timeout=60, operator=vc_operator)
+    deadline = time.monotonic() + 30
+    while not any(e["reason"] == "ClusterVersionNotFound" for e in _events(super_cluster, name)):
+        assert time.monotonic() < deadline, "no ClusterVersionNotFound Event"
+        time.sleep(0.5)
+    assert super_cluster.kubectl("get", "ns", t.cluster_key, check=False).returncode != 0
+    assert _processes_of(vc_operator.state_dir, t.cluster_key) == {}
+
+    # the ClusterVersion appears: provisioning starts; SIGKILL the operator in the middle of it
+    super_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": naming.API_VERSION, "kind": "ClusterVersion", "metadata": {"name": cv_name},
+        "spec": {"version": "v1.36.3", "apiserver": {"extraArgs": {"v": "1"}}}}))
+    pid_dir = vc_operator.state_dir / t.cluster_key / "run"
+    deadline = time.monotonic() + 120
+    while not (pid_dir / "etcd.pid").exists():
+        assert time.monotonic() < deadline, f"provisioning never started:\n{vc_operator.log_tail()}"
+        time.sleep(0.1)
+    vc_operator.kill()
+    vc_operator.start()
+    obj = wait_tenant(super_cluster, name, is_ready, what="Ready after operator restart", operator=vc_operator)
+    procs = _processes_of(vc_operator.state_dir, t.cluster_key)
+    assert {k: len(v) for k, v in procs.items()} == dict.fromkeys(cp.COMPONENTS, 1)
+    assert obj["status"]["version"] == "v1.36.3"
+    apiserver_cmd = read_cmdline(procs["kube-apiserver"][0]) or []
+    assert "--v=1" in apiserver_cmd
+
+    # deletion removes every process, namespace and secret of the tenant
+    workload_ns = naming.super_namespace(t.cluster_key, "app")
+    super_cluster.kubectl("create", "namespace", workload_ns)
+    super_cluster.kubectl("label", "namespace", workload_ns, f"{naming.LABEL_CLUSTER_KEY}={t.cluster_key}",
+                          f"{naming.LABEL_NAMESPACE_ROLE}={naming.ROLE_WORKLOAD}")
+    delete_tenant(super_cluster, name)
+    assert _processes_of(vc_operator.state_dir, t.cluster_key) == {}
+    assert not (vc_operator.state_dir / t.cluster_key).exists()
+    deadline = time.monotonic() + 120
+    while True:
+        left = super_cluster.kubectl("get", "ns", "-l", f"{naming.LABEL_CLUSTER_KEY}={t.cluster_key}",
+                                     "-o", "name").stdout.split()
+        if not left:
+            break
+        assert time.monotonic() < deadline, f"namespaces left: {left}"
+        time.sleep(1)
+    assert super_cluster.kubectl("get", "secrets", "-n", t.cluster_key, "-o", "name",
+                                 check=False).stdout.strip() == ""
+    super_cluster.kubectl("delete", "clusterversion", cv_name)
+
+
+def test_pods_backend_runs_on_kwok_nodes(super_cluster: Any, vc_operator: OperatorProcess) -> None:
+    name = f"delta-{_suffix()}"
+    t = create_tenant(super_cluster, name, wait=False,
+                      controlPlane={"backend": "pods", "replicas": 2, "expose": {"type": "ClusterIP"}})
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            got = super_cluster.kubectl("get", "pods", "-n", t.cluster_key, "-o", "json", check=False)
+            pods = json.loads(got.stdout)["items"] if got.returncode == 0 else []
+            running = [p for p in pods if p["status"].get("phase") == "Running"]
+            if len(running) == 4:  # etcd, 2 apiservers, controller-manager
+                break
+            assert time.monotonic() < deadline, (
+                f"pods: {[(p['metadata']['name'], p['status'].get('phase')) for p in pods]}\n"
+                f"{vc_operator.log_tail()}")
+            time.sleep(1)
+        components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in running)
+        assert components == ["etcd", "kube-apiserver", "kube-apiserver", "kube-controller-manager"]
+        assert all(p["spec"]["nodeName"] for p in running)
+        images = {c["image"] for p in running for c in p["spec"]["containers"]}
+        assert "registry.k8s.io/kube-apiserver:v1.36.3" in images
+        svc = json.loads(super_cluster.kubectl("get", "svc", "apiserver", "-n", t.cluster_key, "-o",
+                                               "json").stdout)
+        assert svc["spec"]["ports"][0]["port"] == 6443
+        # the apiserver in a kwok pod does not really run: the operator says so, it does not lie
+        obj = wait_tenant(super_cluster, name,
+                          lambda o: ready_condition(o).get("reason") == "WaitingForApiserver",
+                          what="WaitingForApiserver", timeout=90, operator=vc_operator)
+        assert ready_condition(obj)["status"] == "False"
+        assert obj["status"]["clusterKey"] == t.cluster_key
+        assert obj["status"]["phase"] == "Provisioning"
+    finally:
+        delete_tenant(super_cluster, name)

@@ -1,0 +1,111 @@
+"""Attach the reconciler to an explicit Kopf registry.
+
+Why: Kopf's decorators register into a global registry at import time; we
+call them with an explicit ``registry=`` inside :func:`register` instead, so
+importing this module has no side effect and only the entry point decides
+what runs.  This layer only translates: Kopf causes → :class:`Reconciler`
+calls, :class:`~vcluster.operator.reconcile.Retry`/``Invalid`` → Kopf's
+temporary/permanent errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import structlog
+
+from tenant_crd import TENANT_PLURAL
+from vcluster import naming
+from vcluster.kubeconfig import KubeconfigInfo
+from vcluster.operator.reconcile import Invalid, Reconciler, Retry
+from vcluster.operator.settings import OperatorSettings
+
+log = structlog.get_logger(__name__)
+
+RESOURCE = (naming.GROUP, naming.VERSION, TENANT_PLURAL)
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    """Kopf's settings: our finalizer, progress in annotations, no Kopf event spam."""
+    out = kopf.OperatorSettings()
+    out.persistence.finalizer = naming.FINALIZER
+    out.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=f"kopf.{naming.GROUP}")
+    out.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=f"kopf.{naming.GROUP}", key="last-handled-configuration"
+    )
+    out.posting.level = 100  # we post our own Events (reconcile.Reconciler.event)
+    out.peering.standalone = not settings.peering
+    out.peering.clusterwide = True
+    out.watching.server_timeout = 300
+    out.batching.error_delays = [1, 2, 5, 10, 20, 30]
+    return out
+
+
+def _body(body: Any) -> Mapping[str, Any]:
+    return dict(body)
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    *,
+    reconciler: Reconciler,
+    settings: OperatorSettings,
+    connection: KubeconfigInfo | None,
+) -> None:
+    """Register every handler of the operator into ``registry``."""
+
+    if connection is not None:
+        info = connection
+
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            return kopf.ConnectionInfo(
+                server=info.server,
+                ca_data=info.ca_pem.decode() if info.ca_pem else None,
+                certificate_data=info.client_cert_pem.decode() if info.client_cert_pem else None,
+                private_key_data=info.client_key_pem.decode() if info.client_key_pem else None,
+                token=info.token,
+                insecure=info.insecure_skip_tls_verify or None,
+                default_namespace="default",
+            )
+
+        kopf.on.login(registry=registry)(login)
+
+    async def reconcile(body: kopf.Body, **_: Any) -> None:
+        name = body.metadata.name
+        async with reconciler.lock(name):
+            try:
+                await reconciler.reconcile(_body(body))
+            except Retry as exc:
+                raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
+            except Invalid as exc:
+                raise kopf.PermanentError(str(exc)) from None
+
+    for cause, decorator in (("create", kopf.on.create), ("update", kopf.on.update), ("resume", kopf.on.resume)):
+        decorator(*RESOURCE, registry=registry, id=f"reconcile-{cause}")(reconcile)
+
+    async def teardown(body: kopf.Body, **_: Any) -> None:
+        async with reconciler.lock(body.metadata.name):
+            await reconciler.teardown(_body(body))
+
+    kopf.on.delete(*RESOURCE, registry=registry, id="teardown")(teardown)
+
+    async def health(body: kopf.Body, **_: Any) -> None:
+        """Restart a Ready local control plane whose processes died (or were replaced)."""
+        name = body.metadata.name
+        lock = reconciler.lock(name)
+        if lock.locked() or body.metadata.get("deletionTimestamp"):
+            return
+        healthy = reconciler.local_healthy(_body(body))
+        if healthy is not False:
+            return
+        log.warning("operator.tenant.unhealthy", tenant=name)
+        async with lock:
+            try:
+                await reconciler.reconcile(_body(body))
+            except (Retry, Invalid) as exc:
+                log.warning("operator.tenant.repair_failed", tenant=name, error=str(exc))
+
+    kopf.timer(*RESOURCE, registry=registry, id="health", interval=settings.health_interval,
+               initial_delay=settings.health_interval)(health)

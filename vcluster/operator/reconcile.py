@@ -1,0 +1,426 @@
+"""Reconcile one Tenant: validate, provision, bootstrap, isolate, report.
+
+Why this module exists: the whole life of a tenant's control plane is one
+idempotent function (:meth:`Reconciler.reconcile`) plus its teardown
+(:meth:`Reconciler.teardown`), written over plain dicts and
+:mod:`vcluster.kube` so that Kopf stays a thin trigger layer
+(:mod:`vcluster.operator.handlers`).  Idempotent means: killed at any line
+and run again, it converges to exactly one healthy control plane —
+
+* everything that can be wrong with a spec is checked *before* the first
+  write (schema model, policy conflicts, ClusterVersion, builder, binaries),
+  so a bad spec gives ``Ready=False`` with a reason and an Event and provisions
+  nothing half-way;
+* the PKI is generated once and stored in the root namespace; later runs
+  reuse it (see :mod:`vcluster.controlplane.certs`);
+* local processes are re-adopted from their pid files; pods-backend objects
+  are server-side applied;
+* the status and an Event change only when the outcome changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as _dt
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
+from tenant_crd.models import IsolationSpec
+from vcluster import naming, policy
+from vcluster.controlplane import builder, certs, pods
+from vcluster.controlplane import spec as cp
+from vcluster.controlplane.local import BackendError, LocalBackend, VersionUnavailable
+from vcluster.errors import VClusterError
+from vcluster.kube import AlreadyExists, ApiClient, ApiError, ClientConfig, Conflict, NotFound
+from vcluster.kube import resources as r
+
+log = structlog.get_logger(__name__)
+
+FIELD_MANAGER = "vc-operator"
+OWNERS_BINDING = "virtualcluster:owners"
+#: Events of cluster-scoped Tenants go to this namespace.
+EVENT_NAMESPACE = "default"
+
+
+class Retry(VClusterError):
+    """Not done yet (or a transient failure): run again after ``delay`` seconds."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Invalid(VClusterError):
+    """The spec cannot work as written: wait for the admin to change it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What :meth:`Reconciler.reconcile` ended with (for logs and tests)."""
+
+    cluster_key: str
+    endpoint: str
+    backend: str
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _decode_secret(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
+    data = (secret or {}).get("data") or {}
+    return {k: base64.b64decode(v) for k, v in data.items()}
+
+
+class Reconciler:
+    """Provisions and tears down tenants against one super cluster."""
+
+    def __init__(self, *, api: ApiClient, local: LocalBackend, bootstrap_timeout: float = 90.0) -> None:
+        self.api = api
+        self.local = local
+        self.pods = pods.PodsBackend()
+        self.bootstrap_timeout = bootstrap_timeout
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    # ---- status and events ---------------------------------------------------------
+    async def _report(
+        self,
+        body: Mapping[str, Any],
+        *,
+        phase: str,
+        ready: bool,
+        reason: str,
+        message: str,
+        extra: Mapping[str, Any] | None = None,
+        event_type: str | None = None,
+    ) -> None:
+        """Write status (phase, Ready condition, ...); post an Event when the condition changed."""
+        meta = body["metadata"]
+        old = TenantStatus.from_dict(body.get("status"))
+        old_cond = old.condition("Ready")
+        status_str = "True" if ready else "False"
+        changed = (
+            old_cond is None
+            or old_cond.status != status_str
+            or old_cond.reason != reason
+            or old_cond.message != message
+        )
+        transition = (
+            old_cond.last_transition_time
+            if old_cond is not None and old_cond.status == status_str and old_cond.last_transition_time
+            else _now()
+        )
+        status: dict[str, Any] = {
+            "phase": phase,
+            "observedGeneration": meta.get("generation"),
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": status_str,
+                    "reason": reason,
+                    "message": message,
+                    "observedGeneration": meta.get("generation"),
+                    "lastTransitionTime": transition,
+                }
+            ],
+            **(extra or {}),
+        }
+        try:
+            await self.api.patch(r.TENANTS, meta["name"], {"status": status}, subresource="status")
+        except NotFound:
+            return
+        if changed:
+            await self.event(body, type_=event_type or ("Normal" if ready else "Warning"),
+                             reason=reason, message=message)
+
+    async def event(self, body: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
+        meta = body["metadata"]
+        now = _now()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": EVENT_NAMESPACE},
+            "involvedObject": {
+                "apiVersion": naming.API_VERSION, "kind": "Tenant", "name": meta["name"], "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": socket.gethostname(),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.api.create(r.EVENTS, event, namespace=EVENT_NAMESPACE)
+        except ApiError as exc:  # an Event is best effort; never fail a reconcile for it
+            log.warning("operator.event_failed", tenant=meta["name"], reason=reason, error=str(exc))
+
+    async def _invalid(self, body: Mapping[str, Any], *, reason: str, message: str) -> Invalid:
+        await self._report(body, phase="Failed", ready=False, reason=reason, message=message)
+        return Invalid(message)
+
+    # ---- the reconcile ---------------------------------------------------------------
+    async def reconcile(self, body: Mapping[str, Any]) -> Outcome:
+        """Bring the tenant's control plane in line with its spec; raise Retry/Invalid when not done."""
+        meta = body["metadata"]
+        name, uid = meta["name"], meta["uid"]
+        logger = log.bind(tenant=name)
+        status = TenantStatus.from_dict(body.get("status"))
+        was_ready = status.ready and status.phase == "Ready"
+
+        # 1. everything that can be wrong, before any write ------------------------------
+        try:
+            key = naming.cluster_key(name, uid)
+            spec = TenantSpec.from_dict(body.get("spec"))
+            problems = spec.problems()
+            if problems:
+                raise SpecError("; ".join(problems))
+        except (SpecError, naming.NamingError) as exc:
+            raise await self._invalid(body, reason="InvalidSpec", message=str(exc)) from None
+        cluster_version = None
+        ref = spec.control_plane.cluster_version_ref
+        if ref:
+            cv = await self.api.get_or_none(r.CLUSTERVERSIONS, ref)
+            if cv is None:
+                message = f"ClusterVersion {ref!r} not found"
+                await self._report(body, phase="Pending" if not was_ready else "Ready", ready=was_ready,
+                                   reason="ClusterVersionNotFound", message=message, event_type="Warning")
+                raise Retry(message, delay=30)
+            try:
+                cluster_version = ClusterVersionSpec.from_dict(cv.get("spec"))
+            except SpecError as exc:
+                raise await self._invalid(
+                    body, reason="InvalidClusterVersion", message=f"ClusterVersion {ref!r}: {exc}"
+                ) from None
+        backend = spec.control_plane.backend
+        layout = self.local.layout(key) if backend == "local" else pods.layout(key, host=spec.control_plane.expose.host)
+        try:
+            plane = builder.build(
+                tenant_name=name, cluster_key=key, tenant=spec, cluster_version=cluster_version, layout=layout
+            )
+        except SpecError as exc:
+            raise await self._invalid(body, reason="InvalidSpec", message=str(exc)) from None
+        if backend == "local":
+            try:
+                self.local.binaries_for(plane.version)
+            except VersionUnavailable as exc:
+                await self._report(body, phase="Pending" if not was_ready else "Ready", ready=was_ready,
+                                   reason="VersionUnavailable", message=str(exc), event_type="Warning")
+                raise Retry(str(exc), delay=60) from None
+
+        # 2. provision ------------------------------------------------------------------------
+        common = {"clusterKey": key, "backend": backend, "version": plane.version}
+        if not was_ready:
+            await self._report(body, phase="Provisioning", ready=False, reason="Provisioning",
+                               message=f"provisioning the {backend} control plane", extra=common,
+                               event_type="Normal")
+        await self._ensure_root_namespace(key, name, uid)
+        kubelet_ca = await self._kubelet_ca()
+        files = await self._ensure_pki(key, name, plane.certs, kubelet_ca)
+        cm_kubeconfig = certs.kubeconfig_for(
+            cp.CONTROLLER_MANAGER, server=plane.internal_endpoint, files=files, cluster_name=key
+        )
+        try:
+            if backend == "local":
+                await asyncio.to_thread(self.local.apply, plane, pki_files=files, cm_kubeconfig=cm_kubeconfig)
+            else:
+                await self.pods.apply(self.api, pods.render(plane, namespace=key, cm_kubeconfig=cm_kubeconfig))
+                waiting = await self.pods.progress(self.api, plane, namespace=key)
+                if waiting:
+                    message = f"waiting for {', '.join(waiting)} in namespace {key}"
+                    await self._report(body, phase="Provisioning", ready=False, reason="WaitingForControlPlane",
+                                       message=message, extra=common, event_type="Normal")
+                    raise Retry(message, delay=5)
+        except BackendError as exc:
+            await self._report(body, phase="Provisioning", ready=False, reason="ControlPlaneFailed",
+                               message=str(exc), extra=common)
+            raise Retry(str(exc), delay=15) from None
+        admin_kubeconfig = certs.kubeconfig_for(cp.ADMIN, server=plane.endpoint, files=files, cluster_name=key)
+        await self._apply(r.SECRETS, {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": naming.kubeconfig_secret_name(), "namespace": key,
+                         "labels": naming.owner_labels(key, name, managed_by=naming.MANAGED_BY_OPERATOR)},
+            "data": {naming.KUBECONFIG_SECRET_KEY: _b64(admin_kubeconfig.encode())},
+        })
+
+        # 3. inside the tenant control plane -------------------------------------------------
+        try:
+            await self._bootstrap_tenant(admin_kubeconfig, spec)
+        except (ApiError, TimeoutError) as exc:
+            message = f"tenant apiserver {plane.endpoint} not usable yet: {exc}"
+            await self._report(body, phase="Provisioning" if not was_ready else "Ready", ready=was_ready,
+                               reason="WaitingForApiserver", message=message, extra=common)
+            raise Retry(message, delay=10) from None
+
+        # 4. isolation of the tenant's existing super namespaces ------------------------------
+        count = await self.apply_isolation(key, name, spec.isolation)
+
+        # 5. report --------------------------------------------------------------------------
+        await self._report(
+            body, phase="Ready", ready=True, reason="Ready",
+            message=f"control plane ({backend}, {plane.version}) is serving at {plane.endpoint}",
+            extra={
+                **common,
+                "endpoint": plane.endpoint,
+                "kubeconfigSecret": {"namespace": key, "name": naming.kubeconfig_secret_name()},
+                "counts": {"superNamespaces": count},
+            },
+        )
+        logger.info("operator.tenant.ready", key=key, endpoint=plane.endpoint, backend=backend)
+        return Outcome(cluster_key=key, endpoint=plane.endpoint, backend=backend)
+
+    # ---- steps -------------------------------------------------------------------------
+    async def _apply(self, resource: r.Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        return await self.api.patch(
+            resource, meta["name"], obj, namespace=meta.get("namespace"),
+            patch_type="apply", field_manager=FIELD_MANAGER, force=True,
+        )
+
+    async def _ensure_root_namespace(self, key: str, name: str, uid: str) -> None:
+        labels = {
+            **naming.owner_labels(key, name, managed_by=naming.MANAGED_BY_OPERATOR),
+            naming.LABEL_NAMESPACE_ROLE: naming.ROLE_ROOT,
+        }
+        annotations = {naming.ANN_TENANT_NAME: name, naming.ANN_TENANT_UID: uid, naming.ANN_CLUSTER_KEY: key}
+        existing = await self.api.get_or_none(r.NAMESPACES, naming.root_namespace(key))
+        if existing is not None and (existing.get("metadata") or {}).get("deletionTimestamp"):
+            raise Retry(f"namespace {key} is still terminating", delay=5)
+        await self._apply(r.NAMESPACES, {
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": naming.root_namespace(key), "labels": labels, "annotations": annotations},
+        })
+
+    async def _kubelet_ca(self) -> Any:
+        # The shared CA lives with the kubelet proxy (virtual_node.ca); the contract says
+        # whoever needs it first creates it.
+        from virtual_node.ca import ensure_ca_secret
+
+        return await ensure_ca_secret(self.api)
+
+    async def _ensure_pki(
+        self, key: str, name: str, requests: tuple[cp.CertRequest, ...], kubelet_ca: Any
+    ) -> dict[str, bytes]:
+        """The tenant's PKI from its Secret, completed (and stored) where something is missing."""
+        ns = naming.root_namespace(key)
+        for _ in range(3):
+            existing = await self.api.get_or_none(r.SECRETS, cp.PKI_SECRET, namespace=ns)
+            files = _decode_secret(existing)
+            full, changed = await asyncio.to_thread(
+                certs.complete_pki, files, requests, kubelet_ca=kubelet_ca, tenant_name=name
+            )
+            if not changed:
+                return full
+            body: dict[str, Any] = {
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": cp.PKI_SECRET, "namespace": ns,
+                             "labels": naming.owner_labels(key, name, managed_by=naming.MANAGED_BY_OPERATOR)},
+                "data": {k: _b64(v) for k, v in sorted(full.items())},
+            }
+            try:
+                if existing is None:
+                    await self.api.create(r.SECRETS, body, namespace=ns)
+                else:
+                    body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+                    await self.api.replace(r.SECRETS, body, namespace=ns)
+            except (AlreadyExists, Conflict):
+                continue  # someone (an earlier run of ours) wrote it meanwhile: read and reuse
+            log.info("operator.pki.stored", key=key, issued=changed)
+            return full
+        raise Retry(f"PKI Secret {ns}/{cp.PKI_SECRET} keeps changing", delay=5)
+
+    async def _bootstrap_tenant(self, admin_kubeconfig: str, spec: TenantSpec) -> None:
+        """Owners → cluster-admin; wait until the controller-manager serves (default ServiceAccount)."""
+        config = ClientConfig.from_kubeconfig(admin_kubeconfig, request_timeout=10.0, retries=3)
+        async with ApiClient(config) as tenant:
+            subjects = [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": u}
+                        for u in spec.owners.users]
+            subjects += [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": g}
+                         for g in spec.owners.groups]
+            binding = {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": OWNERS_BINDING, "labels": {naming.LABEL_MANAGED_BY: naming.MANAGED_BY_OPERATOR}},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": subjects,
+            }
+            await tenant.patch(r.CLUSTERROLEBINDINGS, OWNERS_BINDING, binding, patch_type="apply",
+                               field_manager=FIELD_MANAGER, force=True)
+            deadline = asyncio.get_running_loop().time() + self.bootstrap_timeout
+            while await tenant.get_or_none(r.SERVICEACCOUNTS, "default", namespace="default") is None:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError("the default ServiceAccount did not appear (kube-controller-manager down?)")
+                await asyncio.sleep(0.5)
+
+    async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec) -> int:
+        """Apply the policy to every existing workload super namespace of the tenant; return their count."""
+        selector = f"{naming.LABEL_CLUSTER_KEY}={key},{naming.LABEL_NAMESPACE_ROLE}={naming.ROLE_WORKLOAD}"
+        namespaces, _ = await self.api.list_all(r.NAMESPACES, label_selector=selector)
+        stale = policy.stale_policy_kinds(isolation)
+        for ns in namespaces:
+            ns_name = ns["metadata"]["name"]
+            if ns["metadata"].get("deletionTimestamp"):
+                continue
+            await self.api.patch(r.NAMESPACES, ns_name, {"metadata": {"labels": policy.namespace_labels(isolation)}})
+            for obj in policy.policy_objects(isolation, super_namespace=ns_name, cluster_key=key, tenant_name=name):
+                await self._apply(r.BY_KIND[obj["kind"]], obj)
+            for kind in stale:
+                with contextlib.suppress(NotFound):
+                    await self.api.delete(r.BY_KIND[kind], policy.POLICY_OBJECT_NAMES[kind], namespace=ns_name)
+        return len(namespaces)
+
+    # ---- health and teardown ----------------------------------------------------------
+    def local_healthy(self, body: Mapping[str, Any]) -> bool | None:
+        """For a Ready local tenant: whether its processes still run as built (``None``: not applicable)."""
+        status = TenantStatus.from_dict(body.get("status"))
+        if not status.ready or status.backend != "local" or not status.cluster_key:
+            return None
+        try:
+            spec = TenantSpec.from_dict(body.get("spec"))
+            if spec.control_plane.backend != "local" or spec.control_plane.cluster_version_ref:
+                return None
+            plane = builder.build(
+                tenant_name=body["metadata"]["name"], cluster_key=status.cluster_key, tenant=spec,
+                cluster_version=None, layout=self.local.layout(status.cluster_key),
+            )
+        except (SpecError, VClusterError):
+            return None
+        return self.local.healthy(plane)
+
+    async def teardown(self, body: Mapping[str, Any]) -> None:
+        """Remove every process, namespace and secret of the tenant."""
+        meta = body["metadata"]
+        name = meta["name"]
+        try:
+            key = naming.cluster_key(name, meta["uid"])
+        except naming.NamingError:
+            return  # never provisioned: a name the schema should have refused
+        with contextlib.suppress(ApiError):
+            await self._report(body, phase="Terminating", ready=False, reason="Terminating",
+                               message="removing the control plane", event_type="Normal")
+        await asyncio.to_thread(self.local.destroy, key)
+        selector = f"{naming.LABEL_CLUSTER_KEY}={key}"
+        namespaces, _ = await self.api.list_all(r.NAMESPACES, label_selector=selector)
+        for ns in namespaces:
+            labels = ns["metadata"].get("labels") or {}
+            if labels.get(naming.LABEL_NAMESPACE_ROLE) not in (naming.ROLE_ROOT, naming.ROLE_WORKLOAD):
+                continue
+            with contextlib.suppress(NotFound):
+                await self.api.delete(r.NAMESPACES, ns["metadata"]["name"])
+        log.info("operator.tenant.deleted", tenant=name, key=key, namespaces=len(namespaces))

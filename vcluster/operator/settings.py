@@ -1,0 +1,58 @@
+"""Settings of the operator, as one frozen dataclass with one ``from_env()``.
+
+Why: the operator is configured from the command line and, in a Deployment,
+from the environment; this is the only place that reads ``VC_OPERATOR_*``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _state_home() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    """What the operator needs besides the Tenant objects themselves."""
+
+    #: Kubeconfig of the super cluster; ``None`` means in-cluster/Kopf's defaults.
+    kubeconfig: Path | None = None
+    #: Root of the ``local`` backend's state (one folder per cluster key).
+    state_dir: Path = Path("/nonexistent")
+    #: Seconds a local component may take to become healthy.
+    start_timeout: float = 90.0
+    #: Seconds between health checks of Ready tenants (restarts dead local processes).
+    health_interval: float = 20.0
+    #: Seconds to wait for the tenant's default ServiceAccount (controller-manager up) before Ready.
+    bootstrap_timeout: float = 90.0
+    #: Apply the CRDs of tenant_crd on start.
+    install_crds: bool = True
+    #: Port of /healthz, /readyz, /metrics; ``None`` disables it, 0 picks a free port.
+    health_port: int | None = None
+    #: Kopf peering (several operator replicas); off by default (standalone).
+    peering: bool = False
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def from_env(cls) -> OperatorSettings:
+        kubeconfig = os.environ.get("VC_OPERATOR_KUBECONFIG")
+        port = os.environ.get("VC_OPERATOR_HEALTH_PORT")
+        return cls(
+            kubeconfig=Path(kubeconfig) if kubeconfig else None,
+            state_dir=Path(
+                os.environ.get("VC_OPERATOR_STATE_DIR") or _state_home() / "virtualcluster" / "operator"
+            ),
+            start_timeout=float(os.environ.get("VC_OPERATOR_START_TIMEOUT", "90")),
+            health_interval=float(os.environ.get("VC_OPERATOR_HEALTH_INTERVAL", "20")),
+            bootstrap_timeout=float(os.environ.get("VC_OPERATOR_BOOTSTRAP_TIMEOUT", "90")),
+            install_crds=os.environ.get("VC_OPERATOR_INSTALL_CRDS", "1") not in ("0", "false", "no"),
+            health_port=int(port) if port else None,
+            peering=os.environ.get("VC_OPERATOR_PEERING", "0") in ("1", "true", "yes"),
+            log_level=os.environ.get("VC_LOG_LEVEL", "INFO"),
+            log_json=os.environ.get("VC_LOG_JSON", "0") in ("1", "true", "yes"),
+        )
