@@ -80,10 +80,8 @@ def _quantity_map(description: str) -> Schema:
     return {
         "type": "object",
         "description": description,
-        "additionalProperties": {
-            "x-kubernetes-int-or-string": True,
-            "anyOf": [{"type": "integer"}, {"type": "string", "pattern": QUANTITY_PATTERN}],
-        },
+        # int-or-string; the pattern applies to the string form only.
+        "additionalProperties": {"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN},
     }
 
 
@@ -152,7 +150,7 @@ def _control_plane() -> Schema:
                 "message": "set at most one of controlPlane.version and controlPlane.clusterVersionRef",
             },
             {
-                "rule": "self.backend == 'pods' || self.replicas == 1",
+                "rule": "!has(self.replicas) || self.replicas == 1 || (has(self.backend) && self.backend == 'pods')",
                 "message": "the local backend runs exactly one replica",
             },
         ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _parse(argv, OperatorSettings.from_env())
         configure_logging(level=settings.log_level, json=settings.log_json)
+        if settings.log_level.upper() != "DEBUG":
+            # Kopf logs every timer/handler success at INFO; ours are the events that matter.
+            logging.getLogger("kopf").setLevel(logging.WARNING)
         asyncio.run(run(settings))
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
