@@ -14,13 +14,15 @@ Run it as ``python -m vcluster.binaries [build|path|versions]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vcluster.errors import VClusterError
@@ -207,12 +209,30 @@ def build_kwok(settings: BinarySettings, progress: Progress = print) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def _build_lock(settings: BinarySettings) -> Iterator[None]:
+    """One build at a time per cache folder, across processes (tests, CLI, CI)."""
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.cache_dir / ".build.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ensure(settings: BinarySettings | None = None, progress: Progress = print) -> BinarySettings:
-    """Make sure every binary exists (building what is missing); return the settings used."""
+    """Make sure every binary exists (building what is missing); return the settings used.
+
+    Concurrent callers wait for one another; the second finds the cache full.
+    """
     settings = settings or BinarySettings.from_env()
     find_etcd(settings)
-    build_kubernetes(settings, progress)
-    build_kwok(settings, progress)
+    if not missing(settings):
+        return settings
+    with _build_lock(settings):
+        build_kubernetes(settings, progress)
+        build_kwok(settings, progress)
     return settings
 
 
