@@ -39,7 +39,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     out.peering.standalone = not settings.peering
     out.peering.clusterwide = True
     out.watching.server_timeout = 300
-    out.batching.error_delays = [1, 2, 5, 10, 20, 30]
+    out.queueing.error_delays = [1, 2, 5, 10, 20, 30]
     return out
 
 

@@ -227,7 +227,7 @@ class Reconciler:
 
         # 2. provision ------------------------------------------------------------------------
         common = {"clusterKey": key, "backend": backend, "version": plane.version}
-        if not was_ready:
+        if not was_ready and status.phase != "Provisioning":
             await self._report(body, phase="Provisioning", ready=False, reason="Provisioning",
                                message=f"provisioning the {backend} control plane", extra=common,
                                event_type="Normal")
