@@ -75,7 +75,8 @@ def pair(super_cluster: Any, vc_operator: OperatorProcess) -> Iterator[tuple[Ten
     b = create_tenant(super_cluster, b_name)
     yield a, b
     delete_tenant(super_cluster, a_name, wait=False)
-    delete_tenant(super_cluster, b_name, wait=False)
+    delete_tenant(super_cluster, b_name)
+    delete_tenant(super_cluster, a_name)
 
 
 def _processes_of(state_dir: Path, key: str) -> dict[str, list[int]]:

@@ -202,7 +202,7 @@ class Reconciler:
                 message = f"ClusterVersion {ref!r} not found"
                 await self._report(body, phase="Pending" if not was_ready else "Ready", ready=was_ready,
                                    reason="ClusterVersionNotFound", message=message, event_type="Warning")
-                raise Retry(message, delay=30)
+                raise Retry(message, delay=10)
             try:
                 cluster_version = ClusterVersionSpec.from_dict(cv.get("spec"))
             except SpecError as exc:
