@@ -39,6 +39,7 @@ from vcluster.process import (
     tcp_check,
     wait_until,
 )
+from vcluster.testbed.kwok import kwok_config
 from vcluster.testbed.settings import TestbedSettings
 
 log = structlog.get_logger(__name__)
@@ -174,6 +175,7 @@ class LocalSuperCluster:
         self._info: TestbedInfo | None = None
         self._admin: pki.CertKeyPair | None = None
         self._ca: pki.CertKeyPair | None = None
+        self._kwok_text = ""
         self._log = log.bind(state_dir=str(self.layout.root))
 
     # ---- public view -------------------------------------------------------------
@@ -267,6 +269,7 @@ class LocalSuperCluster:
         s = self.settings
         # resolve binaries and ports first: a missing binary or a taken port fails before anything runs
         bins = {name: self._binary(name) for name in COMPONENTS}
+        self._kwok_text = kwok_config(s.binaries)
         taken: list[int] = []
         etcd_client = self._port(s.etcd_client_port, "etcd client port", taken)
         etcd_peer = self._port(s.etcd_peer_port, "etcd peer port", taken)
@@ -301,6 +304,10 @@ class LocalSuperCluster:
         )
         pki.write_pair(kubelet_client, cert_path=lay.cert("apiserver-kubelet-client"),
                        key_path=lay.key("apiserver-kubelet-client"))
+        kubelet_serving = pki.issue_server_cert(
+            ca, common_name="kwok-kubelet", dns_names=["localhost"], ips=sorted({host, "127.0.0.1"})
+        )
+        pki.write_pair(kubelet_serving, cert_path=lay.cert("kwok-kubelet"), key_path=lay.key("kwok-kubelet"))
         sa = pki.service_account_key_pair()
         pki.write_bytes(lay.key("sa"), sa.private_pem)
         pki.write_bytes(lay.pki / "sa.pub", sa.public_pem, mode=0o644)
@@ -421,8 +428,9 @@ class LocalSuperCluster:
             f"--node-port={kubelet_port}",
             f"--server-address={host}:{kubelet_port}",
             f"--cidr={s.pod_cidr}",
-            f"--tls-cert-file={lay.cert('apiserver')}",
-            f"--tls-private-key-file={lay.key('apiserver')}",
+            "--node-lease-duration-seconds=40",
+            f"--tls-cert-file={lay.cert('kwok-kubelet')}",
+            f"--tls-private-key-file={lay.key('kwok-kubelet')}",
         ])
 
         self._info = TestbedInfo(
@@ -450,9 +458,9 @@ class LocalSuperCluster:
         self._log.info("testbed.ready", server=server, nodes=s.nodes, kubeconfig=str(lay.kubeconfig))
 
     def _kwok_config(self) -> Path:
-        """An explicit (empty) kwok configuration, so kwok never reads ~/.kwok of the user."""
+        """kwok's own configuration with its stages (and never the ~/.kwok of the user)."""
         path = self.layout.root / "kwok.yaml"
-        _atomic_write(path, "apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n")
+        _atomic_write(path, self._kwok_text)
         return path
 
     def _wait(self, check: Callable[[], bool], *, what: str) -> None:
