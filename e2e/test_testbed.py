@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from e2e.conftest import SuperCluster
+from vcluster.errors import VClusterError
 from vcluster.process import read_cmdline
 from vcluster.testbed import LocalSuperCluster, TestbedError, TestbedSettings, node_name
 
@@ -71,7 +72,7 @@ def test_deployment_pods_run_on_simulated_nodes(super_cluster: SuperCluster, uni
 def test_explicit_port_in_use_fails_clearly(super_cluster: SuperCluster, testbed_settings: TestbedSettings) -> None:
     taken = int(super_cluster.server.rsplit(":", 1)[1])
     settings = dataclasses.replace(testbed_settings, apiserver_port=taken)
-    with pytest.raises(TestbedError, match=rf"kube-apiserver port 127\.0\.0\.1:{taken} is already in use"):
+    with pytest.raises(VClusterError, match=rf"kube-apiserver port 127\.0\.0\.1:{taken} is already in use"):
         LocalSuperCluster(settings).start()
     # the entry point turns it into one line on stderr, no traceback
     proc = subprocess.run(
