@@ -119,18 +119,36 @@ def _ports(launcher: LocalSuperCluster) -> list[int]:
     return [etcd_port, int(peer.rsplit(":", 1)[1]), api_port, info.kubelet_port]
 
 
-def test_stop_leaves_no_process_and_no_port(testbed_settings: TestbedSettings, tmp_path: Path) -> None:
-    launcher = LocalSuperCluster(dataclasses.replace(testbed_settings, state_dir=tmp_path / "small", nodes=1))
+def test_stop_leaves_nothing_and_restart_keeps_data(testbed_settings: TestbedSettings, tmp_path: Path) -> None:
+    """stop() leaves no process and no listening port; a start on the same state folder keeps
+    the CA (old kubeconfigs stay valid) and the etcd data."""
+    settings = dataclasses.replace(testbed_settings, state_dir=tmp_path / "small", nodes=1)
+    launcher = LocalSuperCluster(settings)
     try:
         launcher.start()
         pids = {n: (p.pid or -1, p.argv) for n, p in launcher.processes().items()}
         ports = _ports(launcher)
         assert all(read_cmdline(pid) == argv for pid, argv in pids.values())
         assert all(_listening("127.0.0.1", p) for p in ports)
+        launcher.api().create_if_missing(
+            "/api/v1/namespaces/default/configmaps",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "survivor"}, "data": {"k": "v"}},
+        )
+        ca_before = launcher.ca.cert_pem
     finally:
         launcher.stop()
     _assert_gone(pids, ports)
     assert not list((tmp_path / "small" / "run").glob("*.pid"))
+
+    again = LocalSuperCluster(settings)
+    try:
+        again.start()
+        assert again.ca.cert_pem == ca_before
+        cm = again.api().get("/api/v1/namespaces/default/configmaps/survivor")
+        assert cm is not None
+        assert cm["data"] == {"k": "v"}
+    finally:
+        again.stop()
 
 
 def test_cli_up_status_down(testbed_settings: TestbedSettings, tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from vcluster.binaries import kwok_dir
 from vcluster.errors import VClusterError
 from vcluster.process import ManagedProcess, pid_alive
 from vcluster.settings import BinarySettings
@@ -25,6 +27,7 @@ from vcluster.testbed import (
     stop_state_dir,
 )
 from vcluster.testbed.cluster import STATE_FILE
+from vcluster.testbed.kwok import kwok_config, stage_files
 
 
 @pytest.mark.parametrize(
@@ -183,3 +186,23 @@ def test_start_refuses_while_running(
 def test_read_info_without_state_is_clear(tmp_path: Path) -> None:
     with pytest.raises(TestbedError, match="no super cluster state in"):
         read_info(tmp_path)
+
+
+def test_kwok_stages_beside_the_binary_win(tmp_path: Path) -> None:
+    settings = BinarySettings(cache_dir=tmp_path)
+    stages = kwok_dir(settings) / "stages"
+    stages.mkdir(parents=True)
+    (stages / "b.yaml").write_text("kind: Stage\nmetadata: {name: b}\n")
+    (stages / "a.yaml").write_text("kind: Stage\nmetadata: {name: a}\n\n")
+    assert [p.name for p in stage_files(settings)] == ["a.yaml", "b.yaml"]
+    docs = [d for d in yaml.safe_load_all(kwok_config(settings)) if d]
+    assert [d["metadata"]["name"] for d in docs] == ["a", "b"]
+
+
+def test_kwok_stages_of_the_pinned_module_cover_nodes_and_pods(tmp_path: Path) -> None:
+    """kwok v0.8.0 has no built-in stages: ours must make nodes Ready and pods Running (kwok's own files)."""
+    settings = BinarySettings(cache_dir=tmp_path)  # nothing beside the binary: the Go module is used
+    docs = [d for d in yaml.safe_load_all(kwok_config(settings)) if d]
+    names = {d["metadata"]["name"] for d in docs}
+    assert {"node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-delete"} <= names
+    assert {d["kind"] for d in docs} == {"Stage"}

@@ -287,10 +287,16 @@ class LocalSuperCluster:
         return self.info
 
     def _write_pki(self, host: str) -> None:
+        """Keep the CA and service-account keys of an earlier run (its kubeconfigs, tokens and
+        etcd data stay valid); issue every leaf certificate afresh."""
         lay = self.layout
-        ca = pki.generate_ca(common_name="virtualcluster-super-ca")
+        if lay.cert("ca").is_file() and lay.key("ca").is_file():
+            ca = pki.CertKeyPair(cert_pem=lay.cert("ca").read_bytes(), key_pem=lay.key("ca").read_bytes())
+            pki.load_private_key(ca.key_pem)  # a damaged key fails here, with a clear PKIError
+        else:
+            ca = pki.generate_ca(common_name="virtualcluster-super-ca")
+            pki.write_pair(ca, cert_path=lay.cert("ca"), key_path=lay.key("ca"))
         self._ca = ca
-        pki.write_pair(ca, cert_path=lay.cert("ca"), key_path=lay.key("ca"))
         serving = pki.issue_server_cert(
             ca,
             common_name="kube-apiserver",
@@ -308,9 +314,10 @@ class LocalSuperCluster:
             ca, common_name="kwok-kubelet", dns_names=["localhost"], ips=sorted({host, "127.0.0.1"})
         )
         pki.write_pair(kubelet_serving, cert_path=lay.cert("kwok-kubelet"), key_path=lay.key("kwok-kubelet"))
-        sa = pki.service_account_key_pair()
-        pki.write_bytes(lay.key("sa"), sa.private_pem)
-        pki.write_bytes(lay.pki / "sa.pub", sa.public_pem, mode=0o644)
+        if not (lay.key("sa").is_file() and (lay.pki / "sa.pub").is_file()):
+            sa = pki.service_account_key_pair()
+            pki.write_bytes(lay.key("sa"), sa.private_pem)
+            pki.write_bytes(lay.pki / "sa.pub", sa.public_pem, mode=0o644)
         self._admin = pki.issue_client_cert(ca, common_name="admin", organizations=["system:masters"])
         pki.write_pair(self._admin, cert_path=lay.cert("admin"), key_path=lay.key("admin"))
 
