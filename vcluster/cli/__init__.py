@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parse(argv)
+        from vcluster.logs import configure_logging
+
+        configure_logging(level="ERROR")  # the CLI speaks in its own lines; library logs stay quiet
         settings = CliSettings.from_env().with_options(
             state_dir=getattr(args, "state_dir", None), kubeconfig=getattr(args, "kubeconfig", None)
         )

@@ -24,14 +24,7 @@ from vcluster.errors import VClusterError
 EXIT_NOT_RUNNING = 3
 
 
-def _quiet_logs() -> None:
-    from vcluster.logs import configure_logging
-
-    configure_logging(level="ERROR")
-
-
 def up(args: argparse.Namespace, settings: CliSettings) -> int:
-    _quiet_logs()
     layout = embedded.Layout(settings.state_dir)
     progress = Progress()
     nodes = settings.nodes if args.nodes is None else args.nodes
@@ -66,7 +59,6 @@ def up(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 def down(args: argparse.Namespace, settings: CliSettings) -> int:
-    _quiet_logs()
     layout = embedded.Layout(settings.state_dir)
     progress = Progress()
     with progress.step(f"stopping the embedded default in {layout.root}"):

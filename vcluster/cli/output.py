@@ -87,15 +87,24 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without ``metadata.managedFields`` (kubectl hides them too)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def render(objs: Sequence[dict[str, Any]], fmt: str | None, *, now: dt.datetime, single: bool = False) -> str:
     """Tenants in one of the output formats (``None`` = table).
 
     ``single`` prints a lone object for yaml/json (``get NAME``) instead of a List.
     """
     if fmt in ("yaml", "json"):
-        if single and len(objs) == 1:
-            return dumps(objs[0], fmt)
-        return dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}, fmt)
+        shown = [without_managed_fields(o) for o in objs]
+        if single and len(shown) == 1:
+            return dumps(shown[0], fmt)
+        return dumps({"apiVersion": "v1", "kind": "List", "items": shown}, fmt)
     if fmt == "name":
         return "".join(f"tenant/{(o.get('metadata') or {}).get('name', '')}\n" for o in objs)
     wide = fmt == "wide"

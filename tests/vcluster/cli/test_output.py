@@ -87,3 +87,10 @@ def test_structured_output_single_and_list(fmt: str) -> None:
 
 def test_name_output() -> None:
     assert render([READY, NEW], "name", now=NOW) == "tenant/team-a\ntenant/team-b\n"
+
+
+def test_managed_fields_are_hidden() -> None:
+    obj = {**READY, "metadata": {**READY["metadata"], "managedFields": [{"manager": "kubectl"}]}}
+    shown = yaml.safe_load(render([obj], "yaml", now=NOW, single=True))
+    assert "managedFields" not in shown["metadata"]
+    assert shown == READY
