@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +33,7 @@ import pytest
 from vcluster import naming, pki
 from vcluster.kube import ApiClient, ClientConfig
 from vcluster.kube import resources as r
+from vcluster.process import ManagedProcess, pick_free_port, tcp_check
 from vcluster.settings import BinarySettings
 from vcluster.testbed import LocalSuperCluster, TestbedSettings
 from virtual_node.ca import ensure_ca_secret, issue_tenant_client_cert
@@ -43,6 +47,7 @@ KEY_A = "alpha-0a1b2c"
 KEY_B = "bravo-3d4e5f"
 LOG_LINE = "hello from a simulated container"
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
 
 
 class _KwokWithLogsAndExec(LocalSuperCluster):
@@ -211,7 +216,7 @@ async def test_proxy_serves_logs_and_exec_to_the_owning_tenant_only(
 
 async def _ws_exec(http: aiohttp.ClientSession, base: str, *, ssl_ctx: ssl.SSLContext, pod: str,
                    command: list[str]) -> str:
-    query = "&".join([*(f"command={c}" for c in command), "stdout=1", "stderr=1"])
+    query = "&".join([*(f"command={c}" for c in command), "output=1", "error=1"])
     url = f"{base}/exec/default/{pod}/app?{query}"
     out = b""
     async with http.ws_connect(url, ssl=ssl_ctx, protocols=("v5.channel.k8s.io", "v4.channel.k8s.io")) as ws:
@@ -332,3 +337,141 @@ async def test_manager_keeps_exactly_the_tenants_nodes(
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
+
+
+# ---- the whole stack: operator tenants, syncer, kubelet proxy --------------------------------
+
+
+@dataclass(frozen=True)
+class _Stack:
+    super_: Any  # e2e.conftest.SuperCluster over vn_super
+    operator: Any
+    proxy_port: int
+    root: Path
+
+
+def _python_process(name: str, args: list[str], *, root: Path, env: dict[str, str]) -> ManagedProcess:
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), full_env.get("PYTHONPATH", "")) if p)
+    full_env.update(env)
+    return ManagedProcess(name=name, argv=[sys.executable, "-m", *args], log_path=root / f"{name}.log",
+                          pid_path=root / f"{name}.pid", env=full_env, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def vn_stack(
+    vn_super: LocalSuperCluster, tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path]
+) -> Iterator[_Stack]:
+    """Operator + syncer (with the VirtualNodeManager) + ``python -m virtual_node.proxy`` on vn_super."""
+    from e2e.conftest import SuperCluster
+    from e2e.operator_fixtures import running_operator
+
+    root = tmp_path_factory.mktemp("vn-stack")
+    sc = SuperCluster(launcher=vn_super, info=vn_super.info, kubeconfig=vn_super.kubeconfig,
+                      server=vn_super.server, admin=vn_super.admin, state_dir=vn_super.state_dir)
+    proxy_port = pick_free_port()
+    proxy = _python_process("kubelet-proxy", ["virtual_node.proxy"], root=root, env={
+        "VC_SUPER_KUBECONFIG": str(vn_super.kubeconfig), "VC_PROXY_HOST": "127.0.0.1",
+        "VC_PROXY_PORT": str(proxy_port), "VC_PROXY_METRICS_PORT": str(pick_free_port()),
+        "VC_KUBELET_SCHEME": "https", "VC_PROXY_SERVING_NAMES": "127.0.0.1",
+    })
+    syncer = _python_process("syncer", ["syncer", f"--kubeconfig={vn_super.kubeconfig}"], root=root, env={
+        "VC_KUBELET_PROXY_ADDRESS": "127.0.0.1", "VC_KUBELET_PROXY_PORT": str(proxy_port),
+        "VC_VNODE_HEARTBEAT_PERIOD": "2", "VC_VNODE_STATUS_REPORT_PERIOD": "10", "VC_VNODE_GC_GRACE_PERIOD": "4",
+    })
+    for proc in (proxy, syncer):
+        component_logs[f"vn {proc.name}"] = proc.log_path
+    component_logs["vn operator"] = root / "operator.log"
+    try:
+        proxy.start()
+        proxy.wait_ready(tcp_check("127.0.0.1", proxy_port), timeout=60, what="kubelet proxy")
+        with running_operator(sc, state_dir=root / "operator", log_path=root / "operator.log") as op:
+            syncer.start()
+            yield _Stack(super_=sc, operator=op, proxy_port=proxy_port, root=root)
+    finally:
+        syncer.stop()
+        proxy.stop()
+
+
+def _kubectl_json(tenant: Any, *args: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(tenant.kubectl(*args, "-o", "json").stdout)
+    return out
+
+
+def _pod_manifest(name: str, node: str) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                 "containers": [{"name": "app", "image": "busybox"}]},
+    })
+
+
+async def _wait_bound(tenant: Any, name: str) -> str:
+    async def bound() -> str | None:
+        pod = _kubectl_json(tenant, "get", "pod", name, "-n", "default")
+        if (pod.get("status") or {}).get("phase") == "Running" and pod["spec"].get("nodeName"):
+            return str(pod["spec"]["nodeName"])
+        return None
+
+    return await eventually(bound, within=120, what=f"tenant pod {name} Running and bound")
+
+
+def _node_names(tenant: Any) -> set[str]:
+    return {n["metadata"]["name"] for n in _kubectl_json(tenant, "get", "nodes")["items"]}
+
+
+async def test_tenants_see_their_nodes_and_reach_their_pods(vn_stack: _Stack, unique_name: str) -> None:
+    from e2e.operator_fixtures import create_tenant
+
+    sc = vn_stack.super_
+    node_0, node_1, node_2 = sc.info.node_names[:3]
+    a = create_tenant(sc, f"{unique_name[:20]}a", operator=vn_stack.operator)
+    b = create_tenant(sc, f"{unique_name[:20]}b", operator=vn_stack.operator)
+    a.kubectl("apply", "-f", "-", input=_pod_manifest("web-0", node_0))
+    a.kubectl("apply", "-f", "-", input=_pod_manifest("web-1", node_1))
+    b.kubectl("apply", "-f", "-", input=_pod_manifest("other", node_2))
+    assert await _wait_bound(a, "web-0") == node_0
+    assert await _wait_bound(a, "web-1") == node_1
+    assert await _wait_bound(b, "other") == node_2
+
+    # Exactly the nodes that run the tenant's pods; never a node with only others' pods.
+    assert _node_names(a) == {node_0, node_1}
+    assert _node_names(b) == {node_2}
+    for v_node in _kubectl_json(a, "get", "nodes")["items"]:
+        assert _ready(v_node) == "True"
+
+    # kubectl logs and exec from the tenant's own kubeconfig, through its apiserver and the proxy.
+    logs = a.kubectl("logs", "web-0", "-n", "default")
+    assert LOG_LINE in logs.stdout
+    out = a.kubectl("exec", "web-1", "-n", "default", "--", "echo", "exec-through-tenant")
+    assert "exec-through-tenant" in out.stdout
+
+    # Tenant B's kubelet client certificate cannot read tenant A's pod, even with A's super namespace.
+    async with ApiClient.from_kubeconfig(sc.kubeconfig) as api:
+        ca = await ensure_ca_secret(api)
+    cert_b = issue_tenant_client_cert(ca, b.cluster_key)
+    base = f"https://127.0.0.1:{vn_stack.proxy_port}"
+    async with aiohttp.ClientSession() as http:
+        for ns in ("default", naming.super_namespace(a.cluster_key, "default")):
+            async with http.get(f"{base}/containerLogs/{ns}/web-0/app", ssl=_client_ssl(ca, cert_b)) as resp:
+                body = await resp.text()
+                assert resp.status == 404, body
+                assert LOG_LINE not in body
+
+    # The last pod on node_1 goes: its virtual node is collected after the (short) grace period.
+    a.kubectl("delete", "pod", "web-1", "-n", "default", "--wait=true")
+
+    async def node_1_gone() -> bool:
+        return node_1 not in _node_names(a)
+
+    await eventually(node_1_gone, within=90, what="idle virtual node collected")
+    assert node_0 in _node_names(a)
+
+    # A simulated node stops (its Node object is deleted): the tenant's virtual node turns NotReady.
+    sc.kubectl("delete", "node", node_0, "--wait=false")
+
+    async def node_0_not_ready() -> bool:
+        v_node = _kubectl_json(a, "get", "node", node_0)
+        return _ready(v_node) in ("Unknown", "False")
+
+    await eventually(node_0_not_ready, within=60, what="virtual node NotReady after its super node stopped")

@@ -330,7 +330,7 @@ async def _forward_upgrade(
             for name in ("Content-Type",):
                 if name in headers:
                     response.headers[name] = headers[name]
-            log_.info("kubelet_proxy.upgrade_refused", status=status)
+            log_.info("kubelet_proxy.upgrade_refused", status=status, body=body[:200].decode(errors="replace"))
             writer.close()
             return response
     except BaseException:
