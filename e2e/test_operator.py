@@ -225,6 +225,19 @@ def test_cluster_version_kill_restart_and_delete(super_cluster: Any, vc_operator
     apiserver_cmd = read_cmdline(procs["kube-apiserver"][0]) or []
     assert "--v=1" in apiserver_cmd
 
+    # a changed ClusterVersion is rolled out to the tenants that use it
+    super_cluster.kubectl("patch", "clusterversion", cv_name, "--type=merge",
+                          "-p", json.dumps({"spec": {"apiserver": {"extraArgs": {"v": "2"}}}}))
+    deadline = time.monotonic() + 120
+    while True:
+        procs = _processes_of(vc_operator.state_dir, t.cluster_key)
+        cmds = [read_cmdline(pid) or [] for pid in procs.get("kube-apiserver", [])]
+        if len(cmds) == 1 and "--v=2" in cmds[0]:
+            break
+        assert time.monotonic() < deadline, f"ClusterVersion change not rolled out:\n{vc_operator.log_tail()}"
+        time.sleep(0.5)
+    wait_tenant(super_cluster, name, is_ready, what="Ready after ClusterVersion change", operator=vc_operator)
+
     # deletion removes every process, namespace and secret of the tenant
     workload_ns = naming.super_namespace(t.cluster_key, "app")
     super_cluster.kubectl("create", "namespace", workload_ns)

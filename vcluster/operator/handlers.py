@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 import structlog
 
-from tenant_crd import TENANT_PLURAL
+from tenant_crd import CLUSTER_VERSION_PLURAL, TENANT_PLURAL
 from vcluster import naming
 from vcluster.kubeconfig import KubeconfigInfo
 from vcluster.operator.reconcile import Invalid, Reconciler, Retry
@@ -25,6 +25,7 @@ from vcluster.operator.settings import OperatorSettings
 log = structlog.get_logger(__name__)
 
 RESOURCE = (naming.GROUP, naming.VERSION, TENANT_PLURAL)
+CV_RESOURCE = (naming.GROUP, naming.VERSION, CLUSTER_VERSION_PLURAL)
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
@@ -97,7 +98,7 @@ def register(
         lock = reconciler.lock(name)
         if lock.locked() or body.metadata.get("deletionTimestamp"):
             return
-        healthy = reconciler.local_healthy(_body(body))
+        healthy = await reconciler.local_healthy(_body(body))
         if healthy is not False:
             return
         log.warning("operator.tenant.unhealthy", tenant=name)
@@ -106,6 +107,15 @@ def register(
                 await reconciler.reconcile(_body(body))
             except (Retry, Invalid) as exc:
                 log.warning("operator.tenant.repair_failed", tenant=name, error=str(exc))
+
+    async def cluster_version_changed(body: kopf.Body, **_: Any) -> None:
+        """A ClusterVersion appeared or changed: the Tenants using it reconcile now (not at their next retry)."""
+        touched = await reconciler.touch_tenants_of(_body(body))
+        if touched:
+            log.info("operator.cluster_version.changed", cluster_version=body.metadata.name, tenants=touched)
+
+    for cause, decorator in (("create", kopf.on.create), ("update", kopf.on.update), ("resume", kopf.on.resume)):
+        decorator(*CV_RESOURCE, registry=registry, id=f"cluster-version-{cause}")(cluster_version_changed)
 
     kopf.timer(*RESOURCE, registry=registry, id="health", interval=settings.health_interval,
                initial_delay=settings.health_interval)(health)

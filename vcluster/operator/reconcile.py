@@ -45,6 +45,8 @@ log = structlog.get_logger(__name__)
 
 FIELD_MANAGER = "vc-operator"
 OWNERS_BINDING = "virtualcluster:owners"
+#: On a Tenant: uid/generation of the ClusterVersion last seen; a change triggers a reconcile.
+ANN_CLUSTER_VERSION = f"{naming.GROUP}/cluster-version-seen"
 #: Events of cluster-scoped Tenants go to this namespace.
 EVENT_NAMESPACE = "default"
 
@@ -386,22 +388,47 @@ class Reconciler:
         return len(namespaces)
 
     # ---- health and teardown ----------------------------------------------------------
-    def local_healthy(self, body: Mapping[str, Any]) -> bool | None:
+    async def local_healthy(self, body: Mapping[str, Any]) -> bool | None:
         """For a Ready local tenant: whether its processes still run as built (``None``: not applicable)."""
         status = TenantStatus.from_dict(body.get("status"))
         if not status.ready or status.backend != "local" or not status.cluster_key:
             return None
         try:
             spec = TenantSpec.from_dict(body.get("spec"))
-            if spec.control_plane.backend != "local" or spec.control_plane.cluster_version_ref:
+            if spec.control_plane.backend != "local":
                 return None
+            cluster_version = None
+            ref = spec.control_plane.cluster_version_ref
+            if ref:
+                cv = await self.api.get_or_none(r.CLUSTERVERSIONS, ref)
+                if cv is None:
+                    return None
+                cluster_version = ClusterVersionSpec.from_dict(cv.get("spec"))
             plane = builder.build(
                 tenant_name=body["metadata"]["name"], cluster_key=status.cluster_key, tenant=spec,
-                cluster_version=None, layout=self.local.layout(status.cluster_key),
+                cluster_version=cluster_version, layout=self.local.layout(status.cluster_key),
             )
         except (SpecError, VClusterError):
             return None
-        return self.local.healthy(plane)
+        return await asyncio.to_thread(self.local.healthy, plane)
+
+    async def touch_tenants_of(self, cluster_version: Mapping[str, Any]) -> list[str]:
+        """Annotate the Tenants that use a ClusterVersion with its generation, so they reconcile now."""
+        meta = cluster_version["metadata"]
+        tenants, _ = await self.api.list_all(r.TENANTS)
+        touched: list[str] = []
+        for tenant in tenants:
+            ref = ((tenant.get("spec") or {}).get("controlPlane") or {}).get("clusterVersionRef")
+            if ref != meta["name"] or (tenant["metadata"].get("deletionTimestamp")):
+                continue
+            stamp = f"{meta.get('uid')}/{meta.get('generation')}"
+            if (tenant["metadata"].get("annotations") or {}).get(ANN_CLUSTER_VERSION) == stamp:
+                continue
+            with contextlib.suppress(NotFound):
+                await self.api.patch(r.TENANTS, tenant["metadata"]["name"],
+                                     {"metadata": {"annotations": {ANN_CLUSTER_VERSION: stamp}}})
+                touched.append(tenant["metadata"]["name"])
+        return touched
 
     async def teardown(self, body: Mapping[str, Any]) -> None:
         """Remove every process, namespace and secret of the tenant."""

@@ -31,7 +31,8 @@ def test_register_is_explicit_and_complete(tmp_path: Path) -> None:
         local=LocalBackend(state_dir=tmp_path, binary_settings=BinarySettings()),
     )
     handlers.register(registry, reconciler=reconciler, settings=OperatorSettings(), connection=None)
-    assert {"reconcile-create", "reconcile-update", "reconcile-resume", "teardown", "health"} <= _ids(registry)
+    assert {"reconcile-create", "reconcile-update", "reconcile-resume", "teardown", "health",
+            "cluster-version-create", "cluster-version-update"} <= _ids(registry)
     # nothing leaked into Kopf's default (global) registry
     assert _ids(kopf.get_default_registry()) == set()
 
