@@ -114,14 +114,15 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     return f"{slug or 't'}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if not report.failed or item.get_closest_marker("e2e") is None:
-        return
+        return report
     for name, path in item.config.stash.get(LOG_FILES, {}).items():
         if path.exists():
             report.sections.append((f"{name} log ({path}, last {LOG_TAIL_LINES} lines)",
                                     tail_file(path, lines=LOG_TAIL_LINES)))
-
+    return report
