@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import datetime as _dt
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -43,6 +44,9 @@ STAGING_MODULES: tuple[str, ...] = (
 KUBE_COMPONENTS: tuple[str, ...] = (
     "kube-apiserver", "kube-controller-manager", "kube-scheduler",
 )
+
+#: kwok's own stage sets we run (nodes Ready with a lease; pods Running); kept beside the binary.
+KWOK_STAGE_SETS: tuple[str, ...] = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
 
 Progress = Callable[[str], None]
 
@@ -90,8 +94,11 @@ def find_etcd(settings: BinarySettings) -> Path:
 
 
 def missing(settings: BinarySettings) -> list[str]:
-    """Names of the components whose binaries are not in the cache yet."""
-    return [n for n in (*KUBE_COMPONENTS, "kwok") if not binary_path(n, settings).is_file()]
+    """Names of the components whose binaries (or kwok's stages) are not in the cache yet."""
+    out = [n for n in (*KUBE_COMPONENTS, "kwok") if not binary_path(n, settings).is_file()]
+    if "kwok" not in out and not any((kwok_dir(settings) / "stages").glob("*.yaml")):
+        out.append("kwok-stages")
+    return out
 
 
 def _go(settings: BinarySettings) -> str:
@@ -187,10 +194,36 @@ def build_kubernetes(settings: BinarySettings, progress: Progress = print) -> Pa
     return target
 
 
+def _copy_kwok_stages(settings: BinarySettings, env: dict[str, str], dest: Path) -> None:
+    """Copy kwok's stage files of the same version beside the binary.
+
+    kwok v0.8.0 has no built-in stages; keeping them beside the binary means a
+    machine with only the binary cache needs no Go module cache at run time.
+    """
+    out = subprocess.run(
+        [_go(settings), "mod", "download", "-json", f"sigs.k8s.io/kwok@{settings.kwok_version}"],
+        capture_output=True, text=True, env=env, check=False, cwd=settings.cache_dir,
+    )
+    try:
+        module = Path(json.loads(out.stdout)["Dir"])
+    except (ValueError, KeyError) as exc:
+        raise BuildError(f"kwok {settings.kwok_version} module source not found: {out.stderr.strip()}") from exc
+    dest.mkdir(parents=True, exist_ok=True)
+    for stage_set in KWOK_STAGE_SETS:
+        folder = module / "kustomize" / "stage" / stage_set
+        files = sorted(p for p in folder.glob("*.yaml") if p.name != "kustomization.yaml")
+        if not files:
+            raise BuildError(f"kwok stage set {stage_set} missing in {folder}")
+        for path in files:
+            (dest / f"{stage_set.replace('/', '-')}-{path.name}").write_bytes(path.read_bytes())
+
+
 def build_kwok(settings: BinarySettings, progress: Progress = print) -> Path:
-    """Build kwok at ``settings.kwok_version`` into the cache."""
+    """Build kwok at ``settings.kwok_version`` (and copy its stages) into the cache."""
     target = kwok_dir(settings)
     if (target / "kwok").is_file():
+        if not any((target / "stages").glob("*.yaml")):
+            _copy_kwok_stages(settings, _go_env(settings), target / "stages")
         return target
     go = _go(settings)
     env = _go_env(settings)
@@ -203,6 +236,7 @@ def build_kwok(settings: BinarySettings, progress: Progress = print) -> Path:
     ldflags = f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={settings.kwok_version}"
     _run([go, "install", "-trimpath", "-ldflags", ldflags, f"sigs.k8s.io/kwok/cmd/kwok@{settings.kwok_version}"],
          cwd=tmp, env=env, log=log, what="kwok")
+    _copy_kwok_stages(settings, env, tmp / "stages")
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)

@@ -15,12 +15,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from vcluster.binaries import kwok_dir
+from vcluster.binaries import KWOK_STAGE_SETS, kwok_dir
 from vcluster.errors import VClusterError
 from vcluster.settings import BinarySettings
 
 #: kwok's stage sets we run: nodes become Ready and keep a lease; pods go Running, complete, delete.
-STAGE_SETS: tuple[str, ...] = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
+STAGE_SETS: tuple[str, ...] = KWOK_STAGE_SETS
 
 
 def _module_dir(settings: BinarySettings) -> Path | None:
