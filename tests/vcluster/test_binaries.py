@@ -1,0 +1,66 @@
+"""The upstream binary builder: versions, cache layout, clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vcluster import binaries
+from vcluster.settings import BinarySettings
+
+
+@pytest.mark.parametrize(
+    ("kube", "staging"),
+    [pytest.param("v1.36.3", "v0.36.3", id="plain"), pytest.param("1.33.10", "v0.33.10", id="no-v")],
+)
+def test_staging_version(kube: str, staging: str) -> None:
+    assert binaries._staging_version(kube) == staging
+
+
+def test_staging_version_refuses_other_majors() -> None:
+    with pytest.raises(binaries.BuildError, match="unsupported Kubernetes version"):
+        binaries._staging_version("v2.0.0")
+
+
+def test_version_is_stamped_into_both_version_packages() -> None:
+    flags = binaries._version_ldflags(BinarySettings(kube_version="v1.36.3"))
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {pkg}.gitVersion=v1.36.3" in flags
+        assert f"-X {pkg}.gitMinor=36" in flags
+
+
+def test_cache_is_keyed_by_version(tmp_path: Path) -> None:
+    a = BinarySettings(kube_version="v1.36.3", cache_dir=tmp_path)
+    b = BinarySettings(kube_version="v1.35.4", cache_dir=tmp_path)
+    assert binaries.binary_path("kube-apiserver", a) != binaries.binary_path("kube-apiserver", b)
+    assert binaries.binary_path("kube-apiserver", a).parent.name == "kubernetes-v1.36.3"
+
+
+def test_missing_lists_what_is_not_built(tmp_path: Path) -> None:
+    settings = BinarySettings(cache_dir=tmp_path)
+    assert set(binaries.missing(settings)) == {*binaries.KUBE_COMPONENTS, "kwok"}
+    kwok = binaries.binary_path("kwok", settings)
+    kwok.parent.mkdir(parents=True)
+    kwok.write_text("")
+    assert "kwok" not in binaries.missing(settings)
+    assert "kwok-stages" in binaries.missing(settings)
+
+
+def test_missing_go_is_one_clear_line(tmp_path: Path) -> None:
+    env = dict(os.environ, PATH=str(tmp_path), VC_CACHE_DIR=str(tmp_path / "cache"), VC_ETCD="/bin/true")
+    proc = subprocess.run(
+        [sys.executable, "-m", "vcluster.binaries", "build"], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: Go toolchain not found on PATH: install Go >= 1.26 to build Kubernetes"
+    ]
+
+
+def test_unknown_component_is_refused() -> None:
+    with pytest.raises(binaries.BuildError, match="unknown component"):
+        binaries.binary_path("kubelet-ish", BinarySettings())
