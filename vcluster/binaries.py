@@ -127,14 +127,29 @@ def _go_minor(settings: BinarySettings) -> int:
         return 0
 
 
+_CAUSE_WORDS = ("error", "cannot", "not available", "invalid", "unknown revision", "no required module", "undefined")
+
+
+def _cause(output: str) -> str:
+    """The most telling line of a failed Go command's output."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    for line in lines:
+        if any(word in line.lower() for word in _CAUSE_WORDS):
+            return line
+    return lines[-1] if lines else "(no output)"
+
+
 def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], log: Path, what: str) -> None:
     with log.open("a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
+        start = fh.tell()
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-        raise BuildError(f"building {what} failed (exit {proc.returncode}): {tail[0]} (full log: {log})")
+        with log.open(errors="replace") as fh:
+            fh.seek(start)
+            output = fh.read()
+        raise BuildError(f"building {what} failed (exit {proc.returncode}): {_cause(output)} (full log: {log})")
 
 
 def _version_ldflags(settings: BinarySettings) -> str:
@@ -176,21 +191,25 @@ def build_kubernetes(settings: BinarySettings, progress: Progress = print) -> Pa
         + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in KUBE_COMPONENTS)
         + ")\n"
     )
-    progress(f"resolving k8s.io/kubernetes {settings.kube_version} modules")
-    _run([go, "mod", "tidy", "-e"], cwd=work, env=env, log=log, what="go.mod for Kubernetes")
-    out = work / "bin"
-    out.mkdir()
-    for comp in KUBE_COMPONENTS:
-        progress(f"building {comp} {settings.kube_version} (a few minutes when cold)")
-        _run(
-            [go, "build", "-trimpath", "-ldflags", _version_ldflags(settings),
-             "-o", str(out / comp), f"k8s.io/kubernetes/cmd/{comp}"],
-            cwd=work, env=env, log=log, what=comp,
-        )
-    if target.exists():
-        shutil.rmtree(target)
-    out.rename(target)
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        progress(f"resolving k8s.io/kubernetes {settings.kube_version} modules")
+        _run([go, "mod", "download", f"k8s.io/kubernetes@{settings.kube_version}"], cwd=work, env=env, log=log,
+             what=f"k8s.io/kubernetes {settings.kube_version} (download)")
+        _run([go, "mod", "tidy", "-e"], cwd=work, env=env, log=log, what="go.mod for Kubernetes")
+        out = work / "bin"
+        out.mkdir()
+        for comp in KUBE_COMPONENTS:
+            progress(f"building {comp} {settings.kube_version} (a few minutes when cold)")
+            _run(
+                [go, "build", "-trimpath", "-ldflags", _version_ldflags(settings),
+                 "-o", str(out / comp), f"k8s.io/kubernetes/cmd/{comp}"],
+                cwd=work, env=env, log=log, what=comp,
+            )
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return target
 
 
