@@ -16,6 +16,8 @@ the tests of this module:
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -292,3 +294,17 @@ def test_pods_backend_runs_on_kwok_nodes(super_cluster: Any, vc_operator: Operat
         assert obj["status"]["phase"] == "Provisioning"
     finally:
         delete_tenant(super_cluster, name)
+
+
+def test_dead_apiserver_is_restarted(pair: tuple[TenantHandle, TenantHandle], vc_operator: OperatorProcess) -> None:
+    _, b = pair
+    (pid,) = _processes_of(vc_operator.state_dir, b.cluster_key)["kube-apiserver"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while True:
+        procs = _processes_of(vc_operator.state_dir, b.cluster_key).get("kube-apiserver", [])
+        if procs and procs != [pid] and b.kubectl("get", "ns", "default", check=False).returncode == 0:
+            break
+        assert time.monotonic() < deadline, f"apiserver not restarted:\n{vc_operator.log_tail()}"
+        time.sleep(0.5)
+    assert len(procs) == 1
