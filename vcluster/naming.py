@@ -205,3 +205,15 @@ def token_secret_name(service_account: str) -> str:
     digest = _hex(service_account, NS_HASH_LEN)
     cut = service_account[: MAX_SUBDOMAIN - len(_TOKEN_SECRET_PREFIX) - 1 - NS_HASH_LEN].rstrip("-.")
     return f"{_TOKEN_SECRET_PREFIX}{cut}-{digest}"
+
+
+# ---- objects the operator owns ------------------------------------------------------
+#: Policy objects in every workload super namespace of a tenant.
+POLICY_QUOTA_NAME = "vc-tenant-quota"
+POLICY_LIMIT_RANGE_NAME = "vc-tenant-limits"
+POLICY_NETWORK_POLICY_NAME = "vc-tenant-isolation"
+#: Secrets in the root namespace.
+CONTROL_PLANE_PKI_SECRET = "control-plane-pki"
+CONTROLLER_MANAGER_KUBECONFIG_SECRET = "controller-manager-kubeconfig"
+#: On a Tenant: the ClusterVersion generation last rolled out to it.
+ANN_CLUSTER_VERSION_SEEN = f"{GROUP}/cluster-version-seen"

@@ -28,9 +28,9 @@ from tenant_crd.models import IsolationSpec
 from vcluster import naming
 
 #: Names of the policy objects the operator/syncer keep in each super namespace.
-QUOTA_NAME = "vc-tenant-quota"
-LIMIT_RANGE_NAME = "vc-tenant-limits"
-NETWORK_POLICY_NAME = "vc-tenant-isolation"
+QUOTA_NAME = naming.POLICY_QUOTA_NAME
+LIMIT_RANGE_NAME = naming.POLICY_LIMIT_RANGE_NAME
+NETWORK_POLICY_NAME = naming.POLICY_NETWORK_POLICY_NAME
 POLICY_OBJECT_NAMES: Mapping[str, str] = {
     "ResourceQuota": QUOTA_NAME,
     "LimitRange": LIMIT_RANGE_NAME,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vcluster import naming
+
 # ---- PKI file names (keys of the PKI Secret, files in the pki folder) ----------------
 CA = "ca"
 ETCD_CA = "etcd-ca"
@@ -28,8 +30,8 @@ ADMIN = "admin"
 CONTROLLER_MANAGER = "controller-manager"
 
 #: Names of objects in the root namespace (both backends).
-PKI_SECRET = "control-plane-pki"
-CM_KUBECONFIG_SECRET = "controller-manager-kubeconfig"
+PKI_SECRET = naming.CONTROL_PLANE_PKI_SECRET
+CM_KUBECONFIG_SECRET = naming.CONTROLLER_MANAGER_KUBECONFIG_SECRET
 CM_KUBECONFIG_KEY = "kubeconfig"
 
 #: Names of the components, also their binaries (:func:`vcluster.binaries.binary_path`).

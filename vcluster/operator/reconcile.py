@@ -46,7 +46,7 @@ log = structlog.get_logger(__name__)
 FIELD_MANAGER = "vc-operator"
 OWNERS_BINDING = "virtualcluster:owners"
 #: On a Tenant: uid/generation of the ClusterVersion last seen; a change triggers a reconcile.
-ANN_CLUSTER_VERSION = f"{naming.GROUP}/cluster-version-seen"
+ANN_CLUSTER_VERSION = naming.ANN_CLUSTER_VERSION_SEEN
 #: Events of cluster-scoped Tenants go to this namespace.
 EVENT_NAMESPACE = "default"
 
