@@ -166,6 +166,7 @@ class Informer:
                     )
                     self.lists += 1
                     self.replace(items)
+                    del items  # the decoded list would otherwise live as long as the watch
                     self.resource_version = rv
                     self.synced.set()
                 await self._watch()
