@@ -59,6 +59,14 @@ ROLE_ROOT = "root"
 ROLE_WORKLOAD = "workload"
 #: Marks a Node object in a tenant control plane as virtual.
 LABEL_VIRTUAL_NODE = f"{GROUP}/virtual-node"
+#: On a synced super namespace: the tenant namespace it stands for (label values fit: namespace names
+#: are DNS labels).  Translated tenant NetworkPolicies select super namespaces with it.
+LABEL_TENANT_NAMESPACE = f"{GROUP}/tenant-namespace"
+#: On a super StorageClass or PriorityClass: ``"true"`` makes the syncer mirror it into every tenant.
+LABEL_PUBLIC = f"{GROUP}/public"
+PUBLIC_TRUE = "true"
+#: On an object in a tenant control plane that the syncer mirrors from the super cluster (read-only).
+LABEL_MIRRORED_FROM_SUPER = f"{GROUP}/mirrored-from-super"
 
 # ---- annotations (not selectable, carry exact values) ------------------------
 ANN_TENANT_NAME = f"{GROUP}/tenant-name"
@@ -193,6 +201,8 @@ SYNCER_LEASE_NAME = "vc-syncer"
 #: Longest Secret name (a DNS subdomain).
 MAX_SUBDOMAIN = 253
 _TOKEN_SECRET_PREFIX = "vc-token-"
+#: Tenant Secrets whose names start with this are refused: the name space is the syncer's.
+TOKEN_SECRET_PREFIX = _TOKEN_SECRET_PREFIX
 
 
 def token_secret_name(service_account: str) -> str:
@@ -205,6 +215,21 @@ def token_secret_name(service_account: str) -> str:
     digest = _hex(service_account, NS_HASH_LEN)
     cut = service_account[: MAX_SUBDOMAIN - len(_TOKEN_SECRET_PREFIX) - 1 - NS_HASH_LEN].rstrip("-.")
     return f"{_TOKEN_SECRET_PREFIX}{cut}-{digest}"
+
+
+def is_reserved_secret_name(name: str) -> bool:
+    """True if a tenant Secret of this name could collide with a token Secret in its super namespace."""
+    return name.startswith(_TOKEN_SECRET_PREFIX)
+
+
+def refusal_event_name(object_name: str, object_uid: str, reason: str) -> str:
+    """Stable name of the tenant Event that says why the super cluster refused a tenant object.
+
+    Stable so that every retry updates the same Event instead of piling up new ones.
+    """
+    digest = _hex(f"{object_uid}/{reason}", NS_HASH_LEN)
+    cut = object_name[: MAX_SUBDOMAIN - 1 - NS_HASH_LEN - len(".vc-")].rstrip("-.")
+    return f"{cut}.vc-{digest}"
 
 
 # ---- objects the operator owns ------------------------------------------------------
