@@ -448,6 +448,11 @@ async def test_tenants_see_their_nodes_and_reach_their_pods(vn_stack: _Stack, un
     assert LOG_LINE in logs.stdout
     out = a.kubectl("exec", "web-1", "-n", "default", "--", "echo", "exec-through-tenant")
     assert "exec-through-tenant" in out.stdout
+    # stdin too: bytes flow both ways through the upgraded connection.  (``head -c``, not ``cat``:
+    # kwok's local exec never sees stdin's EOF, with or without the proxy in between.)
+    echoed = a.kubectl("exec", "-i", "web-1", "-n", "default", "--", "head", "-c", "18",
+                       input="ping-through-stdin\n")
+    assert "ping-through-stdin" in echoed.stdout
 
     # Tenant B's kubelet client certificate cannot read tenant A's pod, even with A's super namespace.
     async with ApiClient.from_kubeconfig(sc.kubeconfig) as api:

@@ -364,7 +364,8 @@ async def _splice(
     task = asyncio.current_task()
     if task is not None:
         app[STREAMS].tasks.add(task)
-    log_.info("kubelet_proxy.stream_opened")
+    log_.info("kubelet_proxy.stream_opened", protocol=request.headers.get("Upgrade", ""),
+              subprotocol=headers.get("X-Stream-Protocol-Version") or headers.get("Sec-WebSocket-Protocol") or "")
     sent = 0
     try:
         while True:

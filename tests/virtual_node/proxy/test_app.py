@@ -1,0 +1,66 @@
+"""The proxy's pure HTTP helpers: what is forwarded to a kubelet, and how its answer is read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict
+
+from virtual_node.proxy import app
+from virtual_node.proxy.resolver import Target
+
+TARGET = Target(
+    host="10.0.0.5", port=10250, path="/exec/key--default/web/app", node="n1", super_namespace="key--default"
+)
+
+
+def _request(headers: dict[str, str], path: str = "/exec/default/web/app?command=ls&output=1") -> Any:
+    return make_mocked_request("POST", path, headers=CIMultiDict(headers))
+
+
+def test_upgrade_head_keeps_stream_headers_and_drops_credentials() -> None:
+    req = _request({
+        "Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v4.channel.k8s.io",
+        "Authorization": "Bearer secret", "Impersonate-User": "admin", "Host": "proxy:10550", "Content-Length": "7",
+    })
+    head = app._request_head(req, TARGET).decode()
+    lines = head.split("\r\n")
+    assert lines[0] == "POST /exec/key--default/web/app?command=ls&output=1 HTTP/1.1"
+    assert "Host: 10.0.0.5:10250" in lines
+    assert "Upgrade: SPDY/3.1" in lines
+    assert "Connection: Upgrade" in lines
+    assert "X-Stream-Protocol-Version: v4.channel.k8s.io" in lines
+    assert "Content-Length: 0" in lines
+    assert not any(line.lower().startswith(("authorization", "impersonate", "host: proxy")) for line in lines)
+    assert head.endswith("\r\n\r\n")
+
+
+def test_plain_forward_headers_drop_hop_by_hop() -> None:
+    req = _request({"Accept": "*/*", "Connection": "keep-alive", "Authorization": "x", "Transfer-Encoding": "chunked"})
+    assert dict(app._forward_headers(req)) == {"Accept": "*/*"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "header"),
+    [
+        pytest.param(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: SPDY/3.1\r\nConnection: Upgrade",
+                     101, ("Upgrade", "SPDY/3.1"), id="switching"),
+        pytest.param(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 12", 400, ("Content-Length", "12"), id="refused"),
+    ],
+)
+def test_parse_head(raw: bytes, status: int, header: tuple[str, str]) -> None:
+    got_status, _, headers = app._parse_head(raw)
+    assert got_status == status
+    assert headers[header[0]] == header[1]
+
+
+def test_parse_head_rejects_garbage() -> None:
+    with pytest.raises(OSError, match="bad status line"):
+        app._parse_head(b"SSH-2.0-OpenSSH")
+
+
+def test_ipv6_target_is_bracketed() -> None:
+    target = Target(host="fd00::1", port=10250, path="/", node="n", super_namespace="s")
+    assert app._hostport(target) == "[fd00::1]:10250"
