@@ -53,6 +53,9 @@ class TranslateContext:
     dns_ip: str | None = None
     #: Tenant cluster domain for DNS search paths.
     cluster_domain: str = "cluster.local"
+    #: Tenant Services of the pod's namespace as (name, super cluster IP, ports), for the
+    #: ``FOO_SERVICE_HOST`` variables; filled by the engine for pod creation only.
+    service_links: tuple[tuple[str, str, tuple[Obj, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +68,14 @@ class Update:
 
 @dataclass(frozen=True, slots=True)
 class UpAction:
-    """One write to the tenant side: bind a pod, patch status, or patch metadata."""
+    """One write to the tenant side: bind a pod, patch status, patch the object, or ensure another object.
 
-    op: Literal["bind", "status", "patch"]
+    ``ensure`` creates ``body`` (an object of ``resource``) in the tenant cluster unless it exists.
+    """
+
+    op: Literal["bind", "status", "patch", "ensure"]
     body: Obj
+    resource: Resource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,9 @@ class Kind:
     patch_update: Callable[[Obj, Obj], Obj] | None = None
     #: Upward actions from (tenant object, slim super object).
     upward: Callable[[Obj, Obj], list[UpAction]] | None = None
+    #: Why a tenant object must not go down at all (policy, reserved names); empty: fine.  The engine
+    #: tells the tenant with a Warning Event on the object and does not create it.
+    check: Callable[[Obj, TranslateContext], list[str]] | None = None
 
     @property
     def namespaced(self) -> bool:

@@ -9,9 +9,17 @@ and uid translated back); events are not cached — they pass through.
 from __future__ import annotations
 
 from syncer.resources.base import Obj
+from vcluster import naming
 
 #: Kinds whose super events are copied up.
-UPWARD_KINDS = frozenset({"Pod", "Service", "ConfigMap", "Secret", "ServiceAccount", "Endpoints"})
+UPWARD_KINDS = frozenset({"Pod", "Service", "ConfigMap", "Secret", "ServiceAccount", "Endpoints",
+                          "PersistentVolumeClaim", "Ingress", "NetworkPolicy"})
+#: Reasons of the Events that say why the super apiserver refused a tenant object.
+QUOTA_EXCEEDED, SYNC_FAILED = "QuotaExceeded", "SyncFailed"
+#: 403 messages that mean "not yet" rather than "no": the super namespace is still being set up or
+#: torn down.  Those are retried silently.
+_TRANSIENT_FORBIDDEN = ("error looking up service account", "because it is being terminated",
+                        "not found in namespace")
 _KEEP = ("reason", "message", "type", "count", "firstTimestamp", "lastTimestamp", "eventTime", "action",
          "reportingComponent", "reportingInstance", "series")
 
@@ -37,14 +45,14 @@ def to_tenant(p_event: Obj, *, tenant_namespace: str, v_uid: str) -> Obj:
     return out
 
 
-def refusal(v_obj: Obj, *, kind: str, reasons: list[str], now: str) -> Obj:
+def refusal(v_obj: Obj, *, kind: str, reasons: list[str], now: str, api_version: str = "v1") -> Obj:
     """A Warning Event telling the tenant why its object was not created in the super cluster."""
     meta = v_obj["metadata"]
     return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": "v1", "kind": kind, "name": meta["name"],
+        "involvedObject": {"apiVersion": api_version, "kind": kind, "name": meta["name"],
                            "namespace": meta["namespace"], "uid": meta.get("uid")},
         "reason": "PolicyViolation",
         "message": "refused by the tenant's isolation policy: " + "; ".join(reasons),
@@ -53,4 +61,47 @@ def refusal(v_obj: Obj, *, kind: str, reasons: list[str], now: str) -> Obj:
         "firstTimestamp": now,
         "lastTimestamp": now,
         "source": {"component": "vc-syncer"},
+    }
+
+
+def refusal_reason(status: int, message: str) -> str | None:
+    """The Event reason for a super apiserver's refusal of a create, or None if it is transient.
+
+    403 from a ResourceQuota (exceeded, or limits required and missing) is ``QuotaExceeded``; any
+    other 403 (Pod Security admission, ...) and every 422 are ``SyncFailed``.  Both keep being
+    retried with back-off by the engine: quota may free up, the tenant may fix the object.
+    """
+    if status == 403:
+        if any(fragment in message for fragment in _TRANSIENT_FORBIDDEN):
+            return None
+        return QUOTA_EXCEEDED if "quota" in message else SYNC_FAILED
+    if status == 422:
+        return SYNC_FAILED
+    return None
+
+
+def super_refusal(v_obj: Obj, *, kind: str, api_version: str, status: int, message: str, now: str) -> Obj | None:
+    """The Warning Event on the tenant object for a refused create (None: transient, say nothing).
+
+    The name is stable per (object uid, reason), so retries update one Event (message and time).
+    """
+    reason = refusal_reason(status, message)
+    if reason is None:
+        return None
+    meta = v_obj["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": naming.refusal_event_name(meta["name"], str(meta.get("uid") or ""), reason),
+                     "namespace": meta.get("namespace") or "default"},
+        "involvedObject": {"apiVersion": api_version, "kind": kind, "name": meta["name"],
+                           "namespace": meta.get("namespace") or "", "uid": meta.get("uid")},
+        "reason": reason,
+        "message": f"the super cluster refused this {kind} (retrying): {message}",
+        "type": "Warning",
+        "count": 1,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "source": {"component": "vc-syncer"},
+        "reportingComponent": "vc-syncer",
     }

@@ -22,6 +22,7 @@ def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
     meta = v_obj["metadata"]
     labels = naming.owner_labels(ctx.key, ctx.tenant_name)
     labels[naming.LABEL_NAMESPACE_ROLE] = naming.ROLE_WORKLOAD
+    labels[naming.LABEL_TENANT_NAMESPACE] = meta["name"]  # translated NetworkPolicies select on it
     labels.update(namespace_labels(IsolationSpec(pod_security=ctx.policy.pod_security)))
     return {
         "apiVersion": "v1",

@@ -5,8 +5,10 @@ the tenant cluster.  On the way down the pod gets the tenant's identity (its
 service-account token from the tenant's TokenRequest API and the tenant CA,
 in a super Secret that replaces the ``kube-api-access`` projected volume),
 the tenant apiserver as ``kubernetes.default`` (env and host aliases), the
-tenant's DNS service, tenant values in downward-API env vars, and the
-tenant's isolation policy.  Pods the policy forbids never go down
+tenant's DNS service, tenant values in downward-API env vars and volumes,
+the ``FOO_SERVICE_HOST`` variables of the tenant's services (with their
+super cluster IPs, the only ones a super pod can reach), and the tenant's
+isolation policy.  Pods the policy forbids never go down
 (:func:`violations`).  On the way up the tenant pod is bound to the node the
 super scheduler chose and gets the super pod's status.
 """
@@ -48,8 +50,69 @@ def service_account(v_pod: Obj) -> str:
 
 
 def needs_token(v_pod: Obj) -> bool:
-    """Whether the pod mounts a service-account token (so the engine must provide the token Secret)."""
-    return any(_is_token_volume(v) for v in (v_pod.get("spec") or {}).get("volumes") or [])
+    """Whether the pod needs the token Secret: it mounts a service-account token, or a downward-API
+    volume shows its namespace (the Secret's ``namespace`` key stands in for it)."""
+    return any(_is_token_volume(v) or _namespace_items(v) for v in (v_pod.get("spec") or {}).get("volumes") or [])
+
+
+def _is_namespace_item(item: Obj) -> bool:
+    return (item.get("fieldRef") or {}).get("fieldPath") == "metadata.namespace"
+
+
+def _namespace_items(volume: Obj) -> list[Obj]:
+    return [i for i in (volume.get("downwardAPI") or {}).get("items") or [] if _is_namespace_item(i)]
+
+
+def _downward_volume(volume: Obj, secret_name: str) -> Obj:
+    """A ``downwardAPI`` volume showing ``metadata.namespace`` as a projected volume whose namespace
+    file comes from the token Secret (the super pod's own namespace is the prefixed one)."""
+    downward = volume["downwardAPI"]
+    kept = [i for i in downward.get("items") or [] if not _is_namespace_item(i)]
+    items = []
+    for i in _namespace_items(volume):
+        item: Obj = {"key": NAMESPACE_KEY, "path": i["path"]}
+        if "mode" in i:
+            item["mode"] = i["mode"]
+        items.append(item)
+    sources: list[Obj] = [{"secret": {"name": secret_name, "items": items}}]
+    if kept:
+        sources.insert(0, {"downwardAPI": {"items": kept}})
+    projected: Obj = {"sources": sources}
+    if "defaultMode" in downward:
+        projected["defaultMode"] = downward["defaultMode"]
+    return {"name": volume["name"], "projected": projected}
+
+
+def _env_name(service: str) -> str:
+    return service.upper().replace("-", "_")
+
+
+def service_env(links: tuple[tuple[str, str, tuple[Obj, ...]], ...]) -> list[Obj]:
+    """The docker-link style variables kubelet sets for services (same names and order as kubelet).
+
+    ``links`` are (tenant service name, super cluster IP, ports); services without an IP are left out.
+    """
+    out: list[Obj] = []
+    for name, ip, ports in sorted(links, key=lambda link: link[0]):
+        if not ip or ip == "None" or not ports:
+            continue
+        prefix = _env_name(name)
+        first = ports[0]
+        out.append({"name": f"{prefix}_SERVICE_HOST", "value": ip})
+        out.append({"name": f"{prefix}_SERVICE_PORT", "value": str(first.get("port"))})
+        for port in ports:
+            if port.get("name"):
+                out.append({"name": f"{prefix}_SERVICE_PORT_{_env_name(port['name'])}", "value": str(port["port"])})
+        proto = str(first.get("protocol") or "TCP")
+        out.append({"name": f"{prefix}_PORT", "value": f"{proto.lower()}://{ip}:{first.get('port')}"})
+        for port in ports:
+            proto = str(port.get("protocol") or "TCP")
+            base = f"{prefix}_PORT_{port.get('port')}_{proto.upper()}"
+            out.append({"name": base, "value": f"{proto.lower()}://{ip}:{port.get('port')}"})
+            out.append({"name": f"{base}_PROTO", "value": proto.lower()})
+            out.append({"name": f"{base}_PORT", "value": str(port.get("port"))})
+            out.append({"name": f"{base}_ADDR", "value": ip})
+    return out
 
 
 def _is_token_volume(volume: Obj) -> bool:
@@ -86,9 +149,13 @@ def _token_volume(volume: Obj, secret_name: str) -> Obj:
     return {"name": volume["name"], "projected": new_projected}
 
 
-def _env(env: list[Obj] | None, v_meta: Obj, ctx: TranslateContext) -> list[Obj]:
+def _env(env: list[Obj] | None, v_meta: Obj, ctx: TranslateContext, links: list[Obj]) -> list[Obj]:
     out: list[Obj] = []
     names = set()
+    own = {v.get("name") for v in env or []}
+    for var in links:  # first, as kubelet does; the container's own variables win
+        if var["name"] not in own:
+            out.append(var)
     for v_var in env or []:
         var = v_var
         field_path = ((var.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
@@ -123,16 +190,20 @@ def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
     spec.pop("serviceAccount", None)
     spec["serviceAccountName"] = service_account(v_obj)
     spec["automountServiceAccountToken"] = False
-    spec["enableServiceLinks"] = False  # the super namespace's services are not the tenant's
+    # The super namespace's services are not the tenant's: the tenant's come from ``ctx.service_links``.
+    links = service_env(ctx.service_links) if spec.pop("enableServiceLinks", True) is not False else []
+    spec["enableServiceLinks"] = False
     secret_name = naming.token_secret_name(spec["serviceAccountName"])
     spec["volumes"] = [
-        _token_volume(v, secret_name) if _is_token_volume(v) else v for v in spec.get("volumes") or []
+        _token_volume(v, secret_name) if _is_token_volume(v)
+        else _downward_volume(v, secret_name) if _namespace_items(v) else v
+        for v in spec.get("volumes") or []
     ]
     if not spec["volumes"]:
         del spec["volumes"]
     for list_name in _CONTAINER_LISTS:
         for container in spec.get(list_name) or []:
-            env = _env(container.get("env"), v_meta, ctx)
+            env = _env(container.get("env"), v_meta, ctx, links)
             if env:
                 container["env"] = env
     if ctx.apiserver_host and _is_ip(ctx.apiserver_host):
@@ -223,4 +294,4 @@ def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
 
 
 POD = Kind(kind="Pod", resource=resources.PODS, to_super=to_super, synced=synced, slim_tenant=slim_tenant,
-           super_extras=super_extras, patch_update=patch_update, upward=upward)
+           super_extras=super_extras, patch_update=patch_update, upward=upward, check=violations)
