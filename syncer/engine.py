@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as _dt
 import time
 from dataclasses import dataclass, field
@@ -434,21 +435,27 @@ class Syncer:
                 await self._delete_tenant_pod(rt, v_obj)
                 return
             ctx = self.context_for(rt)
-            reasons = pod_mod.violations(v_obj, ctx)
-            if reasons:
-                await self._refuse(rt, kind, v_obj, reasons)
-                return
-            if pod_mod.needs_token(v_obj):
-                await self._ensure_token(rt, meta["namespace"], pod_mod.service_account(v_obj))
+            if (v_obj.get("spec") or {}).get("enableServiceLinks") is not False:
+                ctx = dataclasses.replace(ctx, service_links=self._service_links(rt, meta["namespace"]))
+        reasons = kind.check(v_obj, ctx) if kind.check is not None else []
+        if reasons:
+            await self._refuse(rt, kind, v_obj, reasons)
+            return
+        if kind.kind == "Pod" and pod_mod.needs_token(v_obj):
+            await self._ensure_token(rt, meta["namespace"], pod_mod.service_account(v_obj))
         desired = kind.to_super(v_obj, ctx)
         try:
             await self._create_in_namespace(rt, kind, desired, p_ns, meta.get("namespace", ""))
         except AlreadyExists:
             await self._adopt_or_clear(kind, desired)
             return
-        except Invalid as exc:
-            await self._refuse(rt, kind, v_obj, [f"the super cluster refused it: {exc.message}"])
-            return
+        except (Invalid, RetryLater) as exc:
+            # Refused by the super apiserver (quota, admission, validation): tell the tenant, keep retrying.
+            cause = exc if isinstance(exc, Invalid) else exc.__cause__
+            if isinstance(cause, ApiError):
+                await self._tell_super_refusal(rt, kind, v_obj, cause)
+                raise RetryLater(cause.message) from cause
+            raise
         self._count(kind.kind, DOWN, "create")
         if kind.kind == "Namespace":
             await self._apply_namespace_policy(rt, desired["metadata"]["name"])
@@ -512,10 +519,40 @@ class Syncer:
         meta = v_obj["metadata"]
         log.info("sync.refused", tenant=rt.info.key, kind=kind.kind, key=f"{meta.get('namespace')}/{meta['name']}",
                  reasons=reasons)
-        body = event_mod.refusal(v_obj, kind=kind.kind, reasons=reasons, now=_now())
+        body = event_mod.refusal(v_obj, kind=kind.kind, reasons=reasons, now=_now(),
+                                 api_version=kind.resource.api_version)
         await rt.api.create(resources.EVENTS, body, namespace=meta["namespace"])
         rt.refused.add(uid)
         self.metrics.refused.labels(kind.kind).inc()
+
+    async def _tell_super_refusal(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, exc: ApiError) -> None:
+        """A Warning Event (one per object and reason, updated on each retry) with the super message."""
+        body = event_mod.super_refusal(v_obj, kind=kind.kind, api_version=kind.resource.api_version,
+                                       status=exc.status, message=exc.message, now=_now())
+        if body is None:
+            return
+        ns = body["metadata"]["namespace"]
+        try:
+            await rt.api.create(resources.EVENTS, body, namespace=ns)
+            self.metrics.refused.labels(kind.kind).inc()
+        except AlreadyExists:
+            with contextlib.suppress(NotFound):
+                await rt.api.patch(resources.EVENTS, body["metadata"]["name"],
+                                   {"message": body["message"], "lastTimestamp": body["lastTimestamp"]},
+                                   namespace=ns)
+
+    def _service_links(self, rt: TenantRuntime, ns: str) -> tuple[tuple[str, str, tuple[Obj, ...]], ...]:
+        """(name, super cluster IP, ports) of the tenant Services in ``ns``, for service env vars."""
+        if "Service" not in rt.informers:
+            return ()
+        p_ns = naming.super_namespace(rt.info.key, ns)
+        out = []
+        for (v_ns, name), v_svc in rt.informers["Service"].items():
+            if v_ns != ns:
+                continue
+            ip = (self.super_informers["Service"].get(p_ns, name) or {}).get("clusterIP") or ""
+            out.append((name, ip, tuple((v_svc.get("spec") or {}).get("ports") or ())))
+        return tuple(out)
 
     async def _apply_namespace_policy(self, rt: TenantRuntime, p_ns: str) -> None:
         if not rt.info.spec:
@@ -604,6 +641,10 @@ class Syncer:
                     await rt.api.patch(kind.resource, key.name, action.body, namespace=key.namespace,
                                        subresource="status")
                     self._count(kind.kind, UP, "status")
+            elif action.op == "ensure" and action.resource is not None:
+                with contextlib.suppress(AlreadyExists):
+                    await rt.api.create(action.resource, action.body)
+                    self._count(action.resource.kind, UP, "create")
             else:
                 with contextlib.suppress(NotFound):
                     await rt.api.patch(kind.resource, key.name, action.body, namespace=key.namespace or None)
