@@ -414,6 +414,9 @@ class LocalSuperCluster:
             f"--cluster-signing-key-file={lay.key('ca')}",
             f"--service-cluster-ip-range={s.service_cidr}",
             "--allocate-node-cidrs=false",
+            # kwok renews the simulated nodes' leases; on a loaded 2-core machine (hundreds of pods
+            # churning) a renewal can lag past the 50 s default and every node would turn Unknown.
+            "--node-monitor-grace-period=3m",
         ])
         sched_kc = self._client_kubeconfig("kube-scheduler", server, cn="system:kube-scheduler", orgs=[])
         self._spawn("kube-scheduler", [
