@@ -402,7 +402,7 @@ def _kubectl_json(tenant: Any, *args: str) -> dict[str, Any]:
 def _pod_manifest(name: str, node: str) -> str:
     return json.dumps({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
-        "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "terminationGracePeriodSeconds": 1,
                  "containers": [{"name": "app", "image": "busybox"}]},
     })
 
@@ -473,7 +473,12 @@ async def test_tenants_see_their_nodes_and_reach_their_pods(vn_stack: _Stack, un
         return node_1 not in _node_names(a)
 
     await eventually(node_1_gone, within=120, what="idle virtual node collected")
-    assert node_0 in _node_names(a)
+    # Kept alive by heartbeats all along: still Ready, and the tenant's node-lifecycle
+    # controller has not tainted it (it would after its grace period without them).
+    v_node_0 = _kubectl_json(a, "get", "node", node_0)
+    assert _ready(v_node_0) == "True"
+    assert not {t["key"] for t in v_node_0["spec"].get("taints") or []} & {
+        "node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"}
 
     # A simulated node stops (its Node object is deleted): the tenant's virtual node turns NotReady.
     sc.kubectl("delete", "node", node_0, "--wait=false")

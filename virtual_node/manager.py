@@ -152,12 +152,11 @@ class VirtualNodeManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await tenant.task
         if cleanup:
-            for name in list(tenant.nodes):
-                try:
-                    if not await self._has_pods(tenant, name):
-                        await self._delete_node(tenant, name)
-                except ApiError as exc:
-                    log.warning("virtual_node.detach_cleanup_failed", tenant=key, node=name, error=str(exc))
+            try:
+                async with asyncio.timeout(self._settings.detach_timeout):
+                    await self._cleanup(tenant)
+            except TimeoutError:
+                log.warning("virtual_node.detach_cleanup_timeout", tenant=key, left=sorted(tenant.nodes))
         with contextlib.suppress(KeyError):
             self._metrics.nodes.remove(key)
         with contextlib.suppress(KeyError):
@@ -165,6 +164,14 @@ class VirtualNodeManager:
         with contextlib.suppress(KeyError):
             self._metrics.collected.remove(key)
         log.info("virtual_node.tenant_detached", tenant=key)
+
+    async def _cleanup(self, tenant: _Tenant) -> None:
+        for name in list(tenant.nodes):
+            try:
+                if not await self._has_pods(tenant, name):
+                    await self._delete_node(tenant, name)
+            except ApiError as exc:
+                log.warning("virtual_node.detach_cleanup_failed", tenant=tenant.key, node=name, error=str(exc))
 
     async def ensure_node(self, key: str, node_name: str) -> None:
         """Make sure tenant ``key`` has the virtual node ``node_name`` (call before binding a pod to it)."""

@@ -68,6 +68,9 @@ class VirtualNodeSettings:
     gc_grace_period: float = 120.0
     #: The Lease's ``leaseDurationSeconds`` (the kubelet uses 40).
     lease_duration_seconds: int = 40
+    #: Upper bound (seconds) of detach_tenant's clean-up, so a tenant apiserver that is
+    #: already gone never holds up the syncer.
+    detach_timeout: float = 10.0
 
     @classmethod
     def from_env(cls) -> VirtualNodeSettings:
@@ -79,6 +82,7 @@ class VirtualNodeSettings:
             status_report_period=_float("VC_VNODE_STATUS_REPORT_PERIOD", d.status_report_period),
             gc_grace_period=_float("VC_VNODE_GC_GRACE_PERIOD", d.gc_grace_period),
             lease_duration_seconds=int(_float("VC_VNODE_LEASE_DURATION", d.lease_duration_seconds)),
+            detach_timeout=_float("VC_VNODE_DETACH_TIMEOUT", d.detach_timeout),
         )
 
 
