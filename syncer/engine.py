@@ -32,6 +32,7 @@ import structlog
 from syncer import patrol as patrol_mod
 from syncer.informer import Informer
 from syncer.metrics import Metrics
+from syncer.mirror import Mirror
 from syncer.nodes import NodeProvider, NullNodeProvider
 from syncer.queue import DOWN, UP, FairQueue, SyncKey
 from syncer.resources import REGISTRY
@@ -130,6 +131,9 @@ class Syncer:
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self.ready = asyncio.Event()
+        #: Public super StorageClasses/PriorityClasses copied into every synced tenant.
+        self.mirror = Mirror(super_api, resync_period=max(self.settings.patrol_period, 10.0),
+                             watch_timeout=self.settings.watch_timeout)
 
     # ---- lifecycle -------------------------------------------------------------------
     async def run(self) -> None:
@@ -142,6 +146,7 @@ class Syncer:
                 asyncio.create_task(self._worker(), name=f"worker-{i}") for i in range(self.settings.workers)
             )
             self._tasks.append(asyncio.create_task(self.nodes.run(), name="node-provider"))
+            self._tasks.append(asyncio.create_task(self.mirror.run(), name="mirror"))
             if self.settings.patrol_period > 0:
                 self._tasks.append(asyncio.create_task(self._patrol_loop(), name="patrol"))
             self.ready.set()
@@ -195,6 +200,7 @@ class Syncer:
         with contextlib.suppress(Exception):
             await self.nodes.attach_tenant(rt.info.key, rt.api)
         rt.synced.set()
+        self.mirror.attach(rt.info.key, rt.api)
         self.enqueue_all(rt)
         log.info("syncer.tenant_synced", tenant=rt.info.key,
                  objects={k: len(inf) for k, inf in rt.informers.items()})
@@ -216,6 +222,7 @@ class Syncer:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
         self.queue.drop_tenant(key)
+        self.mirror.detach(key)
         with contextlib.suppress(Exception):
             await self.nodes.detach_tenant(key)
         await rt.api.close()
