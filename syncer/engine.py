@@ -90,6 +90,9 @@ class TenantRuntime:
     token_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     #: Super events waiting to be copied up, by (tenant namespace, event name).
     pending_events: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    #: What we last wrote to the super cluster, by (kind, tenant namespace, name): (tenant uid, fingerprint).
+    #: The super watch's echo of our own write matches it and needs no downward reconcile.
+    written: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
 
 
 class Syncer:
@@ -134,6 +137,9 @@ class Syncer:
         #: Public super StorageClasses/PriorityClasses copied into every synced tenant.
         self.mirror = Mirror(super_api, resync_period=max(self.settings.patrol_period, 10.0),
                              watch_timeout=self.settings.watch_timeout)
+        #: Prometheus children by label values (``labels()`` costs a lock and a tuple per call).
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
 
     # ---- lifecycle -------------------------------------------------------------------
     async def run(self) -> None:
@@ -245,11 +251,13 @@ class Syncer:
         return handle
 
     def _super_handler(self, kind: Kind) -> Any:
-        def handle(_event: str, p_slim: Obj) -> None:
-            self._enqueue_super(kind, p_slim)
+        def handle(event: str, p_slim: Obj) -> None:
+            self._enqueue_super(kind, p_slim, event=event)
         return handle
 
-    def _enqueue_super(self, kind: Kind, p_slim: Obj, *, only_tenant: str | None = None) -> None:
+    def _enqueue_super(
+        self, kind: Kind, p_slim: Obj, *, only_tenant: str | None = None, event: str | None = None
+    ) -> None:
         meta = p_slim["metadata"]
         tenant = (meta.get("labels") or {}).get(naming.LABEL_CLUSTER_KEY)
         if tenant is None or (only_tenant is not None and tenant != only_tenant):
@@ -264,7 +272,15 @@ class Syncer:
         if not name:
             return
         ns = ann.get(naming.ANN_TENANT_NAMESPACE, "") if kind.namespaced else ""
-        self.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
+        ref = (kind.kind, ns, name)
+        if event is not None and event != "DELETED" and not meta.get("deletionTimestamp") and (
+            rt.written.get(ref) == (ann.get(naming.ANN_OBJECT_UID), p_slim.get("fp"))
+        ):
+            pass  # the echo of our own write: nothing to do downward (a tenant change queues its own key)
+        else:
+            if event == "DELETED":
+                rt.written.pop(ref, None)
+            self.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
         if kind.upward is not None:
             self.queue.add(SyncKey(tenant, kind.kind, UP, ns, name))
 
@@ -294,6 +310,7 @@ class Syncer:
     async def _worker(self) -> None:
         queue = self.queue
         latency = self.metrics.latency
+        latencies = self._latencies
         while True:
             key, queued_at = await queue.get()
             try:
@@ -314,7 +331,10 @@ class Syncer:
                               key=f"{key.namespace}/{key.name}")
             finally:
                 queue.done(key)
-                latency.labels(key.tenant).observe(time.monotonic() - queued_at)
+                child = latencies.get(key.tenant)
+                if child is None:
+                    child = latencies[key.tenant] = latency.labels(key.tenant)
+                child.observe(time.monotonic() - queued_at)
 
     async def reconcile(self, key: SyncKey) -> None:
         rt = self.tenants.get(key.tenant)
@@ -340,7 +360,10 @@ class Syncer:
         return self.super_informers[kind.kind].get(p_ns or "", p_name)
 
     def _count(self, kind: str, direction: str, op: str) -> None:
-        self.metrics.operations.labels(kind, direction, op).inc()
+        child = self._counters.get((kind, direction, op))
+        if child is None:
+            child = self._counters[(kind, direction, op)] = self.metrics.operations.labels(kind, direction, op)
+        child.inc()
 
     def context_for(self, rt: TenantRuntime) -> TranslateContext:
         """The tenant's translation context with the current super cluster IP of its DNS service."""
@@ -371,10 +394,13 @@ class Syncer:
     # ---- downward ----------------------------------------------------------------------
     def tenant_object(self, rt: TenantRuntime, kind: Kind, ns: str, name: str) -> Obj | None:
         """The tenant object that should be synced (None if absent or not synced by policy of kinds)."""
-        v_obj = rt.informers[kind.kind].get(ns, name)
+        return self._to_sync(rt, kind, rt.informers[kind.kind].get(ns, name))
+
+    def _to_sync(self, rt: TenantRuntime, kind: Kind, v_obj: Obj | None) -> Obj | None:
         if v_obj is None or kind.skip(v_obj):
             return None
         if kind.kind == "Endpoints":
+            ns, name = v_obj["metadata"].get("namespace") or "", v_obj["metadata"]["name"]
             v_svc = rt.informers["Service"].get(ns, name) if "Service" in rt.informers else None
             if v_svc is not None and has_selector(v_svc):
                 return None  # the super cluster computes these itself
@@ -384,12 +410,13 @@ class Syncer:
         v_raw = rt.informers[kind.kind].get(key.namespace, key.name)
         if v_raw is not None and kind.skip(v_raw):
             return  # a system object the super cluster has its own of; never touch the super one
-        v_obj = self.tenant_object(rt, kind, key.namespace, key.name)
+        v_obj = self._to_sync(rt, kind, v_raw)
         p_ns, p_name = self._super_ref(rt, kind, key.namespace, key.name)
         p_slim = self._p_slim(kind, p_ns, p_name)
         if p_slim is not None and naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in (p_slim["metadata"].get("annotations") or {}):
             return
         if v_obj is None:
+            rt.written.pop((kind.kind, key.namespace, key.name), None)
             if kind.kind == "ServiceAccount" and key.name != "default":
                 await self._delete_token(rt, key.namespace, key.name)
             if p_slim is not None and not p_slim["metadata"].get("deletionTimestamp"):
@@ -410,8 +437,16 @@ class Syncer:
             return
         ctx = self.context_for(rt) if kind.kind == "Pod" else rt.ctx
         desired = kind.to_super(v_obj, ctx)
-        if kind.fingerprint(desired) != p_slim.get("fp"):
-            await self._update(kind, desired, p_slim)
+        fp = kind.fingerprint(desired)
+        ref = (kind.kind, key.namespace, key.name)
+        # Recorded before the write: the super watch may deliver its echo before the write returns.
+        rt.written[ref] = (v_uid, fp)
+        if fp != p_slim.get("fp"):
+            try:
+                await self._update(kind, desired, p_slim)
+            except BaseException:
+                rt.written.pop(ref, None)
+                raise
 
     async def _down_terminating(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_slim: Obj | None) -> None:
         if p_slim is not None:
@@ -451,17 +486,25 @@ class Syncer:
         if kind.kind == "Pod" and pod_mod.needs_token(v_obj):
             await self._ensure_token(rt, meta["namespace"], pod_mod.service_account(v_obj))
         desired = kind.to_super(v_obj, ctx)
+        # Recorded before the write: the super watch may deliver its echo before the write returns.
+        ref = (kind.kind, meta.get("namespace", "") if kind.namespaced else "", meta["name"])
+        rt.written[ref] = (object_uid(v_obj), kind.fingerprint(desired))
         try:
             await self._create_in_namespace(rt, kind, desired, p_ns, meta.get("namespace", ""))
         except AlreadyExists:
+            rt.written.pop(ref, None)
             await self._adopt_or_clear(kind, desired)
             return
         except (Invalid, RetryLater) as exc:
+            rt.written.pop(ref, None)
             # Refused by the super apiserver (quota, admission, validation): tell the tenant, keep retrying.
             cause = exc if isinstance(exc, Invalid) else exc.__cause__
             if isinstance(cause, ApiError):
                 await self._tell_super_refusal(rt, kind, v_obj, cause)
                 raise RetryLater(cause.message) from cause
+            raise
+        except BaseException:
+            rt.written.pop(ref, None)
             raise
         self._count(kind.kind, DOWN, "create")
         if kind.kind == "Namespace":
@@ -554,8 +597,10 @@ class Syncer:
             return ()
         p_ns = naming.super_namespace(rt.info.key, ns)
         out = []
-        for (v_ns, name), v_svc in rt.informers["Service"].items():
-            if v_ns != ns:
+        services = rt.informers["Service"]
+        for v_ns, name in services.refs():  # decode only this namespace's services
+            v_svc = services.get(v_ns, name) if v_ns == ns else None
+            if v_svc is None:
                 continue
             ip = (self.super_informers["Service"].get(p_ns, name) or {}).get("clusterIP") or ""
             out.append((name, ip, tuple((v_svc.get("spec") or {}).get("ports") or ())))
