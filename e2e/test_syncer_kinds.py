@@ -1,0 +1,232 @@
+"""The syncer's newer kinds and refusals on real control planes.
+
+One pair of tenants from the real operator (tenant A with a ResourceQuota
+and an allowed storage class, tenant B without policy) and one syncer
+subprocess serve every test here.  The super cluster is the session's test
+bed: its kube-controller-manager binds PVCs to a PersistentVolume the test
+creates by hand (kwok has no provisioner), so binding is shown for real.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
+from e2e.syncer_fixtures import SyncerProcess
+from e2e.test_syncer import apply, kjson, wait_for
+from vcluster import naming
+
+pytestmark = pytest.mark.e2e
+
+SUFFIX = uuid.uuid4().hex[:6]
+STORAGE_CLASS = f"vc-e2e-manual-{SUFFIX}"
+
+
+@pytest.fixture(scope="module")
+def tenants(super_cluster: Any, vc_operator: Any) -> tuple[TenantHandle, TenantHandle]:  # noqa: F811
+    a = create_tenant(super_cluster, f"kinds-a-{SUFFIX}", isolation={
+        "resourceQuota": {"hard": {"limits.cpu": "2", "limits.memory": "1Gi"}},
+        "allowedStorageClasses": [STORAGE_CLASS],
+    })
+    return a, create_tenant(super_cluster, f"kinds-b-{SUFFIX}")
+
+
+@pytest.fixture(scope="module")
+def syncer(super_cluster: Any, tenants: Any, tmp_path_factory: pytest.TempPathFactory,
+           component_logs: dict[str, Path]) -> Iterator[SyncerProcess]:
+    log_path = tmp_path_factory.mktemp("syncer-kinds") / "syncer.log"
+    component_logs["syncer-kinds"] = log_path
+    proc = SyncerProcess(super_cluster, log_path=log_path)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def namespace(tenant: TenantHandle, ns: str) -> str:
+    apply(tenant, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    wait_for(f"default service account in {ns}",
+             lambda: tenant.kubectl("get", "sa", "default", "-n", ns, check=False).returncode == 0)
+    return naming.super_namespace(tenant.cluster_key, ns)
+
+
+def event_for(tenant: TenantHandle, ns: str, name: str, reason: str, syncer: SyncerProcess) -> dict[str, Any]:
+    found: dict[str, Any] = wait_for(f"{reason} event on {ns}/{name}", lambda: next((
+        e for e in (kjson(tenant.kubectl, "get", "events", "-n", ns) or {}).get("items", [])
+        if e["involvedObject"]["name"] == name and e.get("reason") == reason), None), syncer=syncer)
+    return found
+
+
+def test_pod_refused_by_super_quota_gets_an_event(super_cluster: Any, tenants: Any, syncer: SyncerProcess) -> None:
+    a, _ = tenants
+    p_ns = namespace(a, "quota")
+    wait_for("the tenant quota in the super namespace",
+             lambda: kjson(super_cluster.kubectl, "get", "resourcequota", naming.POLICY_QUOTA_NAME, "-n", p_ns),
+             syncer=syncer)
+    apply(a, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nolimits", "namespace": "quota"},
+              "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+          {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "limited", "namespace": "quota"},
+           "spec": {"containers": [{"name": "c", "image": "busybox",
+                                    "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}]}})
+    event = event_for(a, "quota", "nolimits", "QuotaExceeded", syncer)
+    assert event["type"] == "Warning"
+    assert "limits" in event["message"], event["message"]
+    assert naming.POLICY_QUOTA_NAME in event["message"], event["message"]
+    wait_for("the pod with limits", lambda: kjson(super_cluster.kubectl, "get", "pod", "limited", "-n", p_ns),
+             syncer=syncer)
+    assert kjson(super_cluster.kubectl, "get", "pod", "nolimits", "-n", p_ns) is None
+
+
+def test_pvc_policy_status_and_bound_volume(super_cluster: Any, tenants: Any, syncer: SyncerProcess) -> None:
+    a, _ = tenants
+    p_ns = namespace(a, "storage")
+
+    def claim(name: str, cls: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "storage"},
+                "spec": {"storageClassName": cls, "accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}}}
+
+    apply(a, claim("data", STORAGE_CLASS), claim("sneaky", "fast-ssd"))
+    event = event_for(a, "storage", "sneaky", "PolicyViolation", syncer)
+    assert "fast-ssd" in event["message"]
+    p_pvc = wait_for("super PVC", lambda: kjson(super_cluster.kubectl, "get", "pvc", "data", "-n", p_ns),
+                     syncer=syncer)
+    assert p_pvc["spec"]["storageClassName"] == STORAGE_CLASS
+    assert kjson(super_cluster.kubectl, "get", "pvc", "sneaky", "-n", p_ns) is None
+    pv_name = f"vc-e2e-pv-{SUFFIX}"
+    super_cluster.kubectl("apply", "-f", "-", input=f"""
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: {pv_name}}}
+spec:
+  storageClassName: {STORAGE_CLASS}
+  capacity: {{storage: 2Gi}}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {{path: /tmp/{pv_name}}}
+""")
+    try:
+        def bound() -> dict[str, Any] | None:
+            c = kjson(a.kubectl, "get", "pvc", "data", "-n", "storage")
+            ok = c and c.get("status", {}).get("phase") == "Bound" and c["spec"].get("volumeName")
+            return c if ok else None
+
+        v_pvc = wait_for("tenant PVC bound", bound, syncer=syncer, timeout=120)
+        assert v_pvc["spec"]["volumeName"] == pv_name
+        assert v_pvc["status"]["capacity"] == {"storage": "2Gi"}
+        v_pv = kjson(a.kubectl, "get", "pv", pv_name)
+        assert v_pv["spec"]["claimRef"]["uid"] == v_pvc["metadata"]["uid"]
+        assert "hostPath" not in v_pv["spec"], "the super volume's source stays in the super cluster"
+    finally:
+        super_cluster.kubectl("delete", "pv", pv_name, "--wait=false", check=False)
+
+
+def test_network_policy_and_ingress_stay_in_the_tenant(super_cluster: Any, tenants: Any,
+                                                        syncer: SyncerProcess) -> None:
+    a, b = tenants
+    p_ns = namespace(a, "net")
+    apply(a, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": {"name": "from-frontend", "namespace": "net"},
+              "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [
+                  {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "frontend"}}}]},
+                  {"ports": [{"port": 80}]},
+              ]}},
+          {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+           "metadata": {"name": "cidr", "namespace": "net"},
+           "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}},
+          {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "net"},
+           "spec": {"rules": [{"host": "web.example", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+          {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "vc-token-default", "namespace": "net"},
+           "stringData": {"token": "mine"}})
+    p_np = wait_for("super NetworkPolicy", lambda: kjson(super_cluster.kubectl, "get", "networkpolicy",
+                                                         "from-frontend", "-n", p_ns), syncer=syncer)
+    rules = p_np["spec"]["ingress"]
+    assert rules[0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        naming.LABEL_TENANT_NAMESPACE: "frontend", naming.LABEL_CLUSTER_KEY: a.cluster_key}
+    assert rules[1]["from"] == [{"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: a.cluster_key}}}]
+    # The super namespace carries the label the translated selectors use.
+    p_ns_obj = kjson(super_cluster.kubectl, "get", "namespace", p_ns)
+    assert p_ns_obj["metadata"]["labels"][naming.LABEL_TENANT_NAMESPACE] == "net"
+    assert "ipBlock" in event_for(a, "net", "cidr", "PolicyViolation", syncer)["message"]
+    assert "vc-token-" in event_for(a, "net", "vc-token-default", "PolicyViolation", syncer)["message"]
+    p_ing = wait_for("super Ingress", lambda: kjson(super_cluster.kubectl, "get", "ingress", "web", "-n", p_ns),
+                     syncer=syncer)
+    assert p_ing["spec"]["rules"][0]["host"] == "web.example"
+    assert kjson(super_cluster.kubectl, "get", "networkpolicy", "cidr", "-n", p_ns) is None
+    assert kjson(super_cluster.kubectl, "get", "secret", "vc-token-default", "-n", p_ns) is None
+    # Tenant B has none of it.
+    assert kjson(super_cluster.kubectl, "get", "namespace", naming.super_namespace(b.cluster_key, "net")) is None
+
+
+def test_pod_sees_tenant_service_env_and_namespace(super_cluster: Any, tenants: Any, syncer: SyncerProcess) -> None:
+    _, b = tenants
+    p_ns = namespace(b, "envs")
+    apply(b, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "my-db", "namespace": "envs"},
+              "spec": {"selector": {"app": "db"}, "ports": [{"name": "sql", "port": 5432}]}})
+    p_svc = wait_for("super service IP", lambda: (kjson(super_cluster.kubectl, "get", "svc", "my-db", "-n", p_ns)
+                                                  or {}).get("spec", {}).get("clusterIP"), syncer=syncer)
+    apply(b, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": "envs"},
+              "spec": {"containers": [{"name": "c", "image": "busybox", "volumeMounts": [
+                  {"name": "info", "mountPath": "/etc/info"}]}],
+                       "volumes": [{"name": "info", "downwardAPI": {"items": [
+                           {"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}},
+                           {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]}})
+    p_pod = wait_for("super pod", lambda: kjson(super_cluster.kubectl, "get", "pod", "client", "-n", p_ns),
+                     syncer=syncer)
+    env = {e["name"]: e.get("value") for e in p_pod["spec"]["containers"][0].get("env") or []}
+    assert env["MY_DB_SERVICE_HOST"] == p_svc
+    assert env["MY_DB_SERVICE_PORT_SQL"] == "5432"
+    volume = next(v for v in p_pod["spec"]["volumes"] if v["name"] == "info")
+    secret = next(s["secret"] for s in volume["projected"]["sources"] if "secret" in s)
+    data = kjson(super_cluster.kubectl, "get", "secret", secret["name"], "-n", p_ns)["data"]
+    assert base64.b64decode(data[secret["items"][0]["key"]]).decode() == "envs"
+
+
+def test_public_classes_are_mirrored_into_every_tenant(super_cluster: Any, tenants: Any,
+                                                      syncer: SyncerProcess) -> None:
+    public_sc, private_sc, public_pc = f"vc-e2e-pub-{SUFFIX}", f"vc-e2e-priv-{SUFFIX}", f"vc-e2e-pc-{SUFFIX}"
+    super_cluster.kubectl("apply", "-f", "-", input=f"""
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: {public_sc}, labels: {{{naming.LABEL_PUBLIC}: "true"}}}}
+provisioner: example.com/nothing
+reclaimPolicy: Retain
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: {private_sc}}}
+provisioner: example.com/nothing
+---
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata: {{name: {public_pc}, labels: {{{naming.LABEL_PUBLIC}: "true"}}}}
+value: 1000
+globalDefault: true
+""")
+    try:
+        for tenant in tenants:
+            v_sc = wait_for(f"{tenant.name}: mirrored StorageClass",
+                            partial(kjson, tenant.kubectl, "get", "storageclass", public_sc), syncer=syncer)
+            assert v_sc["metadata"]["labels"][naming.LABEL_MIRRORED_FROM_SUPER] == "true"
+            assert v_sc["provisioner"] == "example.com/nothing"
+            v_pc = wait_for(f"{tenant.name}: mirrored PriorityClass",
+                            partial(kjson, tenant.kubectl, "get", "priorityclass", public_pc), syncer=syncer)
+            assert v_pc["value"] == 1000
+            assert v_pc.get("globalDefault") is not True, "a tenant copy never becomes the default"
+            assert kjson(tenant.kubectl, "get", "storageclass", private_sc) is None
+        a = tenants[0]
+        super_cluster.kubectl("label", "storageclass", public_sc, f"{naming.LABEL_PUBLIC}-")
+        wait_for("copy removed once the class is no longer public",
+                 lambda: kjson(a.kubectl, "get", "storageclass", public_sc) is None, syncer=syncer)
+    finally:
+        super_cluster.kubectl("delete", "storageclass", public_sc, private_sc, "--ignore-not-found", check=False)
+        super_cluster.kubectl("delete", "priorityclass", public_pc, "--ignore-not-found", check=False)
