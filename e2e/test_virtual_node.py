@@ -19,8 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import socketserver
 import ssl
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -50,8 +54,19 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
 
+class _EchoHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(4096):
+            self.request.sendall(b"echo:" + data)
+
+
 class _KwokWithLogsAndExec(LocalSuperCluster):
-    """The test bed, with kwok rules that serve logs and exec for every pod."""
+    """The test bed, with kwok rules that serve logs, exec and port-forward for every pod.
+
+    Port-forwards to any pod port reach :attr:`echo_port` on 127.0.0.1 (kwok's simulation).
+    """
+
+    echo_port = 0
 
     def _kwok_config(self) -> Path:
         path = super()._kwok_config()
@@ -76,20 +91,37 @@ spec:
   execs:
   - local:
       workDir: {self.layout.root}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata:
+  name: all-pods
+spec:
+  selector: {{}}
+  forwards:
+  - target:
+      address: 127.0.0.1
+      port: {self.echo_port}
 """)
         return path
 
 
 @pytest.fixture(scope="module")
 def vn_super(binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSuperCluster]:
+    echo = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _EchoHandler)
+    echo.daemon_threads = True
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
     launcher = _KwokWithLogsAndExec(
         TestbedSettings(state_dir=tmp_path_factory.mktemp("vn-super"), nodes=4, binaries=binary_settings)
     )
-    launcher.start()
+    launcher.echo_port = echo.server_address[1]
     try:
+        launcher.start()
         yield launcher
     finally:
         launcher.stop()
+        echo.shutdown()
+        echo.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -417,6 +449,31 @@ async def _wait_bound(tenant: Any, name: str) -> str:
     return await eventually(bound, within=120, what=f"tenant pod {name} Running and bound")
 
 
+def _port_forward_roundtrip(tenant: Any, pod: str, payload: bytes) -> bytes:
+    proc = subprocess.Popen(
+        ["kubectl", f"--kubeconfig={tenant.kubeconfig_path}", "port-forward", "-n", "default", f"pod/{pod}",
+         "--address=127.0.0.1", ":8080"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:NNNNN -> 8080"
+        assert "Forwarding from" in line, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+        local_port = int(line.split("->")[0].rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", local_port), timeout=30) as conn:
+            conn.sendall(payload)
+            got = b""
+            while len(got) < len(payload) + 5:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        return got
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def _node_names(tenant: Any) -> set[str]:
     return {n["metadata"]["name"] for n in _kubectl_json(tenant, "get", "nodes")["items"]}
 
@@ -453,6 +510,9 @@ async def test_tenants_see_their_nodes_and_reach_their_pods(vn_stack: _Stack, un
     echoed = a.kubectl("exec", "-i", "web-1", "-n", "default", "--", "head", "-c", "18",
                        input="ping-through-stdin\n")
     assert "ping-through-stdin" in echoed.stdout
+
+    # kubectl port-forward: a local port → tenant apiserver → proxy → kwok → the echo target.
+    assert _port_forward_roundtrip(a, "web-0", b"ping-through-port-forward") == b"echo:ping-through-port-forward"
 
     # Tenant B's kubelet client certificate cannot read tenant A's pod, even with A's super namespace.
     async with ApiClient.from_kubeconfig(sc.kubeconfig) as api:
