@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import socket
 import socketserver
 import ssl
@@ -68,7 +69,13 @@ class _KwokWithLogsAndExec(LocalSuperCluster):
 
     echo_port = 0
 
+    @property
+    def attach_file(self) -> Path:
+        """What ``kubectl attach`` follows (kwok streams lines appended after the attach)."""
+        return self.layout.root / "attach.log"
+
     def _kwok_config(self) -> Path:
+        self.attach_file.touch()
         path = super()._kwok_config()
         log_file = self.layout.root / "container.log"
         log_file.write_text(f"2026-01-01T00:00:00.000000000Z stdout F {LOG_LINE}\n")
@@ -91,6 +98,15 @@ spec:
   execs:
   - local:
       workDir: {self.layout.root}
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterAttach
+metadata:
+  name: all-pods
+spec:
+  selector: {{}}
+  attaches:
+  - logsFile: {self.attach_file}
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterPortForward
@@ -474,6 +490,38 @@ def _port_forward_roundtrip(tenant: Any, pod: str, payload: bytes) -> bytes:
         proc.wait(timeout=30)
 
 
+def _attach_sees_new_output(tenant: Any, pod: str, attach_file: Path) -> bool:
+    proc = subprocess.Popen(
+        ["kubectl", f"--kubeconfig={tenant.kubeconfig_path}", "attach", "-n", "default", pod, "-c", "app"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 60
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            with attach_file.open("a") as fh:  # CRI log format, as kwok reads it
+                fh.write(f"2026-01-01T00:00:{n % 60:02d}.000000000Z stdout F attached-line-{n}\n")
+            try:
+                while True:
+                    if "attached-line-" in lines.get(timeout=0.5):
+                        return True
+            except queue.Empty:
+                continue
+        return False
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def _node_names(tenant: Any) -> set[str]:
     return {n["metadata"]["name"] for n in _kubectl_json(tenant, "get", "nodes")["items"]}
 
@@ -513,6 +561,9 @@ async def test_tenants_see_their_nodes_and_reach_their_pods(vn_stack: _Stack, un
 
     # kubectl port-forward: a local port → tenant apiserver → proxy → kwok → the echo target.
     assert _port_forward_roundtrip(a, "web-0", b"ping-through-port-forward") == b"echo:ping-through-port-forward"
+
+    # kubectl attach: follows the container's output (kwok: lines appended to its attach file).
+    assert _attach_sees_new_output(a, "web-0", vn_stack.super_.launcher.attach_file)
 
     # Tenant B's kubelet client certificate cannot read tenant A's pod, even with A's super namespace.
     async with ApiClient.from_kubeconfig(sc.kubeconfig) as api:

@@ -21,7 +21,7 @@ from vcluster.errors import VClusterError
 from vcluster.health import HealthServer, start_health_server
 from vcluster.kube import ApiClient, ClientConfig
 from virtual_node.ca import ensure_ca_secret
-from virtual_node.proxy.app import create_app, kubelet_tls
+from virtual_node.proxy.app import STREAMS, create_app, kubelet_tls
 from virtual_node.proxy.metrics import ProxyMetrics
 from virtual_node.settings import ProxySettings
 
@@ -45,13 +45,18 @@ def server_ssl_context(serving: pki.CertKeyPair, client_ca_pem: bytes) -> ssl.SS
 @dataclass(slots=True)
 class RunningProxy:
     runner: web.AppRunner
+    app: web.Application
     port: int
     health: HealthServer | None
     metrics: ProxyMetrics
 
     async def stop(self) -> None:
+        """Stop listening; end open streams first (aiohttp would wait for them up to its shutdown timeout)."""
         if self.health is not None:
             await self.health.stop()
+        tasks = list(self.app[STREAMS].tasks)
+        for task in tasks:
+            task.cancel()
         await self.runner.cleanup()
 
 
@@ -91,7 +96,7 @@ async def start_proxy(
     """Serve the proxy on ``settings.host:settings.port`` (0 = a free port) until ``stop()``."""
     metrics = ProxyMetrics.create()
     app = create_app(settings, super_config=super_config, tls=kubelet_tls(settings), metrics=metrics)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, ssl_context=server_ssl_context(serving, client_ca_pem))
     try:
@@ -109,4 +114,4 @@ async def start_proxy(
         health = await start_health_server(host=settings.host, port=settings.metrics_port, registry=metrics.registry)
     log.info("kubelet_proxy.listening", host=settings.host, port=port,
              metrics_port=health.port if health else None)
-    return RunningProxy(runner=runner, port=port, health=health, metrics=metrics)
+    return RunningProxy(runner=runner, app=app, port=port, health=health, metrics=metrics)
