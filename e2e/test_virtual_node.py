@@ -38,10 +38,10 @@ import pytest
 from vcluster import naming, pki
 from vcluster.kube import ApiClient, ClientConfig
 from vcluster.kube import resources as r
+from vcluster.kubelet_ca import ensure_ca_secret, issue_tenant_client_cert
 from vcluster.process import ManagedProcess, pick_free_port, tcp_check
 from vcluster.settings import BinarySettings
 from vcluster.testbed import LocalSuperCluster, TestbedSettings
-from virtual_node.ca import ensure_ca_secret, issue_tenant_client_cert
 from virtual_node.manager import VirtualNodeManager
 from virtual_node.proxy.server import RunningProxy, load_credentials, start_proxy
 from virtual_node.settings import ProxySettings, VirtualNodeSettings

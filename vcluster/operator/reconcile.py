@@ -33,7 +33,7 @@ import structlog
 
 from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
 from tenant_crd.models import IsolationSpec
-from vcluster import naming, policy
+from vcluster import kubelet_ca, naming, policy
 from vcluster.controlplane import builder, certs, pods
 from vcluster.controlplane import spec as cp
 from vcluster.controlplane.local import BackendError, LocalBackend, VersionUnavailable
@@ -234,8 +234,8 @@ class Reconciler:
                                message=f"provisioning the {backend} control plane", extra=common,
                                event_type="Normal")
         await self._ensure_root_namespace(key, name, uid)
-        kubelet_ca = await self._kubelet_ca()
-        files = await self._ensure_pki(key, name, plane.certs, kubelet_ca)
+        proxy_ca = await self._kubelet_ca()
+        files = await self._ensure_pki(key, name, plane.certs, proxy_ca)
         cm_kubeconfig = certs.kubeconfig_for(
             cp.CONTROLLER_MANAGER, server=plane.internal_endpoint, files=files, cluster_name=key
         )
@@ -311,11 +311,8 @@ class Reconciler:
         })
 
     async def _kubelet_ca(self) -> Any:
-        # The shared CA lives with the kubelet proxy (virtual_node.ca); the contract says
-        # whoever needs it first creates it.
-        from virtual_node.ca import ensure_ca_secret
-
-        return await ensure_ca_secret(self.api)
+        # Shared with the kubelet proxy; whoever needs it first creates it.
+        return await kubelet_ca.ensure_ca_secret(self.api)
 
     async def _ensure_pki(
         self, key: str, name: str, requests: tuple[cp.CertRequest, ...], kubelet_ca: Any

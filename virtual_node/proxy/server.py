@@ -20,7 +20,7 @@ from vcluster import pki
 from vcluster.errors import VClusterError
 from vcluster.health import HealthServer, start_health_server
 from vcluster.kube import ApiClient, ClientConfig
-from virtual_node.ca import ensure_ca_secret
+from vcluster.kubelet_ca import ensure_ca_secret
 from virtual_node.proxy.app import STREAMS, create_app, kubelet_tls
 from virtual_node.proxy.metrics import ProxyMetrics
 from virtual_node.settings import ProxySettings
