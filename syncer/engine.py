@@ -38,7 +38,7 @@ from syncer.queue import DOWN, UP, FairQueue, SyncKey
 from syncer.resources import REGISTRY
 from syncer.resources import event as event_mod
 from syncer.resources import pod as pod_mod
-from syncer.resources.base import Kind, Obj, TranslateContext, object_uid
+from syncer.resources.base import Kind, Obj, TranslateContext, object_uid, super_namespace
 from syncer.resources.service import has_selector
 from syncer.settings import SyncerSettings
 from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
@@ -353,8 +353,8 @@ class Syncer:
     # ---- helpers -----------------------------------------------------------------------
     def _super_ref(self, rt: TenantRuntime, kind: Kind, ns: str, name: str) -> tuple[str | None, str]:
         if kind.namespaced:
-            return naming.super_namespace(rt.info.key, ns), name
-        return None, naming.super_namespace(rt.info.key, name)
+            return super_namespace(rt.info.key, ns), name
+        return None, super_namespace(rt.info.key, name)
 
     def _p_slim(self, kind: Kind, p_ns: str | None, p_name: str) -> Obj | None:
         return self.super_informers[kind.kind].get(p_ns or "", p_name)
@@ -370,7 +370,7 @@ class Syncer:
         dns = self.super_informers.get("Service")
         dns_ip = None
         if dns is not None:
-            p_dns = dns.get(naming.super_namespace(rt.info.key, DNS_NAMESPACE), DNS_SERVICE)
+            p_dns = dns.get(super_namespace(rt.info.key, DNS_NAMESPACE), DNS_SERVICE)
             ip = (p_dns or {}).get("clusterIP")
             dns_ip = ip if ip and ip != "None" else None
         if dns_ip == rt.ctx.dns_ip:
@@ -595,7 +595,7 @@ class Syncer:
         """(name, super cluster IP, ports) of the tenant Services in ``ns``, for service env vars."""
         if "Service" not in rt.informers:
             return ()
-        p_ns = naming.super_namespace(rt.info.key, ns)
+        p_ns = super_namespace(rt.info.key, ns)
         out = []
         services = rt.informers["Service"]
         for v_ns, name in services.refs():  # decode only this namespace's services
@@ -623,7 +623,7 @@ class Syncer:
     async def _ensure_token(self, rt: TenantRuntime, ns: str, sa: str) -> None:
         if (ns, sa) in rt.tokens:
             return
-        p_ns = naming.super_namespace(rt.info.key, ns)
+        p_ns = super_namespace(rt.info.key, ns)
         secret_name = naming.token_secret_name(sa)
         if (p_ns, secret_name) in self.super_informers["Secret"]:
             rt.tokens.add((ns, sa))
@@ -664,7 +664,7 @@ class Syncer:
 
     async def _delete_token(self, rt: TenantRuntime, ns: str, sa: str) -> None:
         rt.tokens.discard((ns, sa))
-        p_ns = naming.super_namespace(rt.info.key, ns)
+        p_ns = super_namespace(rt.info.key, ns)
         p_secret = self.super_informers["Secret"].get(p_ns, naming.token_secret_name(sa))
         if p_secret is not None:
             await self._delete_super(self.by_kind["Secret"], p_secret)

@@ -13,6 +13,7 @@ seen too.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -131,6 +132,11 @@ class Kind:
 
 def fingerprint(data: Any) -> str:
     return hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+
+
+#: :func:`vcluster.naming.super_namespace` memoised: it validates and hashes on every call, and the hot
+#: path asks for the same few namespaces for every object.
+super_namespace = functools.lru_cache(maxsize=4096)(naming.super_namespace)
 
 
 def tenant_metadata(meta: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:

@@ -29,6 +29,7 @@ from syncer.resources.base import (
     metadata_patch,
     super_metadata,
 )
+from syncer.resources.base import super_namespace as cached_super_namespace
 from vcluster import naming
 from vcluster.kube import resources
 from vcluster.policy import apply_pod_policy, check_pod
@@ -224,11 +225,13 @@ def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
         dns_config.setdefault("options", [{"name": "ndots", "value": "5"}])
         spec["dnsPolicy"] = "None"
         spec["dnsConfig"] = dns_config
-    spec.update(apply_pod_policy({k: spec[k] for k in POLICY_FIELDS if k in spec}, ctx.policy))
+    policy = ctx.policy
+    if policy.node_selector or policy.tolerations or policy.runtime_class_name:  # else it would only copy
+        spec.update(apply_pod_policy({k: spec[k] for k in POLICY_FIELDS if k in spec}, policy))
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": super_metadata(v_obj, ctx, super_namespace=naming.super_namespace(ctx.key, tenant_ns)),
+        "metadata": super_metadata(v_obj, ctx, super_namespace=cached_super_namespace(ctx.key, tenant_ns)),
         "spec": spec,
     }
 
