@@ -1,7 +1,7 @@
 """The syncer's settings, one frozen dataclass with one ``from_env()``.
 
 Why: the syncer is tuned per deployment (worker count, tenant weights, patrol
-period, metrics port); one place documents every knob and its default, and
+period, metrics port, leader election); one place documents every knob and its default, and
 nothing else in the package reads the environment.
 """
 
@@ -85,7 +85,12 @@ class SyncerSettings:
     leader_election: bool = False
     #: Identity written into the Lease; defaults to hostname and pid.
     identity: str = ""
+    #: Seconds a Lease stays valid without renewal (followers take over after that).
     lease_duration: float = 15.0
+    #: The leader stops its work when it could not renew for this long (< ``lease_duration``).
+    lease_renew_deadline: float = 10.0
+    #: Seconds between two renewals (leader) or acquisition attempts (followers).
+    lease_retry_period: float = 2.0
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -95,6 +100,17 @@ class SyncerSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SyncerSettings:
         env = os.environ if env is None else env
+        duration = _float(env, "VC_SYNCER_LEASE_DURATION", 15.0, minimum=1.0)
+        renew_deadline = _float(env, "VC_SYNCER_LEASE_RENEW_DEADLINE", duration * 2 / 3, minimum=0.5)
+        retry_period = _float(env, "VC_SYNCER_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), minimum=0.1)
+        if renew_deadline >= duration:
+            raise SettingsError(
+                f"VC_SYNCER_LEASE_RENEW_DEADLINE={renew_deadline:g} must be less than the lease duration {duration:g}"
+            )
+        if retry_period >= renew_deadline:
+            raise SettingsError(
+                f"VC_SYNCER_LEASE_RETRY_PERIOD={retry_period:g} must be less than the renew deadline {renew_deadline:g}"
+            )
         return cls(
             workers=_int(env, "VC_SYNCER_WORKERS", 32, minimum=1),
             weights=MappingProxyType(parse_weights(env.get("VC_SYNCER_WEIGHTS", ""))),
@@ -108,7 +124,9 @@ class SyncerSettings:
             token_expiration=_int(env, "VC_SYNCER_TOKEN_EXPIRATION", 86400 * 365, minimum=600),
             leader_election=env.get("VC_SYNCER_LEADER_ELECTION", "").lower() in ("1", "true", "yes"),
             identity=env.get("VC_SYNCER_IDENTITY", ""),
-            lease_duration=_float(env, "VC_SYNCER_LEASE_DURATION", 15.0, minimum=1.0),
+            lease_duration=duration,
+            lease_renew_deadline=renew_deadline,
+            lease_retry_period=retry_period,
             log_level=env.get("VC_LOG_LEVEL", "INFO"),
             log_json=env.get("VC_LOG_JSON", "").lower() in ("1", "true", "yes"),
         )
