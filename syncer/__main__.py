@@ -3,6 +3,9 @@
 Why: the syncer is one long-running process per super cluster; tenants are
 discovered from ``Tenant`` objects at run time.  Bad input (a missing
 kubeconfig, a bad setting) ends with one ``error:`` line and exit code 2.
+With ``VC_SYNCER_LEADER_ELECTION=1`` a replica stands by until it holds the
+syncer Lease; one that loses it stops its work and exits with code 1 (its
+Deployment restarts it as a follower).
 """
 
 from __future__ import annotations
@@ -10,12 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from syncer.engine import Syncer
+from syncer.leader import LeaderElector, LostLease
+from syncer.metrics import Metrics
 from syncer.nodes import default_node_provider
 from syncer.settings import SyncerSettings
 from syncer.tenants import CrdTenantSource
@@ -35,22 +42,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _run(args: argparse.Namespace, settings: SyncerSettings) -> None:
+async def _run(args: argparse.Namespace, settings: SyncerSettings) -> int:
     config = ClientConfig.from_kubeconfig(args.kubeconfig, max_connections=settings.max_connections,
                                           user_agent="vc-syncer")
     async with ApiClient(config) as super_api:
-        nodes = default_node_provider(super_api)
+        registry = CollectorRegistry()
+        metrics = Metrics(registry=registry)
+        nodes = default_node_provider(super_api, registry=registry)
         syncer = Syncer(super_api, CrdTenantSource(super_api, watch_timeout=settings.watch_timeout),
-                        settings=settings, nodes=nodes)
+                        settings=settings, nodes=nodes, metrics=metrics)
+        metrics.depths = syncer.queue.depths
         server = None
         if settings.metrics_port:
             from vcluster.health import start_health_server
 
+            # Ready = informers synced and workers running; a follower standing by is alive, not ready.
             server = await start_health_server(port=settings.metrics_port, ready=syncer.ready.is_set,
-                                               registry=syncer.metrics.registry)
-        runner = asyncio.create_task(
-            _with_leader(super_api, settings, syncer) if settings.leader_election else syncer.run()
-        )
+                                               registry=registry)
+        if settings.leader_election:
+            runner = asyncio.create_task(_with_leader(super_api, settings, syncer))
+        else:
+            metrics.leader.set(1)
+            runner = asyncio.create_task(syncer.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.cancel)
@@ -58,28 +71,51 @@ async def _run(args: argparse.Namespace, settings: SyncerSettings) -> None:
             await runner
         except asyncio.CancelledError:
             log.info("syncer.stopped")
+        except LostLease:
+            return 1
         finally:
             if server is not None:
                 await server.stop()
+    return 0
 
 
 async def _with_leader(super_api: ApiClient, settings: SyncerSettings, syncer: Syncer) -> None:
-    from syncer.leader import LeaderElector
+    """Stand by until this replica holds the Lease, then sync while renewing it.
 
-    elector = LeaderElector(super_api, settings=settings)
+    When renewing fails (another holder, or no renewal for the renew deadline),
+    the syncer's tasks are cancelled at once; if they have not stopped by the
+    time a follower may take over (lease duration - renew deadline), the process
+    exits hard, as client-go's users do: no write of ours may overlap the new
+    leader's.
+    """
+    elector = LeaderElector(super_api, settings=settings, on_change=lambda on: syncer.metrics.leader.set(int(on)))
+    syncer.metrics.leader.set(0)
     await elector.acquire()
     run = asyncio.create_task(syncer.run())
     keep = asyncio.create_task(elector.keep())
+    lost = False
     try:
         done, _ = await asyncio.wait({run, keep}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
+    except LostLease:
+        lost = True
+        raise
     finally:
         for task in (run, keep):
             task.cancel()
+        grace = max(0.1, settings.lease_duration - settings.lease_renew_deadline)
+        _, pending = await asyncio.wait({run, keep}, timeout=grace)
+        if pending and lost:
+            log.error("syncer.stop_overdue", grace=grace)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         await asyncio.gather(run, keep, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await elector.release()
+        if not lost:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(elector.release(), timeout=settings.lease_retry_period)
+        log.info("syncer.leader_stopped", lost=lost)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,13 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics_port is not None:
             settings = _replace(settings, metrics_port=args.metrics_port)
         configure_logging(level=settings.log_level, json=settings.log_json)
-        asyncio.run(_run(args, settings))
+        return asyncio.run(_run(args, settings))
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 def _replace(settings: SyncerSettings, **changes: object) -> SyncerSettings:

@@ -2,7 +2,7 @@
 
 Why: operators of the syncer need queue depth per tenant (is one tenant
 flooding?), operation and error counts per kind and direction, sync latency
-per tenant, and how much drift the patrol repairs.  A registry per
+per tenant, how much drift the patrol repairs, and which replica leads.  A registry per
 :class:`Metrics` keeps tests and several syncers in one process apart.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -31,8 +31,14 @@ class _QueueDepth(Collector):
 class Metrics:
     """The syncer's counters and histograms."""
 
-    def __init__(self, *, depths: Callable[[], dict[str, int]] = dict) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(
+        self, *, depths: Callable[[], dict[str, int]] = dict, registry: CollectorRegistry | None = None
+    ) -> None:
+        #: Registry of every syncer series; ``python -m syncer`` passes its own so the virtual-node
+        #: manager's ``vc_virtual_node*`` series land in the same ``/metrics``.
+        self.registry = registry if registry is not None else CollectorRegistry()
+        #: Queue depth per tenant; may be set after construction (the queue lives in the engine).
+        self.depths = depths
         self.operations = Counter(
             "vc_syncer_operations", "Writes done, by kind, direction and operation",
             ["kind", "direction", "op"], registry=self.registry,
@@ -52,7 +58,14 @@ class Metrics:
         self.refused = Counter(
             "vc_syncer_refused", "Tenant objects refused by the isolation policy", ["kind"], registry=self.registry,
         )
-        self.registry.register(_QueueDepth(depths))
+        self.leader = Gauge(
+            "vc_syncer_leader", "1 while this replica does the syncer's work (leader, or no election); 0 standing by",
+            registry=self.registry,
+        )
+        self.registry.register(_QueueDepth(self._queue_depths))
+
+    def _queue_depths(self) -> dict[str, int]:
+        return self.depths()
 
     def serve(self, port: int) -> None:
         """Expose ``/metrics`` on ``port`` (a background thread)."""

@@ -3,13 +3,16 @@
 Why: before the syncer binds a tenant pod to a node, that node must exist in
 the tenant control plane (its Node object, conditions and heartbeat belong to
 the virtual-node component).  The engine calls a :class:`NodeProvider`; the
-real one is ``virtual_node.manager.VirtualNodeManager``, wired in by
-:func:`default_node_provider` when that package is installed.
+real one is ``virtual_node.manager.VirtualNodeManager`` (same distribution),
+wired in by :func:`default_node_provider` with the syncer's metrics registry so
+its ``vc_virtual_node*`` series are served on the syncer's ``/metrics``.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
+
+from prometheus_client import CollectorRegistry
 
 from vcluster.kube import ApiClient
 
@@ -42,12 +45,10 @@ class NullNodeProvider:
         return None
 
 
-def default_node_provider(super_api: ApiClient) -> NodeProvider:
-    """The virtual-node manager if the package provides one, else :class:`NullNodeProvider`."""
-    try:
-        from virtual_node.manager import VirtualNodeManager
-        from virtual_node.settings import VirtualNodeSettings
-    except ImportError:
-        return NullNodeProvider()
-    provider: NodeProvider = VirtualNodeManager(super_api, VirtualNodeSettings.from_env())
+def default_node_provider(super_api: ApiClient, *, registry: CollectorRegistry | None = None) -> NodeProvider:
+    """The virtual-node manager, its metrics in ``registry`` (the syncer's) when given."""
+    from virtual_node.manager import VirtualNodeManager
+    from virtual_node.settings import VirtualNodeSettings
+
+    provider: NodeProvider = VirtualNodeManager(super_api, VirtualNodeSettings.from_env(), registry=registry)
     return provider
