@@ -19,7 +19,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ from vcluster.process import (
     https_check,
     pick_free_port,
     require_free_port,
-    tail_file,
     tcp_check,
     wait_until,
 )
@@ -523,11 +522,6 @@ class LocalSuperCluster:
         self._procs.clear()
         if errors:
             raise TestbedError("; ".join(errors))
-
-    def log_tails(self, *, lines: int = 40) -> Iterator[tuple[str, str]]:
-        """(component, last lines of its log) for every component that has a log."""
-        for name, path in self.log_files().items():
-            yield name, tail_file(path, lines=lines)
 
 
 class AdminClient:

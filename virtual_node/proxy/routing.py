@@ -28,7 +28,6 @@ ACTIONS: dict[str, tuple[int, ...]] = {
     "attach": (3, 4),
     "portForward": (2, 3),
 }
-STREAMING_ACTIONS = frozenset({"exec", "attach", "portForward"})
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _UID = re.compile(r"^[0-9a-fA-F-]{1,64}$")
 _MAX_NAME = 253
