@@ -51,7 +51,8 @@ async def _run(args: argparse.Namespace, settings: SyncerSettings) -> int:
         nodes = default_node_provider(super_api, registry=registry)
         syncer = Syncer(super_api, CrdTenantSource(super_api, watch_timeout=settings.watch_timeout),
                         settings=settings, nodes=nodes, metrics=metrics)
-        metrics.depths = syncer.queue.depths
+        # Every served tenant has a series (0 when idle), not only those with keys queued right now.
+        metrics.depths = lambda: {**dict.fromkeys(syncer.tenants, 0), **syncer.queue.depths()}
         server = None
         if settings.metrics_port:
             from vcluster.health import start_health_server
