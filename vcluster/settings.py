@@ -11,9 +11,53 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from vcluster.errors import VClusterError
 
 DEFAULT_KUBE_VERSION = "v1.36.3"
 DEFAULT_KWOK_VERSION = "v0.8.0"
+
+
+_D = TypeVar("_D", int, float, None)
+
+
+class SettingsError(VClusterError):
+    """An environment variable holds a value we cannot use."""
+
+
+def env_int(name: str, default: _D, *, minimum: int | None = None, maximum: int | None = None) -> int | _D:
+    """The integer in ``$name`` (``default`` when unset or empty); a bad value is a :class:`SettingsError`.
+
+    Every settings group's ``from_env()`` reads numbers through this and :func:`env_float`,
+    so a typo in a Deployment ends as one line naming the variable, not a ``ValueError``.
+    """
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        low = "" if minimum is None else f" >= {minimum}"
+        high = "" if maximum is None else f" <= {maximum}"
+        raise SettingsError(f"{name} must be{low}{' and' if low and high else ''}{high}, got {raw!r}")
+    return value
+
+
+def env_float(name: str, default: _D, *, positive: bool = False) -> float | _D:
+    """The number in ``$name`` (``default`` when unset or empty); a bad value is a :class:`SettingsError`."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if positive and not value > 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}")
+    return value
 
 
 def _cache_home() -> Path:

@@ -12,38 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vcluster.errors import VClusterError
 from vcluster.kube import ClientConfig
+from vcluster.settings import SettingsError, env_float, env_int
 
-
-class SettingsError(VClusterError):
-    """An environment variable holds a value we cannot use."""
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a number") from exc
-    if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be positive")
-    return value
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from exc
-    if not 0 <= value <= 65535:
-        raise SettingsError(f"{name}={raw!r} is not a TCP port")
-    return value
+__all__ = ["ProxySettings", "SettingsError", "VirtualNodeSettings", "super_client_config"]
 
 
 def _path(name: str) -> Path | None:
@@ -77,12 +49,12 @@ class VirtualNodeSettings:
         d = cls()
         return cls(
             proxy_address=os.environ.get("VC_KUBELET_PROXY_ADDRESS") or d.proxy_address,
-            proxy_port=_int("VC_KUBELET_PROXY_PORT", d.proxy_port),
-            heartbeat_period=_float("VC_VNODE_HEARTBEAT_PERIOD", d.heartbeat_period),
-            status_report_period=_float("VC_VNODE_STATUS_REPORT_PERIOD", d.status_report_period),
-            gc_grace_period=_float("VC_VNODE_GC_GRACE_PERIOD", d.gc_grace_period),
-            lease_duration_seconds=int(_float("VC_VNODE_LEASE_DURATION", d.lease_duration_seconds)),
-            detach_timeout=_float("VC_VNODE_DETACH_TIMEOUT", d.detach_timeout),
+            proxy_port=env_int("VC_KUBELET_PROXY_PORT", d.proxy_port, minimum=0, maximum=65535),
+            heartbeat_period=env_float("VC_VNODE_HEARTBEAT_PERIOD", d.heartbeat_period, positive=True),
+            status_report_period=env_float("VC_VNODE_STATUS_REPORT_PERIOD", d.status_report_period, positive=True),
+            gc_grace_period=env_float("VC_VNODE_GC_GRACE_PERIOD", d.gc_grace_period, positive=True),
+            lease_duration_seconds=int(env_float("VC_VNODE_LEASE_DURATION", d.lease_duration_seconds, positive=True)),
+            detach_timeout=env_float("VC_VNODE_DETACH_TIMEOUT", d.detach_timeout, positive=True),
         )
 
 
@@ -129,11 +101,9 @@ class ProxySettings:
             raise SettingsError(f"VC_KUBELET_SCHEME={scheme!r} must be 'http' or 'https'")
         names = tuple(n.strip() for n in os.environ.get("VC_PROXY_SERVING_NAMES", "").split(",") if n.strip())
         types = tuple(t.strip() for t in os.environ.get("VC_KUBELET_ADDRESS_TYPES", "").split(",") if t.strip())
-        metrics_raw = os.environ.get("VC_PROXY_METRICS_PORT")
-        metrics_port = -1 if metrics_raw == "-1" else _int("VC_PROXY_METRICS_PORT", d.metrics_port)
         return cls(
             host=os.environ.get("VC_PROXY_HOST") or d.host,
-            port=_int("VC_PROXY_PORT", d.port),
+            port=env_int("VC_PROXY_PORT", d.port, minimum=0, maximum=65535),
             cert_file=_path("VC_PROXY_CERT_FILE"),
             key_file=_path("VC_PROXY_KEY_FILE"),
             client_ca_file=_path("VC_PROXY_CLIENT_CA_FILE"),
@@ -144,8 +114,8 @@ class ProxySettings:
             kubelet_client_key_file=_path("VC_KUBELET_CLIENT_KEY_FILE"),
             kubelet_ca_file=_path("VC_KUBELET_CA_FILE"),
             kubelet_address_types=types or d.kubelet_address_types,
-            metrics_port=metrics_port,
-            lookup_cache_seconds=_float("VC_PROXY_LOOKUP_CACHE_SECONDS", d.lookup_cache_seconds),
+            metrics_port=env_int("VC_PROXY_METRICS_PORT", d.metrics_port, minimum=-1, maximum=65535),
+            lookup_cache_seconds=env_float("VC_PROXY_LOOKUP_CACHE_SECONDS", d.lookup_cache_seconds, positive=True),
             in_cluster_server=_in_cluster_server(),
         )
 

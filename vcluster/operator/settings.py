@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from vcluster.settings import env_float, env_int
+
 
 def _state_home() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
@@ -41,17 +43,16 @@ class OperatorSettings:
     @classmethod
     def from_env(cls) -> OperatorSettings:
         kubeconfig = os.environ.get("VC_OPERATOR_KUBECONFIG")
-        port = os.environ.get("VC_OPERATOR_HEALTH_PORT")
         return cls(
             kubeconfig=Path(kubeconfig) if kubeconfig else None,
             state_dir=Path(
                 os.environ.get("VC_OPERATOR_STATE_DIR") or _state_home() / "virtualcluster" / "operator"
             ),
-            start_timeout=float(os.environ.get("VC_OPERATOR_START_TIMEOUT", "90")),
-            health_interval=float(os.environ.get("VC_OPERATOR_HEALTH_INTERVAL", "20")),
-            bootstrap_timeout=float(os.environ.get("VC_OPERATOR_BOOTSTRAP_TIMEOUT", "90")),
+            start_timeout=env_float("VC_OPERATOR_START_TIMEOUT", 90.0),
+            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 20.0),
+            bootstrap_timeout=env_float("VC_OPERATOR_BOOTSTRAP_TIMEOUT", 90.0),
             install_crds=os.environ.get("VC_OPERATOR_INSTALL_CRDS", "1") not in ("0", "false", "no"),
-            health_port=int(port) if port else None,
+            health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535),
             peering=os.environ.get("VC_OPERATOR_PEERING", "0") in ("1", "true", "yes"),
             log_level=os.environ.get("VC_LOG_LEVEL", "INFO"),
             log_json=os.environ.get("VC_LOG_JSON", "0") in ("1", "true", "yes"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcluster.errors import VClusterError
-from vcluster.settings import BinarySettings
+from vcluster.settings import BinarySettings, env_float, env_int
 
 DEFAULT_STATE_DIR = Path(".vcluster") / "super"
 
@@ -63,32 +63,17 @@ class TestbedSettings:
         """``VC_TESTBED_STATE_DIR``, ``VC_TESTBED_NODES``, ``VC_TESTBED_APISERVER_PORT``, ..."""
 
         def port(name: str) -> int | None:
-            return _int_env(f"VC_TESTBED_{name}")
+            return env_int(f"VC_TESTBED_{name}", None)
 
-        nodes = _int_env("VC_TESTBED_NODES")
-        timeout = os.environ.get("VC_TESTBED_START_TIMEOUT")
-        try:
-            start_timeout = float(timeout) if timeout else 90.0
-        except ValueError:
-            raise VClusterError(f"VC_TESTBED_START_TIMEOUT must be a number, got {timeout!r}") from None
         return cls(
             state_dir=Path(os.environ.get("VC_TESTBED_STATE_DIR") or DEFAULT_STATE_DIR),
-            nodes=3 if nodes is None else nodes,
+            nodes=env_int("VC_TESTBED_NODES", 3),
             host=os.environ.get("VC_TESTBED_HOST", "127.0.0.1"),
             etcd_client_port=port("ETCD_CLIENT_PORT"),
             etcd_peer_port=port("ETCD_PEER_PORT"),
             apiserver_port=port("APISERVER_PORT"),
             kwok_kubelet_port=port("KWOK_KUBELET_PORT"),
-            start_timeout=start_timeout,
+            start_timeout=env_float("VC_TESTBED_START_TIMEOUT", 90.0),
             binaries=BinarySettings.from_env(),
         )
 
-
-def _int_env(name: str) -> int | None:
-    raw = os.environ.get(name)
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise VClusterError(f"{name} must be an integer, got {raw!r}") from None
