@@ -93,6 +93,8 @@ class TenantRuntime:
     #: What we last wrote to the super cluster, by (kind, tenant namespace, name): (tenant uid, fingerprint).
     #: The super watch's echo of our own write matches it and needs no downward reconcile.
     written: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    #: Per tenant namespace: (context it was made from, that context with the namespace's service links).
+    link_ctx: dict[str, tuple[TranslateContext, TranslateContext]] = field(default_factory=dict)
 
 
 class Syncer:
@@ -478,7 +480,7 @@ class Syncer:
                 return
             ctx = self.context_for(rt)
             if (v_obj.get("spec") or {}).get("enableServiceLinks") is not False:
-                ctx = dataclasses.replace(ctx, service_links=self._service_links(rt, meta["namespace"]))
+                ctx = self._with_links(rt, ctx, meta["namespace"])
         reasons = kind.check(v_obj, ctx) if kind.check is not None else []
         if reasons:
             await self._refuse(rt, kind, v_obj, reasons)
@@ -590,6 +592,17 @@ class Syncer:
                 await rt.api.patch(resources.EVENTS, body["metadata"]["name"],
                                    {"message": body["message"], "lastTimestamp": body["lastTimestamp"]},
                                    namespace=ns)
+
+    def _with_links(self, rt: TenantRuntime, ctx: TranslateContext, ns: str) -> TranslateContext:
+        """``ctx`` with the service links of ``ns``; the same object while neither changes (a
+        ``dataclasses.replace`` per pod cost more than the rest of the context)."""
+        links = self._service_links(rt, ns)
+        cached = rt.link_ctx.get(ns)
+        if cached is not None and cached[0] is ctx and cached[1].service_links == links:
+            return cached[1]
+        with_links = dataclasses.replace(ctx, service_links=links)
+        rt.link_ctx[ns] = (ctx, with_links)
+        return with_links
 
     def _service_links(self, rt: TenantRuntime, ns: str) -> tuple[tuple[str, str, tuple[Obj, ...]], ...]:
         """(name, super cluster IP, ports) of the tenant Services in ``ns``, for service env vars."""

@@ -15,6 +15,7 @@ super scheduler chose and gets the super pod's status.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -179,6 +180,7 @@ def _env(env: list[Obj] | None, v_meta: Obj, ctx: TranslateContext, links: list[
     return out
 
 
+@functools.lru_cache(maxsize=256)  # one apiserver host per tenant; ip_address() costs ~0.1 ms
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
