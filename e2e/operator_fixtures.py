@@ -167,6 +167,15 @@ def is_ready(obj: dict[str, Any]) -> bool:
     return cond.get("status") == "True" and cond.get("observedGeneration") == obj["metadata"].get("generation")
 
 
+def control_plane_processes(state_dir: Path, key: str) -> dict[str, list[int]]:
+    """Live control-plane pids of tenant ``key`` under a local backend's ``state_dir``, by component name."""
+    backend = LocalBackend(state_dir=state_dir, binary_settings=BinarySettings.from_env())
+    out: dict[str, list[int]] = {}
+    for pid, cmd in backend.processes(key):
+        out.setdefault(Path(cmd[0]).name, []).append(pid)
+    return out
+
+
 def tenant_manifest(name: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": naming.API_VERSION, "kind": "Tenant", "metadata": {"name": name}, "spec": spec}
 

@@ -21,7 +21,6 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +29,7 @@ import yaml
 from e2e.operator_fixtures import (
     OperatorProcess,
     TenantHandle,
+    control_plane_processes,
     create_tenant,
     delete_tenant,
     get_tenant,
@@ -40,7 +40,7 @@ from e2e.operator_fixtures import (
 )
 from vcluster import naming
 from vcluster.controlplane import spec as cp
-from vcluster.process import pid_alive, read_cmdline
+from vcluster.process import read_cmdline
 
 pytestmark = pytest.mark.e2e
 #: The ``vc_operator`` fixture (one operator per session).
@@ -79,20 +79,6 @@ def pair(super_cluster: Any, vc_operator: OperatorProcess) -> Iterator[tuple[Ten
     delete_tenant(super_cluster, a_name, wait=False)
     delete_tenant(super_cluster, b_name)
     delete_tenant(super_cluster, a_name)
-
-
-def _processes_of(state_dir: Path, key: str) -> dict[str, list[int]]:
-    """Live control-plane processes whose command line points into the tenant's state folder."""
-    marker = f"{state_dir / key}/"
-    out: dict[str, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        cmd = read_cmdline(int(entry.name), settle=0)
-        if (cmd and Path(cmd[0]).name in cp.COMPONENTS and any(marker in a for a in cmd[1:])
-                and pid_alive(int(entry.name))):
-            out.setdefault(Path(cmd[0]).name, []).append(int(entry.name))
-    return out
 
 
 def test_local_tenant_serves_kubectl(super_cluster: Any, pair: tuple[TenantHandle, TenantHandle]) -> None:
@@ -207,7 +193,7 @@ def test_cluster_version_kill_restart_and_delete(super_cluster: Any, vc_operator
         assert time.monotonic() < deadline, "no ClusterVersionNotFound Event"
         time.sleep(0.5)
     assert super_cluster.kubectl("get", "ns", t.cluster_key, check=False).returncode != 0
-    assert _processes_of(vc_operator.state_dir, t.cluster_key) == {}
+    assert control_plane_processes(vc_operator.state_dir, t.cluster_key) == {}
 
     # the ClusterVersion appears: provisioning starts; SIGKILL the operator in the middle of it
     super_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
@@ -221,7 +207,7 @@ def test_cluster_version_kill_restart_and_delete(super_cluster: Any, vc_operator
     vc_operator.kill()
     vc_operator.start()
     obj = wait_tenant(super_cluster, name, is_ready, what="Ready after operator restart", operator=vc_operator)
-    procs = _processes_of(vc_operator.state_dir, t.cluster_key)
+    procs = control_plane_processes(vc_operator.state_dir, t.cluster_key)
     assert {k: len(v) for k, v in procs.items()} == dict.fromkeys(cp.COMPONENTS, 1)
     assert obj["status"]["version"] == "v1.36.3"
     apiserver_cmd = read_cmdline(procs["kube-apiserver"][0]) or []
@@ -232,7 +218,7 @@ def test_cluster_version_kill_restart_and_delete(super_cluster: Any, vc_operator
                           "-p", json.dumps({"spec": {"apiserver": {"extraArgs": {"v": "2"}}}}))
     deadline = time.monotonic() + 120
     while True:
-        procs = _processes_of(vc_operator.state_dir, t.cluster_key)
+        procs = control_plane_processes(vc_operator.state_dir, t.cluster_key)
         cmds = [read_cmdline(pid) or [] for pid in procs.get("kube-apiserver", [])]
         if len(cmds) == 1 and "--v=2" in cmds[0]:
             break
@@ -246,7 +232,7 @@ def test_cluster_version_kill_restart_and_delete(super_cluster: Any, vc_operator
     super_cluster.kubectl("label", "namespace", workload_ns, f"{naming.LABEL_CLUSTER_KEY}={t.cluster_key}",
                           f"{naming.LABEL_NAMESPACE_ROLE}={naming.ROLE_WORKLOAD}")
     delete_tenant(super_cluster, name)
-    assert _processes_of(vc_operator.state_dir, t.cluster_key) == {}
+    assert control_plane_processes(vc_operator.state_dir, t.cluster_key) == {}
     assert not (vc_operator.state_dir / t.cluster_key).exists()
     deadline = time.monotonic() + 120
     while True:
@@ -298,11 +284,11 @@ def test_pods_backend_runs_on_kwok_nodes(super_cluster: Any, vc_operator: Operat
 
 def test_dead_apiserver_is_restarted(pair: tuple[TenantHandle, TenantHandle], vc_operator: OperatorProcess) -> None:
     _, b = pair
-    (pid,) = _processes_of(vc_operator.state_dir, b.cluster_key)["kube-apiserver"]
+    (pid,) = control_plane_processes(vc_operator.state_dir, b.cluster_key)["kube-apiserver"]
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 120
     while True:
-        procs = _processes_of(vc_operator.state_dir, b.cluster_key).get("kube-apiserver", [])
+        procs = control_plane_processes(vc_operator.state_dir, b.cluster_key).get("kube-apiserver", [])
         if procs and procs != [pid] and b.kubectl("get", "ns", "default", check=False).returncode == 0:
             break
         assert time.monotonic() < deadline, f"apiserver not restarted:\n{vc_operator.log_tail()}"

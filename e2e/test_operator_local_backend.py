@@ -11,28 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from e2e.operator_fixtures import control_plane_processes
 from tenant_crd import TenantSpec
 from vcluster import pki
 from vcluster.controlplane import builder, certs
 from vcluster.controlplane import spec as cp
 from vcluster.controlplane.local import LocalBackend
-from vcluster.process import pid_alive, read_cmdline
+from vcluster.process import read_cmdline
 from vcluster.settings import BinarySettings
 
 pytestmark = pytest.mark.e2e
-
-
-def _ours(backend: LocalBackend, key: str) -> dict[str, list[int]]:
-    marker = f"{backend.tenant_dir(key)}/"
-    out: dict[str, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        cmd = read_cmdline(int(entry.name), settle=0)
-        if (cmd and Path(cmd[0]).name in cp.COMPONENTS and any(marker in a for a in cmd[1:])
-                and pid_alive(int(entry.name))):
-            out.setdefault(Path(cmd[0]).name, []).append(int(entry.name))
-    return out
 
 
 def test_start_adopt_replace_destroy(binary_settings: BinarySettings, tmp_path: Path) -> None:
@@ -51,7 +39,7 @@ def test_start_adopt_replace_destroy(binary_settings: BinarySettings, tmp_path: 
     admin.write_text(certs.kubeconfig_for(cp.ADMIN, server=first.endpoint, files=files, cluster_name=key))
     try:
         backend.apply(first, pki_files=files, cm_kubeconfig=cm)
-        started = _ours(backend, key)
+        started = control_plane_processes(backend.state_dir, key)
         assert {k: len(v) for k, v in started.items()} == dict.fromkeys(cp.COMPONENTS, 1)
         assert backend.healthy(first)
         got = subprocess.run(["kubectl", f"--kubeconfig={admin}", "get", "ns", "default"], capture_output=True,
@@ -62,13 +50,13 @@ def test_start_adopt_replace_destroy(binary_settings: BinarySettings, tmp_path: 
         again = LocalBackend(state_dir=tmp_path / "state", binary_settings=binary_settings)
         assert again.layout(key) == backend.layout(key)
         again.apply(first, pki_files=files, cm_kubeconfig=cm)
-        assert _ours(backend, key) == started
+        assert control_plane_processes(backend.state_dir, key) == started
 
         # a changed flag replaces exactly the apiserver; no duplicate survives
         second = plane({"v": "1"})
         assert not backend.healthy(second)
         backend.apply(second, pki_files=files, cm_kubeconfig=cm)
-        now = _ours(backend, key)
+        now = control_plane_processes(backend.state_dir, key)
         assert {k: len(v) for k, v in now.items()} == dict.fromkeys(cp.COMPONENTS, 1)
         assert now["kube-apiserver"] != started["kube-apiserver"]
         assert now["etcd"] == started["etcd"]
@@ -76,5 +64,5 @@ def test_start_adopt_replace_destroy(binary_settings: BinarySettings, tmp_path: 
         assert backend.healthy(second)
     finally:
         backend.destroy(key)
-    assert _ours(backend, key) == {}
+    assert control_plane_processes(backend.state_dir, key) == {}
     assert not backend.tenant_dir(key).exists()

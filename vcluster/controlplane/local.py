@@ -106,7 +106,7 @@ class LocalBackend:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(path.read_text())
             ports = LocalPorts(**{n: int(data[n]) for n in _PORT_NAMES})
-            ours = {p for pid, _ in self._our_processes(key) for p in _listening_ports(pid)}
+            ours = {p for pid, _ in self.processes(key) for p in _listening_ports(pid)}
             if all(port_is_free(p, host=HOST) or p in ours for p in _as_tuple(ports)):
                 return ports
         picked: list[int] = []
@@ -185,7 +185,7 @@ class LocalBackend:
                 log_path=self._log_path(key, comp.name), pid_path=self._pid_path(key, comp.name),
             )
             adopted = proc.adopt()
-            for pid, cmd in self._our_processes(key):
+            for pid, cmd in self.processes(key):
                 if Path(cmd[0]).name == comp.name and pid != proc.pid:
                     logger.info("controlplane.local.replace", component=comp.name, pid=pid)
                     _terminate(pid, cmd)
@@ -216,13 +216,13 @@ class LocalBackend:
     def destroy(self, key: str) -> None:
         """Stop every process of the tenant and remove its state folder."""
         order = {cp.CM_COMPONENT: 0, cp.APISERVER_COMPONENT: 1, cp.ETCD_COMPONENT: 2}
-        procs = sorted(self._our_processes(key), key=lambda pc: order.get(Path(pc[1][0]).name, 3))
+        procs = sorted(self.processes(key), key=lambda pc: order.get(Path(pc[1][0]).name, 3))
         for pid, cmd in procs:
             _terminate(pid, cmd)
         shutil.rmtree(self.tenant_dir(key), ignore_errors=True)
         log.info("controlplane.local.destroyed", key=key, stopped=len(procs))
 
-    def _our_processes(self, key: str) -> list[tuple[int, list[str]]]:
+    def processes(self, key: str) -> list[tuple[int, list[str]]]:
         """Live processes of our components whose command line points into the tenant's folder."""
         marker = f"{self.tenant_dir(key)}/"
         out: list[tuple[int, list[str]]] = []
