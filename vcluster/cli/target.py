@@ -47,13 +47,16 @@ def missing_type(exc: NotFound) -> bool:
     return not details.get("name")
 
 
-def explain(exc: ApiError, *, what: str) -> VClusterError:
-    """A one-line error for an API failure while doing ``what``."""
-    if isinstance(exc, NotFound) and missing_type(exc):
-        return VClusterError(
-            f"{what}: the super cluster does not serve Tenants (tenancy.virtualcluster.dev CRDs not installed; "
-            "apply manifests/crds or use 'kubectl vc up')"
-        )
+def explain(exc: ApiError, *, what: str, missing: str | None = None) -> VClusterError:
+    """A one-line error for an API failure while doing ``what``; ``missing`` for a 404 on the object itself."""
+    if isinstance(exc, NotFound):
+        if missing_type(exc):
+            return VClusterError(
+                f"{what}: the super cluster does not serve Tenants (tenancy.virtualcluster.dev CRDs not installed; "
+                "apply manifests/crds or use 'kubectl vc up')"
+            )
+        if missing is not None:
+            return VClusterError(missing)
     if exc.status == 0:
         return VClusterError(f"{what}: cannot reach the super cluster ({exc.message})")
     return VClusterError(f"{what}: {exc.message or exc.reason}")

@@ -21,9 +21,9 @@ from vcluster.cli import output
 from vcluster.cli.errors import EXIT_OK, UsageError
 from vcluster.cli.settings import CliSettings
 from vcluster.cli.spec import tenant_from_options, tenant_from_text
-from vcluster.cli.target import explain, missing_type, super_client
+from vcluster.cli.target import explain, super_client
 from vcluster.errors import VClusterError
-from vcluster.kube import AlreadyExists, ApiClient, ApiError, Invalid, NotFound
+from vcluster.kube import AlreadyExists, ApiClient, ApiError, Invalid
 from vcluster.kube.resources import TENANTS
 
 POLL_INTERVAL = 0.5
@@ -167,12 +167,8 @@ async def get_tenant(api: ApiClient, name: str) -> dict[str, Any]:
     """The Tenant ``name``, or a one-line error."""
     try:
         return await api.get(TENANTS, name)
-    except NotFound as exc:
-        if missing_type(exc):
-            raise explain(exc, what=f'getting tenant "{name}"') from None
-        raise VClusterError(f'tenant "{name}" not found') from None
     except ApiError as exc:
-        raise explain(exc, what=f'getting tenant "{name}"') from None
+        raise explain(exc, what=f'getting tenant "{name}"', missing=f'tenant "{name}" not found') from None
 
 
 def get(args: argparse.Namespace, settings: CliSettings) -> int:
@@ -191,12 +187,8 @@ def delete(args: argparse.Namespace, settings: CliSettings) -> int:
             for name in dict.fromkeys(args.names):
                 try:
                     await api.delete(TENANTS, name)
-                except NotFound as exc:
-                    if missing_type(exc):
-                        raise explain(exc, what=f'deleting tenant "{name}"') from None
-                    raise VClusterError(f'tenant "{name}" not found') from None
                 except ApiError as exc:
-                    raise explain(exc, what=f'deleting tenant "{name}"') from None
+                    raise explain(exc, what=f'deleting tenant "{name}"', missing=f'tenant "{name}" not found') from None
                 print(f"tenant/{name} deleted")
             if args.wait:
                 for name in dict.fromkeys(args.names):
