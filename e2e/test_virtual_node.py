@@ -195,14 +195,7 @@ async def _super_pod(api: ApiClient, key: str, tenant_ns: str, name: str, *, nod
 def _client_ssl(ca: pki.CertKeyPair, client: pki.CertKeyPair | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cadata=ca.cert_pem.decode())
     if client is not None:
-        import os
-        import tempfile
-
-        fd, path = tempfile.mkstemp(suffix=".pem")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(client.cert_pem + client.key_pem)
-        ctx.load_cert_chain(path)
-        os.unlink(path)
+        pki.load_cert_chain(ctx, client)
     return ctx
 
 

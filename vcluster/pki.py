@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 import os
+import ssl
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,3 +320,18 @@ def write_pair(pair: CertKeyPair, *, cert_path: Path, key_path: Path) -> tuple[P
     write_bytes(cert_path, pair.cert_pem, mode=0o644)
     write_bytes(key_path, pair.key_pem, mode=0o600)
     return cert_path, key_path
+
+
+def load_cert_chain(ctx: ssl.SSLContext, pair: CertKeyPair) -> None:
+    """Load ``pair`` into ``ctx`` as its own certificate (server or client side).
+
+    ``ssl`` only loads key material from files: the pair goes through a private
+    (0600) temporary file that is removed at once, whatever happens.
+    """
+    fd, path = tempfile.mkstemp(prefix="vc-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pair.cert_pem.rstrip(b"\n") + b"\n" + pair.key_pem)
+        ctx.load_cert_chain(path)
+    finally:
+        os.unlink(path)

@@ -107,3 +107,23 @@ def test_tls_handshake_material_loads_in_ssl(tmp_path: Path, ca: pki.CertKeyPair
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert_path, key_path)
     ctx.load_verify_locations(cadata=ca.cert_pem.decode())
+
+
+@pytest.mark.parametrize("matching", [True, False], ids=["own-key", "foreign-key"])
+def test_load_cert_chain_leaves_no_key_file(
+    ca: pki.CertKeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, matching: bool
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    pair = pki.issue_client_cert(ca, common_name="alice")
+    other = pki.issue_client_cert(ca, common_name="bob")
+    if not matching:
+        pair = pki.CertKeyPair(cert_pem=pair.cert_pem, key_pem=other.key_pem)
+    ctx = ssl.create_default_context()
+    if matching:
+        pki.load_cert_chain(ctx, pair)
+    else:
+        with pytest.raises(ssl.SSLError):
+            pki.load_cert_chain(ctx, pair)
+    assert list(tmp_path.iterdir()) == []

@@ -8,9 +8,7 @@ lives in one place.
 
 from __future__ import annotations
 
-import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 
 import structlog
@@ -32,13 +30,7 @@ def server_ssl_context(serving: pki.CertKeyPair, client_ca_pem: bytes) -> ssl.SS
     """Serve with ``serving``; require a client certificate signed by ``client_ca_pem``."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=client_ca_pem.decode())
     ctx.verify_mode = ssl.CERT_REQUIRED
-    fd, path = tempfile.mkstemp(prefix="vc-proxy-", suffix=".pem")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(serving.cert_pem.rstrip(b"\n") + b"\n" + serving.key_pem)
-        ctx.load_cert_chain(path)
-    finally:
-        os.unlink(path)
+    pki.load_cert_chain(ctx, serving)
     return ctx
 
 
