@@ -14,11 +14,15 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from vcluster.errors import VClusterError
 from vcluster.operator.settings import OperatorSettings
+
+if TYPE_CHECKING:  # the heavy imports wait until run(): --help stays fast
+    from vcluster.kube import ApiClient
 
 log = structlog.get_logger(__name__)
 
@@ -47,17 +51,16 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
     )
 
 
-async def install_crds(api: object) -> None:
+async def install_crds(api: ApiClient) -> None:
     """Server-side apply the CRDs and wait until they are Established."""
     from tenant_crd import all_crds
-    from vcluster.kube import ApiClient
     from vcluster.kube import resources as r
 
-    assert isinstance(api, ApiClient)
-    for crd in all_crds().values():
+    crds = all_crds().values()
+    for crd in crds:
         await api.patch(r.CRDS, crd["metadata"]["name"], crd, patch_type="apply",
                         field_manager="vc-operator", force=True)
-    for crd in all_crds().values():
+    for crd in crds:
         for _ in range(200):
             got = await api.get(r.CRDS, crd["metadata"]["name"])
             conds = (got.get("status") or {}).get("conditions") or []
