@@ -92,6 +92,9 @@ class ProxySettings:
     lookup_cache_seconds: float = 2.0
     #: The super apiserver when running in a pod (from KUBERNETES_SERVICE_HOST/PORT).
     in_cluster_server: str | None = None
+    #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for the operator and the syncer.
+    log_level: str = "INFO"
+    log_json: bool = False
 
     @classmethod
     def from_env(cls) -> ProxySettings:
@@ -117,6 +120,8 @@ class ProxySettings:
             metrics_port=env_int("VC_PROXY_METRICS_PORT", d.metrics_port, minimum=-1, maximum=65535),
             lookup_cache_seconds=env_float("VC_PROXY_LOOKUP_CACHE_SECONDS", d.lookup_cache_seconds, positive=True),
             in_cluster_server=_in_cluster_server(),
+            log_level=os.environ.get("VC_LOG_LEVEL") or d.log_level,
+            log_json=os.environ.get("VC_LOG_JSON", "").lower() in ("1", "true", "yes"),
         )
 
 

@@ -12,7 +12,7 @@ from virtual_node.settings import ProxySettings, SettingsError, VirtualNodeSetti
 def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("VC_KUBELET_PROXY_ADDRESS", "VC_KUBELET_PROXY_PORT", "VC_VNODE_GC_GRACE_PERIOD",
                  "VC_PROXY_PORT", "VC_KUBELET_SCHEME", "KUBERNETES_SERVICE_HOST", "VC_SUPER_KUBECONFIG",
-                 "KUBECONFIG", "VC_PROXY_METRICS_PORT"):
+                 "KUBECONFIG", "VC_PROXY_METRICS_PORT", "VC_LOG_LEVEL", "VC_LOG_JSON"):
         monkeypatch.delenv(name, raising=False)
     assert VirtualNodeSettings.from_env() == VirtualNodeSettings()
     assert ProxySettings.from_env() == ProxySettings()
@@ -25,12 +25,15 @@ def test_values_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VC_PROXY_SERVING_NAMES", "a.example, 10.0.0.1")
     monkeypatch.setenv("VC_SUPER_KUBECONFIG", "/tmp/kc")
     monkeypatch.setenv("VC_PROXY_METRICS_PORT", "-1")
+    monkeypatch.setenv("VC_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("VC_LOG_JSON", "true")
     vn = VirtualNodeSettings.from_env()
     assert (vn.proxy_address, vn.proxy_port, vn.gc_grace_period) == ("proxy.example", 4443, 2.5)
     proxy = ProxySettings.from_env()
     assert proxy.serving_names == ("a.example", "10.0.0.1")
     assert proxy.super_kubeconfig == Path("/tmp/kc")
     assert proxy.metrics_port == -1
+    assert (proxy.log_level, proxy.log_json) == ("DEBUG", True)
 
 
 @pytest.mark.parametrize(

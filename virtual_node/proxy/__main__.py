@@ -20,8 +20,7 @@ from virtual_node.settings import ProxySettings, super_client_config
 log = structlog.get_logger(__name__)
 
 
-async def _main() -> None:
-    settings = ProxySettings.from_env()
+async def _main(settings: ProxySettings) -> None:
     super_config = super_client_config(settings)
     serving, client_ca = await load_credentials(settings, super_config)
     proxy = await start_proxy(settings, super_config=super_config, serving=serving, client_ca_pem=client_ca)
@@ -37,9 +36,10 @@ async def _main() -> None:
 
 
 def main() -> int:
-    configure_logging()
     try:
-        asyncio.run(_main())
+        settings = ProxySettings.from_env()
+        configure_logging(level=settings.log_level, json=settings.log_json)
+        asyncio.run(_main(settings))
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
