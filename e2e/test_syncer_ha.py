@@ -10,6 +10,7 @@ with short lease settings.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -28,18 +29,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
 from e2e.syncer_fixtures import SyncerProcess
+from syncer.leader import LeaderElector
+from syncer.settings import SyncerSettings
 from vcluster import naming
+from vcluster.kube import ApiClient, ClientConfig
 from vcluster.process import pick_free_port
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 90.0
-#: Short lease: a follower may take over 4 s after the last renewal; the leader gives up after 2.5 s.
+#: Short lease: a follower may take over 8 s after the last renewal; the leader gives up after 5 s.
 LEASE_ENV = {
     "VC_SYNCER_LEADER_ELECTION": "1",
-    "VC_SYNCER_LEASE_DURATION": "4",
-    "VC_SYNCER_LEASE_RENEW_DEADLINE": "2.5",
-    "VC_SYNCER_LEASE_RETRY_PERIOD": "0.5",
+    "VC_SYNCER_LEASE_DURATION": "8",
+    "VC_SYNCER_LEASE_RENEW_DEADLINE": "5",
+    "VC_SYNCER_LEASE_RETRY_PERIOD": "1",
     "VC_SYNCER_PATROL_PERIOD": "5",
 }
 
@@ -137,6 +141,45 @@ def replicas(super_cluster: Any, tenant: TenantHandle, tmp_path_factory: pytest.
             r.proc.stop()
 
 
+def test_two_electors_racing_for_an_expired_lease_one_wins(super_cluster: Any) -> None:
+    """Against the real apiserver: create races (AlreadyExists) and takeover races (Conflict) have one winner."""
+    super_cluster.kubectl("create", "namespace", naming.SYSTEM_NAMESPACE, check=False)
+    super_cluster.kubectl("delete", "lease", "-n", naming.SYSTEM_NAMESPACE, naming.SYNCER_LEASE_NAME,
+                          "--ignore-not-found")
+    now = [1000.0]
+
+    async def race() -> tuple[list[bool], list[bool], list[bool]]:
+        async with ApiClient(ClientConfig.from_kubeconfig(str(super_cluster.kubeconfig))) as api:
+            def elector(identity: str) -> LeaderElector:
+                settings = SyncerSettings(identity=identity, lease_duration=4, lease_renew_deadline=2.5,
+                                          lease_retry_period=0.5)
+                return LeaderElector(api, settings=settings, clock=lambda: now[0])
+
+            a, b, c = elector("race-a"), elector("race-b"), elector("race-c")
+            created = list(await asyncio.gather(a.try_acquire(), b.try_acquire()))
+            # The winner stops renewing; c and the loser see the record, then their clocks pass the duration.
+            fresh = list(await asyncio.gather(*(e.try_acquire() for e in (a, b, c) if e.identity != holder())))
+            now[0] += 5
+            taken = list(await asyncio.gather(*(e.try_acquire() for e in (a, b, c) if e.identity != holder())))
+            return created, fresh, taken
+
+    def holder() -> str | None:
+        return lease_holder(super_cluster)
+
+    try:
+        created, fresh, taken = asyncio.run(race())
+        assert sorted(created) == [False, True]
+        assert fresh == [False, False]
+        assert sorted(taken) == [False, True]
+        assert holder() in ("race-a", "race-b", "race-c")
+        got = json.loads(super_cluster.kubectl("get", "lease", "-n", naming.SYSTEM_NAMESPACE,
+                                               naming.SYNCER_LEASE_NAME, "-o", "json").stdout)
+        assert got["spec"]["leaseTransitions"] == 1
+    finally:
+        super_cluster.kubectl("delete", "lease", "-n", naming.SYSTEM_NAMESPACE, naming.SYNCER_LEASE_NAME,
+                              "--ignore-not-found")
+
+
 def test_one_leader_writes_and_a_follower_takes_over_after_sigkill(
     super_cluster: Any, tenant: TenantHandle, replicas: tuple[Replica, Replica]
 ) -> None:
@@ -149,14 +192,14 @@ def test_one_leader_writes_and_a_follower_takes_over_after_sigkill(
     wait_for("replica-b standing by", lambda: "leader.standing_by" in b.log() and b.get("/healthz")[0] == 200,
              replicas=(b,))
 
-    # Only the leader works: the follower is alive but not ready and says it is standing by.
+    # Only the leader works: the follower stands by (ready to take over: it reads the Lease).
     tenant.kubectl("create", "namespace", ns)
     for i in range(5):
         tenant.kubectl("create", "configmap", f"before-{i}", "-n", ns, f"--from-literal=k=v{i}")
     for i in range(5):
         wait_for(f"before-{i} in the super cluster", _configmap_check(super_cluster, tenant, ns, f"before-{i}"),
                  replicas=(a, b))
-    assert b.get("/readyz")[0] == 503
+    assert b.get("/readyz")[0] == 200
     b_metrics = b.metrics()
     assert b_metrics[("vc_syncer_leader", ())] == 0.0
     assert not [k for k in b_metrics if k[0] == "vc_syncer_operations_total"], "the follower wrote"
@@ -192,8 +235,9 @@ def test_a_leader_that_cannot_renew_stops_and_exits(
         pytest.skip("needs replica-b leading from the previous test")
     assert lease_holder(super_cluster) == "replica-b"
     a.proc.start()  # a follower again
-    wait_for("replica-a standing by", lambda: a.get("/healthz")[0] == 200 and a.get("/readyz")[0] == 503,
+    wait_for("replica-a standing by", lambda: a.get("/readyz")[0] == 200 and "leader.standing_by" in a.log(),
              replicas=(a,))
+    assert a.metrics()[("vc_syncer_leader", ())] == 0.0
 
     # Freeze the leader longer than the lease: replica-a takes over meanwhile.
     assert b.proc.proc is not None

@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(args: argparse.Namespace, settings: SyncerSettings) -> int:
     config = ClientConfig.from_kubeconfig(args.kubeconfig, max_connections=settings.max_connections,
                                           user_agent="vc-syncer")
-    async with ApiClient(config) as super_api:
+    async with contextlib.AsyncExitStack() as stack:
+        super_api = await stack.enter_async_context(ApiClient(config))
         registry = CollectorRegistry()
         metrics = Metrics(registry=registry)
         nodes = default_node_provider(super_api, registry=registry)
@@ -53,15 +54,29 @@ async def _run(args: argparse.Namespace, settings: SyncerSettings) -> int:
                         settings=settings, nodes=nodes, metrics=metrics)
         # Every served tenant has a series (0 when idle), not only those with keys queued right now.
         metrics.depths = lambda: {**dict.fromkeys(syncer.tenants, 0), **syncer.queue.depths()}
+        elector = None
+        if settings.leader_election:
+            # A client of its own: renewals must not queue behind the workers' requests for a pooled
+            # connection (seen on the test bed: a busy initial sync starved the renewal past its deadline).
+            lease_api = await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(
+                args.kubeconfig, max_connections=2, user_agent="vc-syncer-leader-election")))
+            elector = LeaderElector(lease_api, settings=settings, on_change=lambda on: metrics.leader.set(int(on)))
+
+        def ready() -> bool:
+            # The leader: informers synced and workers running.  A follower is ready while it can read
+            # the Lease (ready to take over), so a rolling update of two replicas is not stuck on it;
+            # vc_syncer_leader tells them apart.
+            if elector is not None and not elector.leading:
+                return elector.standing_by()
+            return syncer.ready.is_set()
+
         server = None
         if settings.metrics_port:
             from vcluster.health import start_health_server
 
-            # Ready = informers synced and workers running; a follower standing by is alive, not ready.
-            server = await start_health_server(port=settings.metrics_port, ready=syncer.ready.is_set,
-                                               registry=registry)
-        if settings.leader_election:
-            runner = asyncio.create_task(_with_leader(super_api, settings, syncer))
+            server = await start_health_server(port=settings.metrics_port, ready=ready, registry=registry)
+        if elector is not None:
+            runner = asyncio.create_task(_with_leader(elector, settings, syncer))
         else:
             metrics.leader.set(1)
             runner = asyncio.create_task(syncer.run())
@@ -80,7 +95,7 @@ async def _run(args: argparse.Namespace, settings: SyncerSettings) -> int:
     return 0
 
 
-async def _with_leader(super_api: ApiClient, settings: SyncerSettings, syncer: Syncer) -> None:
+async def _with_leader(elector: LeaderElector, settings: SyncerSettings, syncer: Syncer) -> None:
     """Stand by until this replica holds the Lease, then sync while renewing it.
 
     When renewing fails (another holder, or no renewal for the renew deadline),
@@ -89,7 +104,6 @@ async def _with_leader(super_api: ApiClient, settings: SyncerSettings, syncer: S
     exits hard, as client-go's users do: no write of ours may overlap the new
     leader's.
     """
-    elector = LeaderElector(super_api, settings=settings, on_change=lambda on: syncer.metrics.leader.set(int(on)))
     syncer.metrics.leader.set(0)
     await elector.acquire()
     run = asyncio.create_task(syncer.run())

@@ -123,6 +123,8 @@ class LeaderElector:
         self.name = naming.SYNCER_LEASE_NAME
         self.observed = Observation()
         self.leading = False
+        #: Monotonic time of the last successful Lease round trip (``None``: none yet).
+        self.last_contact: float | None = None
         self._on_change = on_change
         self._clock = clock
         self._log = log.bind(identity=self.identity, lease=f"{self.namespace}/{self.name}")
@@ -133,10 +135,15 @@ class LeaderElector:
             if self._on_change is not None:
                 self._on_change(leading)
 
+    def standing_by(self) -> bool:
+        """A healthy follower: not leading, and the Lease was read within its duration."""
+        return (not self.leading and self.last_contact is not None
+                and self._clock() - self.last_contact < self.duration)
+
     async def try_acquire(self) -> bool:
         """One round trip: take or renew the Lease if allowed; ``False`` if another replica holds it."""
         lease = await self.api.get_or_none(resources.LEASES, self.name, namespace=self.namespace)
-        now = self._clock()
+        now = self.last_contact = self._clock()
         self.observed.see(lease, now=now)
         wall = _dt.datetime.now(_dt.UTC)
         if lease is None:
@@ -194,7 +201,8 @@ class LeaderElector:
                     renewed = await asyncio.wait_for(self.try_acquire(), timeout=left)
                 except _TRANSIENT as exc:
                     renewed = False
-                    self._log.warning("leader.renew_failed", error=str(exc) or type(exc).__name__)
+                    self._log.warning("leader.renew_failed", error=str(exc) or type(exc).__name__,
+                                      since_renew=round(self._clock() - last_renew, 2))
                 if renewed:
                     last_renew = self._clock()
                     continue
