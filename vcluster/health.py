@@ -24,12 +24,15 @@ Wiring (in a component's async entry point)::
 from __future__ import annotations
 
 import inspect
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import prometheus_client
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+
+from vcluster.errors import VClusterError
 
 #: A check: returns (or awaits to) ``True`` when healthy / ready.
 Check = Callable[[], bool | Awaitable[bool]]
@@ -126,17 +129,25 @@ async def start_health_server(
     """Serve :func:`make_health_app` on ``host:port`` (``0`` = a free port) until ``stop()``."""
     runner = web.AppRunner(make_health_app(ready=ready, alive=alive, registry=registry), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    bound = await listen(runner, host=host, port=port, what="health endpoint")
+    return HealthServer(runner=runner, host=host, port=bound)
+
+
+async def listen(
+    runner: web.AppRunner, *, host: str, port: int, what: str, ssl_context: ssl.SSLContext | None = None
+) -> int:
+    """Serve a set-up ``runner`` on ``host:port`` (``0`` = a free port); return the bound port.
+
+    A port that cannot be bound is one :class:`VClusterError` line naming ``what``
+    (the runner is cleaned up), never an ``OSError`` stack trace.
+    """
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        from vcluster.errors import VClusterError
-
-        raise VClusterError(f"health endpoint cannot listen on {host}:{port}: {exc.strerror}") from exc
-    bound = port
+        raise VClusterError(f"{what} cannot listen on {host}:{port}: {exc.strerror}") from exc
     for address in runner.addresses:
         if isinstance(address, tuple) and len(address) >= 2:
-            bound = int(address[1])
-            break
-    return HealthServer(runner=runner, host=host, port=bound)
+            return int(address[1])
+    return port

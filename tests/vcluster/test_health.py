@@ -63,3 +63,14 @@ async def test_stop_frees_the_port() -> None:
     assert not port_is_free(port)
     await server.stop()
     assert port_is_free(port)
+
+
+async def test_a_taken_port_is_one_clear_error() -> None:
+    from vcluster.errors import VClusterError
+
+    first = await start_health_server(host="127.0.0.1", port=0)
+    try:
+        with pytest.raises(VClusterError, match=rf"health endpoint cannot listen on 127\.0\.0\.1:{first.port}: "):
+            await start_health_server(host="127.0.0.1", port=first.port)
+    finally:
+        await first.stop()

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from vcluster import pki
 from vcluster.errors import VClusterError
-from vcluster.health import HealthServer, start_health_server
+from vcluster.health import HealthServer, listen, start_health_server
 from vcluster.kube import ApiClient, ClientConfig
 from vcluster.kubelet_ca import ensure_ca_secret
 from virtual_node.proxy.app import STREAMS, create_app, kubelet_tls
@@ -90,17 +90,8 @@ async def start_proxy(
     app = create_app(settings, super_config=super_config, tls=kubelet_tls(settings), metrics=metrics)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=server_ssl_context(serving, client_ca_pem))
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise VClusterError(f"kubelet proxy cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
-    port = settings.port
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            port = int(address[1])
-            break
+    port = await listen(runner, host=settings.host, port=settings.port, what="kubelet proxy",
+                        ssl_context=server_ssl_context(serving, client_ca_pem))
     health = None
     if settings.metrics_port >= 0:
         health = await start_health_server(host=settings.host, port=settings.metrics_port, registry=metrics.registry)
