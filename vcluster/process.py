@@ -207,6 +207,35 @@ def pid_alive(pid: int) -> bool:
     return state is not None and state not in ("Z", "X")
 
 
+def terminate(victims: Sequence[tuple[int, list[str]]], *, grace: float = 10.0) -> list[int]:
+    """SIGTERM every ``(pid, argv)``, SIGKILL what is left after ``grace`` s; the pids still alive after that.
+
+    For processes found in /proc rather than started here (no :class:`ManagedProcess`):
+    a pid counts only while its command line is still ``argv``, so a pid that is gone
+    or reused by someone else's process is never signalled nor waited for.  Our own
+    children are reaped.
+    """
+
+    def ours(group: Sequence[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
+        return [(pid, argv) for pid, argv in group if pid_alive(pid) and read_cmdline(pid, settle=0) == argv]
+
+    left = ours(victims)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        for pid, _ in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while left:
+            for pid, _ in left:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            left = ours(left)
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+    return [pid for pid, _ in left]
+
+
 # ---- the supervised process ---------------------------------------------------------
 
 

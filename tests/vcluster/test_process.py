@@ -140,3 +140,34 @@ def test_ports() -> None:
         assert not proc.port_is_free(taken)
         with pytest.raises(proc.PortInUseError, match=f"etcd client port 127.0.0.1:{taken} is already in use"):
             proc.require_free_port(taken, what="etcd client port")
+
+
+_IGNORES_TERM = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+)
+_SLEEPS = "import time; print('ready', flush=True); time.sleep(60)"
+
+
+@pytest.mark.parametrize(
+    ("code", "same_argv", "stopped"),
+    [
+        pytest.param(_SLEEPS, True, True, id="sigterm"),
+        pytest.param(_IGNORES_TERM, True, True, id="sigkill-after-grace"),
+        pytest.param(_SLEEPS, False, False, id="other-argv-untouched"),
+    ],
+)
+def test_terminate(code: str, same_argv: bool, stopped: bool) -> None:
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-c", code]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        left = proc.terminate([(child.pid, argv if same_argv else [*argv, "x"])], grace=0.3)
+        assert left == []
+        assert proc.pid_alive(child.pid) is not stopped  # terminate() may have reaped our child
+    finally:
+        child.kill()
+        child.wait(timeout=10)

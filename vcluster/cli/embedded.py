@@ -28,9 +28,7 @@ import contextlib
 import importlib.util
 import json
 import os
-import signal
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +38,15 @@ import structlog
 
 from vcluster import naming
 from vcluster.errors import VClusterError
-from vcluster.process import ManagedProcess, ProcessError, https_check, pick_free_port, pid_alive, read_cmdline
+from vcluster.process import (
+    ManagedProcess,
+    ProcessError,
+    https_check,
+    pick_free_port,
+    pid_alive,
+    read_cmdline,
+    terminate,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -486,28 +492,10 @@ class DownResult:
 def _sweep(layout: Layout, *, grace: float) -> int:
     """SIGTERM (then SIGKILL) every process whose command line points into the state folder."""
     victims = state_processes(layout)
-    for pid, cmd in victims:
-        _signal(pid, cmd, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(pid_alive(pid) for pid, _ in victims):
-        time.sleep(0.05)
-    for pid, cmd in victims:
-        if pid_alive(pid):
-            _signal(pid, cmd, signal.SIGKILL)
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline and any(pid_alive(pid) for pid, _ in victims):
-        time.sleep(0.05)
-    left = [pid for pid, _ in victims if pid_alive(pid)]
+    left = terminate(victims, grace=grace)
     if left:
         raise EmbeddedError(f"processes {', '.join(map(str, left))} did not exit after SIGKILL")
     return len(victims)
-
-
-def _signal(pid: int, cmd: list[str], sig: signal.Signals) -> None:
-    if read_cmdline(pid, settle=0) != cmd:
-        return  # gone, or the pid was reused by someone else's process
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
 
 
 def down(layout: Layout, *, grace: float = 10.0) -> DownResult:

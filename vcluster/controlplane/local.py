@@ -30,8 +30,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +47,7 @@ from vcluster.process import (
     pid_alive,
     port_is_free,
     read_cmdline,
+    terminate,
 )
 from vcluster.settings import BinarySettings
 
@@ -278,17 +277,6 @@ def _write_if_changed(path: Path, data: bytes, *, mode: int) -> None:
 
 
 def _terminate(pid: int, argv: list[str], *, grace: float = 10.0) -> None:
-    """SIGTERM then SIGKILL one of our processes, re-checking its command line before each signal."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        if read_cmdline(pid, settle=0) != argv or not pid_alive(pid):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            if not pid_alive(pid):
-                return
-            time.sleep(0.05)
-    raise BackendError(f"process {pid} ({Path(argv[0]).name}) did not exit after SIGKILL")
+    """SIGTERM then SIGKILL one of our processes (command line re-checked before each signal)."""
+    if terminate([(pid, argv)], grace=grace):
+        raise BackendError(f"process {pid} ({Path(argv[0]).name}) did not exit after SIGKILL")
