@@ -211,16 +211,13 @@ def terminate(victims: Sequence[tuple[int, list[str]]], *, grace: float = 10.0) 
     """SIGTERM every ``(pid, argv)``, SIGKILL what is left after ``grace`` s; the pids still alive after that.
 
     For processes found in /proc rather than started here (no :class:`ManagedProcess`):
-    a pid counts only while its command line is still ``argv``, so a pid that is gone
-    or reused by someone else's process is never signalled nor waited for.  Our own
-    children are reaped.
+    the command line is re-checked before each signal, so a pid that is gone or was
+    reused by someone else's process is never signalled.  (Not while waiting: a dying
+    process shows an empty command line before it is gone.)  Our own children are reaped.
     """
-
-    def ours(group: Sequence[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
-        return [(pid, argv) for pid, argv in group if pid_alive(pid) and read_cmdline(pid, settle=0) == argv]
-
-    left = ours(victims)
+    left = list(victims)
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        left = [(pid, argv) for pid, argv in left if pid_alive(pid) and read_cmdline(pid, settle=0) == argv]
         for pid, _ in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -229,7 +226,7 @@ def terminate(victims: Sequence[tuple[int, list[str]]], *, grace: float = 10.0) 
             for pid, _ in left:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-            left = ours(left)
+            left = [(pid, argv) for pid, argv in left if pid_alive(pid)]
             if not left or time.monotonic() >= deadline:
                 break
             time.sleep(0.05)
