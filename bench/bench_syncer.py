@@ -150,6 +150,10 @@ def p(values: list[float], q: float) -> float:
 async def bench(super_: Super, tenants: list[TenantHandle], syncer: SyncerProcess, n: int) -> dict[str, float]:
     out: dict[str, float] = {}
     a, b, c = tenants
+    # Tenants are created with wait=True, so each has its kubeconfig.
+    assert a.kubeconfig_path is not None
+    assert b.kubeconfig_path is not None
+    assert c.kubeconfig_path is not None
     run = uuid.uuid4().hex[:4]
     async with ApiClient.from_kubeconfig(super_.kubeconfig) as sup, \
             ApiClient.from_kubeconfig(a.kubeconfig_path) as ta, \
@@ -182,11 +186,14 @@ async def bench(super_: Super, tenants: list[TenantHandle], syncer: SyncerProces
         async with Arrivals(sup, p_ns) as arr:
             await ensure_namespace(sup, p_ns)  # exists through the syncer; wait for its default SA
             start = time.monotonic()
-            await create_pods(ta, ns, [f"u-{i}" for i in range(n)])
+            tenant_s = await create_pods(ta, ns, [f"u-{i}" for i in range(n)])
             last = await arr.until(n)
         out["burst_rate"] = n / (last - start)
         out["burst_ratio"] = out["burst_rate"] / out["direct_rate"]
-        print(f"live burst: {out['burst_rate']:.0f}/s  ratio {out['burst_ratio']:.2f} (target >= 0.85)")
+        # An upper bound of the burst: how fast the tenant apiserver took the creates while the syncer ran.
+        out["burst_tenant_create_rate"] = n / tenant_s
+        print(f"live burst: {out['burst_rate']:.0f}/s  ratio {out['burst_ratio']:.2f} (target >= 0.85); the tenant "
+              f"apiserver took the creates at {out['burst_tenant_create_rate']:.0f}/s meanwhile")
 
         # 4. light load: one pod at a time
         k = 40
