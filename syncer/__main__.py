@@ -115,6 +115,7 @@ async def _with_leader(elector: LeaderElector, settings: SyncerSettings, syncer:
             task.result()
     except LostLease:
         lost = True
+        syncer.lease_lost()  # before the cancel below: no tenant writes (node clean-up) on the way out
         raise
     finally:
         for task in (run, keep):

@@ -135,6 +135,7 @@ class Syncer:
             watch_timeout=self.settings.watch_timeout, name="super/events",
         )
         self._tasks: list[asyncio.Task[Any]] = []
+        self._lease_lost = False
         self.ready = asyncio.Event()
         #: Public super StorageClasses/PriorityClasses copied into every synced tenant.
         self.mirror = Mirror(super_api, resync_period=max(self.settings.patrol_period, 10.0),
@@ -165,15 +166,29 @@ class Syncer:
                 elif isinstance(change, TenantDown):
                     await self.remove_tenant(change.key, reason=change.reason)
         finally:
-            await self.close()
+            await self.close(cleanup_nodes=not self._lease_lost)
 
-    async def close(self) -> None:
-        for key in list(self.tenants):
-            await self.remove_tenant(key, reason="syncer stopping")
-        for task in self._tasks:
+    def lease_lost(self) -> None:
+        """Leadership is gone: the coming stop must not write to tenants (no virtual-node clean-up).
+
+        Call before cancelling :meth:`run`; the new leader owns the tenants' nodes from now on.
+        """
+        self._lease_lost = True
+
+    async def close(self, *, cleanup_nodes: bool = True) -> None:
+        """Stop every writer first (workers, patrol, mirror, node provider, tenant tasks), then
+        detach the tenants; ``cleanup_nodes=False`` leaves their virtual nodes alone (a replica
+        that lost the Lease must not write to tenants any more)."""
+        writers = [*self._tasks, *(t for rt in self.tenants.values() for t in rt.tasks)]
+        for task in writers:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*writers, return_exceptions=True)
         self._tasks.clear()
+        await asyncio.gather(
+            *(self.remove_tenant(key, reason="syncer stopping", cleanup_nodes=cleanup_nodes)
+              for key in list(self.tenants)),
+            return_exceptions=True,
+        )
         self.queue.close()
 
     async def add_tenant(self, info: TenantInfo) -> None:
@@ -222,7 +237,7 @@ class Syncer:
             for _pkey, p_slim in self.super_informers[kind.kind].items():
                 self._enqueue_super(kind, p_slim, only_tenant=key)
 
-    async def remove_tenant(self, key: str, *, reason: str) -> None:
+    async def remove_tenant(self, key: str, *, reason: str, cleanup_nodes: bool = True) -> None:
         rt = self.tenants.pop(key, None)
         if rt is None:
             return
@@ -232,7 +247,7 @@ class Syncer:
         self.queue.drop_tenant(key)
         self.mirror.detach(key)
         with contextlib.suppress(Exception):
-            await self.nodes.detach_tenant(key)
+            await self.nodes.detach_tenant(key, cleanup=cleanup_nodes)
         await rt.api.close()
         log.info("syncer.tenant_removed", tenant=key, reason=reason)
 

@@ -22,7 +22,9 @@ class NodeProvider(Protocol):
 
     async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None: ...
 
-    async def detach_tenant(self, key: str) -> None: ...
+    async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:
+        """Stop serving ``key``; with ``cleanup`` also delete its unused virtual nodes (a tenant write)."""
+        ...
 
     async def ensure_node(self, key: str, node_name: str) -> None: ...
 
@@ -35,7 +37,7 @@ class NullNodeProvider:
     async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None:
         return None
 
-    async def detach_tenant(self, key: str) -> None:
+    async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:
         return None
 
     async def ensure_node(self, key: str, node_name: str) -> None:
