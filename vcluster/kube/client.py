@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import os
 import random
 import ssl
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import aiohttp
 import orjson
 import structlog
 
+from vcluster import pki
 from vcluster.kube.errors import ApiError, Gone, TooManyRequests, error_from_status
 from vcluster.kube.resources import Resource
 
@@ -88,19 +87,8 @@ class ClientConfig:
         else:
             ctx = ssl.create_default_context()
         if self.client_cert_pem and self.client_key_pem:
-            _load_cert_chain(ctx, self.client_cert_pem, self.client_key_pem)
+            pki.load_cert_chain(ctx, pki.CertKeyPair(self.client_cert_pem, self.client_key_pem))
         return ctx
-
-
-def _load_cert_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
-    # ssl only loads key material from files; keep them private and short-lived.
-    fd, path = tempfile.mkstemp(prefix="vc-client-", suffix=".pem")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(cert_pem.rstrip(b"\n") + b"\n" + key_pem)
-        ctx.load_cert_chain(path)
-    finally:
-        os.unlink(path)
 
 
 @dataclass(frozen=True, slots=True)
