@@ -32,6 +32,7 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
     parser.add_argument("--kubeconfig", type=Path, default=base.kubeconfig, help="super cluster kubeconfig")
     parser.add_argument("--state-dir", type=Path, default=base.state_dir, help="local backend state folder")
     parser.add_argument("--health-port", type=int, default=base.health_port, help="/healthz port (0 = free)")
+    parser.add_argument("--health-host", default=base.health_host, help="address of the health server")
     parser.add_argument("--health-interval", type=float, default=base.health_interval)
     parser.add_argument("--no-install-crds", action="store_true", help="do not apply the CRDs on start")
     parser.add_argument("--peering", action="store_true", default=base.peering, help="enable Kopf peering")
@@ -43,6 +44,7 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
         kubeconfig=args.kubeconfig,
         state_dir=args.state_dir,
         health_port=args.health_port,
+        health_host=args.health_host,
         health_interval=args.health_interval,
         install_crds=base.install_crds and not args.no_install_crds,
         peering=args.peering,
@@ -100,7 +102,7 @@ async def run(settings: OperatorSettings) -> None:
         if settings.health_port is not None:
             from vcluster.health import start_health_server
 
-            health = await start_health_server(host="127.0.0.1", port=settings.health_port)
+            health = await start_health_server(host=settings.health_host, port=settings.health_port)
             log.info("operator.health", port=health.port)
         log.info("operator.start", state_dir=str(settings.state_dir), server=connection.server)
         try:

@@ -35,6 +35,8 @@ class OperatorSettings:
     install_crds: bool = True
     #: Port of /healthz, /readyz, /metrics; ``None`` disables it, 0 picks a free port.
     health_port: int | None = None
+    #: Address the health server binds: loopback on a laptop, ``0.0.0.0`` in a pod (probes, scraping).
+    health_host: str = "127.0.0.1"
     #: Kopf peering (several operator replicas); off by default (standalone).
     peering: bool = False
     log_level: str = "INFO"
@@ -53,6 +55,7 @@ class OperatorSettings:
             bootstrap_timeout=env_float("VC_OPERATOR_BOOTSTRAP_TIMEOUT", 90.0),
             install_crds=os.environ.get("VC_OPERATOR_INSTALL_CRDS", "1") not in ("0", "false", "no"),
             health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535),
+            health_host=os.environ.get("VC_OPERATOR_HEALTH_HOST", "127.0.0.1"),
             peering=os.environ.get("VC_OPERATOR_PEERING", "0") in ("1", "true", "yes"),
             log_level=os.environ.get("VC_LOG_LEVEL", "INFO"),
             log_json=os.environ.get("VC_LOG_JSON", "0") in ("1", "true", "yes"),
