@@ -38,7 +38,7 @@ from syncer.queue import DOWN, UP, FairQueue, SyncKey
 from syncer.resources import REGISTRY
 from syncer.resources import event as event_mod
 from syncer.resources import pod as pod_mod
-from syncer.resources.base import Kind, Obj, TranslateContext, object_uid, super_namespace
+from syncer.resources.base import Kind, Obj, TranslateContext, fingerprint, object_uid, super_namespace
 from syncer.resources.service import has_selector
 from syncer.settings import SyncerSettings
 from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
@@ -93,6 +93,10 @@ class TenantRuntime:
     #: What we last wrote to the super cluster, by (kind, tenant namespace, name): (tenant uid, fingerprint).
     #: The super watch's echo of our own write matches it and needs no downward reconcile.
     written: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    #: Pods: by (kind, tenant namespace, name), a fingerprint of (super uid annotation, node, status) of
+    #: the last super event whose upward key was queued; an event with the same one (the echo of our
+    #: own downward write) queues no upward key.
+    upward_seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
     #: Per tenant namespace: (context it was made from, that context with the namespace's service links).
     link_ctx: dict[str, tuple[TranslateContext, TranslateContext]] = field(default_factory=dict)
 
@@ -290,16 +294,23 @@ class Syncer:
             return
         ns = ann.get(naming.ANN_TENANT_NAMESPACE, "") if kind.namespaced else ""
         ref = (kind.kind, ns, name)
-        if event is not None and event != "DELETED" and not meta.get("deletionTimestamp") and (
-            rt.written.get(ref) == (ann.get(naming.ANN_OBJECT_UID), p_slim.get("fp"))
-        ):
+        live_event = event is not None and event != "DELETED" and not meta.get("deletionTimestamp")
+        if live_event and rt.written.get(ref) == (ann.get(naming.ANN_OBJECT_UID), p_slim.get("fp")):
             pass  # the echo of our own write: nothing to do downward (a tenant change queues its own key)
         else:
             if event == "DELETED":
                 rt.written.pop(ref, None)
+                rt.upward_seen.pop(ref, None)
             self.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
-        if kind.upward is not None:
-            self.queue.add(SyncKey(tenant, kind.kind, UP, ns, name))
+        if kind.upward is None:
+            return
+        if live_event and kind.kind == "Pod":
+            # Node and status unchanged since the last queued upward key: nothing new flows up.
+            up_fp = fingerprint((ann.get(naming.ANN_OBJECT_UID), p_slim.get("nodeName"), p_slim.get("status")))
+            if rt.upward_seen.get(ref) == up_fp:
+                return
+            rt.upward_seen[ref] = up_fp
+        self.queue.add(SyncKey(tenant, kind.kind, UP, ns, name))
 
     def _on_super_event(self, event_type: str, p_event: Obj) -> None:
         if event_type == "DELETED":
@@ -434,6 +445,7 @@ class Syncer:
             return
         if v_obj is None:
             rt.written.pop((kind.kind, key.namespace, key.name), None)
+            rt.upward_seen.pop((kind.kind, key.namespace, key.name), None)
             if kind.kind == "ServiceAccount" and key.name != "default":
                 await self._delete_token(rt, key.namespace, key.name)
             if p_slim is not None and not p_slim["metadata"].get("deletionTimestamp"):

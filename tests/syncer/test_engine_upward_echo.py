@@ -1,0 +1,87 @@
+"""Upward keys for super pod events: queued when node, status or incarnation changed, not for echoes.
+
+The super watch echoes every downward write of ours (same node, same status);
+such an event has nothing to bring up.  Pure: ``_enqueue_super`` only queues
+keys, so the test drives it with slim super pods and reads the queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from syncer.engine import Syncer, TenantRuntime
+from syncer.queue import UP
+from syncer.resources import BY_KIND
+from syncer.resources.base import TranslateContext
+from syncer.settings import SyncerSettings
+from syncer.tenants import StaticTenantSource, TenantInfo
+from vcluster import naming
+from vcluster.kube import ApiClient
+
+KEY = naming.cluster_key("acme", "u1")
+POD = BY_KIND["Pod"]
+
+
+def p_pod(*, uid: str = "v1", node: str | None = None, phase: str | None = None, fp: str = "f1") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "web-x", "namespace": "p-ns",
+            "labels": {naming.LABEL_CLUSTER_KEY: KEY},
+            "annotations": {naming.ANN_OBJECT_NAME: "web", naming.ANN_TENANT_NAMESPACE: "shop",
+                            naming.ANN_OBJECT_UID: uid},
+        },
+        "fp": fp, "nodeName": node, "status": {"phase": phase} if phase else {},
+    }
+
+
+# (event, super pod, upward key expected); applied in order to one tenant pod.
+STEPS: list[tuple[str | None, dict[str, Any], bool]] = [
+    ("ADDED", p_pod(), True),
+    ("MODIFIED", p_pod(fp="f2"), False),                      # our own update echoed: same node, same status
+    ("MODIFIED", p_pod(node="n1"), True),                     # scheduled
+    ("MODIFIED", p_pod(node="n1", fp="f3"), False),
+    ("MODIFIED", p_pod(node="n1", phase="Running"), True),    # status changed
+    ("MODIFIED", p_pod(node="n1", phase="Running"), False),
+    (None, p_pod(node="n1", phase="Running"), True),          # start-up / relist: always
+    ("MODIFIED", p_pod(uid="v2", node="n1", phase="Running"), True),  # another incarnation
+    ("DELETED", p_pod(uid="v2", node="n1", phase="Running"), True),
+    ("ADDED", p_pod(uid="v2", node="n1", phase="Running"), True),     # memo dropped with the deletion
+]
+
+
+def _syncer() -> Syncer:
+    syncer = Syncer(cast(ApiClient, object()), StaticTenantSource(), settings=SyncerSettings())
+    rt = TenantRuntime(info=TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig=""), api=cast(ApiClient, object()),
+                       ctx=TranslateContext(key=KEY, tenant_name="acme", tenant_uid="u1"))
+    rt.synced.set()
+    syncer.tenants[KEY] = rt
+    return syncer
+
+
+def _drain_up(syncer: Syncer) -> list[tuple[str, str]]:
+    out = []
+    while (item := syncer.queue.get_nowait()) is not None:
+        key = item[0]
+        syncer.queue.done(key)
+        syncer.queue.forget(key)
+        if key.direction == UP:
+            out.append((key.namespace, key.name))
+    return out
+
+
+def test_upward_keys_skip_echoes_only() -> None:
+    syncer = _syncer()
+    for i, (event, p_slim, want_up) in enumerate(STEPS):
+        syncer._enqueue_super(POD, p_slim, event=event)
+        assert _drain_up(syncer) == ([("shop", "web")] if want_up else []), f"step {i}: {event}"
+
+
+@pytest.mark.parametrize("kind", ["Service", "PersistentVolumeClaim"], ids=str)
+def test_other_kinds_always_queue_upward(kind: str) -> None:
+    syncer = _syncer()
+    p_slim = p_pod()
+    for _ in range(2):
+        syncer._enqueue_super(BY_KIND[kind], p_slim, event="MODIFIED")
+        assert _drain_up(syncer) == [("shop", "web")]
