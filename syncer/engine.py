@@ -304,6 +304,8 @@ class Syncer:
             self.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
         if kind.upward is None:
             return
+        if kind.kind == "Pod" and not p_slim.get("nodeName") and not p_slim.get("status"):
+            return  # neither node nor status (our create's echo): pod.upward has nothing to bring up
         if live_event and kind.kind == "Pod":
             # Node and status unchanged since the last queued upward key: nothing new flows up.
             up_fp = fingerprint((ann.get(naming.ANN_OBJECT_UID), p_slim.get("nodeName"), p_slim.get("status")))

@@ -38,8 +38,10 @@ def p_pod(*, uid: str = "v1", node: str | None = None, phase: str | None = None,
 
 # (event, super pod, upward key expected); applied in order to one tenant pod.
 STEPS: list[tuple[str | None, dict[str, Any], bool]] = [
-    ("ADDED", p_pod(), True),
-    ("MODIFIED", p_pod(fp="f2"), False),                      # our own update echoed: same node, same status
+    ("ADDED", p_pod(), False),                                # our create echoed: no node, no status
+    (None, p_pod(), False),
+    ("ADDED", p_pod(phase="Pending"), True),
+    ("MODIFIED", p_pod(phase="Pending", fp="f2"), False),     # our own update echoed: same node, same status
     ("MODIFIED", p_pod(node="n1"), True),                     # scheduled
     ("MODIFIED", p_pod(node="n1", fp="f3"), False),
     ("MODIFIED", p_pod(node="n1", phase="Running"), True),    # status changed
@@ -81,7 +83,16 @@ def test_upward_keys_skip_echoes_only() -> None:
 @pytest.mark.parametrize("kind", ["Service", "PersistentVolumeClaim"], ids=str)
 def test_other_kinds_always_queue_upward(kind: str) -> None:
     syncer = _syncer()
-    p_slim = p_pod()
+    p_slim = p_pod()  # no node, no status: still queued for kinds other than Pod
     for _ in range(2):
         syncer._enqueue_super(BY_KIND[kind], p_slim, event="MODIFIED")
         assert _drain_up(syncer) == [("shop", "web")]
+
+
+@pytest.mark.parametrize("v_status", [{}, {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}],
+                         ids=["new", "running"])
+def test_pod_without_node_or_status_has_nothing_to_bring_up(v_status: dict[str, Any]) -> None:
+    # The engine skips such upward keys; this holds only while pod.upward says so.
+    v_pod = {"metadata": {"name": "web", "namespace": "shop", "uid": "v1"}, "spec": {}, "status": v_status}
+    assert POD.upward is not None
+    assert POD.upward(v_pod, p_pod()) == []
