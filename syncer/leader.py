@@ -179,7 +179,9 @@ class LeaderElector:
         self._log.info("leader.standing_by")
         while True:
             try:
-                if await asyncio.wait_for(self.try_acquire(), timeout=self.renew_deadline):
+                async with asyncio.timeout(self.renew_deadline):  # not wait_for: it can swallow a cancel
+                    acquired = await self.try_acquire()
+                if acquired:
                     break
             except _TRANSIENT as exc:
                 self._log.warning("leader.acquire_failed", error=str(exc) or type(exc).__name__)
@@ -198,7 +200,8 @@ class LeaderElector:
                 try:
                     if left <= 0:
                         raise TimeoutError
-                    renewed = await asyncio.wait_for(self.try_acquire(), timeout=left)
+                    async with asyncio.timeout(left):  # not wait_for: it can swallow a cancel (3.11)
+                        renewed = await self.try_acquire()
                 except _TRANSIENT as exc:
                     renewed = False
                     self._log.warning("leader.renew_failed", error=str(exc) or type(exc).__name__,
