@@ -29,7 +29,6 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from typing import Any
 import pytest
 import yaml
 
+from e2e.child import ChildProcess
 from vcluster import naming
 from vcluster.controlplane.local import LocalBackend
 from vcluster.settings import BinarySettings
@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 240.0
 
 
-class OperatorProcess:
+class OperatorProcess(ChildProcess):
     """The operator as a child process; ``kill()`` (SIGKILL) and ``start()`` again at will."""
 
     def __init__(self, super_cluster: Any, *, state_dir: Path, log_path: Path, health_interval: float = 5.0) -> None:
@@ -84,28 +84,6 @@ class OperatorProcess:
                 return
             time.sleep(0.3)
         raise AssertionError(f"operator did not install the CRDs within 60s; log: {self.log_path}")
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind, as a crash would be."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self.proc = None
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,18 @@ could not be killed that way.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from e2e.child import ChildProcess
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-class SyncerProcess:
+class SyncerProcess(ChildProcess):
     """The syncer as a child process against the super cluster; ``kill()`` and ``start()`` at will."""
 
     def __init__(self, super_cluster: Any, *, log_path: Path, env: dict[str, str] | None = None) -> None:
@@ -40,29 +41,3 @@ class SyncerProcess:
                 [sys.executable, "-m", "syncer", f"--kubeconfig={self.super_cluster.kubeconfig}"],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self.proc = None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
