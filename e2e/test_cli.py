@@ -67,6 +67,18 @@ def cli(tmp_path_factory: pytest.TempPathFactory, binary_settings: object,
         c.run("down", timeout=120)  # whatever happened, leave nothing running
 
 
+def _proc_facts(pid: int) -> str:
+    """State, parent and command line of a process, for a failure message."""
+    try:
+        fields = dict(
+            line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line
+        )
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError as exc:
+        return f"gone ({exc})"
+    return f"state={fields.get('State', '?').strip()} ppid={fields.get('PPid', '?').strip()} cmd={cmd.strip()}"
+
+
 def test_cli_lifecycle(cli: Cli, tmp_path: Path) -> None:
     # not up yet: a clear error, no traceback
     _one_line_error(cli.run("list"), 1, "kubectl vc up")
@@ -135,10 +147,11 @@ def test_cli_lifecycle(cli: Cli, tmp_path: Path) -> None:
     ports = [int(c["endpoint"].rsplit(":", 1)[1].split("/")[0])
              for c in status["components"] if c["endpoint"].count(":") == 2]
     ports.append(int(alpha["status"]["endpoint"].rsplit(":", 1)[1]))
-    pids = [c["pid"] for c in status["components"]]
+    pids = {c["pid"]: c["name"] for c in status["components"]}
     out = cli.ok("down", timeout=180)
     assert "virtualcluster is down" in out
-    assert not [pid for pid in pids if pid_alive(pid)]
+    survivors = {pid: (name, _proc_facts(pid)) for pid, name in pids.items() if pid_alive(pid)}
+    assert not survivors, f"{survivors}; down said: {out}"
     assert not [p for p in ports if not port_is_free(p)]
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _points_into(p, cli.state_dir)]
     assert leftovers == []

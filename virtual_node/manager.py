@@ -375,9 +375,10 @@ class VirtualNodeManager:
 
     async def _delete_node(self, tenant: _Tenant, name: str) -> None:
         state = tenant.nodes.pop(name, None)
-        with contextlib.suppress(NotFound):
-            await tenant.client.delete(r.NODES, name, uid=state.uid if state else None)
+        # The Lease first: once the Node is gone (what users and tests watch), nothing of it is left.
         with contextlib.suppress(NotFound):
             await tenant.client.delete(r.LEASES, name, namespace=naming.NODE_LEASE_NAMESPACE)
+        with contextlib.suppress(NotFound):
+            await tenant.client.delete(r.NODES, name, uid=state.uid if state else None)
         self._metrics.nodes.labels(tenant.key).set(len(tenant.nodes))
         log.info("virtual_node.deleted", tenant=tenant.key, node=name)

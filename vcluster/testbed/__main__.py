@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vcluster.errors import VClusterError
 from vcluster.logs import configure_logging
-from vcluster.testbed.cluster import LocalSuperCluster, status, stop_state_dir
+from vcluster.testbed.cluster import LocalSuperCluster, status, stop_requested, stop_state_dir
 from vcluster.testbed.settings import TestbedSettings
 
 
@@ -54,7 +54,7 @@ def _up(settings: TestbedSettings) -> int:
                 reason = proc.exit_reason()
                 if reason is None:
                     continue
-                if not proc.pid_path.exists():  # `down` stops a component and removes its pid file
+                if stop_requested(cluster.state_dir) or not proc.pid_path.exists():
                     print(f"the super cluster was stopped by `down` ({name} {reason})", file=sys.stderr)
                     return 0
                 print(f"error: {name} {reason} (log: {proc.log_path}); stopping", file=sys.stderr)

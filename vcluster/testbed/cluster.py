@@ -46,6 +46,9 @@ log = structlog.get_logger(__name__)
 #: Start order; stop goes the other way.
 COMPONENTS: tuple[str, ...] = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 STATE_FILE = "testbed.json"
+# written by `down` before it stops anything, so that a supervising `up` tells an intended stop
+# from a crash even while a component is gone and its pid file is not yet removed
+STOP_MARKER = "stopping"
 KUBECONFIG_FILE = "kubeconfig"
 
 #: Simulated nodes: kwok manages the nodes with this annotation; pods need no toleration.
@@ -276,6 +279,7 @@ class LocalSuperCluster:
         kubelet_port = self._port(s.kwok_kubelet_port, "kwok kubelet port", taken)
         self.layout.root.mkdir(parents=True, exist_ok=True)
         self._refuse_if_running()
+        (self.layout.root / STOP_MARKER).unlink(missing_ok=True)
         try:
             self._start(bins, etcd_client=etcd_client, etcd_peer=etcd_peer, api_port=api_port,
                         kubelet_port=kubelet_port)
@@ -602,9 +606,15 @@ def status(state_dir: Path) -> dict[str, int | None]:
     return out
 
 
+def stop_requested(state_dir: Path) -> bool:
+    """Whether `down` has begun stopping the super cluster of ``state_dir``."""
+    return (state_dir.resolve() / STOP_MARKER).exists()
+
+
 def stop_state_dir(state_dir: Path, *, grace: float = 10.0) -> list[str]:
     """Stop the components of a super cluster recorded in ``state_dir``; return the names stopped."""
     info = read_info(state_dir)
+    (state_dir.resolve() / STOP_MARKER).touch()
     stopped: list[str] = []
     errors: list[str] = []
     for name in reversed(COMPONENTS):
