@@ -198,6 +198,8 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 ANN_TOKEN_FOR_SERVICE_ACCOUNT = f"{GROUP}/token-for-service-account"
 #: Lease (in :data:`SYSTEM_NAMESPACE`) that elects the active syncer replica.
 SYNCER_LEASE_NAME = "vc-syncer"
+#: Lease (in :data:`SYSTEM_NAMESPACE`) whose holder is the one operator replica that acts.
+OPERATOR_LEASE_NAME = "vc-operator"
 #: Longest Secret name (a DNS subdomain).
 MAX_SUBDOMAIN = 253
 _TOKEN_SECRET_PREFIX = "vc-token-"
