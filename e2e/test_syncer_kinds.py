@@ -133,11 +133,17 @@ def test_network_policy_and_ingress_stay_in_the_tenant(super_cluster: Any, tenan
                                                         syncer: SyncerProcess) -> None:
     a, b = tenants
     p_ns = namespace(a, "net")
+    # the same namespace and label in tenant B: a translated selector of A must never match it
+    namespace(b, "net")
+    for t in (a, b):
+        t.kubectl("label", "namespace", "net", "team=blue", "example.com/tier=db")
     apply(a, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
               "metadata": {"name": "from-frontend", "namespace": "net"},
               "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [
                   {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "frontend"}}}]},
                   {"ports": [{"port": 80}]},
+                  {"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}, "matchExpressions": [
+                      {"key": "example.com/tier", "operator": "In", "values": ["db", "cache"]}]}}]},
               ]}},
           {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
            "metadata": {"name": "cidr", "namespace": "net"},
@@ -153,6 +159,18 @@ def test_network_policy_and_ingress_stay_in_the_tenant(super_cluster: Any, tenan
     assert rules[0]["from"][0]["namespaceSelector"]["matchLabels"] == {
         naming.LABEL_TENANT_NAMESPACE: "frontend", naming.LABEL_CLUSTER_KEY: a.cluster_key}
     assert rules[1]["from"] == [{"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: a.cluster_key}}}]
+    # A selector on the tenant's own namespace labels selects, in the real super apiserver, exactly
+    # the tenant's labelled namespace: not tenant B's namespace with the same name and labels.
+    selector = rules[2]["from"][0]["namespaceSelector"]
+    label_query = ",".join([f"{k}={v}" for k, v in selector["matchLabels"].items()] + [
+        f"{e['key']} in ({','.join(e['values'])})" for e in selector["matchExpressions"]])
+
+    def selected() -> list[str] | None:
+        got = kjson(super_cluster.kubectl, "get", "namespaces", "-l", label_query) or {}
+        names = sorted(n["metadata"]["name"] for n in got.get("items", []))
+        return names or None
+
+    assert wait_for("labelled super namespace", selected, syncer=syncer) == [p_ns]
     # The super namespace carries the label the translated selectors use.
     p_ns_obj = kjson(super_cluster.kubectl, "get", "namespace", p_ns)
     assert p_ns_obj["metadata"]["labels"][naming.LABEL_TENANT_NAMESPACE] == "net"
@@ -163,8 +181,9 @@ def test_network_policy_and_ingress_stay_in_the_tenant(super_cluster: Any, tenan
     assert p_ing["spec"]["rules"][0]["host"] == "web.example"
     assert kjson(super_cluster.kubectl, "get", "networkpolicy", "cidr", "-n", p_ns) is None
     assert kjson(super_cluster.kubectl, "get", "secret", "vc-token-default", "-n", p_ns) is None
-    # Tenant B has none of it.
-    assert kjson(super_cluster.kubectl, "get", "namespace", naming.super_namespace(b.cluster_key, "net")) is None
+    # Tenant B, with a namespace of the same name, has none of it.
+    assert kjson(super_cluster.kubectl, "get", "networkpolicy", "from-frontend", "-n",
+                 naming.super_namespace(b.cluster_key, "net")) is None
 
 
 def test_pod_sees_tenant_service_env_and_namespace(super_cluster: Any, tenants: Any, syncer: SyncerProcess) -> None:

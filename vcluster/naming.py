@@ -63,6 +63,11 @@ LABEL_VIRTUAL_NODE = f"{GROUP}/virtual-node"
 #: are DNS labels).  Translated tenant NetworkPolicies select super namespaces with it.
 LABEL_TENANT_NAMESPACE = f"{GROUP}/tenant-namespace"
 #: On a super StorageClass or PriorityClass: ``"true"`` makes the syncer mirror it into every tenant.
+#: Tenant namespace labels are copied onto the super namespace under keys ``<hash>.<this>/<name>``
+#: (see :func:`tenant_label_key`): translated NetworkPolicy namespace selectors can match them,
+#: and a tenant's label can never be read as a super-cluster label (pod security, ours).
+TENANT_LABEL_DOMAIN = f"nslabel.{GROUP}"
+TENANT_LABEL_HASH_LEN = 10
 LABEL_PUBLIC = f"{GROUP}/public"
 PUBLIC_TRUE = "true"
 #: On an object in a tenant control plane that the syncer mirrors from the super cluster (read-only).
@@ -113,6 +118,24 @@ def cluster_key(tenant_name: str, tenant_uid: str) -> str:
     if not tenant_uid:
         raise NamingError("tenant uid is empty")
     return f"{tenant_name}-{_hex(tenant_uid, KEY_HASH_LEN)}"
+
+
+def tenant_label_key(label_key: str) -> str:
+    """The super-namespace label key that carries the tenant namespace label ``label_key``.
+
+    ``prefix/name`` (or ``name``) becomes ``<hash of prefix>.nslabel.<group>/name``: the name part
+    (at most 63 characters) is kept, so the result is a valid label key, and distinct keys map to
+    distinct keys (up to a hash collision, which could only merge two of one tenant's own labels:
+    selectors are confined to the tenant by the cluster-key label).
+    """
+    prefix, _, name = label_key.rpartition("/")
+    return f"{_hex(prefix, TENANT_LABEL_HASH_LEN)}.{TENANT_LABEL_DOMAIN}/{name}"
+
+
+def is_tenant_label_key(label_key: str) -> bool:
+    """Whether a super label key is one of :func:`tenant_label_key`'s."""
+    prefix = label_key.partition("/")[0] if "/" in label_key else ""
+    return prefix.endswith(f".{TENANT_LABEL_DOMAIN}")
 
 
 def root_namespace(key: str) -> str:

@@ -3,7 +3,10 @@
 Why: the super namespace is the tenant's blast radius in the shared cluster;
 its name comes from :func:`vcluster.naming.super_namespace`, its labels say
 whose it is (and carry the pod-security level of the tenant's policy), and
-its annotation maps it back to the tenant namespace.
+its annotation maps it back to the tenant namespace.  The tenant namespace's
+own labels are copied under :func:`vcluster.naming.tenant_label_key` keys, so
+that translated NetworkPolicy namespace selectors on them work, while a
+tenant label can never pose as a super-cluster one (pod security, ours).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ _AUTO_LABELS = frozenset({"kubernetes.io/metadata.name"})
 
 def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
     meta = v_obj["metadata"]
-    labels = naming.owner_labels(ctx.key, ctx.tenant_name)
+    # the tenant's own labels, under keys of their own family (NetworkPolicy namespace selectors)
+    labels = {naming.tenant_label_key(k): v for k, v in (meta.get("labels") or {}).items() if k not in _AUTO_LABELS}
+    labels.update(naming.owner_labels(ctx.key, ctx.tenant_name))
     labels[naming.LABEL_NAMESPACE_ROLE] = naming.ROLE_WORKLOAD
     labels[naming.LABEL_TENANT_NAMESPACE] = meta["name"]  # translated NetworkPolicies select on it
     labels.update(namespace_labels(IsolationSpec(pod_security=ctx.policy.pod_security)))

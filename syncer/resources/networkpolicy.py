@@ -9,9 +9,8 @@ a tenant's pods to every other tenant.  The rules here:
 * every ``namespaceSelector`` is ANDed with the tenant's cluster-key label;
   ``kubernetes.io/metadata.name`` becomes the tenant-namespace label
   (:data:`vcluster.naming.LABEL_TENANT_NAMESPACE`, set on every synced super
-  namespace); other keys are kept and match nothing, because super
-  namespaces do not carry tenant namespace labels (fail closed, see
-  docs/architecture.md);
+  namespace); every other key ``k`` becomes :func:`vcluster.naming.tenant_label_key`
+  of ``k``, under which the syncer copies the tenant namespace's own labels;
 * an ingress rule without peers (from anywhere) becomes "from every
   namespace of this tenant";
 * ``ipBlock`` ingress peers are refused (they would match other tenants'
@@ -40,20 +39,22 @@ def check(v_obj: Obj, _ctx: TranslateContext) -> list[str]:
     return out
 
 
+def _label_key(v_key: str) -> str:
+    """The super namespace label that stands for the tenant namespace label ``v_key``."""
+    return naming.LABEL_TENANT_NAMESPACE if v_key == _NAME_LABEL else naming.tenant_label_key(v_key)
+
+
 def namespace_selector(v_selector: Obj, key: str) -> Obj:
     """A tenant namespace selector as a selector of the same tenant's super namespaces."""
     labels: dict[str, Any] = {}
     for k, v in (v_selector.get("matchLabels") or {}).items():
-        labels[naming.LABEL_TENANT_NAMESPACE if k == _NAME_LABEL else k] = v
+        labels[_label_key(k)] = v
     labels[naming.LABEL_CLUSTER_KEY] = key
     out: Obj = {"matchLabels": labels}
     expressions = []
     for expr in v_selector.get("matchExpressions") or []:
         e = dict(expr)
-        if e.get("key") == _NAME_LABEL:
-            e["key"] = naming.LABEL_TENANT_NAMESPACE
-        if e.get("key") == naming.LABEL_CLUSTER_KEY:
-            continue  # ours: the tenant cannot widen or redirect it
+        e["key"] = _label_key(str(e.get("key") or ""))
         expressions.append(e)
     if expressions:
         out["matchExpressions"] = expressions

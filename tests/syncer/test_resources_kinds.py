@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -108,14 +109,19 @@ def test_tenant_volume_points_at_the_claim_and_hides_the_super_source() -> None:
                  {"matchLabels": {naming.LABEL_TENANT_NAMESPACE: "web", naming.LABEL_CLUSTER_KEY: KEY}},
                  id="by-name"),
     pytest.param({"matchLabels": {naming.LABEL_CLUSTER_KEY: "other-tenant"}},
-                 {"matchLabels": {naming.LABEL_CLUSTER_KEY: KEY}}, id="spoofed-cluster-key-overridden"),
+                 {"matchLabels": {naming.tenant_label_key(naming.LABEL_CLUSTER_KEY): "other-tenant",
+                                  naming.LABEL_CLUSTER_KEY: KEY}},
+                 id="spoofed-cluster-key-is-just-a-tenant-label"),
     pytest.param({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a"]},
-                                       {"key": naming.LABEL_CLUSTER_KEY, "operator": "Exists"}]},
+                                       {"key": naming.LABEL_CLUSTER_KEY, "operator": "DoesNotExist"}]},
                  {"matchLabels": {naming.LABEL_CLUSTER_KEY: KEY}, "matchExpressions": [
-                     {"key": naming.LABEL_TENANT_NAMESPACE, "operator": "In", "values": ["a"]}]},
+                     {"key": naming.LABEL_TENANT_NAMESPACE, "operator": "In", "values": ["a"]},
+                     {"key": naming.tenant_label_key(naming.LABEL_CLUSTER_KEY), "operator": "DoesNotExist"}]},
                  id="expressions"),
-    pytest.param({"matchLabels": {"team": "x"}}, {"matchLabels": {"team": "x", naming.LABEL_CLUSTER_KEY: KEY}},
-                 id="other-labels-kept-and-confined"),
+    pytest.param({"matchLabels": {"team": "x", "example.com/tier": "web"}},
+                 {"matchLabels": {naming.tenant_label_key("team"): "x", naming.tenant_label_key("example.com/tier"):
+                                  "web", naming.LABEL_CLUSTER_KEY: KEY}},
+                 id="tenant-labels-mapped-and-confined"),
 ])
 def test_namespace_selector_is_confined_to_the_tenant(v_selector: dict[str, Any], want: dict[str, Any]) -> None:
     assert np_mod.namespace_selector(v_selector, KEY) == want
@@ -223,6 +229,24 @@ def test_secret_names_reserved_for_tokens_are_refused(name: str, refused: bool) 
 def test_super_namespace_carries_the_tenant_namespace_label() -> None:
     p = BY_KIND["Namespace"].to_super({"metadata": {"name": "shop", "uid": "u"}}, CTX)
     assert p["metadata"]["labels"][naming.LABEL_TENANT_NAMESPACE] == "shop"
+
+
+def test_tenant_namespace_labels_are_copied_but_never_pose_as_super_labels() -> None:
+    v_labels = {"team": "blue", "kubernetes.io/metadata.name": "shop",
+                "pod-security.kubernetes.io/enforce": "privileged", naming.LABEL_CLUSTER_KEY: "someone-else"}
+    p = BY_KIND["Namespace"].to_super({"metadata": {"name": "shop", "uid": "u", "labels": v_labels}}, CTX)
+    labels = p["metadata"]["labels"]
+    assert labels[naming.tenant_label_key("team")] == "blue"
+    assert labels[naming.tenant_label_key("pod-security.kubernetes.io/enforce")] == "privileged"
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"  # the tenant's policy, not its label
+    assert labels[naming.LABEL_CLUSTER_KEY] == KEY
+    assert naming.tenant_label_key("kubernetes.io/metadata.name") not in labels
+    # a label the tenant removes is removed from the super namespace too
+    have = copy.deepcopy(p)
+    v_labels.pop("team")
+    desired = BY_KIND["Namespace"].to_super({"metadata": {"name": "shop", "uid": "u", "labels": v_labels}}, CTX)
+    patch = BY_KIND["Namespace"].patch_update(desired, have)
+    assert patch["metadata"]["labels"] == {naming.tenant_label_key("team"): None}
 
 
 # ---- pods: service env vars and downward-API volumes ------------------------------------------

@@ -98,3 +98,26 @@ def test_token_secret_names_fit(sa: str) -> None:
 def test_bad_tenant_names_are_refused(bad: str) -> None:
     with pytest.raises(naming.NamingError):
         naming.cluster_key(bad, "uid")
+
+
+_label_name = st.from_regex(r"\A[a-zA-Z0-9]([-a-zA-Z0-9_.]{0,61}[a-zA-Z0-9])?\Z")
+_label_prefix = st.one_of(st.just(""), st.from_regex(r"\A[a-z0-9]([-a-z0-9.]{0,40}[a-z0-9])?\Z"))
+
+
+@given(_label_prefix, _label_name, _label_prefix, _label_name)
+@settings(max_examples=300)
+def test_tenant_label_keys_are_valid_injective_and_recognisable(p1: str, n1: str, p2: str, n2: str) -> None:
+    k1, k2 = f"{p1}/{n1}" if p1 else n1, f"{p2}/{n2}" if p2 else n2
+    s1, s2 = naming.tenant_label_key(k1), naming.tenant_label_key(k2)
+    prefix, _, name = s1.partition("/")
+    assert name == n1
+    assert len(prefix) <= naming.MAX_SUBDOMAIN
+    assert naming.is_tenant_label_key(s1)
+    assert (s1 == s2) == (k1 == k2)
+
+
+@pytest.mark.parametrize(
+    "key", ["team", "example.com/tier", naming.LABEL_CLUSTER_KEY, "pod-security.kubernetes.io/enforce"],
+)
+def test_plain_label_keys_are_not_tenant_label_keys(key: str) -> None:
+    assert not naming.is_tenant_label_key(key)
