@@ -42,6 +42,7 @@ import pytest
 import yaml
 
 from e2e.child import ChildProcess
+from tenant_crd import models
 from vcluster import naming
 from vcluster.controlplane.local import LocalBackend
 from vcluster.settings import BinarySettings
@@ -85,6 +86,24 @@ class OperatorProcess(ChildProcess):
             time.sleep(0.3)
         raise AssertionError(f"operator did not install the CRDs within 60s; log: {self.log_path}")
 
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_log(self, needle: str, *, timeout: float = 60.0, since: int = 0) -> str:
+        """Poll the log (from character ``since``) until a line contains ``needle``; return that line."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_text()[since:].splitlines():
+                if needle in line:
+                    return line
+            if not self.alive():
+                break
+            time.sleep(0.3)
+        raise AssertionError(f"operator log has no {needle!r} (alive: {self.alive()}):\n{self.log_tail()}")
+
 
 @dataclass(frozen=True)
 class TenantHandle:
@@ -117,10 +136,8 @@ def get_tenant(super_cluster: Any, name: str) -> dict[str, Any] | None:
 
 
 def ready_condition(obj: dict[str, Any] | None) -> dict[str, Any]:
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return dict(cond)
-    return {}
+    """The Ready condition (``{}`` when there is none yet)."""
+    return dict(models.ready_condition(obj) or {})
 
 
 def wait_tenant(
@@ -141,8 +158,8 @@ def wait_tenant(
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
-    cond = ready_condition(obj)
-    return cond.get("status") == "True" and cond.get("observedGeneration") == obj["metadata"].get("generation")
+    """Ready for the current spec (the one generation-aware rule, ``tenant_crd.models.is_ready``)."""
+    return models.is_ready(obj)
 
 
 def control_plane_processes(state_dir: Path, key: str) -> dict[str, list[int]]:
@@ -211,8 +228,17 @@ def delete_tenant(super_cluster: Any, name: str, *, wait: bool = True, timeout: 
 
 @contextlib.contextmanager
 def running_operator(super_cluster: Any, *, state_dir: Path, log_path: Path) -> Iterator[OperatorProcess]:
-    """An operator subprocess for the duration of the block; tenants it made are deleted afterwards."""
+    """An operator subprocess for the duration of the block; tenants it made are deleted afterwards.
+
+    Operators elect one leader per super cluster (the Lease ``vc-system/vc-operator``), so an operator
+    already running against the same super cluster is stopped (its Lease released) for the block and
+    started again afterwards; otherwise the new one would only stand by.
+    """
     global _current
+    paused = _current if _current is not None and _current.super_cluster is super_cluster and _current.alive() \
+        else None
+    if paused is not None:
+        paused.stop()
     op = OperatorProcess(super_cluster, state_dir=state_dir, log_path=log_path)
     op.start()
     previous, _current = _current, op
@@ -234,6 +260,21 @@ def running_operator(super_cluster: Any, *, state_dir: Path, log_path: Path) -> 
                 for child in state_dir.iterdir():
                     if child.is_dir():
                         backend.destroy(child.name)
+            if paused is not None:
+                paused.start()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_tenants() -> Iterator[None]:
+    """Tenants a module created through the session operator are deleted when the module ends."""
+    before = set(_current.tenants) if _current is not None else set()
+    yield
+    op = _current
+    if op is None or not op.alive():
+        return
+    for name in sorted(op.tenants - before):
+        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+            delete_tenant(op.super_cluster, name, timeout=90)
 
 
 @pytest.fixture(scope="session")

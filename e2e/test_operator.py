@@ -11,6 +11,11 @@ the tests of this module:
   removes every process, namespace and secret.
 * ``delta`` (pods): the rendered objects are accepted by the super apiserver
   and the pods reach Running on the kwok nodes.
+* ``epsilon``/``zeta`` (local): a second operator (same state folder, as a
+  second replica on the same machine) stands by while the first holds the
+  Lease and touches nothing; SIGTERM on the first releases the Lease, the
+  second takes over, adopts the running control planes and provisions a
+  Tenant created meanwhile.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -294,3 +301,58 @@ def test_dead_apiserver_is_restarted(pair: tuple[TenantHandle, TenantHandle], vc
         assert time.monotonic() < deadline, f"apiserver not restarted:\n{vc_operator.log_tail()}"
         time.sleep(0.5)
     assert len(procs) == 1
+
+
+def _lease_holder(super_cluster: Any) -> str:
+    got = super_cluster.kubectl("get", "lease", "-n", naming.SYSTEM_NAMESPACE, naming.OPERATOR_LEASE_NAME,
+                                "-o", "json")
+    return str(json.loads(got.stdout)["spec"].get("holderIdentity") or "")
+
+
+def _identity(op: OperatorProcess) -> str:
+    """The operator's default Lease identity (``<hostname>-<pid>``; it runs as a direct child)."""
+    assert op.proc is not None
+    return f"{socket.gethostname()}-{op.proc.pid}"
+
+
+def test_second_operator_stands_by_and_takes_over(super_cluster: Any, vc_operator: OperatorProcess,
+                                                  tmp_path: Path) -> None:
+    first = vc_operator
+    first.wait_log("operator.leading")
+    assert _lease_holder(super_cluster) == _identity(first)
+    second = OperatorProcess(super_cluster, state_dir=first.state_dir, log_path=tmp_path / "operator-2.log")
+    second.start()
+    try:
+        line = second.wait_log("operator.standing_by")
+        assert _identity(first) in line  # it names the current holder
+
+        # While the first leads, a new Tenant is provisioned once, by the first; the standby does nothing.
+        e = create_tenant(super_cluster, f"epsilon-{_suffix()}", operator=first)
+        e_procs = control_plane_processes(first.state_dir, e.cluster_key)
+        assert {k: len(v) for k, v in e_procs.items()} == dict.fromkeys(cp.COMPONENTS, 1)
+        assert e.name not in second.log_text()
+        assert "operator.start" not in second.log_text()
+        assert second.alive()
+
+        # SIGTERM: the first releases the Lease; a Tenant created meanwhile is provisioned by the second.
+        first.stop()
+        z = create_tenant(super_cluster, f"zeta-{_suffix()}", wait=False, operator=second)
+        second.wait_log("operator.leading")
+        assert _lease_holder(super_cluster) == _identity(second)
+        z = create_tenant(super_cluster, z.name, operator=second)
+        z_procs = control_plane_processes(second.state_dir, z.cluster_key)
+        assert {k: len(v) for k, v in z_procs.items()} == dict.fromkeys(cp.COMPONENTS, 1)
+        # the first's control plane was adopted, not replaced or duplicated
+        wait_tenant(super_cluster, e.name, is_ready, what="Ready under the second operator", operator=second)
+        assert control_plane_processes(first.state_dir, e.cluster_key) == e_procs
+        delete_tenant(super_cluster, e.name)
+        delete_tenant(super_cluster, z.name)
+        assert control_plane_processes(second.state_dir, z.cluster_key) == {}
+    finally:
+        # Hand the session operator back: it stands by until the second releases the Lease.
+        first.tenants |= second.tenants
+        mark = len(first.log_text())
+        if not first.alive():
+            first.start()
+        second.stop()
+    first.wait_log("operator.leading", since=mark)

@@ -1,110 +1,40 @@
-"""Leader election through a coordination.k8s.io Lease, so two syncer replicas can run.
+"""The syncer's Lease: :mod:`vcluster.leader` configured from :class:`SyncerSettings`.
 
 Why: two active syncers would race on every write (harmless thanks to uid
 preconditions, but twice the load and AlreadyExists storms); a standby that
-takes over when the leader stops renewing keeps the syncer available.  Same
-protocol as client-go's leaderelection: ``holderIdentity``, ``renewTime``,
-``leaseDurationSeconds``, ``leaseTransitions``, optimistic concurrency on
-``resourceVersion``.
-
-Like client-go, expiry is judged on the *local* monotonic clock: a follower
-notes when it last saw the lease record change and takes over once it has
-not changed for ``leaseDurationSeconds`` (wall clocks of two machines need
-not agree).  The leader gives up when it could not renew for
-``renew_deadline`` seconds (< the lease duration), so it stops writing
-before any follower may take over; :meth:`LeaderElector.keep` raises
-:class:`LostLease` then and the caller cancels the syncer's work.
+takes over when the leader stops renewing keeps the syncer available.  The
+protocol itself lives in :mod:`vcluster.leader`, shared with the operator;
+this module only says which Lease (``naming.SYNCER_LEASE_NAME`` in
+``naming.SYSTEM_NAMESPACE``) and which timing the syncer uses.
 """
 
 from __future__ import annotations
 
-import asyncio
-import datetime as _dt
-import os
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
-import aiohttp
-import structlog
 
 from syncer.settings import SyncerSettings
-from vcluster import naming
-from vcluster.errors import VClusterError
-from vcluster.kube import AlreadyExists, ApiClient, ApiError, Conflict, NotFound, resources
+from vcluster import leader, naming
+from vcluster.kube import ApiClient
+from vcluster.leader import LostLease, Observation, may_take, next_spec, record_of
 
-log = structlog.get_logger(__name__)
-
-#: Errors of one lease round trip that are retried (the apiserver may be briefly away).
-_TRANSIENT = (ApiError, aiohttp.ClientError, OSError, TimeoutError)
+__all__ = ["LeaderElector", "LostLease", "Observation", "lease_config", "may_take", "next_spec", "record_of"]
 
 
-class LostLease(VClusterError):
-    """This replica stopped being the leader."""
-
-
-def _fmt(t: _dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def record_of(lease: dict[str, Any] | None) -> tuple[str, str, int, int]:
-    """The part of a Lease whose change proves its holder is alive (pure)."""
-    spec = (lease or {}).get("spec") or {}
-    return (
-        str(spec.get("holderIdentity") or ""),
-        str(spec.get("renewTime") or ""),
-        int(spec.get("leaseDurationSeconds") or 0),
-        int(spec.get("leaseTransitions") or 0),
+def lease_config(settings: SyncerSettings) -> leader.LeaseConfig:
+    """The syncer's Lease and timing (pure)."""
+    return leader.LeaseConfig(
+        name=naming.SYNCER_LEASE_NAME,
+        namespace=naming.SYSTEM_NAMESPACE,
+        identity=settings.identity,
+        duration=settings.lease_duration,
+        renew_deadline=settings.lease_renew_deadline,
+        retry_period=settings.lease_retry_period,
     )
 
 
-@dataclass(slots=True)
-class Observation:
-    """What this replica last saw of the Lease, and when (monotonic seconds) it last changed."""
-
-    record: tuple[str, str, int, int] = ("", "", 0, 0)
-    changed_at: float = 0.0
-
-    def see(self, lease: dict[str, Any] | None, *, now: float) -> None:
-        record = record_of(lease)
-        if record != self.record:
-            self.record = record
-            self.changed_at = now
-
-
-def may_take(obs: Observation, *, identity: str, now: float) -> bool:
-    """Whether ``identity`` may write itself into the Lease last observed as ``obs`` (pure).
-
-    Yes when it holds it already, nobody holds it (released), or the record has
-    not changed for longer than its ``leaseDurationSeconds`` on our own clock.
-    """
-    holder, _renew, duration, _transitions = obs.record
-    if not holder or holder == identity:
-        return True
-    return now - obs.changed_at > duration
-
-
-def next_spec(old: dict[str, Any] | None, *, identity: str, duration: float, now: _dt.datetime) -> dict[str, Any]:
-    """The Lease spec after ``identity`` acquires or renews it (pure)."""
-    old = old or {}
-    stamp = _fmt(now)
-    same = old.get("holderIdentity") == identity
-    transitions = int(old.get("leaseTransitions") or 0)
-    if old.get("holderIdentity") and not same:
-        transitions += 1
-    return {
-        "holderIdentity": identity,
-        "leaseDurationSeconds": max(1, round(duration)),
-        "acquireTime": old.get("acquireTime", stamp) if same else stamp,
-        "renewTime": stamp,
-        "leaseTransitions": transitions,
-    }
-
-
-class LeaderElector:
-    """Acquire and keep the syncer Lease (``naming.SYNCER_LEASE_NAME`` in ``naming.SYSTEM_NAMESPACE``)."""
+class LeaderElector(leader.LeaderElector):
+    """Acquire and keep the syncer Lease (``vc-system/vc-syncer``)."""
 
     def __init__(
         self,
@@ -114,117 +44,4 @@ class LeaderElector:
         on_change: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.api = api
-        self.identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.duration = settings.lease_duration
-        self.renew_deadline = settings.lease_renew_deadline
-        self.retry_period = settings.lease_retry_period
-        self.namespace = naming.SYSTEM_NAMESPACE
-        self.name = naming.SYNCER_LEASE_NAME
-        self.observed = Observation()
-        self.leading = False
-        #: Monotonic time of the last successful Lease round trip (``None``: none yet).
-        self.last_contact: float | None = None
-        self._on_change = on_change
-        self._clock = clock
-        self._log = log.bind(identity=self.identity, lease=f"{self.namespace}/{self.name}")
-
-    def _set_leading(self, leading: bool) -> None:
-        if leading != self.leading:
-            self.leading = leading
-            if self._on_change is not None:
-                self._on_change(leading)
-
-    def standing_by(self) -> bool:
-        """A healthy follower: not leading, and the Lease was read within its duration."""
-        return (not self.leading and self.last_contact is not None
-                and self._clock() - self.last_contact < self.duration)
-
-    async def try_acquire(self) -> bool:
-        """One round trip: take or renew the Lease if allowed; ``False`` if another replica holds it."""
-        lease = await self.api.get_or_none(resources.LEASES, self.name, namespace=self.namespace)
-        now = self.last_contact = self._clock()
-        self.observed.see(lease, now=now)
-        wall = _dt.datetime.now(_dt.UTC)
-        if lease is None:
-            body = {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": next_spec(None, identity=self.identity, duration=self.duration, now=wall),
-            }
-            try:
-                created = await self.api.create(resources.LEASES, body)
-            except AlreadyExists:
-                return False
-            except NotFound:
-                self._log.warning("leader.namespace_missing", namespace=self.namespace)
-                return False
-            self.observed.see(created, now=self._clock())
-            return True
-        if not may_take(self.observed, identity=self.identity, now=now):
-            return False
-        holder = record_of(lease)[0]
-        lease["spec"] = next_spec(lease.get("spec"), identity=self.identity, duration=self.duration, now=wall)
-        try:
-            written = await self.api.replace(resources.LEASES, lease)
-        except Conflict:
-            return False
-        self.observed.see(written, now=self._clock())
-        if holder and holder != self.identity:
-            self._log.info("leader.took_over", previous=holder)
-        return True
-
-    async def acquire(self) -> None:
-        """Wait (standing by) until this replica holds the Lease."""
-        self._log.info("leader.standing_by")
-        while True:
-            try:
-                async with asyncio.timeout(self.renew_deadline):  # not wait_for: it can swallow a cancel
-                    acquired = await self.try_acquire()
-                if acquired:
-                    break
-            except _TRANSIENT as exc:
-                self._log.warning("leader.acquire_failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(self.retry_period)
-        self._set_leading(True)
-        self._log.info("leader.acquired")
-
-    async def keep(self) -> None:
-        """Renew until cancelled; raise :class:`LostLease` when another replica holds the Lease or
-        renewing failed for ``renew_deadline`` seconds (before the Lease can expire for others)."""
-        last_renew = self._clock()
-        try:
-            while True:
-                await asyncio.sleep(self.retry_period)
-                left = self.renew_deadline - (self._clock() - last_renew)
-                try:
-                    if left <= 0:
-                        raise TimeoutError
-                    async with asyncio.timeout(left):  # not wait_for: it can swallow a cancel (3.11)
-                        renewed = await self.try_acquire()
-                except _TRANSIENT as exc:
-                    renewed = False
-                    self._log.warning("leader.renew_failed", error=str(exc) or type(exc).__name__,
-                                      since_renew=round(self._clock() - last_renew, 2))
-                if renewed:
-                    last_renew = self._clock()
-                    continue
-                holder = self.observed.record[0]
-                if holder and holder != self.identity:
-                    raise LostLease(f"{self.identity} lost the syncer lease to {holder}")
-                if self._clock() - last_renew >= self.renew_deadline:
-                    raise LostLease(f"{self.identity} could not renew the syncer lease for {self.renew_deadline:g}s")
-        except LostLease as exc:
-            self._set_leading(False)
-            self._log.error("leader.lost", reason=str(exc))
-            raise
-
-    async def release(self) -> None:
-        """Give the Lease up (holder cleared) so a follower need not wait for it to expire."""
-        self._set_leading(False)
-        lease = await self.api.get_or_none(resources.LEASES, self.name, namespace=self.namespace)
-        if lease and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
-            lease["spec"]["holderIdentity"] = ""
-            lease["spec"]["leaseDurationSeconds"] = 1
-            await self.api.replace(resources.LEASES, lease)
-            self._log.info("leader.released")
+        super().__init__(api, config=lease_config(settings), on_change=on_change, clock=clock)

@@ -1,28 +1,39 @@
 """``python -m vcluster.operator``: run the Tenant operator against a super cluster.
 
 Why: one entry point that reads settings (environment, then command line),
-configures logging once, optionally installs the CRDs, builds the explicit
-Kopf registry and runs Kopf in standalone mode until SIGINT/SIGTERM.  Errors
-meant for the user end as one ``error: ...`` line.
+configures logging once, makes sure ``vc-system`` exists, optionally installs
+the CRDs, and then stands by until this replica holds the operator Lease
+(``vc-system/vc-operator``, :mod:`vcluster.leader`): only the holder builds
+the explicit Kopf registry and runs Kopf (standalone), so several operators
+on one super cluster never provision the same Tenant twice.  SIGINT/SIGTERM
+stops Kopf and releases the Lease; a lost Lease stops Kopf and exits 1 (the
+Deployment or supervisor restarts it as a standby).  Errors meant for the
+user end as one ``error: ...`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
+from vcluster import naming
 from vcluster.errors import VClusterError
 from vcluster.operator.settings import OperatorSettings
 
 if TYPE_CHECKING:  # the heavy imports wait until run(): --help stays fast
     from vcluster.kube import ApiClient
+    from vcluster.leader import LeaderElector, LeaseConfig
 
 log = structlog.get_logger(__name__)
 
@@ -35,10 +46,14 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
     parser.add_argument("--health-host", default=base.health_host, help="address of the health server")
     parser.add_argument("--health-interval", type=float, default=base.health_interval)
     parser.add_argument("--no-install-crds", action="store_true", help="do not apply the CRDs on start")
-    parser.add_argument("--peering", action="store_true", default=base.peering, help="enable Kopf peering")
+    # Gone: the operator always elects one active replica through the Lease vc-system/vc-operator.
+    parser.add_argument("--peering", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default=base.log_level)
     parser.add_argument("--log-json", action="store_true", default=base.log_json)
     args = parser.parse_args(argv)
+    if args.peering:
+        print("warning: --peering is obsolete and ignored: replicas elect one leader through the Lease "
+              f"{naming.SYSTEM_NAMESPACE}/{naming.OPERATOR_LEASE_NAME}", file=sys.stderr)
     return replace(
         base,
         kubeconfig=args.kubeconfig,
@@ -47,7 +62,6 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
         health_host=args.health_host,
         health_interval=args.health_interval,
         install_crds=base.install_crds and not args.no_install_crds,
-        peering=args.peering,
         log_level=args.log_level,
         log_json=args.log_json,
     )
@@ -73,12 +87,72 @@ async def install_crds(api: ApiClient) -> None:
             raise VClusterError(f"CRD {crd['metadata']['name']} did not become Established")
 
 
+async def ensure_system_namespace(api: ApiClient) -> None:
+    """Create ``naming.SYSTEM_NAMESPACE`` (where the operator Lease lives) if it is missing."""
+    from vcluster.kube import AlreadyExists
+    from vcluster.kube import resources as r
+
+    if await api.get_or_none(r.NAMESPACES, naming.SYSTEM_NAMESPACE) is not None:
+        return
+    with contextlib.suppress(AlreadyExists):
+        await api.create(r.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                        "metadata": {"name": naming.SYSTEM_NAMESPACE}})
+        log.info("operator.namespace_created", namespace=naming.SYSTEM_NAMESPACE)
+
+
+def lease_config(settings: OperatorSettings) -> LeaseConfig:
+    """The operator's Lease (``vc-system/vc-operator``) and timing (pure)."""
+    from vcluster.leader import LeaseConfig
+
+    return LeaseConfig(
+        name=naming.OPERATOR_LEASE_NAME,
+        namespace=naming.SYSTEM_NAMESPACE,
+        identity=settings.identity,
+        duration=settings.lease_duration,
+        renew_deadline=settings.lease_renew_deadline,
+        retry_period=settings.lease_retry_period,
+    )
+
+
+def _on_signals(callback: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, callback)
+
+
+async def _until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run ``work`` unless ``stop`` is set first (then cancel it); ``True`` if ``work`` finished."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, waiter):
+            t.cancel()
+        await asyncio.gather(task, waiter, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()
+    return True
+
+
 async def run(settings: OperatorSettings) -> None:
+    """Stand by until this replica holds the operator Lease, then run Kopf while renewing it.
+
+    SIGTERM/SIGINT: stop Kopf and release the Lease (a standby takes over at
+    its next retry).  Lost Lease (another holder, or no renewal within the
+    renew deadline): Kopf is cancelled at once and :class:`VClusterError` ends
+    the process non-zero; if Kopf has not stopped before a standby may take
+    over (``lease_duration - lease_renew_deadline``) the process exits hard,
+    as client-go's users do.
+    """
     import kopf
+    from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 
     from vcluster.controlplane.local import LocalBackend
     from vcluster.kube import ApiClient, ClientConfig
     from vcluster.kubeconfig import load_kubeconfig
+    from vcluster.leader import LeaderElector
     from vcluster.operator.handlers import kopf_settings, register
     from vcluster.operator.reconcile import Reconciler
     from vcluster.settings import BinarySettings
@@ -86,10 +160,47 @@ async def run(settings: OperatorSettings) -> None:
     if settings.kubeconfig is None:
         raise VClusterError("no super cluster kubeconfig: pass --kubeconfig or set VC_OPERATOR_KUBECONFIG")
     connection = load_kubeconfig(settings.kubeconfig)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    async with ApiClient(ClientConfig.from_kubeconfig(settings.kubeconfig)) as api:
-        if settings.install_crds:
+    stop = asyncio.Event()  # SIGTERM/SIGINT; also Kopf's stop flag
+    _on_signals(stop.set)
+    metrics = CollectorRegistry()
+    ProcessCollector(registry=metrics)
+    leader_gauge = Gauge("vc_operator_leader", "1 = this replica runs the operator; 0 = standing by",
+                         registry=metrics)
+    kopf_ready = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        api = await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(settings.kubeconfig)))
+        await ensure_system_namespace(api)
+        if settings.install_crds:  # idempotent: fine for a standby too
             await install_crds(api)
+        # A client of its own: renewals must not wait behind the handlers' requests for a pooled connection.
+        lease_api = await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(
+            settings.kubeconfig, max_connections=2, user_agent="vc-operator-leader-election")))
+        elector = LeaderElector(lease_api, config=lease_config(settings),
+                                on_change=lambda leading: leader_gauge.set(int(leading)))
+
+        def ready() -> bool:
+            # The leader: Kopf started.  A standby is ready while it can read the Lease (ready to take
+            # over); vc_operator_leader tells them apart.  Liveness (/healthz) is OK either way.
+            if elector.leading:
+                return kopf_ready.is_set()
+            return elector.standing_by()
+
+        acquired = await elector.attempt()  # one round trip first, so /readyz answers from the start
+        if settings.health_port is not None:
+            from vcluster.health import start_health_server
+
+            health = await start_health_server(host=settings.health_host, port=settings.health_port,
+                                               ready=ready, registry=metrics)
+            stack.push_async_callback(health.stop)
+            log.info("operator.health", port=health.port)
+        if not acquired:
+            log.info("operator.standing_by", holder=elector.holder or None, identity=elector.identity,
+                     lease=f"{naming.SYSTEM_NAMESPACE}/{naming.OPERATOR_LEASE_NAME}")
+            if not await _until_stopped(elector.acquire(), stop):
+                log.info("operator.stopped", leading=False)
+                return
+        log.info("operator.leading", identity=elector.identity)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
         reconciler = Reconciler(
             api=api,
             local=LocalBackend(state_dir=settings.state_dir, binary_settings=BinarySettings.from_env(),
@@ -98,21 +209,54 @@ async def run(settings: OperatorSettings) -> None:
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)
-        health = None
-        if settings.health_port is not None:
-            from vcluster.health import start_health_server
-
-            health = await start_health_server(host=settings.health_host, port=settings.health_port)
-            log.info("operator.health", port=health.port)
         log.info("operator.start", state_dir=str(settings.state_dir), server=connection.server)
-        try:
-            await kopf.operator(
-                registry=registry, settings=kopf_settings(settings), standalone=not settings.peering,
-                clusterwide=True,
-            )
-        finally:
-            if health is not None:
-                await health.stop()
+        # keep() first: Kopf cancels, when it stops, every task created after it started.
+        keep = asyncio.create_task(elector.keep(), name="operator-lease")
+        operator = asyncio.create_task(kopf.operator(
+            registry=registry, settings=kopf_settings(settings), standalone=True, clusterwide=True,
+            stop_flag=stop, ready_flag=kopf_ready,
+        ), name="kopf")
+        await _lead(elector, keep=keep, operator=operator, stop=stop, settings=settings)
+
+
+async def _lead(
+    elector: LeaderElector, *, keep: asyncio.Task[None], operator: asyncio.Task[None], stop: asyncio.Event,
+    settings: OperatorSettings,
+) -> None:
+    """Wait for Kopf to stop (signal: Kopf's own handlers stop it) or the Lease to be lost; clean up."""
+    from vcluster.leader import LostLease
+
+    lost: LostLease | None = None
+    try:
+        done, _ = await asyncio.wait({keep, operator}, return_when=asyncio.FIRST_COMPLETED)
+        if keep in done and isinstance(keep.exception(), LostLease):
+            lost = keep.exception()  # type: ignore[assignment]
+    finally:
+        stop.set()  # Kopf's stop flag: also keeps its "ultimate exit" SIGKILL timer off
+        keep.cancel()
+        if lost is not None:
+            operator.cancel()  # stop handlers at once: a standby may take over soon
+        grace = (settings.lease_duration - settings.lease_renew_deadline) if lost is not None else 60.0
+        _, pending = await asyncio.wait({operator}, timeout=max(0.1, grace))
+        if pending and lost is not None:
+            log.error("operator.stop_overdue", grace=grace)
+            print(f"error: {lost}; Kopf did not stop within {grace:g}s, exiting hard", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+        _on_signals(stop.set)  # Kopf's handlers point at its finished run
+        await asyncio.gather(keep, return_exceptions=True)
+        if lost is None:
+            try:
+                async with asyncio.timeout(max(2.0, settings.lease_retry_period)):
+                    await elector.release()
+            except Exception as exc:  # the Lease then expires on its own
+                log.warning("operator.release_failed", error=str(exc) or type(exc).__name__)
+        log.info("operator.stopped", leading=False, lost=lost is not None)
+    if lost is not None:
+        raise VClusterError(f"{lost}: stopped the operator (a restart stands by until the lease is free)")
+    if not operator.cancelled():
+        operator.result()  # Kopf's own failure, if any
 
 
 def main(argv: list[str] | None = None) -> int:

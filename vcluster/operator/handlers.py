@@ -37,7 +37,9 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
         prefix=f"kopf.{naming.GROUP}", key="last-handled-configuration"
     )
     out.posting.level = 100  # we post our own Events (reconcile.Reconciler.event)
-    out.peering.standalone = not settings.peering
+    # One replica acts at a time through our own Lease (vcluster.leader), so Kopf's peering (which
+    # needs its own CRDs) stays off: the operator only runs Kopf while it holds the Lease.
+    out.peering.standalone = True
     out.peering.clusterwide = True
     out.watching.server_timeout = 300
     out.queueing.error_delays = [1, 2, 5, 10, 20, 30]

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vcluster.settings import env_float, env_int
+from vcluster.settings import SettingsError, env_float, env_int
 
 
 def _state_home() -> Path:
@@ -37,14 +37,29 @@ class OperatorSettings:
     health_port: int | None = None
     #: Address the health server binds: loopback on a laptop, ``0.0.0.0`` in a pod (probes, scraping).
     health_host: str = "127.0.0.1"
-    #: Kopf peering (several operator replicas); off by default (standalone).
-    peering: bool = False
+    #: Written into the operator Lease's ``holderIdentity``; empty means ``<hostname>-<pid>``.
+    identity: str = ""
+    #: Seconds the operator Lease stays valid without renewal (a standby takes over after that).
+    lease_duration: float = 15.0
+    #: The leader stops (exits non-zero) when it could not renew for this long (< ``lease_duration``).
+    lease_renew_deadline: float = 10.0
+    #: Seconds between a standby's attempts and the leader's renewals (< ``lease_renew_deadline``).
+    lease_retry_period: float = 2.0
     log_level: str = "INFO"
     log_json: bool = False
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
         kubeconfig = os.environ.get("VC_OPERATOR_KUBECONFIG")
+        duration = env_float("VC_OPERATOR_LEASE_DURATION", 15.0, positive=True)
+        renew_deadline = env_float("VC_OPERATOR_LEASE_RENEW_DEADLINE", duration * 2 / 3, positive=True)
+        retry_period = env_float("VC_OPERATOR_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), positive=True)
+        if not renew_deadline < duration:
+            raise SettingsError(f"VC_OPERATOR_LEASE_RENEW_DEADLINE={renew_deadline:g} must be less than "
+                                f"the lease duration {duration:g}")
+        if not retry_period < renew_deadline:
+            raise SettingsError(f"VC_OPERATOR_LEASE_RETRY_PERIOD={retry_period:g} must be less than "
+                                f"the renew deadline {renew_deadline:g}")
         return cls(
             kubeconfig=Path(kubeconfig) if kubeconfig else None,
             state_dir=Path(
@@ -56,7 +71,10 @@ class OperatorSettings:
             install_crds=os.environ.get("VC_OPERATOR_INSTALL_CRDS", "1") not in ("0", "false", "no"),
             health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535),
             health_host=os.environ.get("VC_OPERATOR_HEALTH_HOST", "127.0.0.1"),
-            peering=os.environ.get("VC_OPERATOR_PEERING", "0") in ("1", "true", "yes"),
+            identity=os.environ.get("VC_OPERATOR_IDENTITY", ""),
+            lease_duration=duration,
+            lease_renew_deadline=renew_deadline,
+            lease_retry_period=retry_period,
             log_level=os.environ.get("VC_LOG_LEVEL", "INFO"),
             log_json=os.environ.get("VC_LOG_JSON", "0") in ("1", "true", "yes"),
         )

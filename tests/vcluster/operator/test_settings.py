@@ -29,3 +29,57 @@ def test_numbers_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VC_OPERATOR_HEALTH_INTERVAL", raising=False)
     settings = OperatorSettings.from_env()
     assert (settings.start_timeout, settings.health_port, settings.health_interval) == (12.5, 0, 20.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, (15.0, 10.0, 2.0), id="defaults"),
+        pytest.param({"VC_OPERATOR_LEASE_DURATION": "3"}, (3.0, 2.0, 0.5), id="short-lease-derives-the-rest"),
+        pytest.param({"VC_OPERATOR_LEASE_DURATION": "6", "VC_OPERATOR_LEASE_RENEW_DEADLINE": "4",
+                      "VC_OPERATOR_LEASE_RETRY_PERIOD": "1"}, (6.0, 4.0, 1.0), id="explicit"),
+    ],
+)
+def test_lease_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                        expected: tuple[float, float, float]) -> None:
+    for name in ("VC_OPERATOR_LEASE_DURATION", "VC_OPERATOR_LEASE_RENEW_DEADLINE", "VC_OPERATOR_LEASE_RETRY_PERIOD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = OperatorSettings.from_env()
+    assert (s.lease_duration, s.lease_renew_deadline, s.lease_retry_period) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param({"VC_OPERATOR_LEASE_DURATION": "5", "VC_OPERATOR_LEASE_RENEW_DEADLINE": "5"},
+                     "RENEW_DEADLINE=5 must be less than the lease duration 5", id="deadline-not-below-duration"),
+        pytest.param({"VC_OPERATOR_LEASE_RENEW_DEADLINE": "2", "VC_OPERATOR_LEASE_RETRY_PERIOD": "3"},
+                     "RETRY_PERIOD=3 must be less than the renew deadline 2", id="retry-not-below-deadline"),
+        pytest.param({"VC_OPERATOR_LEASE_DURATION": "0"}, "VC_OPERATOR_LEASE_DURATION must be positive",
+                     id="zero-duration"),
+    ],
+)
+def test_bad_lease_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(VClusterError, match=message):
+        OperatorSettings.from_env()
+
+
+def test_lease_config_names_the_operator_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vcluster import naming
+    from vcluster.operator.__main__ import lease_config
+
+    monkeypatch.setenv("VC_OPERATOR_IDENTITY", "op-a")
+    cfg = lease_config(OperatorSettings.from_env())
+    assert (cfg.namespace, cfg.name, cfg.identity) == (naming.SYSTEM_NAMESPACE, naming.OPERATOR_LEASE_NAME, "op-a")
+
+
+def test_peering_flag_is_accepted_but_obsolete(capsys: pytest.CaptureFixture[str]) -> None:
+    from vcluster.operator.__main__ import _parse
+
+    base = OperatorSettings()
+    assert _parse(["--peering"], base) == _parse([], base)
+    assert "--peering is obsolete" in capsys.readouterr().err
