@@ -451,3 +451,30 @@ class TenantStatus:
             else None,
             observed_generation=gen if isinstance(gen, int) else None,
         )
+
+
+def ready_condition(obj: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The ``Ready`` condition of a Tenant object (raw dict), if the operator wrote one."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("type") == "Ready":
+            return cond
+    return None
+
+
+def is_ready(obj: Mapping[str, Any] | None) -> bool:
+    """Ready per the status contract *for the object's current spec* (pure; one rule for every reader).
+
+    The ``Ready`` condition is ``True`` and it was written for ``metadata.generation``: its
+    ``observedGeneration`` (else ``status.observedGeneration``) equals the generation.  Right after a
+    spec change the old ``Ready=True`` is stale, so the answer is ``False`` until the operator has
+    reconciled the new generation; a status without any observed generation is never Ready.
+    """
+    cond = ready_condition(obj)
+    if cond is None or cond.get("status") != "True":
+        return False
+    generation = ((obj or {}).get("metadata") or {}).get("generation")
+    observed = cond.get("observedGeneration")
+    if not isinstance(observed, int) or isinstance(observed, bool):
+        observed = ((obj or {}).get("status") or {}).get("observedGeneration")
+    return (isinstance(generation, int) and isinstance(observed, int)
+            and not isinstance(observed, bool) and observed == generation)

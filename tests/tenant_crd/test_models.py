@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
+from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus, models
 from tenant_crd.models import Condition, parse_quantity
 
 
@@ -117,3 +117,36 @@ def test_status_round_trip() -> None:
     assert TenantStatus.from_dict(status.to_dict()) == status
     assert status.ready
     assert not TenantStatus.from_dict({}).ready
+
+
+def _tenant(generation: Any, *conditions: dict[str, Any], observed: Any = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Ready", "conditions": list(conditions)}
+    if observed is not None:
+        status["observedGeneration"] = observed
+    meta = {"name": "t"} if generation is None else {"name": "t", "generation": generation}
+    return {"metadata": meta, "status": status}
+
+
+def _ready(status: str = "True", **extra: Any) -> dict[str, Any]:
+    return {"type": "Ready", "status": status, **extra}
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        pytest.param(_tenant(2, _ready(observedGeneration=2)), True, id="ready-current-generation"),
+        pytest.param(_tenant(3, _ready(observedGeneration=2)), False, id="ready-for-older-spec"),
+        pytest.param(_tenant(2, _ready("False", observedGeneration=2)), False, id="not-ready"),
+        pytest.param(_tenant(2, _ready(), observed=2), True, id="status-observed-generation-fallback"),
+        pytest.param(_tenant(2, _ready(), observed=1), False, id="status-observed-generation-stale"),
+        pytest.param(_tenant(2, _ready()), False, id="no-observed-generation"),
+        pytest.param(_tenant(None, _ready(observedGeneration=1)), False, id="no-generation"),
+        pytest.param(_tenant(2, {"type": "Other", "status": "True", "observedGeneration": 2}), False,
+                     id="no-ready-condition"),
+        pytest.param(_tenant(1, _ready(observedGeneration=True)), False, id="bool-is-not-a-generation"),
+        pytest.param({"metadata": {"generation": 1}}, False, id="no-status"),
+        pytest.param(None, False, id="no-object"),
+    ],
+)
+def test_is_ready_is_generation_aware(obj: dict[str, Any] | None, expected: bool) -> None:
+    assert models.is_ready(obj) is expected
