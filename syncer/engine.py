@@ -22,11 +22,13 @@ import base64
 import contextlib
 import dataclasses
 import datetime as _dt
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import structlog
 
 from syncer import patrol as patrol_mod
@@ -97,6 +99,10 @@ class TenantRuntime:
     #: the last super event whose upward key was queued; an event with the same one (the echo of our
     #: own downward write) queues no upward key.
     upward_seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: Pods: by (tenant namespace, name), a fingerprint of what the downward reconcile reads of the
+    #: tenant pod (metadata but its resourceVersion, spec but its nodeName, whether it was scheduled).  A
+    #: MODIFIED event with the same one (the echo of our own binding or status write) queues no downward key.
+    down_seen: dict[tuple[str, str], str] = field(default_factory=dict)
     #: Per tenant namespace: (context it was made from, that context with the namespace's service links).
     link_ctx: dict[str, tuple[TranslateContext, TranslateContext]] = field(default_factory=dict)
 
@@ -260,12 +266,22 @@ class Syncer:
         tenant = rt.info.key
         queue = self.queue
         is_service = kind.kind == "Service"
+        is_pod = kind.kind == "Pod"
+        down_seen = rt.down_seen
 
-        def handle(_event: str, v_obj: Obj) -> None:
+        def handle(event: str, v_obj: Obj) -> None:
             if not rt.synced.is_set():
                 return  # queued all at once when every informer of the tenant has listed
             meta = v_obj["metadata"]
             ns, name = meta.get("namespace") or "", meta["name"]
+            if is_pod:
+                if event == "DELETED":
+                    down_seen.pop((ns, name), None)
+                else:
+                    down_fp = _pod_down_fingerprint(v_obj)
+                    if event == "MODIFIED" and down_seen.get((ns, name)) == down_fp:
+                        return  # only status or node binding changed (our upward write's echo)
+                    down_seen[(ns, name)] = down_fp
             queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
             if is_service:
                 queue.add(SyncKey(tenant, "Endpoints", DOWN, ns, name))
@@ -545,7 +561,7 @@ class Syncer:
         self, rt: TenantRuntime, kind: Kind, desired: Obj, p_ns: str | None, tenant_ns: str
     ) -> None:
         try:
-            await self.super_api.create(kind.resource, desired)
+            await self.super_api.create(kind.resource, desired, decode=False)
         except NotFound:
             if p_ns is None:
                 raise
@@ -557,7 +573,7 @@ class Syncer:
             if self._p_slim(ns_kind, None, p_ns) is None:
                 with contextlib.suppress(AlreadyExists):
                     await self._create(rt, ns_kind, v_ns, None)
-            await self.super_api.create(kind.resource, desired)
+            await self.super_api.create(kind.resource, desired, decode=False)
         except Forbidden as exc:
             # Typically: the super namespace's default ServiceAccount is not made yet.
             raise RetryLater(exc.message) from exc
@@ -586,11 +602,13 @@ class Syncer:
         update = kind.update(desired, p_slim)
         meta = p_slim["metadata"]
         if update.method == "replace":
-            await self.super_api.replace(kind.resource, update.body)  # Conflict → retry with a fresher cache
+            # Conflict → retry with a fresher cache
+            await self.super_api.replace(kind.resource, update.body, decode=False)
         else:
             if not update.body:
                 return
-            await self.super_api.patch(kind.resource, meta["name"], update.body, namespace=meta.get("namespace"))
+            await self.super_api.patch(kind.resource, meta["name"], update.body, namespace=meta.get("namespace"),
+                                       decode=False)
         self._count(kind.kind, DOWN, "update")
 
     async def _refuse(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, reasons: list[str]) -> None:
@@ -728,20 +746,21 @@ class Syncer:
                 await self.nodes.ensure_node(rt.info.key, node)
                 with contextlib.suppress(Conflict):  # bound meanwhile
                     await rt.api.create(kind.resource, action.body, namespace=key.namespace, name=key.name,
-                                        subresource="binding")
+                                        subresource="binding", decode=False)
                 self._count(kind.kind, UP, "bind")
             elif action.op == "status":
                 with contextlib.suppress(NotFound):
                     await rt.api.patch(kind.resource, key.name, action.body, namespace=key.namespace,
-                                       subresource="status")
+                                       subresource="status", decode=False)
                     self._count(kind.kind, UP, "status")
             elif action.op == "ensure" and action.resource is not None:
                 with contextlib.suppress(AlreadyExists):
-                    await rt.api.create(action.resource, action.body)
+                    await rt.api.create(action.resource, action.body, decode=False)
                     self._count(action.resource.kind, UP, "create")
             else:
                 with contextlib.suppress(NotFound):
-                    await rt.api.patch(kind.resource, key.name, action.body, namespace=key.namespace or None)
+                    await rt.api.patch(kind.resource, key.name, action.body, namespace=key.namespace or None,
+                                       decode=False)
                     self._count(kind.kind, UP, "patch")
 
     async def _event_up(self, rt: TenantRuntime, key: SyncKey) -> None:
@@ -757,12 +776,12 @@ class Syncer:
             return
         v_event = event_mod.to_tenant(p_event, tenant_namespace=key.namespace, v_uid=object_uid(v_obj))
         try:
-            await rt.api.create(resources.EVENTS, v_event, namespace=key.namespace)
+            await rt.api.create(resources.EVENTS, v_event, namespace=key.namespace, decode=False)
             self._count(EVENT, UP, "create")
         except AlreadyExists:
             patch = {k: v_event[k] for k in ("count", "lastTimestamp", "message", "series") if k in v_event}
             with contextlib.suppress(NotFound):
-                await rt.api.patch(resources.EVENTS, key.name, patch, namespace=key.namespace)
+                await rt.api.patch(resources.EVENTS, key.name, patch, namespace=key.namespace, decode=False)
                 self._count(EVENT, UP, "patch")
 
     # ---- patrol --------------------------------------------------------------------------
@@ -799,6 +818,20 @@ class Syncer:
         if counts:
             log.info("patrol.drift", counts=counts)
         return counts
+
+
+def _pod_down_fingerprint(v_pod: Obj) -> str:
+    """What the downward reconcile of a tenant pod depends on, hashed: everything but its status, node
+    name and resourceVersion (all written by the upward sync), plus whether it was scheduled (a bound
+    pod whose super pod is gone is deleted, not recreated).  Key order is the apiserver's, stable for
+    one object; an order change only costs a needless reconcile."""
+    meta = v_pod["metadata"]
+    spec = v_pod.get("spec") or {}
+    return hashlib.blake2b(orjson.dumps((
+        [(k, v) for k, v in meta.items() if k != "resourceVersion"],
+        [(k, v) for k, v in spec.items() if k != "nodeName"],
+        _was_scheduled(v_pod),
+    )), digest_size=12).digest().hex()
 
 
 def _was_scheduled(v_pod: Obj) -> bool:
