@@ -166,7 +166,6 @@ async def run(settings: OperatorSettings) -> None:
     ProcessCollector(registry=metrics)
     leader_gauge = Gauge("vc_operator_leader", "1 = this replica runs the operator; 0 = standing by",
                          registry=metrics)
-    kopf_ready = asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
         api = await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(settings.kubeconfig)))
         await ensure_system_namespace(api)
@@ -179,11 +178,10 @@ async def run(settings: OperatorSettings) -> None:
                                 on_change=lambda leading: leader_gauge.set(int(leading)))
 
         def ready() -> bool:
-            # The leader: Kopf started.  A standby is ready while it can read the Lease (ready to take
-            # over); vc_operator_leader tells them apart.  Liveness (/healthz) is OK either way.
-            if elector.leading:
-                return kopf_ready.is_set()
-            return elector.standing_by()
+            # The leader: it holds the Lease (Kopf starts within the same second; its failure ends the
+            # process).  A standby is ready while it can read the Lease (ready to take over), so a rolling
+            # update is not stuck on it; vc_operator_leader tells them apart.  /healthz is OK either way.
+            return elector.leading or elector.standing_by()
 
         acquired = await elector.attempt()  # one round trip first, so /readyz answers from the start
         if settings.health_port is not None:
@@ -214,7 +212,7 @@ async def run(settings: OperatorSettings) -> None:
         keep = asyncio.create_task(elector.keep(), name="operator-lease")
         operator = asyncio.create_task(kopf.operator(
             registry=registry, settings=kopf_settings(settings), standalone=True, clusterwide=True,
-            stop_flag=stop, ready_flag=kopf_ready,
+            stop_flag=stop,
         ), name="kopf")
         await _lead(elector, keep=keep, operator=operator, stop=stop, settings=settings)
 
