@@ -40,7 +40,18 @@ from syncer.queue import DOWN, UP, FairQueue, SyncKey
 from syncer.resources import REGISTRY
 from syncer.resources import event as event_mod
 from syncer.resources import pod as pod_mod
-from syncer.resources.base import Kind, Obj, TranslateContext, fingerprint, object_uid, super_namespace
+from syncer.resources.base import (
+    Kind,
+    MetadataRules,
+    Obj,
+    TranslateContext,
+    UpAction,
+    fingerprint,
+    object_uid,
+    super_namespace,
+    transparent_patch,
+    with_super_owned,
+)
 from syncer.resources.service import has_selector
 from syncer.settings import SyncerSettings
 from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
@@ -215,6 +226,8 @@ class Syncer:
         ctx = TranslateContext(
             key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
             apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443),
+            metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
+                                                 transparent=info.sync.transparent_metadata_prefixes),
         )
         rt = TenantRuntime(info=info, api=api, ctx=ctx)
         self.tenants[info.key] = rt
@@ -318,13 +331,16 @@ class Syncer:
                 rt.written.pop(ref, None)
                 rt.upward_seen.pop(ref, None)
             self.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
-        if kind.upward is None:
+        rules = rt.ctx.metadata
+        if kind.upward is None and not rules.transparent:
             return
-        if kind.kind == "Pod" and not p_slim.get("nodeName") and not p_slim.get("status"):
+        if (kind.kind == "Pod" and not p_slim.get("nodeName") and not p_slim.get("status")
+                and not rules.transparent):
             return  # neither node nor status (our create's echo): pod.upward has nothing to bring up
-        if live_event and kind.kind == "Pod":
-            # Node and status unchanged since the last queued upward key: nothing new flows up.
-            up_fp = fingerprint((ann.get(naming.ANN_OBJECT_UID), p_slim.get("nodeName"), p_slim.get("status")))
+        if live_event and (kind.kind == "Pod" or kind.upward is None):
+            # Node, status and transparent metadata unchanged since the last queued upward key.
+            up_fp = fingerprint((ann.get(naming.ANN_OBJECT_UID), p_slim.get("nodeName"), p_slim.get("status"),
+                                 rules.transparent_of(meta) if rules.transparent else None))
             if rt.upward_seen.get(ref) == up_fp:
                 return
             rt.upward_seen[ref] = up_fp
@@ -424,7 +440,7 @@ class Syncer:
         rt.ctx = TranslateContext(
             key=rt.ctx.key, tenant_name=rt.ctx.tenant_name, tenant_uid=rt.ctx.tenant_uid, policy=rt.ctx.policy,
             apiserver_host=rt.ctx.apiserver_host, apiserver_port=rt.ctx.apiserver_port, dns_ip=dns_ip,
-            cluster_domain=rt.ctx.cluster_domain,
+            cluster_domain=rt.ctx.cluster_domain, metadata=rt.ctx.metadata,
         )
         return rt.ctx
 
@@ -483,7 +499,8 @@ class Syncer:
             await self._create(rt, kind, v_obj, p_ns)
             return
         ctx = self.context_for(rt) if kind.kind == "Pod" else rt.ctx
-        desired = kind.to_super(v_obj, ctx)
+        # Super-owned metadata (Tenant spec.sync prefixes) is the super object's: kept as it is.
+        desired = with_super_owned(kind.to_super(v_obj, ctx), p_slim, ctx.metadata)
         fp = kind.fingerprint(desired)
         ref = (kind.kind, key.namespace, key.name)
         # Recorded before the write: the super watch may deliver its echo before the write returns.
@@ -540,7 +557,7 @@ class Syncer:
             await self._create_in_namespace(rt, kind, desired, p_ns, meta.get("namespace", ""))
         except AlreadyExists:
             rt.written.pop(ref, None)
-            await self._adopt_or_clear(kind, desired)
+            await self._adopt_or_clear(kind, desired, rules=ctx.metadata)
             return
         except (Invalid, RetryLater) as exc:
             rt.written.pop(ref, None)
@@ -578,7 +595,7 @@ class Syncer:
             # Typically: the super namespace's default ServiceAccount is not made yet.
             raise RetryLater(exc.message) from exc
 
-    async def _adopt_or_clear(self, kind: Kind, desired: Obj) -> None:
+    async def _adopt_or_clear(self, kind: Kind, desired: Obj, *, rules: MetadataRules) -> None:
         """Create found the name taken: update our copy, delete a stale one, leave others' alone."""
         meta = desired["metadata"]
         live = await self.super_api.get_or_none(kind.resource, meta["name"], namespace=meta.get("namespace"))
@@ -595,6 +612,7 @@ class Syncer:
         if live_uid != meta["annotations"][naming.ANN_OBJECT_UID]:
             await self._delete_super(kind, p_slim)
             raise RetryLater("stale super copy removed")
+        desired = with_super_owned(desired, p_slim, rules)
         if kind.fingerprint(desired) != p_slim["fp"]:
             await self._update(kind, desired, p_slim)
 
@@ -731,7 +749,7 @@ class Syncer:
 
     # ---- upward --------------------------------------------------------------------------
     async def _up(self, rt: TenantRuntime, kind: Kind, key: SyncKey) -> None:
-        if kind.upward is None:
+        if kind.upward is None and not rt.ctx.metadata.transparent:
             return
         v_obj = rt.informers[kind.kind].get(key.namespace, key.name)
         p_ns, p_name = self._super_ref(rt, kind, key.namespace, key.name)
@@ -740,7 +758,11 @@ class Syncer:
             return
         if (p_slim["metadata"].get("annotations") or {}).get(naming.ANN_OBJECT_UID) != object_uid(v_obj):
             return
-        for action in kind.upward(v_obj, p_slim):
+        actions = kind.upward(v_obj, p_slim) if kind.upward is not None else []
+        meta_patch = transparent_patch(v_obj, p_slim, rt.ctx.metadata)
+        if meta_patch is not None:  # super-owned metadata under transparent prefixes, copied up
+            actions = [*actions, UpAction("patch", {"metadata": meta_patch})]
+        for action in actions:
             if action.op == "bind":
                 node = action.body["target"]["name"]
                 await self.nodes.ensure_node(rt.info.key, node)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from syncer.queue import DOWN, UP
-from syncer.resources.base import Kind, Obj, TranslateContext, object_uid
+from syncer.resources.base import Kind, Obj, TranslateContext, object_uid, transparent_patch, with_super_owned
 from vcluster import naming
 
 Ref = tuple[str, str]
@@ -58,9 +58,9 @@ def diff_kind(
             if not p_meta.get("deletionTimestamp"):
                 out.append((ref, DOWN, "terminating"))
             continue
-        if kind.fingerprint(kind.to_super(v_obj, ctx)) != p_slim.get("fp"):
+        if kind.fingerprint(with_super_owned(kind.to_super(v_obj, ctx), p_slim, ctx.metadata)) != p_slim.get("fp"):
             out.append((ref, DOWN, "changed"))
-        if kind.upward is not None and kind.upward(v_obj, p_slim):
+        if (kind.upward is not None and kind.upward(v_obj, p_slim)) or transparent_patch(v_obj, p_slim, ctx.metadata):
             out.append((ref, UP, "upward"))
     for ref, p_slim in super_items.items():
         if ref not in tenant_items and not (p_slim.get("metadata") or {}).get("deletionTimestamp"):

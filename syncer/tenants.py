@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import structlog
 
 from syncer.informer import DELETED, Informer
-from tenant_crd.models import SpecError, TenantSpec, TenantStatus
+from tenant_crd.models import SpecError, SyncSpec, TenantSpec, TenantStatus
 from vcluster import naming
 from vcluster.kube import ApiClient, ApiError, resources
 from vcluster.policy import PodPolicy, pod_policy
@@ -43,6 +43,8 @@ class TenantInfo:
     policy: PodPolicy = field(default_factory=PodPolicy)
     #: The Tenant's ``spec`` as read (for namespace-level policy objects); empty for test tenants.
     spec: Mapping[str, Any] = field(default_factory=dict)
+    #: The Tenant's sync options (extra kinds, opaque/transparent metadata prefixes).
+    sync: SyncSpec = field(default_factory=SyncSpec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +187,13 @@ class CrdTenantSource:
             return None
         spec = tenant.get("spec") or {}
         try:
-            policy = pod_policy(TenantSpec.from_dict(spec).isolation)
+            parsed = TenantSpec.from_dict(spec)
+            policy, sync = pod_policy(parsed.isolation), parsed.sync
         except SpecError as exc:
             # The operator refuses such specs; if one slips through, serve with the safe default.
             log.warning("tenants.bad_spec", tenant=meta.get("name"), error=str(exc))
-            policy = PodPolicy()
+            policy, sync = PodPolicy(), SyncSpec()
         return TenantInfo(
             key=key, name=str(meta.get("name")), uid=str(meta.get("uid")), kubeconfig=kubeconfig,
-            policy=policy, spec=spec,
+            policy=policy, spec=spec, sync=sync,
         )

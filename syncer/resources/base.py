@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +29,51 @@ Obj = dict[str, Any]
 
 #: Metadata prefixes that belong to us: a tenant cannot set them on its super copies.
 OUR_PREFIX = f"{naming.GROUP}/"
+_OUR_SUBDOMAIN = f".{naming.GROUP}"
+
+
+def is_ours(key: str) -> bool:
+    """Whether a label/annotation key is in our group or a subdomain of it (the ``nslabel`` keys)."""
+    domain, slash, _name = key.partition("/")
+    return bool(slash) and (domain == naming.GROUP or domain.endswith(_OUR_SUBDOMAIN))
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataRules:
+    """Which label/annotation keys of a super object belong to the super cluster (Tenant ``spec.sync``).
+
+    A key is *super-owned* when it starts with one of the opaque or transparent prefixes (a plain string
+    prefix, as in VirtualCluster: end a prefix with ``/`` to mean exactly one domain) and is not ours.
+    The downward sync never sets, overwrites or removes super-owned keys on a super object and never
+    copies tenant values of them down; keys under transparent prefixes are also copied *up* onto the
+    tenant object, which mirrors the super object's values of them (set, updated and removed).
+    """
+
+    opaque: tuple[str, ...] = ()
+    transparent: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.opaque or self.transparent)
+
+    def super_owned(self, key: str) -> bool:
+        return bool(self) and key.startswith((*self.opaque, *self.transparent)) and not is_ours(key)
+
+    def is_transparent(self, key: str) -> bool:
+        return bool(self.transparent) and key.startswith(self.transparent) and not is_ours(key)
+
+    def transparent_of(self, meta: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+        """The (labels, annotations) of ``meta`` under transparent prefixes."""
+        return (
+            {k: v for k, v in (meta.get("labels") or {}).items() if self.is_transparent(k)},
+            {k: v for k, v in (meta.get("annotations") or {}).items() if self.is_transparent(k)},
+        )
+
+    @classmethod
+    def from_prefixes(cls, *, opaque: Iterable[str] = (), transparent: Iterable[str] = ()) -> MetadataRules:
+        return cls(opaque=tuple(opaque), transparent=tuple(transparent))
+
+
+NO_RULES = MetadataRules()
 
 
 def strip_tenant(v_obj: Obj) -> Obj:
@@ -57,6 +102,8 @@ class TranslateContext:
     #: Tenant Services of the pod's namespace as (name, super cluster IP, ports), for the
     #: ``FOO_SERVICE_HOST`` variables; filled by the engine for pod creation only.
     service_links: tuple[tuple[str, str, tuple[Obj, ...]], ...] = ()
+    #: Super-owned metadata keys (Tenant ``spec.sync`` opaque/transparent prefixes).
+    metadata: MetadataRules = NO_RULES
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,17 +186,23 @@ def fingerprint(data: Any) -> str:
 super_namespace = functools.lru_cache(maxsize=4096)(naming.super_namespace)
 
 
-def tenant_metadata(meta: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """The tenant's labels and annotations without keys in our prefix (those are ours to set)."""
+def tenant_metadata(
+    meta: Mapping[str, Any], rules: MetadataRules = NO_RULES
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The tenant's labels and annotations without keys in our prefix (those are ours to set) and
+    without super-owned keys (the super cluster's, see :class:`MetadataRules`)."""
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if not k.startswith(OUR_PREFIX)}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(OUR_PREFIX)}
+    if rules:
+        labels = {k: v for k, v in labels.items() if not rules.super_owned(k)}
+        annotations = {k: v for k, v in annotations.items() if not rules.super_owned(k)}
     return labels, annotations
 
 
 def super_metadata(v_obj: Obj, ctx: TranslateContext, *, super_namespace: str | None) -> Obj:
     """Metadata of the super copy of a tenant object: name kept, namespace mapped, ownership stamped."""
     meta = v_obj.get("metadata") or {}
-    labels, annotations = tenant_metadata(meta)
+    labels, annotations = tenant_metadata(meta, ctx.metadata)
     labels.update(naming.owner_labels(ctx.key, ctx.tenant_name))
     annotations.update(
         {
@@ -184,6 +237,43 @@ def metadata_patch(desired: Obj, p_slim: Obj) -> Obj:
         if diff:
             patch[field_name] = diff
     return patch
+
+
+def with_super_owned(desired: Obj, p_obj: Obj, rules: MetadataRules) -> Obj:
+    """``desired`` with the super object's super-owned labels/annotations instead of its own.
+
+    The engine compares and writes this (replace and merge patch alike), so an update never sets,
+    changes or removes a super-owned key and such keys never make the two sides look different.
+    ``desired`` itself when there are no rules (no copy on the common path).
+    """
+    if not rules:
+        return desired
+    p_meta = p_obj.get("metadata") or {}
+    meta = dict(desired["metadata"])
+    for field_name in ("labels", "annotations"):
+        merged = {k: v for k, v in (meta.get(field_name) or {}).items() if not rules.super_owned(k)}
+        merged.update({k: v for k, v in (p_meta.get(field_name) or {}).items() if rules.super_owned(k)})
+        if merged or field_name in meta:
+            meta[field_name] = merged
+    out = dict(desired)
+    out["metadata"] = meta
+    return out
+
+
+def transparent_patch(v_obj: Obj, p_obj: Obj, rules: MetadataRules) -> Obj | None:
+    """Merge patch of the tenant object's metadata that makes its keys under transparent prefixes
+    equal to the super object's (set, changed, removed); None when they are equal already."""
+    if not rules.transparent:
+        return None
+    want = rules.transparent_of(p_obj.get("metadata") or {})
+    have = rules.transparent_of(v_obj.get("metadata") or {})
+    patch: Obj = {}
+    for field_name, w, h in (("labels", want[0], have[0]), ("annotations", want[1], have[1])):
+        diff: Obj = {k: v for k, v in w.items() if h.get(k) != v}
+        diff.update({k: None for k in h if k not in w})
+        if diff:
+            patch[field_name] = diff
+    return patch or None
 
 
 def tenant_ref(p_obj: Obj) -> tuple[str, str, str] | None:

@@ -24,7 +24,8 @@ _AUTO_LABELS = frozenset({"kubernetes.io/metadata.name"})
 def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
     meta = v_obj["metadata"]
     # the tenant's own labels, under keys of their own family (NetworkPolicy namespace selectors)
-    labels = {naming.tenant_label_key(k): v for k, v in (meta.get("labels") or {}).items() if k not in _AUTO_LABELS}
+    labels = {naming.tenant_label_key(k): v for k, v in (meta.get("labels") or {}).items()
+              if k not in _AUTO_LABELS and not ctx.metadata.super_owned(k)}
     labels.update(naming.owner_labels(ctx.key, ctx.tenant_name))
     labels[naming.LABEL_NAMESPACE_ROLE] = naming.ROLE_WORKLOAD
     labels[naming.LABEL_TENANT_NAMESPACE] = meta["name"]  # translated NetworkPolicies select on it
