@@ -39,6 +39,7 @@ from syncer.nodes import NodeProvider, NullNodeProvider
 from syncer.queue import DOWN, UP, FairQueue, SyncKey
 from syncer.resources import REGISTRY
 from syncer.resources import event as event_mod
+from syncer.resources import extra as extra_mod
 from syncer.resources import pod as pod_mod
 from syncer.resources.base import (
     Kind,
@@ -66,6 +67,7 @@ from vcluster.kube import (
     Forbidden,
     Invalid,
     NotFound,
+    Resource,
     resources,
 )
 from vcluster.policy import policy_objects
@@ -76,6 +78,8 @@ EVENT = "Event"
 #: Name of the tenant's DNS Service (kube-system), whose super cluster IP pods use as nameserver.
 DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
 _MANAGED_SELECTOR = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY_SYNCER}"
+#: Seconds between checks for an extra kind that one of the clusters does not serve yet.
+EXTRA_KIND_RETRY = 30.0
 
 
 class RetryLater(Exception):
@@ -116,6 +120,10 @@ class TenantRuntime:
     down_seen: dict[tuple[str, str], str] = field(default_factory=dict)
     #: Per tenant namespace: (context it was made from, that context with the namespace's service links).
     link_ctx: dict[str, tuple[TranslateContext, TranslateContext]] = field(default_factory=dict)
+    #: The kinds synced for this tenant: the registry, then its extra kinds once both clusters serve them.
+    kinds: tuple[Kind, ...] = ()
+    #: ``spec.sync.extraKinds`` entry → the last problem told on the Tenant (told again only when it changes).
+    extra_told: dict[str, str] = field(default_factory=dict)
 
 
 class Syncer:
@@ -137,6 +145,9 @@ class Syncer:
         self.nodes: NodeProvider = nodes or NullNodeProvider()
         self.kinds = kinds
         self.by_kind = {k.kind: k for k in kinds}
+        #: Keys of the extra kinds some tenant syncs (Tenant spec.sync.extraKinds); their super informers
+        #: are started with the first such tenant and run until the syncer stops.
+        self.extra_kinds: set[str] = set()
         self.queue = FairQueue(
             weight=self.settings.weight, backoff_base=self.settings.backoff_base,
             backoff_max=self.settings.backoff_max,
@@ -229,7 +240,7 @@ class Syncer:
             metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
                                                  transparent=info.sync.transparent_metadata_prefixes),
         )
-        rt = TenantRuntime(info=info, api=api, ctx=ctx)
+        rt = TenantRuntime(info=info, api=api, ctx=ctx, kinds=self.kinds)
         self.tenants[info.key] = rt
         for kind in self.kinds:
             inf = Informer(
@@ -239,6 +250,8 @@ class Syncer:
             rt.informers[kind.kind] = inf
             rt.tasks.append(asyncio.create_task(inf.run(), name=f"informer-{info.key}-{kind.kind}"))
         rt.tasks.append(asyncio.create_task(self._start_tenant(rt), name=f"start-{info.key}"))
+        if info.sync.extra_kinds:
+            rt.tasks.append(asyncio.create_task(self._extra_kinds(rt), name=f"extra-kinds-{info.key}"))
         log.info("syncer.tenant_added", tenant=info.key)
 
     async def _start_tenant(self, rt: TenantRuntime) -> None:
@@ -253,12 +266,104 @@ class Syncer:
 
     def enqueue_all(self, rt: TenantRuntime) -> None:
         """Queue every tenant object and every super object of the tenant (start-up, resync)."""
+        for kind in rt.kinds:
+            self._enqueue_kind(rt, kind)
+
+    def _enqueue_kind(self, rt: TenantRuntime, kind: Kind) -> None:
         key = rt.info.key
-        for kind in self.kinds:
-            for ns, name in rt.informers[kind.kind].refs():
-                self.queue.add(SyncKey(key, kind.kind, DOWN, ns, name))
-            for _pkey, p_slim in self.super_informers[kind.kind].items():
-                self._enqueue_super(kind, p_slim, only_tenant=key)
+        for ns, name in rt.informers[kind.kind].refs():
+            self.queue.add(SyncKey(key, kind.kind, DOWN, ns, name))
+        for _pkey, p_slim in self.super_informers[kind.kind].items():
+            self._enqueue_super(kind, p_slim, only_tenant=key)
+
+    # ---- extra kinds (Tenant spec.sync.extraKinds) ------------------------------------------
+    async def _extra_kinds(self, rt: TenantRuntime) -> None:
+        """Start syncing each extra kind once both clusters serve it; tell the admin what cannot be."""
+        await rt.synced.wait()
+        pending = list(dict.fromkeys(rt.info.sync.extra_kinds))
+        while pending:
+            waiting = []
+            for entry in pending:
+                try:
+                    found = await self._resolve_extra(rt, entry)
+                except (ApiError, OSError) as exc:
+                    found = (f"could not be looked up ({exc}); retrying", False)
+                if isinstance(found, Kind):
+                    await self._start_extra(rt, found)
+                    await self._tell_tenant(rt, entry, "Normal", event_mod.EXTRA_KIND_SYNCED,
+                                            f"spec.sync.extraKinds: {entry} ({found.resource.api_version} "
+                                            f"{found.resource.kind}) is synced into the tenant's super namespaces")
+                    continue
+                problem, permanent = found
+                reason = event_mod.EXTRA_KIND_REFUSED if permanent else event_mod.EXTRA_KIND_UNAVAILABLE
+                later = "it is not synced" if permanent else f"not synced yet, checked every {EXTRA_KIND_RETRY:g} s"
+                await self._tell_tenant(rt, entry, "Warning", reason,
+                                        f"spec.sync.extraKinds: {entry} {problem}; {later}")
+                if not permanent:
+                    waiting.append(entry)
+            pending = waiting
+            if pending:
+                await asyncio.sleep(EXTRA_KIND_RETRY)
+
+    async def _resolve_extra(self, rt: TenantRuntime, entry: str) -> Kind | tuple[str, bool]:
+        """The Kind for an extra-kinds entry, or (why not, whether that is final)."""
+        plural, group = extra_mod.parse(entry)
+        why = extra_mod.never_synced(plural, group, synced=(k.resource for k in self.kinds))
+        if why is not None:
+            return why, True
+        found: Resource | str = ""
+        version = ""
+        for side, api in (("the tenant", rt.api), ("the super cluster", self.super_api)):
+            if not version:
+                group_doc = await _get_path(api, f"/apis/{group}" if group else "/api")
+                version = extra_mod.preferred_version(group_doc) or ""
+                if not version:
+                    return f"is not served by {side} (no API group {group or 'core'!r})", False
+            path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            found = extra_mod.find_resource(await _get_path(api, path), plural=plural, group=group,
+                                            version=version)
+            if isinstance(found, str):
+                return f"{found} in {side}", "not served" not in found
+        assert isinstance(found, Resource)
+        kind = extra_mod.extra_kind(found)
+        return self.by_kind.get(kind.kind, kind)
+
+    async def _start_extra(self, rt: TenantRuntime, kind: Kind) -> None:
+        """Informers for an extra kind (the super one shared by every tenant), then its keys."""
+        if kind.kind not in self.super_informers:
+            self.by_kind[kind.kind] = kind
+            self.extra_kinds.add(kind.kind)
+            p_inf = self.super_informers[kind.kind] = Informer(
+                self.super_api, kind.resource, handler=self._super_handler(kind), transform=kind.slim_super,
+                label_selector=_MANAGED_SELECTOR, watch_timeout=self.settings.watch_timeout,
+                name=f"super/{kind.kind}",
+            )
+            self._tasks.append(asyncio.create_task(p_inf.run(), name=f"super-informer-{kind.kind}"))
+        v_inf = Informer(
+            rt.api, kind.resource, handler=self._tenant_handler(rt, kind), transform=kind.slim_tenant,
+            watch_timeout=self.settings.watch_timeout, name=f"{rt.info.key}/{kind.kind}",
+        )
+        rt.informers[kind.kind] = v_inf
+        rt.tasks.append(asyncio.create_task(v_inf.run(), name=f"informer-{rt.info.key}-{kind.kind}"))
+        await asyncio.gather(v_inf.synced.wait(), self.super_informers[kind.kind].synced.wait())
+        rt.kinds = (*rt.kinds, kind)
+        self._enqueue_kind(rt, kind)
+        log.info("sync.extra_kind_started", tenant=rt.info.key, kind=kind.kind, objects=len(v_inf))
+
+    async def _tell_tenant(self, rt: TenantRuntime, entry: str, type_: str, reason: str, message: str) -> None:
+        """An Event on the Tenant (once per entry and message) and a log line; never fails the caller."""
+        if rt.extra_told.get(entry) == message:
+            return
+        rt.extra_told[entry] = message
+        (log.info if type_ == "Normal" else log.warning)(
+            "sync.extra_kind", tenant=rt.info.key, entry=entry, reason=reason, message=message)
+        body = event_mod.tenant_event(tenant_name=rt.info.name, tenant_uid=rt.info.uid, type_=type_,
+                                      reason=reason, message=message, now=_now())
+        try:
+            await self.super_api.create(resources.EVENTS, body, namespace=event_mod.TENANT_EVENT_NAMESPACE,
+                                        decode=False)
+        except (ApiError, OSError) as exc:
+            log.warning("sync.tenant_event_failed", tenant=rt.info.key, reason=reason, error=str(exc))
 
     async def remove_tenant(self, key: str, *, reason: str, cleanup_nodes: bool = True) -> None:
         rt = self.tenants.pop(key, None)
@@ -313,8 +418,8 @@ class Syncer:
         if tenant is None or (only_tenant is not None and tenant != only_tenant):
             return
         rt = self.tenants.get(tenant)
-        if rt is None or not rt.synced.is_set():
-            return
+        if rt is None or not rt.synced.is_set() or (kind.kind in self.extra_kinds and kind.kind not in rt.informers):
+            return  # (or an extra kind of another tenant)
         ann = meta.get("annotations") or {}
         if naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in ann:
             return  # token Secrets belong to service accounts, not to the Secret kind
@@ -407,6 +512,8 @@ class Syncer:
             await self._event_up(rt, key)
             return
         kind = self.by_kind[key.kind]
+        if kind.kind in self.extra_kinds and kind.kind not in rt.informers:
+            return  # an extra kind this tenant does not sync (any more)
         if key.direction == DOWN:
             await self._down(rt, kind, key)
         else:
@@ -636,7 +743,7 @@ class Syncer:
         meta = v_obj["metadata"]
         log.info("sync.refused", tenant=rt.info.key, kind=kind.kind, key=f"{meta.get('namespace')}/{meta['name']}",
                  reasons=reasons)
-        body = event_mod.refusal(v_obj, kind=kind.kind, reasons=reasons, now=_now(),
+        body = event_mod.refusal(v_obj, kind=kind.resource.kind, reasons=reasons, now=_now(),
                                  api_version=kind.resource.api_version)
         await rt.api.create(resources.EVENTS, body, namespace=meta["namespace"])
         rt.refused.add(uid)
@@ -644,7 +751,7 @@ class Syncer:
 
     async def _tell_super_refusal(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, exc: ApiError) -> None:
         """A Warning Event (one per object and reason, updated on each retry) with the super message."""
-        body = event_mod.super_refusal(v_obj, kind=kind.kind, api_version=kind.resource.api_version,
+        body = event_mod.super_refusal(v_obj, kind=kind.resource.kind, api_version=kind.resource.api_version,
                                        status=exc.status, message=exc.message, now=_now())
         if body is None:
             return
@@ -819,13 +926,13 @@ class Syncer:
         """One full diff of every kind of every synced tenant; differences are queued. Returns counts."""
         counts: dict[str, int] = {}
         super_by_tenant = {
-            kind.kind: patrol_mod.group_by_tenant(self.super_informers[kind.kind].items()) for kind in self.kinds
+            name: patrol_mod.group_by_tenant(inf.items()) for name, inf in self.super_informers.items()
         }
         for rt in list(self.tenants.values()):
             if not rt.synced.is_set():
                 continue
             ctx = self.context_for(rt)
-            for kind in self.kinds:
+            for kind in rt.kinds:
                 tenant_items = {
                     k: v for k, v in rt.informers[kind.kind].items()
                     if self.tenant_object(rt, kind, k[0], k[1]) is not None
@@ -840,6 +947,15 @@ class Syncer:
         if counts:
             log.info("patrol.drift", counts=counts)
         return counts
+
+
+async def _get_path(api: ApiClient, path: str) -> Obj | None:
+    """A discovery document, or None when the apiserver does not serve it."""
+    try:
+        doc: Obj = await api.request("GET", path)
+    except NotFound:
+        return None
+    return doc
 
 
 def _pod_down_fingerprint(v_pod: Obj) -> str:

@@ -149,6 +149,9 @@ class Kind:
     #: Why a tenant object must not go down at all (policy, reserved names); empty: fine.  The engine
     #: tells the tenant with a Warning Event on the object and does not create it.
     check: Callable[[Obj, TranslateContext], list[str]] | None = None
+    #: A replace carries the status the super cache kept (``super_extras``): the super side's, for
+    #: resources whose status is not a subresource (extra kinds).
+    keep_status: bool = False
 
     @property
     def namespaced(self) -> bool:
@@ -174,6 +177,8 @@ class Kind:
             return Update("patch", self.patch_update(desired, p_slim))
         body = copy.copy(desired)
         body["metadata"] = {**desired["metadata"], "resourceVersion": p_slim["metadata"].get("resourceVersion")}
+        if self.keep_status and "status" in p_slim:
+            body["status"] = p_slim["status"]
         return Update("replace", body)
 
 

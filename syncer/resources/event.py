@@ -105,3 +105,29 @@ def super_refusal(v_obj: Obj, *, kind: str, api_version: str, status: int, messa
         "source": {"component": "vc-syncer"},
         "reportingComponent": "vc-syncer",
     }
+
+
+#: Events about a (cluster-scoped) Tenant live here, where ``kubectl describe tenant`` finds them.
+TENANT_EVENT_NAMESPACE = "default"
+#: Reasons of the Events on a Tenant about its ``spec.sync.extraKinds``.
+EXTRA_KIND_SYNCED, EXTRA_KIND_REFUSED, EXTRA_KIND_UNAVAILABLE = (
+    "ExtraKindSynced", "ExtraKindRefused", "ExtraKindUnavailable")
+
+
+def tenant_event(*, tenant_name: str, tenant_uid: str, type_: str, reason: str, message: str, now: str) -> Obj:
+    """An Event on the Tenant object in the super cluster (what the admin sees in ``kubectl describe tnt``)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{tenant_name}.", "namespace": TENANT_EVENT_NAMESPACE},
+        "involvedObject": {"apiVersion": naming.API_VERSION, "kind": "Tenant", "name": tenant_name,
+                           "uid": tenant_uid},
+        "reason": reason,
+        "message": message[:1024],
+        "type": type_,
+        "count": 1,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "source": {"component": "vc-syncer"},
+        "reportingComponent": "vc-syncer",
+    }
