@@ -53,7 +53,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,11 +290,25 @@ class Bench:
         self.sup: ApiClient
         self.tapis: list[ApiClient] = []
 
+    @contextlib.asynccontextmanager
+    async def measure(self, stage: str) -> AsyncIterator[None]:
+        """CPU seconds each part of the test bed used during the block, summed per stage over rounds."""
+        before = self.meter.snapshot() if self.meter else {}
+        wall = time.monotonic()
+        yield
+        if self.meter:
+            used = CpuMeter.used(before, self.meter.snapshot())
+            used["wall"] = time.monotonic() - wall
+            total = self.cpu.setdefault(stage, {})
+            for k, v in used.items():
+                total[k] = total.get(k, 0.0) + v
+
     # ---- drain pair ----------------------------------------------------------------
     async def direct_create(self, r: int, out: dict[str, float]) -> None:
         ns = f"direct-{self.run}-{r}"
         await ensure_namespace(self.sup, ns)
-        secs = await create_pods(self.sup, ns, [f"d-{i}" for i in range(self.n)])
+        async with self.measure("direct create"):
+            secs = await create_pods(self.sup, ns, [f"d-{i}" for i in range(self.n)])
         out["direct_rate"] = self.n / secs
         print(f"  direct create: {self.n} pods in {secs:.2f}s = {out['direct_rate']:.0f}/s")
 
@@ -305,14 +319,17 @@ class Bench:
             await ensure_namespace(api, ns)
         counts = split(self.n, len(self.tapis))
         # The tenant-only stage: the T tenant apiservers take N creates, the syncer off.
-        secs = max(await asyncio.gather(*(
-            create_pods(api, ns, [f"b-{i}" for i in range(k)]) for api, k in zip(self.tapis, counts, strict=True))))
+        async with self.measure("tenant-only"):
+            secs = max(await asyncio.gather(*(
+                create_pods(api, ns, [f"b-{i}" for i in range(k)])
+                for api, k in zip(self.tapis, counts, strict=True))))
         out["tenant_only_rate"] = self.n / secs
         p_nss = [naming.super_namespace(t.cluster_key, ns) for t in self.tenants]
         async with contextlib.AsyncExitStack() as stack:
             arrs = [await stack.enter_async_context(Arrivals(self.sup, p_ns)) for p_ns in p_nss]
-            self.syncer.start()
-            last = max([await a.until(k) for a, k in zip(arrs, counts, strict=True)])
+            async with self.measure("drain (+ start-up)"):
+                self.syncer.start()
+                last = max([await a.until(k) for a, k in zip(arrs, counts, strict=True)])
             first = min(min(a.seen.values()) for a in arrs)
         out["drain_rate"] = (self.n - 1) / (last - first)
         print(f"  tenant-only creates (syncer off, {len(self.tapis)} tenants): {out['tenant_only_rate']:.0f}/s; "
@@ -326,13 +343,15 @@ class Bench:
         counts = split(self.burst_n, len(nss))
         async with contextlib.AsyncExitStack() as stack:
             arrs = [await stack.enter_async_context(Arrivals(self.sup, ns)) for ns in nss]
-            start = time.monotonic()
-            await asyncio.gather(*(create_pods(self.sup, ns, [f"r-{i}" for i in range(k)], scheduled=True,
-                                               concurrency=CONCURRENCY // len(nss) + 1)
-                                   for ns, k in zip(nss, counts, strict=True)))
-            created = time.monotonic()
-            last = max([await a.until(k, running=True) for a, k in zip(arrs, counts, strict=True)])
+            async with self.measure("direct burst"):
+                start = time.monotonic()
+                await asyncio.gather(*(create_pods(self.sup, ns, [f"r-{i}" for i in range(k)], scheduled=True,
+                                                   concurrency=CONCURRENCY // len(nss) + 1)
+                                       for ns, k in zip(nss, counts, strict=True)))
+                created = time.monotonic()
+                last = max([await a.until(k, running=True) for a, k in zip(arrs, counts, strict=True)])
         out["direct_burst_s"] = last - start
+        out["direct_burst_created_s"] = created - start
         print(f"  direct burst: {self.burst_n} pods created in {created - start:.2f}s, all Running after "
               f"{out['direct_burst_s']:.2f}s")
 
@@ -347,11 +366,12 @@ class Bench:
         async with contextlib.AsyncExitStack() as stack:
             v_arrs = [await stack.enter_async_context(Arrivals(api, ns)) for api in self.tapis]
             p_arrs = [await stack.enter_async_context(Arrivals(self.sup, p_ns)) for p_ns in p_nss]
-            start = time.monotonic()
-            created = max(await asyncio.gather(*(
-                create_pods(api, ns, [f"u-{i}" for i in range(k)], scheduled=True)
-                for api, k in zip(self.tapis, counts, strict=True))))
-            last = max([await a.until(k, running=True) for a, k in zip(v_arrs, counts, strict=True)])
+            async with self.measure("syncer burst"):
+                start = time.monotonic()
+                created = max(await asyncio.gather(*(
+                    create_pods(api, ns, [f"u-{i}" for i in range(k)], scheduled=True)
+                    for api, k in zip(self.tapis, counts, strict=True))))
+                last = max([await a.until(k, running=True) for a, k in zip(v_arrs, counts, strict=True)])
             in_super = max(max(a.seen.values()) for a in p_arrs)
             super_running = max(max(a.running.values()) for a in p_arrs)
         out["burst_s"] = last - start
@@ -396,22 +416,18 @@ class Bench:
         out: dict[str, float] = {}
         start_load = load()
         print(f"round {r + 1}: load average (1/5 min) {start_load}, {'baseline' if r % 2 == 0 else 'syncer'} first")
+        async with self.measure("idle"):  # the test bed's background CPU (leases, heartbeats, watches)
+            await asyncio.sleep(3)
         pairs: list[tuple[Callable[[int, dict[str, float]], Awaitable[None]], ...]] = [
             (self.direct_create, self.drain), (self.direct_burst, self.burst)]
         for baseline, synced in pairs:
             for stage in ((baseline, synced) if r % 2 == 0 else (synced, baseline)):
-                before = self.meter.snapshot() if self.meter else {}
-                wall = time.monotonic()
                 await stage(r, out)
-                if self.meter:
-                    used = CpuMeter.used(before, self.meter.snapshot())
-                    used["wall"] = time.monotonic() - wall
-                    total = self.cpu.setdefault(stage.__name__, {})
-                    for k, v in used.items():
-                        total[k] = total.get(k, 0.0) + v
         await self.latency(r, out)
         out["drain_ratio"] = out["drain_rate"] / out["direct_rate"]
         out["burst_ratio"] = out["direct_burst_s"] / out["burst_s"]
+        # The sync pipeline alone: the same burst's pods all in the super cluster, against creating them there.
+        out["burst_arrival_ratio"] = out["direct_burst_created_s"] / out["burst_super_arrived_s"]
         out["tenant_only_ratio"] = out["tenant_only_rate"] / out["direct_rate"]
         self.rounds.append(out)
         self.loads.append((start_load, load()))
@@ -473,7 +489,8 @@ class Bench:
         for i, (out, (l0, l1)) in enumerate(zip(self.rounds, self.loads, strict=True)):
             print(f"  round {i + 1} [{l0} → {l1}]: direct {out['direct_rate']:.0f}/s, drain {out['drain_rate']:.0f}/s"
                   f" ({out['drain_ratio']:.2f}); direct burst {out['direct_burst_s']:.1f}s, syncer burst "
-                  f"{out['burst_s']:.1f}s ({out['burst_ratio']:.2f}); tenant-only {out['tenant_only_rate']:.0f}/s"
+                  f"{out['burst_s']:.1f}s ({out['burst_ratio']:.2f}; in super {out['burst_arrival_ratio']:.2f}); "
+                  f"tenant-only {out['tenant_only_rate']:.0f}/s"
                   f" ({out['tenant_only_ratio']:.2f} of direct); added latency {out['syncer_added_latency_ms']:.1f}"
                   f" ms by the syncer, {out['added_latency_ms']:.1f} ms end to end")
         print("\nmedian [min–max] over rounds:")
@@ -483,16 +500,28 @@ class Bench:
             note = f"   target {targets[key]}" if key in targets else ""
             print(f"  {key:28s} {statistics.median(values):9.3g}  [{min(values):.3g}–{max(values):.3g}]{note}")
         if self.cpu:
-            pods = {"direct_create": self.n, "drain": self.n, "direct_burst": self.burst_n, "burst": self.burst_n}
-            print("\nCPU milliseconds per pod by part of the test bed, summed over rounds (the whole stage; drain "
-                  "includes creating the backlog in the tenants, 'wall' is the stage's duration):")
+            pods = {"direct create": self.n, "tenant-only": self.n, "drain (+ start-up)": self.n,
+                    "direct burst": self.burst_n, "syncer burst": self.burst_n}
+            idle = self.cpu.get("idle", {})
+            idle_wall = idle.get("wall", 0.0) or 1.0
+            print("\nCPU milliseconds per pod by part of the test bed over all rounds, above its background "
+                  "(measured idle for 3 s per round); 'wall': the stage's milliseconds per pod; the bench's "
+                  "own watches are in 'bench':")
             groups = sorted({g for used in self.cpu.values() for g in used} - {"wall"})
-            print(f"  {'stage':14s} " + " ".join(f"{g[:16]:>16s}" for g in [*groups, "all", "wall"]))
-            for stage, used in self.cpu.items():
-                k = pods[stage] * len(self.rounds)
-                cells = [used.get(g, 0.0) for g in groups]
-                print(f"  {stage:14s} " + " ".join(f"{v / k * 1000:16.2f}" for v in
-                                                   [*cells, sum(cells), used.get("wall", 0.0)]))
+            stages = [stage for stage in self.cpu if stage in pods]
+            k = {stage: pods[stage] * len(self.rounds) / 1000 for stage in stages}
+
+            def cell(stage: str, group: str) -> float:
+                used = self.cpu[stage]
+                return used.get(group, 0.0) - idle.get(group, 0.0) / idle_wall * used.get("wall", 0.0)
+
+            print(f"  {'':26s}" + "".join(f"{stage[:18]:>19s}" for stage in stages))
+            for g in [*groups, "all", "wall"]:
+                cells = [sum(cell(s, x) for x in groups) if g == "all" else self.cpu[s].get("wall", 0.0)
+                         if g == "wall" else cell(s, g) for s in stages]
+                print(f"  {g:26s}" + "".join(f"{v / k[s]:19.2f}" for v, s in zip(cells, stages, strict=True)))
+            print("  background CPU (cores): " + ", ".join(f"{g} {idle.get(g, 0.0) / idle_wall:.2f}"
+                                                        for g in groups))
 
 
 async def memory(super_: Super) -> dict[str, float]:

@@ -286,10 +286,29 @@ def status_patch(v_status: Obj, p_status: Obj) -> Obj | None:
     return patch or None
 
 
+def _after_binding(v_status: Obj, p_status: Obj) -> Obj:
+    """The tenant pod's status as its apiserver leaves it after our Binding: the binding itself sets
+    the ``PodScheduled=True`` condition (with the tenant apiserver's timestamp; here the super one's,
+    which differs only in that)."""
+    p_scheduled = [c for c in p_status.get("conditions") or [] if c.get("type") == "PodScheduled"]
+    if not p_scheduled or p_scheduled[0].get("status") != "True":
+        return v_status
+    conditions = [c for c in v_status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+    return {**v_status, "conditions": [*conditions, p_scheduled[0]]}
+
+
 def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
+    """Bind the tenant pod to the super pod's node, then copy the status.
+
+    A status that differs only by what the binding sets (the scheduler's ``PodScheduled`` condition,
+    the usual case right after scheduling) is not written: one tenant write per scheduled pod fewer.
+    The next super status change (the pod starting) brings the super conditions over whole.
+    """
     actions: list[UpAction] = []
     v_spec = v_obj.get("spec") or {}
     node = p_slim.get("nodeName")
+    v_status = v_obj.get("status") or {}
+    p_status = p_slim.get("status") or {}
     if node and not v_spec.get("nodeName") and not v_obj["metadata"].get("deletionTimestamp"):
         actions.append(UpAction("bind", {
             "apiVersion": "v1", "kind": "Binding",
@@ -297,7 +316,8 @@ def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
                          "uid": v_obj["metadata"].get("uid")},
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }))
-    patch = status_patch(v_obj.get("status") or {}, p_slim.get("status") or {})
+        v_status = _after_binding(v_status, p_status)
+    patch = status_patch(v_status, p_status)
     if patch is not None and (node or p_slim.get("status")):
         actions.append(UpAction("status", {"status": patch}))
     return actions
