@@ -8,9 +8,10 @@ pure, so tests pin it without a cluster.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tenant_crd import models
 from vcluster.cli.spec import dumps
 
 COLUMNS = ("NAME", "PHASE", "VERSION", "ENDPOINT", "AGE")
@@ -38,12 +39,9 @@ def age(timestamp: str | None, *, now: dt.datetime) -> str:
     return f"{hours // 24}d"
 
 
-def ready_condition(obj: dict[str, Any]) -> dict[str, Any] | None:
-    """The Tenant's ``Ready`` condition, if the operator wrote one."""
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if isinstance(cond, dict) and cond.get("type") == "Ready":
-            return cond
-    return None
+def ready_condition(obj: dict[str, Any]) -> Mapping[str, Any] | None:
+    """The Tenant's ``Ready`` condition, if the operator wrote one (:func:`tenant_crd.models.ready_condition`)."""
+    return models.ready_condition(obj)
 
 
 def phase(obj: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tenant_crd import models
 from vcluster.cli import output
 from vcluster.cli.errors import EXIT_OK, UsageError
 from vcluster.cli.settings import CliSettings
@@ -64,13 +65,8 @@ def tenant_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
-    """Ready per the contract: condition ``Ready`` is ``True`` and not about an older generation."""
-    cond = output.ready_condition(obj)
-    if cond is None or cond.get("status") != "True":
-        return False
-    generation = (obj.get("metadata") or {}).get("generation")
-    observed = cond.get("observedGeneration")
-    return not (isinstance(generation, int) and isinstance(observed, int) and observed < generation)
+    """Ready for the Tenant's current spec: the one rule, :func:`tenant_crd.models.is_ready`."""
+    return models.is_ready(obj)
 
 
 def _why(obj: dict[str, Any]) -> str:

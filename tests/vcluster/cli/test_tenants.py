@@ -22,7 +22,7 @@ def obj(generation: int | None, **cond: Any) -> dict[str, Any]:
     [
         pytest.param(obj(1, status="True", observedGeneration=1), True, id="ready-current"),
         pytest.param(obj(2, status="True", observedGeneration=1), False, id="ready-for-old-generation"),
-        pytest.param(obj(2, status="True"), True, id="ready-without-observed-generation"),
+        pytest.param(obj(2, status="True"), False, id="ready-without-observed-generation-is-not-trusted"),
         pytest.param(obj(1, status="False", observedGeneration=1), False, id="not-ready"),
         pytest.param(obj(1), False, id="no-condition-phase-alone-is-not-enough"),
         pytest.param({"metadata": {"name": "a"}}, False, id="no-status"),
