@@ -733,7 +733,7 @@ class Syncer:
             if not update.body:
                 return
             await self.super_api.patch(kind.resource, meta["name"], update.body, namespace=meta.get("namespace"),
-                                       decode=False)
+                                       patch_type=update.patch_type, decode=False)
         self._count(kind.kind, DOWN, "update")
 
     async def _refuse(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, reasons: list[str]) -> None:

@@ -108,10 +108,11 @@ class TranslateContext:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """How to bring a super object in line: a full ``replace`` or a merge ``patch``."""
+    """How to bring a super object in line: a full ``replace`` or a ``patch`` (JSON merge or strategic)."""
 
     method: Literal["replace", "patch"]
     body: Obj
+    patch_type: Literal["merge", "strategic"] = "merge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,9 @@ class Kind:
     #: A replace carries the status the super cache kept (``super_extras``): the super side's, for
     #: resources whose status is not a subresource (extra kinds).
     keep_status: bool = False
+    #: How ``patch_update`` bodies are sent: ``strategic`` merges lists by key (pod containers by name,
+    #: where a JSON merge patch would replace the whole list and the apiserver refuse the change).
+    patch_type: Literal["merge", "strategic"] = "merge"
 
     @property
     def namespaced(self) -> bool:
@@ -174,7 +178,7 @@ class Kind:
 
     def update(self, desired: Obj, p_slim: Obj) -> Update:
         if self.patch_update is not None:
-            return Update("patch", self.patch_update(desired, p_slim))
+            return Update("patch", self.patch_update(desired, p_slim), self.patch_type)
         body = copy.copy(desired)
         body["metadata"] = {**desired["metadata"], "resourceVersion": p_slim["metadata"].get("resourceVersion")}
         if self.keep_status and "status" in p_slim:

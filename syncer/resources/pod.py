@@ -257,7 +257,8 @@ def patch_update(desired: Obj, p_slim: Obj) -> Obj:
     spec_patch: Obj = {}
     for list_name in ("initContainers", "containers"):
         if spec.get(list_name):
-            # Strategic-merge semantics are not needed: images are patched by a full list of name+image.
+            # Sent as a strategic merge patch (POD.patch_type): containers merge by name and only their
+            # images change; a JSON merge patch would replace the list, which the apiserver refuses.
             spec_patch[list_name] = [{"name": c["name"], "image": c.get("image")} for c in spec[list_name]]
     if "activeDeadlineSeconds" in spec:
         spec_patch["activeDeadlineSeconds"] = spec["activeDeadlineSeconds"]
@@ -324,4 +325,5 @@ def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
 
 
 POD = Kind(kind="Pod", resource=resources.PODS, to_super=to_super, synced=synced, slim_tenant=slim_tenant,
-           super_extras=super_extras, patch_update=patch_update, upward=upward, check=violations)
+           super_extras=super_extras, patch_update=patch_update, upward=upward, check=violations,
+           patch_type="strategic")

@@ -183,3 +183,19 @@ def test_without_rules_nothing_changes() -> None:
     assert with_super_owned(desired, {"metadata": {"annotations": {"admin.example/a": "1"}}}, MetadataRules()) \
         is desired
     assert transparent_patch(v_cm(), {"metadata": {"annotations": {"hook.example/a": "1"}}}, MetadataRules()) is None
+
+
+@pytest.mark.parametrize(("kind", "patch_type"), [("Pod", "strategic"), ("Namespace", "merge")],
+                         ids=["pod-containers-merge-by-name", "namespace"])
+def test_update_patches_are_sent_so_the_apiserver_accepts_them(kind: str, patch_type: str) -> None:
+    """A pod's containers list must merge by name: a JSON merge patch of [{name, image}] would drop
+    every other container field, which the apiserver refuses for a running pod."""
+    k = BY_KIND[kind]
+    v_obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "p", "namespace": "shop",
+                                                                           "uid": "u", "labels": {"a": "1"}},
+                             "spec": {"containers": [{"name": "c", "image": "nginx", "env": [{"name": "X"}]}]}}
+    p_slim = k.slim_super(k.to_super(v_obj, CTX))
+    v_obj["metadata"]["labels"] = {"a": "2"}
+    update = k.update(k.to_super(v_obj, CTX), p_slim)
+    assert update.method == "patch"
+    assert update.patch_type == patch_type
