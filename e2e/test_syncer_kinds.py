@@ -10,8 +10,9 @@ creates by hand (kwok has no provisioner), so binding is shown for real.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -249,3 +250,94 @@ globalDefault: true
     finally:
         super_cluster.kubectl("delete", "storageclass", public_sc, private_sc, "--ignore-not-found", check=False)
         super_cluster.kubectl("delete", "priorityclass", public_pc, "--ignore-not-found", check=False)
+
+
+def _crd(group: str, plural: str, kind: str) -> str:
+    return f"""
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: {plural}.{group}}}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: {plural}, singular: {kind.lower()}, kind: {kind}}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {{status: {{}}}}
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def test_tenant_sync_options_metadata_prefixes_and_extra_kinds(super_cluster: Any, tenants: Any,
+                                                               syncer: SyncerProcess) -> None:
+    """Tenant spec.sync set at run time: opaque super metadata survives tenant updates, transparent super
+    metadata goes up to the tenant object, an extra custom kind is copied down, the rest is told."""
+    _, b = tenants
+    group = f"e2e-{SUFFIX}.example.com"
+    opaque, transparent = "admin.example.com/owner", "hook.example.com/injected"
+    # widgets exist in both clusters, gadgets only in the tenant
+    super_cluster.kubectl("apply", "-f", "-", input=_crd(group, "widgets", "Widget"))
+    b.kubectl("apply", "-f", "-", input=_crd(group, "widgets", "Widget") + "---" + _crd(group, "gadgets", "Gadget"))
+    for run, crd in ((super_cluster.kubectl, "widgets"), (b.kubectl, "widgets"), (b.kubectl, "gadgets")):
+        run("wait", "--for=condition=established", f"crd/{crd}.{group}", "--timeout=60s")
+    p_ns = namespace(b, "meta")
+    super_cluster.kubectl("patch", "tenant", b.name, "--type=merge", "-p", json.dumps({"spec": {"sync": {
+        "extraKinds": [f"widgets.{group}", f"gadgets.{group}", "nodes"],
+        "opaqueMetadataPrefixes": ["admin.example.com/"],
+        "transparentMetadataPrefixes": ["hook.example.com/"],
+    }}}))
+
+    def tenant_events() -> dict[str, str]:
+        got = kjson(super_cluster.kubectl, "get", "events", "-n", "default", "--field-selector",
+                    f"involvedObject.kind=Tenant,involvedObject.name={b.name}") or {}
+        return {e["reason"]: e["message"] for e in got.get("items", []) if e["reason"].startswith("ExtraKind")}
+
+    def when(pred: Callable[[Any], bool], get: Callable[[], Any]) -> Callable[[], Any]:
+        def check() -> Any:
+            got = get()
+            return got if got and pred(got) else None
+        return check
+
+    events = wait_for("extra-kind events on the Tenant", when(lambda e: len(e) == 3, tenant_events), syncer=syncer)
+    assert f"widgets.{group}" in events["ExtraKindSynced"]
+    assert f"gadgets.{group}" in events["ExtraKindUnavailable"]
+    assert "super cluster" in events["ExtraKindUnavailable"]
+    assert "nodes" in events["ExtraKindRefused"]
+
+    # opaque: the super value survives tenant updates (merge patch: pods; replace: configmaps), tenant values stay up
+    apply(b, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "meta",
+                                                              "annotations": {opaque: "tenant"}},
+              "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "meta"},
+           "data": {"k": "one"}})
+    for kind in ("pod/web", "configmap/cfg"):
+        wait_for(f"super {kind}", partial(kjson, super_cluster.kubectl, "get", kind, "-n", p_ns), syncer=syncer)
+        super_cluster.kubectl("annotate", "--overwrite", kind, "-n", p_ns, f"{opaque}=ops", f"{transparent}=sidecar")
+
+    # transparent: copied up onto the tenant pod
+    wait_for("transparent annotation on the tenant pod", lambda: (kjson(b.kubectl, "get", "pod", "web", "-n", "meta")
+             or {})["metadata"].get("annotations", {}).get(transparent) == "sidecar", syncer=syncer)
+    b.kubectl("annotate", "--overwrite", "pod/web", "-n", "meta", "note=v2")
+    b.kubectl("patch", "configmap", "cfg", "-n", "meta", "--type=merge", "-p", '{"data": {"k": "two"}}')
+    p_pod = wait_for("tenant pod update in the super cluster", when(
+        lambda p: p["metadata"].get("annotations", {}).get("note") == "v2",
+        partial(kjson, super_cluster.kubectl, "get", "pod", "web", "-n", p_ns)), syncer=syncer)
+    p_cm = wait_for("tenant configmap update in the super cluster", when(
+        lambda c: c.get("data", {}).get("k") == "two",
+        partial(kjson, super_cluster.kubectl, "get", "cm", "cfg", "-n", p_ns)), syncer=syncer)
+    for p_obj in (p_pod, p_cm):
+        assert p_obj["metadata"]["annotations"][opaque] == "ops"
+        assert p_obj["metadata"]["annotations"][transparent] == "sidecar"
+    assert kjson(b.kubectl, "get", "pod", "web", "-n", "meta")["metadata"]["annotations"][opaque] == "tenant"
+
+    # extraKinds: a Widget goes down with its spec; status stays the super side's
+    apply(b, {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "meta"},
+              "spec": {"size": 3}})
+    p_widget = wait_for("super Widget", partial(kjson, super_cluster.kubectl, "get", f"widgets.{group}", "w1",
+                                               "-n", p_ns), syncer=syncer)
+    assert p_widget["spec"] == {"size": 3}
+    assert p_widget["metadata"]["labels"][naming.LABEL_CLUSTER_KEY] == b.cluster_key
+    assert kjson(super_cluster.kubectl, "get", f"gadgets.{group}", "-A") is None, "the super cluster has no gadgets"
