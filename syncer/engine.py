@@ -325,6 +325,10 @@ class Syncer:
             if isinstance(found, str):
                 return f"{found} in {side}", "not served" not in found
         assert isinstance(found, Resource)
+        try:  # the syncer's own permission in the super cluster (RBAC is the admin's to grant)
+            await self.super_api.list(found, label_selector=_MANAGED_SELECTOR, limit=1)
+        except Forbidden as exc:
+            return f"may not be listed by the syncer in the super cluster (grant it access): {exc.message}", False
         kind = extra_mod.extra_kind(found)
         return self.by_kind.get(kind.kind, kind)
 
