@@ -10,9 +10,11 @@ real operator provisioning three tenants (T = 3), the syncer as a child
 process (``python -m syncer``).  The machine is shared (2 cores, other test
 beds running), so every throughput and latency measure is repeated
 ``--rounds`` times; each round measures the baseline and the syncer back to
-back, in alternating order (baseline first in even rounds, syncer first in odd
-ones), so drift hits both; the bench prints per-round values, the median and
-the spread of each, and the load average at the start and end of each round.
+back so drift hits both (drain: direct, drain, direct again, against the mean
+of both directs; burst: baseline first in even rounds, syncer first in odd
+ones); the bench prints per-round values, the median and the spread of each,
+the load average at the start and end of each round, and the CPU each part
+of the test bed spent per pod in each stage (above its idle background).
 
 Per round:
 
@@ -30,7 +32,8 @@ Per round:
   records when the tenant creates returned, when all pods appeared in the
   super cluster and when all were Running there, which splits the time.
 * light load: one pod at a time, direct create → watched against tenant
-  create → super watched (median of the added milliseconds).
+  create → super watched, interleaved (medians in milliseconds: end to end,
+  and what the syncer adds beyond the tenant apiserver's own create → watch).
 
 Once: a quiet tenant's p99 while two greedy tenants flood the queue, and the
 memory the syncer's code holds per synced pod (tracemalloc, in-process).
@@ -286,6 +289,9 @@ class Bench:
         #: CPU seconds per part of the test bed, per stage name, summed over rounds.
         self.cpu: dict[str, dict[str, float]] = {}
         self.meter: CpuMeter | None = None
+        self.direct_rates: list[float] = []
+        #: Per round, CPU cores each part used while the bench did nothing for 3 s.
+        self.idle: list[dict[str, float]] = []
         self.loads: list[tuple[str, str]] = []
         self.sup: ApiClient
         self.tapis: list[ApiClient] = []
@@ -305,12 +311,13 @@ class Bench:
 
     # ---- drain pair ----------------------------------------------------------------
     async def direct_create(self, r: int, out: dict[str, float]) -> None:
-        ns = f"direct-{self.run}-{r}"
+        """The drain's baseline, measured twice (before and after the drain: A-B-A), averaged."""
+        ns = f"direct-{self.run}-{r}-{len(self.direct_rates)}"
         await ensure_namespace(self.sup, ns)
         async with self.measure("direct create"):
             secs = await create_pods(self.sup, ns, [f"d-{i}" for i in range(self.n)])
-        out["direct_rate"] = self.n / secs
-        print(f"  direct create: {self.n} pods in {secs:.2f}s = {out['direct_rate']:.0f}/s")
+        self.direct_rates.append(self.n / secs)
+        print(f"  direct create: {self.n} pods in {secs:.2f}s = {self.n / secs:.0f}/s")
 
     async def drain(self, r: int, out: dict[str, float]) -> None:
         ns = f"drain-{self.run}-{r}"
@@ -383,7 +390,7 @@ class Bench:
               f"{out['burst_super_running_s']:.2f}s, Running in the tenants after {out['burst_s']:.2f}s")
 
     # ---- light load --------------------------------------------------------------------
-    async def latency(self, r: int, out: dict[str, float], *, k: int = 20) -> None:
+    async def latency(self, r: int, out: dict[str, float], *, k: int = 40) -> None:
         ta, a = self.tapis[0], self.tenants[0]
         ns = f"lat-{self.run}-{r}"
         await ensure_namespace(self.sup, ns)
@@ -415,14 +422,21 @@ class Bench:
     async def one_round(self, r: int) -> None:
         out: dict[str, float] = {}
         start_load = load()
-        print(f"round {r + 1}: load average (1/5 min) {start_load}, {'baseline' if r % 2 == 0 else 'syncer'} first")
-        async with self.measure("idle"):  # the test bed's background CPU (leases, heartbeats, watches)
-            await asyncio.sleep(3)
-        pairs: list[tuple[Callable[[int, dict[str, float]], Awaitable[None]], ...]] = [
-            (self.direct_create, self.drain), (self.direct_burst, self.burst)]
-        for baseline, synced in pairs:
-            for stage in ((baseline, synced) if r % 2 == 0 else (synced, baseline)):
-                await stage(r, out)
+        print(f"round {r + 1}: load average (1/5 min) {start_load}; burst: "
+              f"{'baseline' if r % 2 == 0 else 'syncer'} first")
+        before = self.meter.snapshot() if self.meter else {}
+        await asyncio.sleep(3)  # the test bed's background CPU (leases, heartbeats, watches)
+        if self.meter:
+            used = CpuMeter.used(before, self.meter.snapshot())
+            self.idle.append({g: v / 3 for g, v in used.items()})
+        # Drain: A-B-A (direct before and after); burst (too long to repeat): A-B or B-A by round.
+        self.direct_rates = []
+        stages: list[Callable[[int, dict[str, float]], Awaitable[None]]] = [
+            self.direct_create, self.drain, self.direct_create,
+            *((self.direct_burst, self.burst) if r % 2 == 0 else (self.burst, self.direct_burst))]
+        for stage in stages:
+            await stage(r, out)
+        out["direct_rate"] = statistics.mean(self.direct_rates)
         await self.latency(r, out)
         out["drain_ratio"] = out["drain_rate"] / out["direct_rate"]
         out["burst_ratio"] = out["direct_burst_s"] / out["burst_s"]
@@ -435,25 +449,26 @@ class Bench:
               f"load average at end {self.loads[-1][1]}")
 
     async def fairness(self) -> dict[str, float]:
-        """Two greedy tenants' backlogs flood the queue; a quiet tenant creates a pod every 100 ms."""
+        """Two greedy tenants flood the queue (each creates N pods at full speed, faster than the syncer
+        drains them); meanwhile a quiet tenant creates one pod at a time, 100 ms apart."""
         out: dict[str, float] = {}
         n = self.n
         (a, b, c), (ta, tb, tc), sup = self.tenants, self.tapis, self.sup
-        self.syncer.stop()
         ns = f"fair-{self.run}"
         for api in (ta, tb, tc):
             await ensure_namespace(api, ns)
-        await asyncio.gather(create_pods(ta, ns, [f"g-{i}" for i in range(n)]),
-                             create_pods(tb, ns, [f"g-{i}" for i in range(n)]))
         direct_ns = f"fair-direct-{self.run}"
         await ensure_namespace(sup, direct_ns)
+        p_nss = [naming.super_namespace(t.cluster_key, ns) for t in (a, b, c)]
+        for p_ns in p_nss:
+            await ensure_namespace(sup, p_ns)
         quiet: list[float] = []
         direct_quiet: list[float] = []
-        greedy = [naming.super_namespace(t.cluster_key, ns) for t in (a, b)]
-        async with Arrivals(sup, naming.super_namespace(c.cluster_key, ns)) as arr, \
-                Arrivals(sup, greedy[0]) as ga, Arrivals(sup, greedy[1]) as gb, Arrivals(sup, direct_ns) as darr:
-            self.syncer.start()
-            await ga.until(1)  # the greedy backlog is draining
+        async with Arrivals(sup, p_nss[2]) as arr, Arrivals(sup, p_nss[0]) as ga, Arrivals(sup, p_nss[1]) as gb, \
+                Arrivals(sup, direct_ns) as darr:
+            flood = asyncio.gather(create_pods(ta, ns, [f"g-{i}" for i in range(n)]),
+                                   create_pods(tb, ns, [f"g-{i}" for i in range(n)]))
+            await ga.until(1)  # the flood is arriving
             i = 0
             while len(ga.seen) < n or len(gb.seen) < n:
                 t = time.monotonic()
@@ -464,9 +479,10 @@ class Bench:
                 direct_quiet.append(await darr.when(f"q-{i}") - t)
                 i += 1
                 await asyncio.sleep(0.1)
+            await flood
         out["quiet_p99_s"] = p(quiet, 0.99)
         out["quiet_direct_p99_s"] = p(direct_quiet, 0.99)
-        print(f"quiet tenant while 2x{n} greedy pods drain: {len(quiet)} pods, median "
+        print(f"quiet tenant while 2 tenants flood {n} pods each: {len(quiet)} pods, median "
               f"{statistics.median(quiet)*1000:.0f} ms, p99 {out['quiet_p99_s']*1000:.0f} ms (target <= 1000 ms); "
               f"direct creates meanwhile: median {statistics.median(direct_quiet)*1000:.0f} ms, "
               f"p99 {out['quiet_direct_p99_s']*1000:.0f} ms")
@@ -500,28 +516,27 @@ class Bench:
             note = f"   target {targets[key]}" if key in targets else ""
             print(f"  {key:28s} {statistics.median(values):9.3g}  [{min(values):.3g}–{max(values):.3g}]{note}")
         if self.cpu:
-            pods = {"direct create": self.n, "tenant-only": self.n, "drain (+ start-up)": self.n,
+            pods = {"direct create": 2 * self.n, "tenant-only": self.n, "drain (+ start-up)": self.n,
                     "direct burst": self.burst_n, "syncer burst": self.burst_n}
-            idle = self.cpu.get("idle", {})
-            idle_wall = idle.get("wall", 0.0) or 1.0
+            # Background: the lowest idle rate seen over the rounds (an idle window can catch leftovers).
+            idle = {g: min(rates.get(g, 0.0) for rates in self.idle) for rates in self.idle for g in rates}
             print("\nCPU milliseconds per pod by part of the test bed over all rounds, above its background "
-                  "(measured idle for 3 s per round); 'wall': the stage's milliseconds per pod; the bench's "
-                  "own watches are in 'bench':")
+                  "(the lowest of the 3-s idle windows, one per round); 'wall': the stage's milliseconds per "
+                  "pod; the bench's own watches are in 'bench':")
             groups = sorted({g for used in self.cpu.values() for g in used} - {"wall"})
             stages = [stage for stage in self.cpu if stage in pods]
             k = {stage: pods[stage] * len(self.rounds) / 1000 for stage in stages}
 
             def cell(stage: str, group: str) -> float:
                 used = self.cpu[stage]
-                return used.get(group, 0.0) - idle.get(group, 0.0) / idle_wall * used.get("wall", 0.0)
+                return used.get(group, 0.0) - idle.get(group, 0.0) * used.get("wall", 0.0)
 
             print(f"  {'':26s}" + "".join(f"{stage[:18]:>19s}" for stage in stages))
             for g in [*groups, "all", "wall"]:
                 cells = [sum(cell(s, x) for x in groups) if g == "all" else self.cpu[s].get("wall", 0.0)
                          if g == "wall" else cell(s, g) for s in stages]
                 print(f"  {g:26s}" + "".join(f"{v / k[s]:19.2f}" for v, s in zip(cells, stages, strict=True)))
-            print("  background CPU (cores): " + ", ".join(f"{g} {idle.get(g, 0.0) / idle_wall:.2f}"
-                                                        for g in groups))
+            print("  background CPU (cores): " + ", ".join(f"{g} {idle.get(g, 0.0):.2f}" for g in groups))
 
 
 async def memory(super_: Super) -> dict[str, float]:
