@@ -147,6 +147,24 @@ class ExposeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageSpec:
+    """The etcd data volume of the pods backend."""
+
+    size: str = s.DEFAULT_STORAGE_SIZE
+    #: ``None``: the super cluster's default StorageClass.
+    storage_class_name: str | None = None
+
+    @classmethod
+    def read(cls, at: _At) -> StorageSpec:
+        size = at.data.get("size", s.DEFAULT_STORAGE_SIZE)
+        if not isinstance(size, str) or not re.match(s.STORAGE_SIZE_PATTERN, size):
+            raise SpecError(f"{at.path}.size: {size!r} is not a storage size (like 1Gi, 500M)")
+        if parse_quantity(size) <= 0:
+            raise SpecError(f"{at.path}.size: must be greater than zero; got {size!r}")
+        return cls(size=size, storage_class_name=at.opt_str("storageClassName", pattern=s.NAME_PATTERN))
+
+
+@dataclass(frozen=True, slots=True)
 class ControlPlaneSpec:
     version: str | None = None
     cluster_version_ref: str | None = None
@@ -155,6 +173,7 @@ class ControlPlaneSpec:
     expose: ExposeSpec = field(default_factory=ExposeSpec)
     apiserver_args: Mapping[str, str] = field(default_factory=dict)
     controller_manager_args: Mapping[str, str] = field(default_factory=dict)
+    storage: StorageSpec = field(default_factory=StorageSpec)
 
     @classmethod
     def read(cls, at: _At) -> ControlPlaneSpec:
@@ -171,6 +190,7 @@ class ControlPlaneSpec:
             ),
             apiserver_args=extra.str_map("apiserver", key_pattern=s.FLAG_PATTERN),
             controller_manager_args=extra.str_map("controllerManager", key_pattern=s.FLAG_PATTERN),
+            storage=StorageSpec.read(at.child("storage")),
         )
         if out.version and out.cluster_version_ref:
             raise SpecError(f"{at.path}: set at most one of version and clusterVersionRef")

@@ -36,6 +36,10 @@ TOLERATION_OPERATORS: tuple[str, ...] = ("Exists", "Equal")
 TAINT_EFFECTS: tuple[str, ...] = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 MIN_REPLICAS = 1
 MAX_REPLICAS = 5
+#: Size of the etcd data volume (a PVC per etcd replica) of the pods backend.
+DEFAULT_STORAGE_SIZE = "1Gi"
+#: A storage request: a positive quantity without milli units (``1Gi``, ``500M``, ``2``).
+STORAGE_SIZE_PATTERN = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)([KMGTPE]i|[kMGTPE])?$"
 #: A Kubernetes release such as ``v1.36.3``.
 VERSION_PATTERN = r"^v1\.[0-9]+\.[0-9]+$"
 #: A DNS-1123 subdomain (object names such as a ClusterVersion's).
@@ -131,6 +135,34 @@ def _control_plane() -> Schema:
                     "host": _str(
                         maxLength=253,
                         description="Extra host name or IP put into the serving certificate and endpoint.",
+                    ),
+                },
+            },
+            "storage": {
+                "type": "object",
+                "default": {},
+                "description": (
+                    "etcd data volume of the pods backend: a PersistentVolumeClaim from the StatefulSet's "
+                    "claim template (immutable once created: a change is reported, not applied). "
+                    "The local backend keeps etcd data in its state folder."
+                ),
+                "properties": {
+                    "size": {
+                        **_str(
+                            pattern=STORAGE_SIZE_PATTERN,
+                            maxLength=32,
+                            default=DEFAULT_STORAGE_SIZE,
+                            description="Requested size of the etcd volume (a quantity such as 1Gi).",
+                        ),
+                        "x-kubernetes-validations": [
+                            {"rule": "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))",
+                             "message": "storage.size must be greater than zero"},
+                        ],
+                    },
+                    "storageClassName": _str(
+                        pattern=NAME_PATTERN,
+                        maxLength=253,
+                        description="StorageClass of the etcd volume; unset: the cluster's default class.",
                     ),
                 },
             },

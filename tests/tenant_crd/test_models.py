@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus, models
+from tenant_crd import ClusterVersionSpec, SpecError, StorageSpec, TenantSpec, TenantStatus, models
 from tenant_crd.models import Condition, parse_quantity
 
 
@@ -17,6 +17,7 @@ def test_empty_spec_gets_safe_defaults() -> None:
     assert spec.isolation.pod_security == "baseline"
     assert spec.isolation.network_policy is True
     assert spec.isolation.resource_quota is None
+    assert spec.control_plane.storage == StorageSpec(size="1Gi", storage_class_name=None)
     assert spec.problems() == []
 
 
@@ -24,7 +25,8 @@ def test_full_spec_is_read() -> None:
     spec = TenantSpec.from_dict(
         {
             "controlPlane": {"version": "v1.36.3", "backend": "pods", "replicas": 2,
-                             "expose": {"type": "NodePort"}, "extraArgs": {"apiserver": {"v": "2"}}},
+                             "expose": {"type": "NodePort"}, "extraArgs": {"apiserver": {"v": "2"}},
+                             "storage": {"size": "5Gi", "storageClassName": "fast-ssd"}},
             "owners": {"users": ["alice", "alice", "bob"], "groups": ["devs"]},
             "isolation": {
                 "resourceQuota": {"hard": {"pods": 10, "limits.cpu": "4"}},
@@ -39,6 +41,7 @@ def test_full_spec_is_read() -> None:
     )
     assert spec.control_plane.replicas == 2
     assert spec.control_plane.apiserver_args == {"v": "2"}
+    assert spec.control_plane.storage == StorageSpec(size="5Gi", storage_class_name="fast-ssd")
     assert spec.owners.users == ("alice", "bob")
     assert spec.isolation.resource_quota == {"pods": "10", "limits.cpu": "4"}
     assert spec.isolation.tolerations[0].to_dict() == {
@@ -62,6 +65,12 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("owners-type", {"owners": {"users": "alice"}}, "spec.owners.users"),
     ("spec-not-object", {"controlPlane": []}, "spec.controlPlane: must be an object"),
     ("extra-kind", {"sync": {"extraKinds": ["Widgets"]}}, "spec.sync.extraKinds[0]"),
+    ("storage-size-word", {"controlPlane": {"storage": {"size": "lots"}}}, "spec.controlPlane.storage.size"),
+    ("storage-size-zero", {"controlPlane": {"storage": {"size": "0Gi"}}}, "greater than zero"),
+    ("storage-size-milli", {"controlPlane": {"storage": {"size": "500m"}}}, "not a storage size"),
+    ("storage-size-int", {"controlPlane": {"storage": {"size": 5}}}, "spec.controlPlane.storage.size"),
+    ("storage-class-name", {"controlPlane": {"storage": {"storageClassName": "Fast_SSD"}}},
+     "spec.controlPlane.storage.storageClassName"),
 ]
 
 

@@ -185,6 +185,7 @@ def build(
         apiserver=apiserver,
         controller_manager=controller_manager,
         certs=certs,
+        etcd_storage=cp.EtcdStorage(size=cpl.storage.size, storage_class=cpl.storage.storage_class_name),
     )
 
 

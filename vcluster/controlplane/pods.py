@@ -10,18 +10,26 @@ operator keeps in the root namespace.  :class:`PodsBackend` applies them with
 server-side apply (idempotent, so re-running after a crash is safe) and reads
 their readiness back.
 
-etcd keeps its data in an ``emptyDir``: the test bed's simulated nodes have no
-storage provisioner.  A production ClusterVersion should move it to a PVC
-(noted in docs/architecture.md).
+etcd keeps its data on a PersistentVolumeClaim made from the StatefulSet's
+claim template (``spec.controlPlane.storage``: size, StorageClass), so a
+rescheduled or restarted etcd pod finds the tenant's data again.  Claim
+templates are immutable in Kubernetes: once the StatefulSet exists, the
+reconciler renders the storage it already has (:func:`storage_of`) and reports
+a differing spec (:func:`storage_change`) instead of failing every apply.  The
+claims go with the StatefulSet (``persistentVolumeClaimRetentionPolicy``
+``whenDeleted: Delete``) and with the root namespace on Tenant deletion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from tenant_crd.models import SpecError, parse_quantity
 from vcluster import naming
 from vcluster.controlplane import spec as cp
-from vcluster.kube import ApiClient
+from vcluster.controlplane.local import BackendError
+from vcluster.kube import ApiClient, Invalid
 from vcluster.kube.resources import DEPLOYMENTS, SECRETS, SERVICES, STATEFULSETS, Resource
 
 PKI_MOUNT = "/etc/virtualcluster/pki"
@@ -34,6 +42,10 @@ APISERVER_SERVICE = "apiserver"
 CM_NAME = "controller-manager"
 FIELD_MANAGER = "vc-operator"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+#: The etcd data volume: the claim template's name (claims are ``data-etcd-<ordinal>``).
+DATA_VOLUME = "data"
+#: Claims are removed with the StatefulSet; a scale-down (never done: etcd runs one replica) keeps them.
+PVC_RETENTION = {"whenDeleted": "Delete", "whenScaled": "Retain"}
 
 
 def layout(namespace: str, *, host: str | None = None) -> cp.Layout:
@@ -98,6 +110,64 @@ def _pki_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     )
 
 
+def claim_template(spec: cp.ControlPlaneSpec, storage: cp.EtcdStorage) -> dict[str, Any]:
+    """The etcd StatefulSet's volume claim template (immutable once the StatefulSet exists).
+
+    Its labels are the etcd selector's (themselves immutable), so no later label change can
+    make the template differ from the one already stored.
+    """
+    claim_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    if storage.storage_class is not None:
+        claim_spec["storageClassName"] = storage.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": DATA_VOLUME, "labels": _selector(spec, cp.ETCD_COMPONENT)},
+        "spec": claim_spec,
+    }
+
+
+def storage_of(statefulset: Mapping[str, Any]) -> cp.EtcdStorage | None:
+    """The etcd storage an existing StatefulSet has (``None``: an ``emptyDir``, no claim template)."""
+    for tmpl in (statefulset.get("spec") or {}).get("volumeClaimTemplates") or []:
+        if (tmpl.get("metadata") or {}).get("name") != DATA_VOLUME:
+            continue
+        claim_spec = tmpl.get("spec") or {}
+        size = ((claim_spec.get("resources") or {}).get("requests") or {}).get("storage")
+        return cp.EtcdStorage(size=str(size), storage_class=claim_spec.get("storageClassName"))
+    return None
+
+
+def _same_size(a: str, b: str) -> bool:
+    try:
+        return parse_quantity(a) == parse_quantity(b)
+    except SpecError:
+        return a == b
+
+
+def describe_storage(storage: cp.EtcdStorage | None) -> str:
+    if storage is None:
+        return "an emptyDir"
+    return f"size {storage.size}, storageClassName {storage.storage_class or '(cluster default)'}"
+
+
+def storage_change(wanted: cp.EtcdStorage | None, current: cp.EtcdStorage | None) -> str | None:
+    """Why the existing etcd storage cannot become ``wanted`` (``None`` when they are the same)."""
+    if wanted == current:
+        return None
+    if wanted is not None and current is not None and wanted.storage_class == current.storage_class \
+            and _same_size(wanted.size, current.size):
+        return None
+    return (
+        f"spec.controlPlane.storage asks for {describe_storage(wanted)} but etcd's StatefulSet {ETCD_SERVICE} "
+        f"has {describe_storage(current)}; its volume claim template is immutable, so the change is not "
+        "applied and etcd keeps its data where it is (moving it needs a backup and restore of etcd)"
+    )
+
+
 def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> list[dict[str, Any]]:
     """Every object of the control plane (besides the PKI Secret), in apply order."""
     pki_vol, pki_mount = _pki_volume()
@@ -105,22 +175,28 @@ def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> 
     def meta(name: str, component: str) -> dict[str, Any]:
         return {"name": name, "namespace": namespace, "labels": _labels(spec, component)}
 
+    storage = spec.etcd_storage
+    etcd_spec: dict[str, Any] = {
+        "replicas": 1,
+        "serviceName": ETCD_SERVICE,
+        "selector": {"matchLabels": _selector(spec, cp.ETCD_COMPONENT)},
+        "template": _pod_template(
+            spec, spec.etcd,
+            # No claim template only for a StatefulSet made before them: keep its emptyDir as it is.
+            volumes=[pki_vol] if storage is not None else [pki_vol, {"name": DATA_VOLUME, "emptyDir": {}}],
+            mounts=[pki_mount, {"name": DATA_VOLUME, "mountPath": ETCD_DATA}],
+            ports=[{"name": "client", "containerPort": ETCD_PORT}],
+            probe={"tcpSocket": {"port": ETCD_PORT}, "periodSeconds": 5},
+        ),
+        "persistentVolumeClaimRetentionPolicy": dict(PVC_RETENTION),
+    }
+    if storage is not None:
+        etcd_spec["volumeClaimTemplates"] = [claim_template(spec, storage)]
     etcd = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": meta(ETCD_SERVICE, cp.ETCD_COMPONENT),
-        "spec": {
-            "replicas": 1,
-            "serviceName": ETCD_SERVICE,
-            "selector": {"matchLabels": _selector(spec, cp.ETCD_COMPONENT)},
-            "template": _pod_template(
-                spec, spec.etcd,
-                volumes=[pki_vol, {"name": "data", "emptyDir": {}}],
-                mounts=[pki_mount, {"name": "data", "mountPath": ETCD_DATA}],
-                ports=[{"name": "client", "containerPort": ETCD_PORT}],
-                probe={"tcpSocket": {"port": ETCD_PORT}, "periodSeconds": 5},
-            ),
-        },
+        "spec": etcd_spec,
     }
     etcd_svc = {
         "apiVersion": "v1",
@@ -194,13 +270,22 @@ class PodsBackend:
 
     name = "pods"
 
+    async def current_storage(self, api: ApiClient, *, namespace: str) -> tuple[bool, cp.EtcdStorage | None]:
+        """Whether etcd's StatefulSet exists, and the storage it has (see :func:`storage_of`)."""
+        sts = await api.get_or_none(STATEFULSETS, ETCD_SERVICE, namespace=namespace)
+        return (sts is not None, storage_of(sts) if sts is not None else None)
+
     async def apply(self, api: ApiClient, objects: list[dict[str, Any]]) -> None:
+        """Server-side apply every object; one the apiserver refuses is a :class:`BackendError`."""
         for obj in objects:
             meta = obj["metadata"]
-            await api.patch(
-                _RESOURCES[obj["kind"]], meta["name"], obj, namespace=meta["namespace"],
-                patch_type="apply", field_manager=FIELD_MANAGER, force=True,
-            )
+            try:
+                await api.patch(
+                    _RESOURCES[obj["kind"]], meta["name"], obj, namespace=meta["namespace"],
+                    patch_type="apply", field_manager=FIELD_MANAGER, force=True,
+                )
+            except Invalid as exc:
+                raise BackendError(f"{obj['kind']} {meta['namespace']}/{meta['name']} refused: {exc}") from None
 
     async def progress(self, api: ApiClient, spec: cp.ControlPlaneSpec, *, namespace: str) -> list[str]:
         """What is not ready yet (empty when every workload is available)."""

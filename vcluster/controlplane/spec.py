@@ -102,6 +102,16 @@ class Component:
 
 
 @dataclass(frozen=True, slots=True)
+class EtcdStorage:
+    """etcd's data volume in the pods backend: a PVC from the StatefulSet's claim template."""
+
+    #: Requested size, a quantity (``1Gi``).
+    size: str
+    #: StorageClass; ``None`` leaves it to the super cluster's default class.
+    storage_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ControlPlaneSpec:
     """Everything a backend needs to run one tenant's control plane."""
 
@@ -118,6 +128,9 @@ class ControlPlaneSpec:
     apiserver: Component
     controller_manager: Component
     certs: tuple[CertRequest, ...]
+    #: etcd's volume (pods backend).  ``None`` only for an etcd StatefulSet created before claim
+    #: templates (an ``emptyDir``), which the reconciler keeps as it is (see ``pods.storage_of``).
+    etcd_storage: EtcdStorage | None
 
     @property
     def components(self) -> tuple[Component, ...]:

@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as _dt
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,12 @@ OWNERS_BINDING = "virtualcluster:owners"
 ANN_CLUSTER_VERSION = naming.ANN_CLUSTER_VERSION_SEEN
 #: Events of cluster-scoped Tenants go to this namespace.
 EVENT_NAMESPACE = "default"
+
+
+#: Condition (pods backend): the etcd storage in place is the one the spec asks for.
+STORAGE_CONDITION = "StorageApplied"
+#: Its reason when a claim-template change was not applied (immutable in Kubernetes).
+STORAGE_NEEDS_MIGRATION = "StorageChangeNeedsMigration"
 
 
 class Retry(VClusterError):
@@ -109,45 +116,51 @@ class Reconciler:
         message: str,
         extra: Mapping[str, Any] | None = None,
         event_type: str | None = None,
+        conditions: Sequence[tuple[str, bool, str, str]] | None = None,
     ) -> None:
-        """Write status (phase, Ready condition, ...); post an Event when the condition changed."""
+        """Write status (phase, Ready condition, ...); post an Event when a condition changed.
+
+        ``conditions`` are the other conditions as ``(type, status, reason, message)``; they replace
+        the ones in the status (``None``: keep those as they are).  A new one that is ``True`` gets
+        no Event; any other change of one does (``Warning`` when it is ``False``).
+        """
         meta = body["metadata"]
         old = TenantStatus.from_dict(body.get("status"))
-        old_cond = old.condition("Ready")
-        status_str = "True" if ready else "False"
-        changed = (
-            old_cond is None
-            or old_cond.status != status_str
-            or old_cond.reason != reason
-            or old_cond.message != message
-        )
-        transition = (
-            old_cond.last_transition_time
-            if old_cond is not None and old_cond.status == status_str and old_cond.last_transition_time
-            else _now()
+        generation = meta.get("generation")
+        events: list[tuple[str, str, str]] = []
+
+        def condition(type_: str, ok: bool, why: str, text: str, *, event: str | None) -> dict[str, Any]:
+            old_cond = old.condition(type_)
+            status_str = "True" if ok else "False"
+            changed = old_cond is None or (old_cond.status, old_cond.reason, old_cond.message) != (
+                status_str, why, text)
+            if changed and (old_cond is not None or not ok or type_ == "Ready"):
+                events.append((event or ("Normal" if ok else "Warning"), why, text))
+            transition = (
+                old_cond.last_transition_time
+                if old_cond is not None and old_cond.status == status_str and old_cond.last_transition_time
+                else _now()
+            )
+            return {"type": type_, "status": status_str, "reason": why, "message": text,
+                    "observedGeneration": generation, "lastTransitionTime": transition}
+
+        others = (
+            [c.to_dict() for c in old.conditions if c.type != "Ready"]
+            if conditions is None
+            else [condition(type_, ok, why, text, event=None) for type_, ok, why, text in conditions]
         )
         status: dict[str, Any] = {
             "phase": phase,
-            "observedGeneration": meta.get("generation"),
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": status_str,
-                    "reason": reason,
-                    "message": message,
-                    "observedGeneration": meta.get("generation"),
-                    "lastTransitionTime": transition,
-                }
-            ],
+            "observedGeneration": generation,
+            "conditions": [condition("Ready", ready, reason, message, event=event_type), *others],
             **(extra or {}),
         }
         try:
             await self.api.patch(r.TENANTS, meta["name"], {"status": status}, subresource="status")
         except NotFound:
             return
-        if changed:
-            await self.event(body, type_=event_type or ("Normal" if ready else "Warning"),
-                             reason=reason, message=message)
+        for type_, why, text in events:
+            await self.event(body, type_=type_, reason=why, message=text)
 
     async def event(self, body: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
         meta = body["metadata"]
@@ -239,6 +252,10 @@ class Reconciler:
         cm_kubeconfig = certs.kubeconfig_for(
             cp.CONTROLLER_MANAGER, server=plane.internal_endpoint, files=files, cluster_name=key
         )
+        conditions: list[tuple[str, bool, str, str]] = []
+        if backend == "pods":
+            plane, storage = await self._pods_storage(plane, key)
+            conditions.append(storage)
         try:
             if backend == "local":
                 await asyncio.to_thread(self.local.apply, plane, pki_files=files, cm_kubeconfig=cm_kubeconfig)
@@ -248,11 +265,12 @@ class Reconciler:
                 if waiting:
                     message = f"waiting for {', '.join(waiting)} in namespace {key}"
                     await self._report(body, phase="Provisioning", ready=False, reason="WaitingForControlPlane",
-                                       message=message, extra=common, event_type="Normal")
+                                       message=message, extra=common, event_type="Normal",
+                                       conditions=conditions)
                     raise Retry(message, delay=5)
         except BackendError as exc:
             await self._report(body, phase="Provisioning", ready=False, reason="ControlPlaneFailed",
-                               message=str(exc), extra=common)
+                               message=str(exc), extra=common, conditions=conditions)
             raise Retry(str(exc), delay=15) from None
         admin_kubeconfig = certs.kubeconfig_for(cp.ADMIN, server=plane.endpoint, files=files, cluster_name=key)
         await self._apply(r.SECRETS, {
@@ -268,7 +286,8 @@ class Reconciler:
         except (ApiError, TimeoutError) as exc:
             message = f"tenant apiserver {plane.endpoint} not usable yet: {exc}"
             await self._report(body, phase="Provisioning" if not was_ready else "Ready", ready=was_ready,
-                               reason="WaitingForApiserver", message=message, extra=common)
+                               reason="WaitingForApiserver", message=message, extra=common,
+                               conditions=conditions)
             raise Retry(message, delay=10) from None
 
         # 4. isolation of the tenant's existing super namespaces ------------------------------
@@ -284,11 +303,31 @@ class Reconciler:
                 "kubeconfigSecret": {"namespace": key, "name": naming.kubeconfig_secret_name()},
                 "counts": {"superNamespaces": count},
             },
+            conditions=conditions,
         )
         logger.info("operator.tenant.ready", key=key, endpoint=plane.endpoint, backend=backend)
         return Outcome(cluster_key=key, endpoint=plane.endpoint, backend=backend)
 
     # ---- steps -------------------------------------------------------------------------
+    async def _pods_storage(
+        self, plane: cp.ControlPlaneSpec, key: str
+    ) -> tuple[cp.ControlPlaneSpec, tuple[str, bool, str, str]]:
+        """The plane to apply, with the etcd storage an existing StatefulSet already has, and the
+        ``StorageApplied`` condition: a claim template is immutable, so a changed
+        ``spec.controlPlane.storage`` is reported (False, Event) and not applied — the rest of the
+        control plane is still reconciled, etcd's data stays where it is."""
+        exists, current = await self.pods.current_storage(self.api, namespace=naming.root_namespace(key))
+        if not exists:
+            return plane, (STORAGE_CONDITION, True, "Applied",
+                           f"etcd data on a PersistentVolumeClaim ({pods.describe_storage(plane.etcd_storage)})")
+        change = pods.storage_change(plane.etcd_storage, current)
+        kept = dataclasses.replace(plane, etcd_storage=current)
+        if change is not None:
+            log.warning("operator.storage.not_applied", key=key, reason=change)
+            return kept, (STORAGE_CONDITION, False, STORAGE_NEEDS_MIGRATION, change)
+        return kept, (STORAGE_CONDITION, True, "Applied",
+                      f"etcd data on a PersistentVolumeClaim ({pods.describe_storage(current)})")
+
     async def _apply(self, resource: r.Resource, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         return await self.api.patch(

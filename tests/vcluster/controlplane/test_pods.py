@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+import pytest
+
 from tenant_crd import TenantSpec
 from vcluster import naming
 from vcluster.controlplane import builder, pods
@@ -36,3 +41,68 @@ def test_objects_and_wiring() -> None:
     assert template["spec"]["volumes"][0]["secret"]["secretName"] == cp.PKI_SECRET
     assert objs[("Service", "apiserver")]["spec"]["type"] == "NodePort"
     assert objs[("Service", "etcd")]["spec"]["clusterIP"] == "None"
+
+
+STORAGE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default-size", {}, {"resources": {"requests": {"storage": "1Gi"}}, "accessModes": ["ReadWriteOnce"]}),
+    ("explicit-class", {"size": "5Gi", "storageClassName": "fast-ssd"},
+     {"resources": {"requests": {"storage": "5Gi"}}, "accessModes": ["ReadWriteOnce"],
+      "storageClassName": "fast-ssd"}),
+    ("no-class-is-cluster-default", {"size": "256Mi"},
+     {"resources": {"requests": {"storage": "256Mi"}}, "accessModes": ["ReadWriteOnce"]}),
+]
+
+
+@pytest.mark.parametrize(("storage", "claim_spec"), [(s, c) for _, s, c in STORAGE], ids=[i for i, _, _ in STORAGE])
+def test_etcd_data_is_a_claim_from_the_template(storage: dict[str, Any], claim_spec: dict[str, Any]) -> None:
+    sts: dict[str, Any] = _render({"controlPlane": {"backend": "pods", "storage": storage}})[("StatefulSet", "etcd")]
+    spec = sts["spec"]
+    (template,) = spec["volumeClaimTemplates"]
+    assert template["metadata"]["name"] == pods.DATA_VOLUME
+    assert template["spec"] == claim_spec  # no storageClassName key: the super cluster's default class
+    # the claim's labels are the (immutable) selector's, so they can never drift from the stored template
+    assert template["metadata"]["labels"] == spec["selector"]["matchLabels"]
+    pod = spec["template"]["spec"]
+    assert all("emptyDir" not in v for v in pod["volumes"])
+    assert {"name": pods.DATA_VOLUME, "mountPath": pods.ETCD_DATA} in pod["containers"][0]["volumeMounts"]
+    assert f"--data-dir={pods.ETCD_DATA}" in pod["containers"][0]["command"]
+    # deleting the StatefulSet (or the Tenant) deletes its claims
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+    # what the reconciler reads back from an existing StatefulSet is what it rendered
+    assert pods.storage_of(sts) == cp.EtcdStorage(size=claim_spec["resources"]["requests"]["storage"],
+                                                  storage_class=claim_spec.get("storageClassName"))
+
+
+def test_statefulset_without_claim_template_keeps_its_empty_dir() -> None:
+    plane = builder.build(tenant_name="acme", cluster_key=KEY, tenant=TenantSpec.from_dict({}),
+                          cluster_version=None, layout=pods.layout(KEY))
+    legacy = dataclasses.replace(plane, etcd_storage=None)
+    sts = next(o for o in pods.render(legacy, namespace=KEY, cm_kubeconfig="kc") if o["kind"] == "StatefulSet")
+    assert "volumeClaimTemplates" not in sts["spec"]
+    assert {"name": pods.DATA_VOLUME, "emptyDir": {}} in sts["spec"]["template"]["spec"]["volumes"]
+    assert pods.storage_of(sts) is None
+
+
+GIB = cp.EtcdStorage(size="1Gi")
+CHANGES: list[tuple[str, cp.EtcdStorage | None, cp.EtcdStorage | None, str | None]] = [
+    ("same", GIB, GIB, None),
+    ("same-quantity-other-spelling", cp.EtcdStorage(size="1024Mi"), GIB, None),
+    ("bigger", cp.EtcdStorage(size="2Gi"), GIB, "asks for size 2Gi"),
+    ("class-set", cp.EtcdStorage(size="1Gi", storage_class="fast"), GIB, "(cluster default)"),
+    ("class-changed", cp.EtcdStorage(size="1Gi", storage_class="b"),
+     cp.EtcdStorage(size="1Gi", storage_class="a"), "storageClassName a"),
+    ("legacy-empty-dir", GIB, None, "has an emptyDir"),
+]
+
+
+@pytest.mark.parametrize(("wanted", "current", "needle"), [(w, c, n) for _, w, c, n in CHANGES],
+                         ids=[i for i, _, _, _ in CHANGES])
+def test_storage_change_is_named(wanted: cp.EtcdStorage | None, current: cp.EtcdStorage | None,
+                                 needle: str | None) -> None:
+    got = pods.storage_change(wanted, current)
+    if needle is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert needle in got
+        assert "immutable" in got
