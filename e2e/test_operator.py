@@ -10,7 +10,9 @@ the tests of this module:
   the middle and restarted → exactly one healthy control plane; deletion
   removes every process, namespace and secret.
 * ``delta`` (pods): the rendered objects are accepted by the super apiserver
-  and the pods reach Running on the kwok nodes.
+  and the pods reach Running on the kwok nodes; etcd's claim binds to a
+  pre-made PersistentVolume (the test bed has no provisioner), a changed
+  storage size is reported and not applied, deletion removes the claim.
 * ``epsilon``/``zeta`` (local): a second operator (same state folder, as a
   second replica on the same machine) stands by while the first holds the
   Lease and touches nothing; SIGTERM on the first releases the Lease, the
@@ -170,8 +172,11 @@ def test_updates_owners_and_isolation(super_cluster: Any, pair: tuple[TenantHand
         ("badversion", {"controlPlane": {"version": "1.36"}}, "spec.controlPlane.version"),
         ("badboth", {"controlPlane": {"version": "v1.36.3", "clusterVersionRef": "x"}}, "at most one"),
         ("badpsa", {"isolation": {"podSecurity": "none"}}, "spec.isolation.podSecurity"),
+        ("badsize", {"controlPlane": {"storage": {"size": "lots"}}}, "spec.controlPlane.storage.size"),
+        ("zerosize", {"controlPlane": {"storage": {"size": "0Gi"}}}, "storage.size must be greater than zero"),
     ],
-    ids=["double-dash", "too-long", "backend-enum", "version-pattern", "version-and-ref", "pod-security"],
+    ids=["double-dash", "too-long", "backend-enum", "version-pattern", "version-and-ref", "pod-security",
+         "storage-size-pattern", "storage-size-zero"],
 )
 def test_schema_invalid_tenant_is_rejected(super_cluster: Any, vc_operator: OperatorProcess, name: str,
                                            spec: dict[str, Any], needle: str) -> None:
@@ -254,10 +259,22 @@ def test_cluster_version_kill_restart_and_delete(super_cluster: Any, vc_operator
     super_cluster.kubectl("delete", "clusterversion", cv_name)
 
 
-def test_pods_backend_runs_on_kwok_nodes(super_cluster: Any, vc_operator: OperatorProcess) -> None:
-    name = f"delta-{_suffix()}"
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
+
+
+def test_pods_backend_runs_on_kwok_nodes(super_cluster: Any, vc_operator: OperatorProcess, tmp_path: Path) -> None:
+    name, storage_class = f"delta-{_suffix()}", f"vc-e2e-{_suffix()}"
+    # the test bed has no provisioner: a pre-made volume of a class only this test uses
+    pv_name = f"{storage_class}-etcd"
+    super_cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
+        "spec": {"capacity": {"storage": "256Mi"}, "accessModes": ["ReadWriteOnce"],
+                 "persistentVolumeReclaimPolicy": "Retain", "storageClassName": storage_class,
+                 "hostPath": {"path": str(tmp_path / "etcd"), "type": "DirectoryOrCreate"}}}))
     t = create_tenant(super_cluster, name, wait=False,
-                      controlPlane={"backend": "pods", "replicas": 2, "expose": {"type": "ClusterIP"}})
+                      controlPlane={"backend": "pods", "replicas": 2, "expose": {"type": "ClusterIP"},
+                                    "storage": {"size": "256Mi", "storageClassName": storage_class}})
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -278,6 +295,18 @@ def test_pods_backend_runs_on_kwok_nodes(super_cluster: Any, vc_operator: Operat
         svc = json.loads(super_cluster.kubectl("get", "svc", "apiserver", "-n", t.cluster_key, "-o",
                                                "json").stdout)
         assert svc["spec"]["ports"][0]["port"] == 6443
+        # etcd's data is on a claim from the StatefulSet, bound to the pre-made volume, not an emptyDir
+        (etcd_pod,) = [p for p in running if p["metadata"]["labels"]["app.kubernetes.io/component"] == "etcd"]
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in etcd_pod["spec"]["volumes"]
+                  if "persistentVolumeClaim" in v]
+        assert claims == ["data-etcd-0"]
+        assert not any("emptyDir" in v for v in etcd_pod["spec"]["volumes"])
+        pvc = json.loads(super_cluster.kubectl("get", "pvc", "data-etcd-0", "-n", t.cluster_key, "-o",
+                                               "json").stdout)
+        assert pvc["status"]["phase"] == "Bound"
+        assert pvc["spec"]["volumeName"] == pv_name
+        assert pvc["spec"]["storageClassName"] == storage_class
+        assert pvc["spec"]["resources"]["requests"]["storage"] == "256Mi"
         # the apiserver in a kwok pod does not really run: the operator says so, it does not lie
         obj = wait_tenant(super_cluster, name,
                           lambda o: ready_condition(o).get("reason") == "WaitingForApiserver",
@@ -285,8 +314,52 @@ def test_pods_backend_runs_on_kwok_nodes(super_cluster: Any, vc_operator: Operat
         assert ready_condition(obj)["status"] == "False"
         assert obj["status"]["clusterKey"] == t.cluster_key
         assert obj["status"]["phase"] == "Provisioning"
+        assert _condition(obj, "StorageApplied")["status"] == "True"
+
+        # a claim template is immutable: a bigger size is reported, not applied, and etcd keeps its claim
+        super_cluster.kubectl("patch", "tenant", name, "--type=merge",
+                              "-p", json.dumps({"spec": {"controlPlane": {"storage": {"size": "512Mi"}}}}))
+        obj = wait_tenant(
+            super_cluster, name,
+            lambda o: _condition(o, "StorageApplied").get("reason") == "StorageChangeNeedsMigration"
+            and _condition(o, "StorageApplied").get("observedGeneration") == o["metadata"]["generation"],
+            what="StorageChangeNeedsMigration", timeout=90, operator=vc_operator)
+        cond = _condition(obj, "StorageApplied")
+        assert cond["status"] == "False"
+        assert "512Mi" in cond["message"]
+        assert "256Mi" in cond["message"]
+        deadline = time.monotonic() + 30
+        while not any(e["reason"] == "StorageChangeNeedsMigration" and e["type"] == "Warning"
+                      for e in _events(super_cluster, name)):
+            assert time.monotonic() < deadline, "no StorageChangeNeedsMigration Event"
+            time.sleep(0.5)
+        # the rest is still reconciled (the status follows the new generation), nothing was replaced
+        obj = wait_tenant(super_cluster, name,
+                          lambda o: ready_condition(o).get("reason") == "WaitingForApiserver"
+                          and ready_condition(o).get("observedGeneration") == o["metadata"]["generation"],
+                          what="WaitingForApiserver after the storage change", timeout=90, operator=vc_operator)
+        sts = json.loads(super_cluster.kubectl("get", "statefulset", "etcd", "-n", t.cluster_key, "-o",
+                                               "json").stdout)
+        assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "256Mi"
+        etcd_now = json.loads(super_cluster.kubectl("get", "pod", "etcd-0", "-n", t.cluster_key, "-o",
+                                                    "json").stdout)
+        assert etcd_now["metadata"]["uid"] == etcd_pod["metadata"]["uid"]
+        assert etcd_now["status"]["phase"] == "Running"
+
+        # deleting the Tenant deletes the claim too; the Retain volume is Released, and ours to delete
+        delete_tenant(super_cluster, name)
+        deadline = time.monotonic() + 120
+        while True:
+            left = super_cluster.kubectl("get", "pvc", "-A", "-l", f"{naming.LABEL_CLUSTER_KEY}={t.cluster_key}",
+                                         "-o", "name").stdout.split()
+            pv = json.loads(super_cluster.kubectl("get", "pv", pv_name, "-o", "json").stdout)
+            if not left and pv["status"].get("phase") == "Released":
+                break
+            assert time.monotonic() < deadline, f"claims left: {left}; volume: {pv['status']}"
+            time.sleep(1)
     finally:
         delete_tenant(super_cluster, name)
+        super_cluster.kubectl("delete", "pv", pv_name, "--ignore-not-found", "--wait=false")
 
 
 def test_dead_apiserver_is_restarted(pair: tuple[TenantHandle, TenantHandle], vc_operator: OperatorProcess) -> None:
