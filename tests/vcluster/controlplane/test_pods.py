@@ -15,7 +15,7 @@ from vcluster.controlplane import spec as cp
 KEY = "acme-1a2b3c"
 
 
-def _render(tenant: dict[str, object]) -> dict[tuple[str, str], dict[str, object]]:
+def _render(tenant: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     spec = builder.build(tenant_name="acme", cluster_key=KEY, tenant=TenantSpec.from_dict(tenant),
                          cluster_version=None, layout=pods.layout(KEY))
     objs = pods.render(spec, namespace=KEY, cm_kubeconfig="kc")
@@ -55,7 +55,7 @@ STORAGE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("storage", "claim_spec"), [(s, c) for _, s, c in STORAGE], ids=[i for i, _, _ in STORAGE])
 def test_etcd_data_is_a_claim_from_the_template(storage: dict[str, Any], claim_spec: dict[str, Any]) -> None:
-    sts: dict[str, Any] = _render({"controlPlane": {"backend": "pods", "storage": storage}})[("StatefulSet", "etcd")]
+    sts = _render({"controlPlane": {"backend": "pods", "storage": storage}})[("StatefulSet", "etcd")]
     spec = sts["spec"]
     (template,) = spec["volumeClaimTemplates"]
     assert template["metadata"]["name"] == pods.DATA_VOLUME
