@@ -17,6 +17,7 @@ from e2e.conftest import SuperCluster
 from vcluster.errors import VClusterError
 from vcluster.process import read_cmdline
 from vcluster.testbed import LocalSuperCluster, TestbedError, TestbedSettings, node_name
+from vcluster.testbed.kwok import SIMULATED_LOG_LINE
 
 pytestmark = pytest.mark.e2e
 
@@ -66,6 +67,9 @@ def test_deployment_pods_run_on_simulated_nodes(super_cluster: SuperCluster, uni
     assert len(running) == 3
     assert {p["spec"]["nodeName"] for p in running} <= set(super_cluster.info.node_names)
     assert all(p["status"].get("podIP") for p in running)
+    # kwok serves the kubelet API for them: `kubectl logs` shows the simulated log line
+    logs = super_cluster.kubectl("-n", ns, "logs", running[0]["metadata"]["name"])
+    assert logs.stdout.strip().endswith(SIMULATED_LOG_LINE)
     super_cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 

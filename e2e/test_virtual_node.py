@@ -10,8 +10,9 @@
   it); an idle node is collected after the grace period; detach leaves nothing.
 
 kwok serves logs and exec only for pods that a ClusterLogs/ClusterExec rule
-covers; the test bed's launcher is extended here with such rules (a log file
-in CRI format, and exec of local commands, which is how kwok simulates exec).
+covers; this module's test bed turns on every rule the launcher has (a log
+file in CRI format, attach, exec of local commands -- which is how kwok
+simulates exec -- and port-forwards to a local echo server).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from vcluster.kubelet_ca import ensure_ca_secret, issue_tenant_client_cert
 from vcluster.process import ManagedProcess, pick_free_port, tcp_check
 from vcluster.settings import BinarySettings
 from vcluster.testbed import LocalSuperCluster, TestbedSettings
+from vcluster.testbed.kwok import SIMULATED_LOG_LINE
 from virtual_node.manager import VirtualNodeManager
 from virtual_node.proxy.server import RunningProxy, load_credentials, start_proxy
 from virtual_node.settings import ProxySettings, VirtualNodeSettings
@@ -50,7 +52,7 @@ pytestmark = pytest.mark.e2e
 
 KEY_A = "alpha-0a1b2c"
 KEY_B = "bravo-3d4e5f"
-LOG_LINE = "hello from a simulated container"
+LOG_LINE = SIMULATED_LOG_LINE
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,76 +63,16 @@ class _EchoHandler(socketserver.BaseRequestHandler):
             self.request.sendall(b"echo:" + data)
 
 
-class _KwokWithLogsAndExec(LocalSuperCluster):
-    """The test bed, with kwok rules that serve logs, exec and port-forward for every pod.
-
-    Port-forwards to any pod port reach :attr:`echo_port` on 127.0.0.1 (kwok's simulation).
-    """
-
-    echo_port = 0
-
-    @property
-    def attach_file(self) -> Path:
-        """What ``kubectl attach`` follows (kwok streams lines appended after the attach)."""
-        return self.layout.root / "attach.log"
-
-    def _kwok_config(self) -> Path:
-        self.attach_file.touch()
-        path = super()._kwok_config()
-        log_file = self.layout.root / "container.log"
-        log_file.write_text(f"2026-01-01T00:00:00.000000000Z stdout F {LOG_LINE}\n")
-        path.write_text(path.read_text() + f"""---
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: ClusterLogs
-metadata:
-  name: all-pods
-spec:
-  selector: {{}}
-  logs:
-  - logsFile: {log_file}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: ClusterExec
-metadata:
-  name: all-pods
-spec:
-  selector: {{}}
-  execs:
-  - local:
-      workDir: {self.layout.root}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: ClusterAttach
-metadata:
-  name: all-pods
-spec:
-  selector: {{}}
-  attaches:
-  - logsFile: {self.attach_file}
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: ClusterPortForward
-metadata:
-  name: all-pods
-spec:
-  selector: {{}}
-  forwards:
-  - target:
-      address: 127.0.0.1
-      port: {self.echo_port}
-""")
-        return path
-
-
 @pytest.fixture(scope="module")
 def vn_super(binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSuperCluster]:
     echo = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _EchoHandler)
     echo.daemon_threads = True
     threading.Thread(target=echo.serve_forever, daemon=True).start()
-    launcher = _KwokWithLogsAndExec(
-        TestbedSettings(state_dir=tmp_path_factory.mktemp("vn-super"), nodes=4, binaries=binary_settings)
-    )
-    launcher.echo_port = echo.server_address[1]
+    # kwok rules for every pod: logs and attach, exec of local commands, port-forwards to the echo server
+    launcher = LocalSuperCluster(TestbedSettings(
+        state_dir=tmp_path_factory.mktemp("vn-super"), nodes=4, binaries=binary_settings,
+        kwok_logs=True, kwok_exec=True, kwok_port_forward_port=echo.server_address[1],
+    ))
     try:
         launcher.start()
         yield launcher

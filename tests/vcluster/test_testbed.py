@@ -27,7 +27,7 @@ from vcluster.testbed import (
     stop_state_dir,
 )
 from vcluster.testbed.cluster import STATE_FILE
-from vcluster.testbed.kwok import kwok_config, stage_files
+from vcluster.testbed.kwok import kwok_config, rules_config, stage_files
 
 
 @pytest.mark.parametrize(
@@ -206,3 +206,18 @@ def test_kwok_stages_of_the_pinned_module_cover_nodes_and_pods(tmp_path: Path) -
     names = {d["metadata"]["name"] for d in docs}
     assert {"node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-delete"} <= names
     assert {d["kind"] for d in docs} == {"Stage"}
+
+
+@pytest.mark.parametrize(("logs", "exec_", "port", "kinds"), [
+    pytest.param(True, False, None, ["ClusterLogs", "ClusterAttach"], id="default-logs-and-attach"),
+    pytest.param(False, False, None, [], id="none"),
+    pytest.param(True, True, 4321, ["ClusterLogs", "ClusterAttach", "ClusterExec", "ClusterPortForward"], id="all"),
+])
+def test_kwok_rules_cover_every_pod(logs: bool, exec_: bool, port: int | None, kinds: list[str]) -> None:
+    text = rules_config(log_file=Path("/s/log") if logs else None, attach_file=Path("/s/attach") if logs else None,
+                        exec_workdir=Path("/s") if exec_ else None, forward_port=port)
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert [d["kind"] for d in docs] == kinds
+    assert all(d["spec"]["selector"] == {} and d["apiVersion"] == "kwok.x-k8s.io/v1alpha1" for d in docs)
+    if port is not None:
+        assert docs[-1]["spec"]["forwards"] == [{"target": {"address": "127.0.0.1", "port": port}}]

@@ -38,7 +38,7 @@ from vcluster.process import (
     tcp_check,
     wait_until,
 )
-from vcluster.testbed.kwok import kwok_config
+from vcluster.testbed.kwok import kwok_config, rules_config, simulated_log
 from vcluster.testbed.settings import TestbedSettings
 
 log = structlog.get_logger(__name__)
@@ -470,10 +470,27 @@ class LocalSuperCluster:
         )
         self._log.info("testbed.ready", server=server, nodes=s.nodes, kubeconfig=str(lay.kubeconfig))
 
+    @property
+    def attach_file(self) -> Path:
+        """What ``kubectl attach`` to a simulated pod follows (lines appended after the attach)."""
+        return self.layout.root / "kwok-attach.log"
+
     def _kwok_config(self) -> Path:
-        """kwok's own configuration with its stages (and never the ~/.kwok of the user)."""
+        """kwok's own configuration: its stages and the kubelet-API rules the settings ask for
+        (and never the ~/.kwok of the user)."""
+        s = self.settings
+        log_file = self.layout.root / "kwok-container.log"
+        if s.kwok_logs:
+            _atomic_write(log_file, simulated_log())
+            self.attach_file.touch()
+        rules = rules_config(
+            log_file=log_file if s.kwok_logs else None,
+            attach_file=self.attach_file if s.kwok_logs else None,
+            exec_workdir=self.layout.root if s.kwok_exec else None,
+            forward_port=s.kwok_port_forward_port,
+        )
         path = self.layout.root / "kwok.yaml"
-        _atomic_write(path, self._kwok_text)
+        _atomic_write(path, self._kwok_text + ("---\n" + rules if rules else ""))
         return path
 
     def _wait(self, check: Callable[[], bool], *, what: str) -> None:

@@ -71,3 +71,37 @@ def kwok_config(settings: BinarySettings) -> str:
     # No KwokConfiguration document: with one, kwok leaves unset options at zero instead of defaulting them.
     docs = [path.read_text().strip() + "\n" for path in stage_files(settings)]
     return "---\n".join(docs)
+
+
+#: The line ``kubectl logs`` shows for a simulated pod of the test bed.
+SIMULATED_LOG_LINE = "simulated by kwok: this pod runs no container (virtualcluster test bed)"
+
+
+def simulated_log(*, timestamp: str = "2026-01-01T00:00:00.000000000Z") -> str:
+    """The CRI-format log file kwok serves for every pod."""
+    return f"{timestamp} stdout F {SIMULATED_LOG_LINE}\n"
+
+
+def rules_config(
+    *, log_file: Path | None, attach_file: Path | None, exec_workdir: Path | None, forward_port: int | None,
+) -> str:
+    """kwok ClusterLogs/ClusterAttach/ClusterExec/ClusterPortForward documents covering every pod (pure).
+
+    kwok serves the kubelet API for a pod only when a rule covers it; each argument left ``None``
+    leaves that rule out.
+    """
+    docs: list[str] = []
+
+    def rule(kind: str, body: str) -> None:
+        docs.append(f"apiVersion: kwok.x-k8s.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: all-pods\n"
+                    f"spec:\n  selector: {{}}\n{body}")
+
+    if log_file is not None:
+        rule("ClusterLogs", f"  logs:\n  - logsFile: {log_file}\n")
+    if attach_file is not None:
+        rule("ClusterAttach", f"  attaches:\n  - logsFile: {attach_file}\n")
+    if exec_workdir is not None:
+        rule("ClusterExec", f"  execs:\n  - local:\n      workDir: {exec_workdir}\n")
+    if forward_port is not None:
+        rule("ClusterPortForward", f"  forwards:\n  - target:\n      address: 127.0.0.1\n      port: {forward_port}\n")
+    return "---\n".join(docs)

@@ -47,13 +47,21 @@ class TestbedSettings:
     start_timeout: float = 90.0
     #: Grace between SIGTERM and SIGKILL when stopping a component (seconds).
     stop_grace: float = 10.0
+    #: kwok serves ``kubectl logs`` (a simulated log line) and ``attach`` for every pod.
+    kwok_logs: bool = True
+    #: kwok serves ``kubectl exec`` for every pod by running the command *on this machine*, in the
+    #: state folder, as the user running kwok: for tests only, never for untrusted tenants.
+    kwok_exec: bool = False
+    #: kwok forwards ``kubectl port-forward`` of any pod port to this local port (``None``: off).
+    kwok_port_forward_port: int | None = None
     #: Where the upstream binaries are.
     binaries: BinarySettings = field(default_factory=BinarySettings.from_env)
 
     def __post_init__(self) -> None:
         if self.nodes < 0:
             raise VClusterError(f"node count must be >= 0, got {self.nodes}")
-        for name in ("etcd_client_port", "etcd_peer_port", "apiserver_port", "kwok_kubelet_port"):
+        for name in ("etcd_client_port", "etcd_peer_port", "apiserver_port", "kwok_kubelet_port",
+                     "kwok_port_forward_port"):
             port = getattr(self, name)
             if port is not None and not 0 < port < 65536:
                 raise VClusterError(f"{name.replace('_', ' ')} must be 1-65535, got {port}")
@@ -74,6 +82,8 @@ class TestbedSettings:
             apiserver_port=port("APISERVER_PORT"),
             kwok_kubelet_port=port("KWOK_KUBELET_PORT"),
             start_timeout=env_float("VC_TESTBED_START_TIMEOUT", 90.0),
+            kwok_logs=os.environ.get("VC_TESTBED_KWOK_LOGS", "1") not in ("0", "false", "no"),
+            kwok_exec=os.environ.get("VC_TESTBED_KWOK_EXEC", "0") in ("1", "true", "yes"),
             binaries=BinarySettings.from_env(),
         )
 
