@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from vcluster.process import pid_alive, port_is_free
+from vcluster.testbed.kwok import SIMULATED_LOG_LINE
 
 pytestmark = pytest.mark.e2e
 
@@ -137,6 +138,21 @@ def test_cli_lifecycle(cli: Cli, tmp_path: Path) -> None:
     assert listed.returncode == 0
     assert listed.stdout.strip() == "namespace/only-in-alpha"
     assert cli.run("connect", "alpha", "--", "sh", "-c", "exit 7").returncode == 7
+
+    # a pod runs in the shared super cluster; the tenant sees its virtual node and reads its log
+    # through the kubelet proxy (kwok serves a simulated log line)
+    ran = kubectl(kc_alpha, "-n", "only-in-alpha", "run", "web", "--image=registry.invalid/web:1")
+    assert ran.returncode == 0, ran.stderr
+    ready = subprocess.run(["kubectl", f"--kubeconfig={kc_alpha}", "-n", "only-in-alpha", "wait", "pod/web",
+                            "--for=condition=Ready", "--timeout=180s"], capture_output=True, text=True,
+                           timeout=200, check=False)
+    assert ready.returncode == 0, ready.stderr
+    node = json.loads(kubectl(kc_alpha, "-n", "only-in-alpha", "get", "pod", "web", "-o", "json").stdout)
+    nodes = kubectl(kc_alpha, "get", "nodes", "-o", "name").stdout.split()
+    assert nodes == [f"node/{node['spec']['nodeName']}"]
+    logs = kubectl(kc_alpha, "-n", "only-in-alpha", "logs", "web")
+    assert logs.returncode == 0, logs.stderr
+    assert SIMULATED_LOG_LINE in logs.stdout
 
     # delete waits until the tenant is gone
     cli.ok("delete", "beta", "--wait", "--timeout", "180")
