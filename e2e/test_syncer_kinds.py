@@ -126,6 +126,11 @@ spec:
         v_pv = kjson(a.kubectl, "get", "pv", pv_name)
         assert v_pv["spec"]["claimRef"]["uid"] == v_pvc["metadata"]["uid"]
         assert "hostPath" not in v_pv["spec"], "the super volume's source stays in the super cluster"
+        # The claim goes: its super copy and the tenant's PV go with it.
+        a.kubectl("delete", "pvc", "data", "-n", "storage", "--wait=false")
+        wait_for("super PVC deleted", lambda: kjson(super_cluster.kubectl, "get", "pvc", "data", "-n", p_ns) is None,
+                 syncer=syncer)
+        wait_for("tenant PV deleted", lambda: kjson(a.kubectl, "get", "pv", pv_name) is None, syncer=syncer)
     finally:
         super_cluster.kubectl("delete", "pv", pv_name, "--wait=false", check=False)
 

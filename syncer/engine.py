@@ -43,6 +43,7 @@ from syncer.resources import extra as extra_mod
 from syncer.resources import pod as pod_mod
 from syncer.resources.base import (
     Kind,
+    Leftover,
     MetadataRules,
     Obj,
     TranslateContext,
@@ -593,6 +594,8 @@ class Syncer:
             rt.upward_seen.pop((kind.kind, key.namespace, key.name), None)
             if kind.kind == "ServiceAccount" and key.name != "default":
                 await self._delete_token(rt, key.namespace, key.name)
+            if p_slim is not None and kind.tenant_leftovers is not None:
+                await self._delete_leftovers(rt, kind.tenant_leftovers(p_slim))
             if p_slim is not None and not p_slim["metadata"].get("deletionTimestamp"):
                 await self._delete_super(kind, p_slim)
             return
@@ -623,8 +626,20 @@ class Syncer:
                 rt.written.pop(ref, None)
                 raise
 
+    async def _delete_leftovers(self, rt: TenantRuntime, leftovers: list[Leftover]) -> None:
+        """Delete tenant objects the syncer made for a tenant object that is gone (uid-guarded)."""
+        for left in leftovers:
+            v_left = await rt.api.get_or_none(left.resource, left.name)
+            if v_left is None or not left.is_ours(v_left):
+                continue
+            with contextlib.suppress(NotFound, Conflict):
+                await rt.api.delete(left.resource, left.name, uid=object_uid(v_left))
+                self._count(left.resource.kind, UP, "delete")
+
     async def _down_terminating(self, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_slim: Obj | None) -> None:
         if p_slim is not None:
+            if kind.tenant_leftovers is not None:
+                await self._delete_leftovers(rt, kind.tenant_leftovers(p_slim))
             if not p_slim["metadata"].get("deletionTimestamp"):
                 grace = v_obj["metadata"].get("deletionGracePeriodSeconds")
                 await self._delete_super(kind, p_slim, grace=grace if kind.kind == "Pod" else None)

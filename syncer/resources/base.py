@@ -128,6 +128,16 @@ class UpAction:
 
 
 @dataclass(frozen=True, slots=True)
+class Leftover:
+    """A cluster-scoped tenant object the syncer made, and how to recognise that it is still that one."""
+
+    resource: Resource
+    name: str
+    #: True when the tenant object found under ``name`` is the one the syncer made (pure).
+    is_ours: Callable[[Obj], bool]
+
+
+@dataclass(frozen=True, slots=True)
 class Kind:
     """The pure functions of one kind; the engine does the I/O."""
 
@@ -156,6 +166,9 @@ class Kind:
     #: How ``patch_update`` bodies are sent: ``strategic`` merges lists by key (pod containers by name,
     #: where a JSON merge patch would replace the whole list and the apiserver refuse the change).
     patch_type: Literal["merge", "strategic"] = "merge"
+    #: Tenant objects the syncer made for this one (from the slim super copy), deleted when the tenant
+    #: object is gone, before its super copy (so a crash in between leaves the super copy to retry with).
+    tenant_leftovers: Callable[[Obj], list[Leftover]] | None = None
 
     @property
     def namespaced(self) -> bool:

@@ -10,7 +10,8 @@ the tenant PV carries a ``claimRef`` to the claim (the controller then
 agrees it is bound instead of marking the claim Lost) and a placeholder CSI
 source (the super volume's real source is the super cluster's business);
 its reclaim policy is ``Retain`` so the tenant controller never tries to
-delete a volume it cannot reach.  Annotations the PV controllers write
+delete a volume it cannot reach; the syncer deletes that PV itself when the
+claim is gone (:func:`tenant_leftovers`).  Annotations the PV controllers write
 (``pv.kubernetes.io/...``, ``volume.kubernetes.io/...``) stay on their side.
 """
 
@@ -20,6 +21,7 @@ import copy
 
 from syncer.resources.base import (
     Kind,
+    Leftover,
     Obj,
     TranslateContext,
     UpAction,
@@ -120,5 +122,24 @@ def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
     return actions
 
 
+def tenant_leftovers(p_slim: Obj) -> list[Leftover]:
+    """The tenant PV made for a bound claim: deleted with the claim, as a dynamically provisioned
+    volume is (its ``Retain`` policy only keeps the tenant's PV controller from trying)."""
+    volume = p_slim.get("volumeName")
+    if not volume:
+        return []
+    claim_uid = ((p_slim.get("metadata") or {}).get("annotations") or {}).get(naming.ANN_OBJECT_UID)
+
+    def is_ours(v_pv: Obj) -> bool:
+        labels = (v_pv.get("metadata") or {}).get("labels") or {}
+        spec = v_pv.get("spec") or {}
+        return (labels.get(naming.LABEL_MIRRORED_FROM_SUPER) == "true"
+                and (spec.get("csi") or {}).get("driver") == PLACEHOLDER_DRIVER
+                and bool(claim_uid) and (spec.get("claimRef") or {}).get("uid") == claim_uid)
+
+    return [Leftover(resources.PVS, str(volume), is_ours)]
+
+
 PVC = Kind(kind="PersistentVolumeClaim", resource=resources.PVCS, to_super=to_super, synced=synced,
-           patch_update=patch_update, super_extras=super_extras, upward=upward, check=check)
+           patch_update=patch_update, super_extras=super_extras, upward=upward, check=check,
+           tenant_leftovers=tenant_leftovers)

@@ -87,6 +87,28 @@ def test_pvc_upward(v_spec: dict[str, Any], v_status: dict[str, Any], slim: dict
     assert [a.op for a in pvc_mod.upward(v, slim)] == ops
 
 
+def _pv(*, label: bool = True, driver: str = pvc_mod.PLACEHOLDER_DRIVER, claim_uid: str = "claim-1") -> dict[str, Any]:
+    return {"metadata": {"name": "pv-1", "labels": {naming.LABEL_MIRRORED_FROM_SUPER: "true"} if label else {}},
+            "spec": {"csi": {"driver": driver}, "claimRef": {"uid": claim_uid}}}
+
+
+@pytest.mark.parametrize(("v_pv", "ours"), [
+    pytest.param(_pv(), True, id="ours"),
+    pytest.param(_pv(label=False), False, id="not-labelled"),
+    pytest.param(_pv(driver="ebs.csi.aws.com"), False, id="a-real-volume"),
+    pytest.param(_pv(claim_uid="another-claim"), False, id="bound-to-another-claim"),
+])
+def test_the_tenant_pv_of_a_deleted_claim_is_a_leftover(v_pv: dict[str, Any], ours: bool) -> None:
+    slim = {"metadata": {"annotations": {naming.ANN_OBJECT_UID: "claim-1"}}, "volumeName": "pv-1"}
+    [left] = pvc_mod.tenant_leftovers(slim)
+    assert (left.resource, left.name) == (resources.PVS, "pv-1")
+    assert left.is_ours(v_pv) is ours
+
+
+def test_an_unbound_claim_leaves_nothing() -> None:
+    assert pvc_mod.tenant_leftovers({"metadata": {}, "volumeName": None}) == []
+
+
 def test_tenant_volume_points_at_the_claim_and_hides_the_super_source() -> None:
     slim = _slim(phase="Bound", vol="pv-1", capacity={"storage": "2Gi"}, accessModes=["ReadWriteOnce"])
     actions = pvc_mod.upward(v_pvc(), slim)
