@@ -266,9 +266,21 @@ class Syncer:
                  objects={k: len(inf) for k, inf in rt.informers.items()})
 
     def enqueue_all(self, rt: TenantRuntime) -> None:
-        """Queue every tenant object and every super object of the tenant (start-up, resync)."""
+        """Queue every tenant object and every super object of the tenant (start-up, resync).
+
+        Tenant objects without a super copy come first (kinds in registry order, so namespaces before
+        what lives in them): after a restart the work that was missed is done before the re-check of
+        everything already synced, which mostly finds nothing to do.
+        """
+        key = rt.info.key
         for kind in rt.kinds:
-            self._enqueue_kind(rt, kind)
+            p_items = self.super_informers[kind.kind]
+            for ns, name in rt.informers[kind.kind].refs():
+                p_ns, p_name = self._super_ref(rt, kind, ns, name)
+                if (p_ns or "", p_name) not in p_items:
+                    self.queue.add(SyncKey(key, kind.kind, DOWN, ns, name))
+        for kind in rt.kinds:
+            self._enqueue_kind(rt, kind)  # the rest (queued keys are not queued twice)
 
     def _enqueue_kind(self, rt: TenantRuntime, kind: Kind) -> None:
         key = rt.info.key
