@@ -26,7 +26,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -205,6 +205,28 @@ def pid_alive(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie."""
     state = _proc_state(pid)
     return state is not None and state not in ("Z", "X")
+
+
+def processes_in(
+    folder: Path, *, keep: Callable[[list[str]], bool] = lambda _cmd: True, exclude: Collection[int] = (),
+) -> list[tuple[int, list[str]]]:
+    """Live ``(pid, argv)`` whose arguments point into ``folder`` (a path below it, or the folder itself).
+
+    The /proc scan that finds what a state folder's processes are, also when their pid files
+    are gone; ``keep`` narrows it by command line, ``exclude`` leaves pids out (the caller's own).
+    """
+    marker = f"{folder}{os.sep}"
+    out: list[tuple[int, list[str]]] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        pid = int(entry.name)
+        cmd = read_cmdline(pid, settle=0)
+        if not cmd or not keep(cmd):
+            continue
+        if any(marker in arg or arg == str(folder) for arg in cmd[1:]) and pid_alive(pid):
+            out.append((pid, cmd))
+    return out
 
 
 def terminate(victims: Sequence[tuple[int, list[str]]], *, grace: float = 10.0) -> list[int]:

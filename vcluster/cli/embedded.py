@@ -43,8 +43,7 @@ from vcluster.process import (
     ProcessError,
     https_check,
     pick_free_port,
-    pid_alive,
-    read_cmdline,
+    processes_in,
     terminate,
 )
 
@@ -244,21 +243,7 @@ def super_cluster_running(layout: Layout) -> bool:
 
 def state_processes(layout: Layout) -> list[tuple[int, list[str]]]:
     """Live processes whose command line points into the state folder (not ``kubectl vc`` itself)."""
-    marker = f"{layout.root}{os.sep}"
-    mine = _ancestors()
-    out: list[tuple[int, list[str]]] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        if pid in mine:
-            continue
-        cmd = read_cmdline(pid, settle=0)
-        if not cmd or _is_cli(cmd):
-            continue
-        if any(marker in arg or arg == str(layout.root) for arg in cmd[1:]) and pid_alive(pid):
-            out.append((pid, cmd))
-    return out
+    return processes_in(layout.root, keep=lambda cmd: not _is_cli(cmd), exclude=_ancestors())
 
 
 def _is_cli(cmd: list[str]) -> bool:

@@ -46,6 +46,7 @@ from vcluster.process import (
     pick_free_port,
     pid_alive,
     port_is_free,
+    processes_in,
     read_cmdline,
     terminate,
 )
@@ -223,17 +224,7 @@ class LocalBackend:
 
     def processes(self, key: str) -> list[tuple[int, list[str]]]:
         """Live processes of our components whose command line points into the tenant's folder."""
-        marker = f"{self.tenant_dir(key)}/"
-        out: list[tuple[int, list[str]]] = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            cmd = read_cmdline(int(entry.name), settle=0)
-            if not cmd or Path(cmd[0]).name not in cp.COMPONENTS:
-                continue
-            if any(marker in arg for arg in cmd[1:]) and pid_alive(int(entry.name)):
-                out.append((int(entry.name), cmd))
-        return out
+        return processes_in(self.tenant_dir(key), keep=lambda cmd: Path(cmd[0]).name in cp.COMPONENTS)
 
 
 def _as_tuple(ports: LocalPorts) -> tuple[int, ...]:
