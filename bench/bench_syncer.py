@@ -11,8 +11,8 @@ process (``python -m syncer``).  The machine is shared (2 cores, other test
 beds running), so every throughput and latency measure is repeated
 ``--rounds`` times; each round measures the baseline and the syncer back to
 back so drift hits both (drain: direct, drain, direct again, against the mean
-of both directs; burst: baseline first in even rounds, syncer first in odd
-ones); the bench prints per-round values, the median and the spread of each,
+of both directs; burst: baseline first in rounds 1, 3, …, syncer first in
+rounds 2, 4, …); the bench prints per-round values, the median and the spread of each,
 the load average at the start and end of each round, and the CPU each part
 of the test bed spent per pod in each stage (above its idle background).
 
@@ -39,6 +39,7 @@ Once: a quiet tenant's p99 while two greedy tenants flood the queue, and the
 memory the syncer's code holds per synced pod (tracemalloc, in-process).
 
     python bench/bench_syncer.py [--pods 600] [--burst-pods 300] [--rounds 3] [--super-kubeconfig PATH]
+                                 [--py-spy DIR]
 """
 
 from __future__ import annotations
