@@ -95,13 +95,13 @@ def test_explicit_port_in_use_fails_clearly(super_cluster: SuperCluster, testbed
 def test_missing_binary_fails_clearly(testbed_settings: TestbedSettings, tmp_path: Path, which: str) -> None:
     if which == "kube":
         bins = dataclasses.replace(testbed_settings.binaries, cache_dir=tmp_path / "empty-cache")
-        expected = (
-            rf"kube-apiserver binary not found at {re.escape(str(tmp_path))}/empty-cache/\S+: "
+        expected = (  # etcd is resolved first, and it is built into the same cache
+            rf"etcd binary not found at {re.escape(str(tmp_path))}/empty-cache/\S+: "
             r"run `python -m vcluster.binaries build`"
         )
     else:
         bins = dataclasses.replace(testbed_settings.binaries, etcd_path=tmp_path / "no-etcd")
-        expected = rf"etcd binary not found at {re.escape(str(tmp_path))}/no-etcd: install Debian's etcd-server"
+        expected = rf"etcd binary not found at {re.escape(str(tmp_path))}/no-etcd: fix VC_ETCD or unset it"
     settings = dataclasses.replace(testbed_settings, binaries=bins, state_dir=tmp_path / "state")
     with pytest.raises(TestbedError, match=expected):
         LocalSuperCluster(settings).start()

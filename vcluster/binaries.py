@@ -1,12 +1,13 @@
 """Build the upstream Kubernetes components we run, from their Go modules.
 
-Why this module exists: the project runs real kube-apiserver,
+Why this module exists: the project runs real etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok binaries, never imitations,
 and the only sanctioned source for them on our machines is the Go module
 proxy.  This module builds them at pinned versions with version information
 stamped in, and caches them outside the repository in a folder keyed by
-version, so that a second run costs nothing.  etcd comes from Debian's
-``etcd-server`` package (or any ``etcd`` on PATH).
+version, so that a second run costs nothing.  ``VC_ETCD`` may name another
+etcd binary (Debian's 3.4 works but cannot serve the watch-list streams of
+1.36 clients: see docs/testbed.md).
 
 Run it as ``python -m vcluster.binaries [build|path|versions]``.
 """
@@ -67,6 +68,11 @@ def kube_dir(settings: BinarySettings) -> Path:
     return settings.cache_dir / f"kubernetes-{settings.kube_version}"
 
 
+def etcd_dir(settings: BinarySettings) -> Path:
+    """The cache folder of the etcd binary of one version."""
+    return settings.cache_dir / f"etcd-{settings.etcd_version}"
+
+
 def kwok_dir(settings: BinarySettings) -> Path:
     """The cache folder of the kwok binary of one version."""
     return settings.cache_dir / f"kwok-{settings.kwok_version}"
@@ -84,18 +90,15 @@ def binary_path(name: str, settings: BinarySettings) -> Path:
 
 
 def find_etcd(settings: BinarySettings) -> Path:
-    """etcd from the settings, else from PATH (Debian's etcd-server)."""
+    """etcd named by the settings (``VC_ETCD``), else the one built into the cache."""
     if settings.etcd_path is not None:
         return settings.etcd_path
-    found = shutil.which("etcd") or ("/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None)
-    if not found:
-        raise BuildError("etcd not found: install Debian's etcd-server (apt-get install etcd-server)")
-    return Path(found)
+    return etcd_dir(settings) / "etcd"
 
 
 def missing(settings: BinarySettings) -> list[str]:
     """Names of the components whose binaries (or kwok's stages) are not in the cache yet."""
-    out = [n for n in (*KUBE_COMPONENTS, "kwok") if not binary_path(n, settings).is_file()]
+    out = [n for n in ("etcd", *KUBE_COMPONENTS, "kwok") if not binary_path(n, settings).is_file()]
     if "kwok" not in out and not any((kwok_dir(settings) / "stages").glob("*.yaml")):
         out.append("kwok-stages")
     return out
@@ -213,6 +216,42 @@ def build_kubernetes(settings: BinarySettings, progress: Progress = print) -> Pa
     return target
 
 
+#: The go.etcd.io modules of one etcd release (the server's go.mod points at the others by
+#: relative ``replace`` directives, which only apply inside etcd's own repository).
+ETCD_MODULES: tuple[str, ...] = ("server/v3", "api/v3", "client/pkg/v3", "client/v3", "pkg/v3")
+
+
+def build_etcd(settings: BinarySettings, progress: Progress = print) -> Path:
+    """Build etcd at ``settings.etcd_version`` from the go.etcd.io modules into the cache."""
+    target = etcd_dir(settings)
+    if (target / "etcd").is_file():
+        return target
+    go = _go(settings)
+    env = _go_env(settings)
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    version = settings.etcd_version
+    work = Path(tempfile.mkdtemp(prefix="etcd-build-", dir=settings.cache_dir))
+    log = settings.cache_dir / f"build-etcd-{version}.log"
+    log.write_text("")
+    requires = "".join(f"\tgo.etcd.io/etcd/{m} {version}\n" for m in ETCD_MODULES)
+    (work / "go.mod").write_text(f"module virtualcluster.dev/etcdbuild\n\ngo 1.26\n\nrequire (\n{requires})\n")
+    (work / "tools.go").write_text('//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n')
+    try:
+        progress(f"building etcd {version}")
+        _run([go, "mod", "tidy", "-e"], cwd=work, env=env, log=log, what=f"go.mod for etcd {version}")
+        out = work / "bin"
+        out.mkdir()
+        ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-{version}"
+        _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
+             cwd=work, env=env, log=log, what=f"etcd {version}")
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
 def _copy_kwok_stages(settings: BinarySettings, env: dict[str, str], dest: Path) -> None:
     """Copy kwok's stage files of the same version beside the binary.
 
@@ -280,10 +319,13 @@ def ensure(settings: BinarySettings | None = None, progress: Progress = print) -
     Concurrent callers wait for one another; the second finds the cache full.
     """
     settings = settings or BinarySettings.from_env()
-    find_etcd(settings)
+    if settings.etcd_path is not None and not settings.etcd_path.is_file():
+        raise BuildError(f"etcd not found at {settings.etcd_path} (VC_ETCD)")
     if not missing(settings):
         return settings
     with _build_lock(settings):
+        if settings.etcd_path is None:
+            build_etcd(settings, progress)
         build_kubernetes(settings, progress)
         build_kwok(settings, progress)
     return settings
@@ -302,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("etcd", *KUBE_COMPONENTS, "kwok"):
                 print(f"{name}\t{binary_path(name, settings)}")
         else:
-            print(f"kubernetes\t{settings.kube_version}\nkwok\t{settings.kwok_version}")
+            print(f"etcd\t{settings.etcd_version}\nkubernetes\t{settings.kube_version}\nkwok\t{settings.kwok_version}")
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,9 @@ from vcluster.errors import VClusterError
 
 DEFAULT_KUBE_VERSION = "v1.36.3"
 DEFAULT_KWOK_VERSION = "v0.8.0"
+#: etcd built from go.etcd.io modules: 3.6 serves the watch progress requests kube-apiserver 1.36's
+#: watch-list streams need (Debian's 3.4.23 does not, and kwok's informers then relist over and over).
+DEFAULT_ETCD_VERSION = "v3.6.16"
 
 
 _D = TypeVar("_D", int, float, None)
@@ -74,7 +77,9 @@ class BinarySettings:
     kwok_version: str = DEFAULT_KWOK_VERSION
     #: Cache folder outside the repository; one sub-folder per component version.
     cache_dir: Path = Path("/nonexistent")
-    #: An explicit etcd binary; ``None`` finds ``etcd`` on PATH.
+    #: etcd version built from the go.etcd.io modules.
+    etcd_version: str = DEFAULT_ETCD_VERSION
+    #: An explicit etcd binary instead of the built one (``VC_ETCD``).
     etcd_path: Path | None = None
 
     @classmethod
@@ -83,6 +88,7 @@ class BinarySettings:
         return cls(
             kube_version=os.environ.get("VC_KUBE_VERSION", DEFAULT_KUBE_VERSION),
             kwok_version=os.environ.get("VC_KWOK_VERSION", DEFAULT_KWOK_VERSION),
+            etcd_version=os.environ.get("VC_ETCD_VERSION", DEFAULT_ETCD_VERSION),
             cache_dir=Path(os.environ.get("VC_CACHE_DIR") or _cache_home() / "virtualcluster" / "bin"),
             etcd_path=Path(etcd) if etcd else None,
         )

@@ -42,7 +42,8 @@ def test_cache_is_keyed_by_version(tmp_path: Path) -> None:
 
 def test_missing_lists_what_is_not_built(tmp_path: Path) -> None:
     settings = BinarySettings(cache_dir=tmp_path)
-    assert set(binaries.missing(settings)) == {*binaries.KUBE_COMPONENTS, "kwok"}
+    assert set(binaries.missing(settings)) == {"etcd", *binaries.KUBE_COMPONENTS, "kwok"}
+    assert "etcd" not in binaries.missing(BinarySettings(cache_dir=tmp_path, etcd_path=Path("/bin/true")))
     kwok = binaries.binary_path("kwok", settings)
     kwok.parent.mkdir(parents=True)
     kwok.write_text("")

@@ -42,6 +42,7 @@ def _up(settings: TestbedSettings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     cluster = LocalSuperCluster(settings)
+    stopped_by_down = False
     print(f"starting the super cluster in {cluster.state_dir} ...", file=sys.stderr)
     try:
         info = cluster.start()
@@ -56,13 +57,15 @@ def _up(settings: TestbedSettings) -> int:
                     continue
                 if stop_requested(cluster.state_dir) or not proc.pid_path.exists():
                     print(f"the super cluster was stopped by `down` ({name} {reason})", file=sys.stderr)
+                    stopped_by_down = True  # `down` stops the rest: not both of us at once
                     return 0
                 print(f"error: {name} {reason} (log: {proc.log_path}); stopping", file=sys.stderr)
                 return 1
         print("stopping ...", file=sys.stderr)
         return 0
     finally:
-        cluster.stop()
+        if not stopped_by_down:
+            cluster.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -233,7 +233,8 @@ class LocalSuperCluster:
     def _binary(self, name: str) -> str:
         path = binaries.binary_path(name, self.settings.binaries)
         if not path.is_file():
-            hint = "install Debian's etcd-server" if name == "etcd" else "run `python -m vcluster.binaries build`"
+            hint = ("fix VC_ETCD or unset it" if name == "etcd" and self.settings.binaries.etcd_path
+                    else "run `python -m vcluster.binaries build`")
             raise TestbedError(f"{name} binary not found at {path}: {hint}")
         return str(path)
 
