@@ -9,6 +9,7 @@ super cluster (``up`` starts its own), so it is one lean test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from vcluster.process import pid_alive, port_is_free
+from vcluster.process import pid_alive
 from vcluster.testbed.kwok import SIMULATED_LOG_LINE
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +67,22 @@ def cli(tmp_path_factory: pytest.TempPathFactory, binary_settings: object,
         yield c
     finally:
         c.run("down", timeout=120)  # whatever happened, leave nothing running
+
+
+_TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+               "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+
+
+def _tcp_states(port: int) -> list[str]:
+    """States of every TCP socket on this machine whose local port is ``port`` (from /proc/net)."""
+    states = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if len(parts) > 3 and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    states.append(_TCP_STATES.get(parts[3], parts[3]))
+    return states
 
 
 def _proc_facts(pid: int) -> str:
@@ -168,7 +185,10 @@ def test_cli_lifecycle(cli: Cli, tmp_path: Path) -> None:
     assert "virtualcluster is down" in out
     survivors = {pid: (name, _proc_facts(pid)) for pid, name in pids.items() if pid_alive(pid)}
     assert not survivors, f"{survivors}; down said: {out}"
-    assert not [p for p in ports if not port_is_free(p)]
+    # nothing listens any more (a closed server's connections may linger in FIN_WAIT/TIME_WAIT for a while:
+    # that is the kernel's, not a process left running)
+    listening = {p: _tcp_states(p) for p in ports if "LISTEN" in _tcp_states(p)}
+    assert not listening, listening
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _points_into(p, cli.state_dir)]
     assert leftovers == []
     assert "not running" in cli.ok("down")
