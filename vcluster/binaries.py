@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from vcluster.errors import VClusterError
@@ -172,6 +172,30 @@ def _version_ldflags(settings: BinarySettings) -> str:
     return " ".join(flags)
 
 
+@contextlib.contextmanager
+def _wrapper_module(settings: BinarySettings, *, target: Path, prefix: str, go_mod: str,
+                    imports: Sequence[str]) -> Iterator[Path]:
+    """A throw-away Go module in the cache folder that imports what we build (yielded).
+
+    The binaries built into its ``bin/`` become ``target`` when the block succeeds; the
+    module is removed either way.
+    """
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=settings.cache_dir))
+    try:
+        (work / "go.mod").write_text(go_mod)
+        (work / "tools.go").write_text(
+            "//go:build tools\n\npackage tools\n\nimport (\n" + "".join(f'\t_ "{i}"\n' for i in imports) + ")\n"
+        )
+        (work / "bin").mkdir()
+        yield work
+        if target.exists():
+            shutil.rmtree(target)
+        (work / "bin").rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def build_kubernetes(settings: BinarySettings, progress: Progress = print) -> Path:
     """Build the kube-* binaries of ``settings.kube_version`` into the cache."""
     target = kube_dir(settings)
@@ -179,40 +203,25 @@ def build_kubernetes(settings: BinarySettings, progress: Progress = print) -> Pa
         return target
     go = _go(settings)
     env = _go_env(settings)
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
     staging = _staging_version(settings.kube_version)
-    work = Path(tempfile.mkdtemp(prefix="kube-build-", dir=settings.cache_dir))
     log = settings.cache_dir / f"build-kubernetes-{settings.kube_version}.log"
-    log.write_text("")
     replaces = "\n".join(f"\tk8s.io/{m} => k8s.io/{m} {staging}" for m in STAGING_MODULES)
-    (work / "go.mod").write_text(
-        "module virtualcluster.dev/kubebuild\n\ngo 1.26\n\n"
-        f"require k8s.io/kubernetes {settings.kube_version}\n\nreplace (\n{replaces}\n)\n"
-    )
-    (work / "tools.go").write_text(
-        "//go:build tools\n\npackage tools\n\nimport (\n"
-        + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in KUBE_COMPONENTS)
-        + ")\n"
-    )
-    try:
+    go_mod = ("module virtualcluster.dev/kubebuild\n\ngo 1.26\n\n"
+              f"require k8s.io/kubernetes {settings.kube_version}\n\nreplace (\n{replaces}\n)\n")
+    with _wrapper_module(settings, target=target, prefix="kube-build-", go_mod=go_mod,
+                         imports=[f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMPONENTS]) as work:
+        log.write_text("")
         progress(f"resolving k8s.io/kubernetes {settings.kube_version} modules")
         _run([go, "mod", "download", f"k8s.io/kubernetes@{settings.kube_version}"], cwd=work, env=env, log=log,
              what=f"k8s.io/kubernetes {settings.kube_version} (download)")
         _run([go, "mod", "tidy", "-e"], cwd=work, env=env, log=log, what="go.mod for Kubernetes")
-        out = work / "bin"
-        out.mkdir()
         for comp in KUBE_COMPONENTS:
             progress(f"building {comp} {settings.kube_version} (a few minutes when cold)")
             _run(
                 [go, "build", "-trimpath", "-ldflags", _version_ldflags(settings),
-                 "-o", str(out / comp), f"k8s.io/kubernetes/cmd/{comp}"],
+                 "-o", str(work / "bin" / comp), f"k8s.io/kubernetes/cmd/{comp}"],
                 cwd=work, env=env, log=log, what=comp,
             )
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return target
 
 
@@ -228,27 +237,18 @@ def build_etcd(settings: BinarySettings, progress: Progress = print) -> Path:
         return target
     go = _go(settings)
     env = _go_env(settings)
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
     version = settings.etcd_version
-    work = Path(tempfile.mkdtemp(prefix="etcd-build-", dir=settings.cache_dir))
     log = settings.cache_dir / f"build-etcd-{version}.log"
-    log.write_text("")
     requires = "".join(f"\tgo.etcd.io/etcd/{m} {version}\n" for m in ETCD_MODULES)
-    (work / "go.mod").write_text(f"module virtualcluster.dev/etcdbuild\n\ngo 1.26\n\nrequire (\n{requires})\n")
-    (work / "tools.go").write_text('//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n')
-    try:
+    go_mod = f"module virtualcluster.dev/etcdbuild\n\ngo 1.26\n\nrequire (\n{requires})\n"
+    with _wrapper_module(settings, target=target, prefix="etcd-build-", go_mod=go_mod,
+                         imports=["go.etcd.io/etcd/server/v3"]) as work:
+        log.write_text("")
         progress(f"building etcd {version}")
         _run([go, "mod", "tidy", "-e"], cwd=work, env=env, log=log, what=f"go.mod for etcd {version}")
-        out = work / "bin"
-        out.mkdir()
         ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-{version}"
-        _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
-             cwd=work, env=env, log=log, what=f"etcd {version}")
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(work / "bin" / "etcd"),
+              "go.etcd.io/etcd/server/v3"], cwd=work, env=env, log=log, what=f"etcd {version}")
     return target
 
 
