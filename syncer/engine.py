@@ -264,6 +264,8 @@ class Syncer:
         self.enqueue_all(rt)
         log.info("syncer.tenant_synced", tenant=rt.info.key,
                  objects={k: len(inf) for k, inf in rt.informers.items()})
+        for kind_key in sorted(self.extra_kinds):
+            await self._drop_unlisted(rt, self.by_kind[kind_key])
 
     def enqueue_all(self, rt: TenantRuntime) -> None:
         """Queue every tenant object and every super object of the tenant (start-up, resync).
@@ -347,7 +349,8 @@ class Syncer:
 
     async def _start_extra(self, rt: TenantRuntime, kind: Kind) -> None:
         """Informers for an extra kind (the super one shared by every tenant), then its keys."""
-        if kind.kind not in self.super_informers:
+        first = kind.kind not in self.super_informers
+        if first:
             self.by_kind[kind.kind] = kind
             self.extra_kinds.add(kind.kind)
             p_inf = self.super_informers[kind.kind] = Informer(
@@ -366,6 +369,28 @@ class Syncer:
         rt.kinds = (*rt.kinds, kind)
         self._enqueue_kind(rt, kind)
         log.info("sync.extra_kind_started", tenant=rt.info.key, kind=kind.kind, objects=len(v_inf))
+        if first:  # e.g. after a syncer restart: copies of tenants that no longer list the kind
+            for other in list(self.tenants.values()):
+                if other is not rt and other.synced.is_set():
+                    await self._drop_unlisted(other, kind)
+
+    async def _drop_unlisted(self, rt: TenantRuntime, kind: Kind) -> None:
+        """An extra kind the tenant does not list (any more): queue the deletion of the super copies the
+        syncer made for this tenant (its cluster-key label; the super informer selects ``managed-by``)
+        and tell the admin.  Kinds the tenant lists but has not started yet are left alone."""
+        if kind.kind in rt.informers or extra_mod.is_listed(kind.resource, rt.info.sync.extra_kinds):
+            return
+        p_inf = self.super_informers[kind.kind]
+        await p_inf.synced.wait()
+        copies = [p_slim for _ref, p_slim in p_inf.items() if _cluster_key_of(p_slim) == rt.info.key]
+        if not copies:
+            return
+        for p_slim in copies:
+            self._enqueue_super(kind, p_slim, only_tenant=rt.info.key)
+        entry = extra_mod.entry_of(kind.resource)
+        await self._tell_tenant(rt, entry, "Normal", event_mod.EXTRA_KIND_REMOVED,
+                                f"spec.sync.extraKinds no longer lists {entry}: it is not synced any more and "
+                                f"the {len(copies)} super copies the syncer made for this tenant are deleted")
 
     async def _tell_tenant(self, rt: TenantRuntime, entry: str, type_: str, reason: str, message: str) -> None:
         """An Event on the Tenant (once per entry and message) and a log line; never fails the caller."""
@@ -435,8 +460,11 @@ class Syncer:
         if tenant is None or (only_tenant is not None and tenant != only_tenant):
             return
         rt = self.tenants.get(tenant)
-        if rt is None or not rt.synced.is_set() or (kind.kind in self.extra_kinds and kind.kind not in rt.informers):
-            return  # (or an extra kind of another tenant)
+        if rt is None or not rt.synced.is_set():
+            return
+        unlisted = kind.kind in self.extra_kinds and kind.kind not in rt.informers
+        if unlisted and extra_mod.is_listed(kind.resource, rt.info.sync.extra_kinds):
+            return  # an extra kind the tenant lists but has not started (yet)
         ann = meta.get("annotations") or {}
         if naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in ann:
             return  # token Secrets belong to service accounts, not to the Secret kind
@@ -444,6 +472,10 @@ class Syncer:
         if not name:
             return
         ns = ann.get(naming.ANN_TENANT_NAMESPACE, "") if kind.namespaced else ""
+        if unlisted:  # an extra kind the tenant no longer lists: its super copy goes
+            if event != "DELETED":
+                self.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
+            return
         ref = (kind.kind, ns, name)
         live_event = event is not None and event != "DELETED" and not meta.get("deletionTimestamp")
         if live_event and rt.written.get(ref) == (ann.get(naming.ANN_OBJECT_UID), p_slim.get("fp")):
@@ -475,7 +507,7 @@ class Syncer:
         if naming.SEPARATOR not in p_ns:
             return
         involved = p_event.get("involvedObject") or {}
-        if involved.get("kind") not in event_mod.UPWARD_KINDS:
+        if involved.get("kind") not in event_mod.UPWARD_KINDS and not self.extra_kinds:
             return
         p_ns_obj = self.super_informers["Namespace"].get("", p_ns) if "Namespace" in self.super_informers else None
         ann = ((p_ns_obj or {}).get("metadata") or {}).get("annotations") or {}
@@ -485,6 +517,8 @@ class Syncer:
             return
         rt = self.tenants.get(ref.cluster_key)
         if rt is None or ref.tenant_namespace is None or not rt.synced.is_set():
+            return
+        if event_mod.event_kind(involved, self._extra_of(rt)) is None:
             return
         name = p_event["metadata"]["name"]
         rt.pending_events[(ref.tenant_namespace, name)] = p_event
@@ -530,7 +564,10 @@ class Syncer:
             return
         kind = self.by_kind[key.kind]
         if kind.kind in self.extra_kinds and kind.kind not in rt.informers:
-            return  # an extra kind this tenant does not sync (any more)
+            # An extra kind this tenant does not sync: not started yet, or no longer listed (copy deleted).
+            if key.direction == DOWN and not extra_mod.is_listed(kind.resource, rt.info.sync.extra_kinds):
+                await self._delete_unlisted(rt, kind, key)
+            return
         if key.direction == DOWN:
             await self._down(rt, kind, key)
         else:
@@ -541,6 +578,19 @@ class Syncer:
         if kind.namespaced:
             return super_namespace(rt.info.key, ns), name
         return None, super_namespace(rt.info.key, name)
+
+    def _extra_of(self, rt: TenantRuntime) -> list[Kind]:
+        """The extra kinds the tenant syncs now."""
+        return [k for k in rt.kinds if k.kind in self.extra_kinds]
+
+    async def _delete_unlisted(self, rt: TenantRuntime, kind: Kind, key: SyncKey) -> None:
+        """Delete the super copy of an extra kind the tenant no longer lists (only if made for this tenant)."""
+        p_ns, p_name = self._super_ref(rt, kind, key.namespace, key.name)
+        p_slim = self._p_slim(kind, p_ns, p_name)
+        if p_slim is None or p_slim["metadata"].get("deletionTimestamp") or _cluster_key_of(p_slim) != rt.info.key:
+            return
+        rt.written.pop((kind.kind, key.namespace, key.name), None)
+        await self._delete_super(kind, p_slim)
 
     def _p_slim(self, kind: Kind, p_ns: str | None, p_name: str) -> Obj | None:
         return self.super_informers[kind.kind].get(p_ns or "", p_name)
@@ -928,10 +978,11 @@ class Syncer:
         if p_event is None:
             return
         involved = p_event.get("involvedObject") or {}
-        kind = self.by_kind.get(str(involved.get("kind")))
-        if kind is None:
+        kind = self.by_kind.get(event_mod.event_kind(involved, self._extra_of(rt)) or "")
+        v_inf = rt.informers.get(kind.kind) if kind is not None else None
+        if v_inf is None:
             return
-        v_obj = rt.informers[kind.kind].get(key.namespace, str(involved.get("name")))
+        v_obj = v_inf.get(key.namespace, str(involved.get("name")))
         if v_obj is None:
             return
         v_event = event_mod.to_tenant(p_event, tenant_namespace=key.namespace, v_uid=object_uid(v_obj))
@@ -987,6 +1038,15 @@ async def _get_path(api: ApiClient, path: str) -> Obj | None:
     except NotFound:
         return None
     return doc
+
+
+def _cluster_key_of(p_obj: Obj) -> str | None:
+    """The cluster key a super object was made for (its label), if the syncer made it."""
+    labels = (p_obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(naming.LABEL_MANAGED_BY) != naming.MANAGED_BY_SYNCER:
+        return None
+    key = labels.get(naming.LABEL_CLUSTER_KEY)
+    return str(key) if key else None
 
 
 def _pod_down_fingerprint(v_pod: Obj) -> str:

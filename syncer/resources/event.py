@@ -8,10 +8,13 @@ and uid translated back); events are not cached — they pass through.
 
 from __future__ import annotations
 
-from syncer.resources.base import Obj
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from syncer.resources.base import Kind, Obj
 from vcluster import naming
 
-#: Kinds whose super events are copied up.
+#: Registry kinds whose super events are copied up (extra kinds: :func:`event_kind`).
 UPWARD_KINDS = frozenset({"Pod", "Service", "ConfigMap", "Secret", "ServiceAccount", "Endpoints",
                           "PersistentVolumeClaim", "Ingress", "NetworkPolicy"})
 #: Reasons of the Events that say why the super apiserver refused a tenant object.
@@ -22,6 +25,19 @@ _TRANSIENT_FORBIDDEN = ("error looking up service account", "because it is being
                         "not found in namespace")
 _KEEP = ("reason", "message", "type", "count", "firstTimestamp", "lastTimestamp", "eventTime", "action",
          "reportingComponent", "reportingInstance", "series")
+
+
+def event_kind(involved: Mapping[str, Any], extra: Iterable[Kind]) -> str | None:
+    """The engine's kind key of a super Event's involved object, or None when its events stay down.
+
+    Registry kinds by kind name (:data:`UPWARD_KINDS`); extra kinds (known at run time, per tenant) by
+    the API group of ``apiVersion`` and the kind, whatever the version.
+    """
+    kind = involved.get("kind")
+    if kind in UPWARD_KINDS:
+        return str(kind)
+    group = str(involved.get("apiVersion") or "").rpartition("/")[0]
+    return next((k.kind for k in extra if k.resource.kind == kind and k.resource.group == group), None)
 
 
 def to_tenant(p_event: Obj, *, tenant_namespace: str, v_uid: str) -> Obj:
@@ -110,8 +126,8 @@ def super_refusal(v_obj: Obj, *, kind: str, api_version: str, status: int, messa
 #: Events about a (cluster-scoped) Tenant live here, where ``kubectl describe tenant`` finds them.
 TENANT_EVENT_NAMESPACE = "default"
 #: Reasons of the Events on a Tenant about its ``spec.sync.extraKinds``.
-EXTRA_KIND_SYNCED, EXTRA_KIND_REFUSED, EXTRA_KIND_UNAVAILABLE = (
-    "ExtraKindSynced", "ExtraKindRefused", "ExtraKindUnavailable")
+EXTRA_KIND_SYNCED, EXTRA_KIND_REFUSED, EXTRA_KIND_UNAVAILABLE, EXTRA_KIND_REMOVED = (
+    "ExtraKindSynced", "ExtraKindRefused", "ExtraKindUnavailable", "ExtraKindRemoved")
 
 
 def tenant_event(*, tenant_name: str, tenant_uid: str, type_: str, reason: str, message: str, now: str) -> Obj:

@@ -38,10 +38,23 @@ def parse(entry: str) -> tuple[str, str]:
     return plural, group
 
 
+def entry_of(resource: Resource) -> str:
+    """How ``spec.sync.extraKinds`` spells ``resource``: ``<plural>.<group>`` (a core ``<plural>``)."""
+    return f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+
+
 def key_of(resource: Resource) -> str:
     """The engine's name of an extra kind (queue keys, caches, metrics): ``<plural>.<group>/<version>``."""
-    spelled = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
-    return f"{spelled}/{resource.version}"
+    return f"{entry_of(resource)}/{resource.version}"
+
+
+def is_listed(resource: Resource, entries: Iterable[str]) -> bool:
+    """Whether some ``extraKinds`` entry names ``resource`` (any version: the entry has none).
+
+    An extra kind a tenant does not list (any more) is not synced for it, and the super copies the
+    syncer made of it for that tenant are deleted.
+    """
+    return any(parse(entry) == (resource.plural, resource.group) for entry in entries)
 
 
 def never_synced(plural: str, group: str, *, synced: Iterable[Resource]) -> str | None:
