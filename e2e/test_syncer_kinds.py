@@ -10,6 +10,7 @@ creates by hand (kwok has no provisioner), so binding is shown for real.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -279,16 +280,24 @@ spec:
 def test_tenant_sync_options_metadata_prefixes_and_extra_kinds(super_cluster: Any, tenants: Any,
                                                                syncer: SyncerProcess) -> None:
     """Tenant spec.sync set at run time: opaque super metadata survives tenant updates, transparent super
-    metadata goes up to the tenant object, an extra custom kind is copied down, the rest is told."""
-    _, b = tenants
+    metadata goes up to the tenant object, an extra custom kind is copied down and super Events about it
+    go up, the rest is told; a kind taken off the list loses its super copies (only that tenant's ones),
+    and comes back when listed again."""
+    a, b = tenants
     group = f"e2e-{SUFFIX}.example.com"
     opaque, transparent = "admin.example.com/owner", "hook.example.com/injected"
     # widgets exist in both clusters, gadgets only in the tenant
     super_cluster.kubectl("apply", "-f", "-", input=_crd(group, "widgets", "Widget"))
     b.kubectl("apply", "-f", "-", input=_crd(group, "widgets", "Widget") + "---" + _crd(group, "gadgets", "Gadget"))
-    for run, crd in ((super_cluster.kubectl, "widgets"), (b.kubectl, "widgets"), (b.kubectl, "gadgets")):
+    a.kubectl("apply", "-f", "-", input=_crd(group, "widgets", "Widget"))
+    for run, crd in ((super_cluster.kubectl, "widgets"), (b.kubectl, "widgets"), (b.kubectl, "gadgets"),
+                     (a.kubectl, "widgets")):
         run("wait", "--for=condition=established", f"crd/{crd}.{group}", "--timeout=60s")
     p_ns = namespace(b, "meta")
+    a_ns = namespace(a, "meta")
+    # tenant A syncs widgets too: its copies must survive B dropping the kind
+    super_cluster.kubectl("patch", "tenant", a.name, "--type=merge", "-p", json.dumps(
+        {"spec": {"sync": {"extraKinds": [f"widgets.{group}"]}}}))
     super_cluster.kubectl("patch", "tenant", b.name, "--type=merge", "-p", json.dumps({"spec": {"sync": {
         "extraKinds": [f"widgets.{group}", f"gadgets.{group}", "nodes"],
         "opaqueMetadataPrefixes": ["admin.example.com/"],
@@ -346,3 +355,58 @@ def test_tenant_sync_options_metadata_prefixes_and_extra_kinds(super_cluster: An
     assert p_widget["spec"] == {"size": 3}
     assert p_widget["metadata"]["labels"][naming.LABEL_CLUSTER_KEY] == b.cluster_key
     assert kjson(super_cluster.kubectl, "get", f"gadgets.{group}", "-A") is None, "the super cluster has no gadgets"
+
+    # A super operator's Event about the super Widget goes up onto the tenant Widget (matched by group + kind).
+    v_widget = kjson(b.kubectl, "get", f"widgets.{group}", "w1", "-n", "meta")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    super_cluster.kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": f"w1.{SUFFIX}", "namespace": p_ns},
+        "involvedObject": {"apiVersion": f"{group}/v1", "kind": "Widget", "name": "w1", "namespace": p_ns,
+                           "uid": p_widget["metadata"]["uid"]},
+        "reason": "Provisioned", "message": "widget w1 is ready", "type": "Normal", "count": 1,
+        "firstTimestamp": now, "lastTimestamp": now, "source": {"component": "widget-operator"}}))
+    v_event = event_for(b, "meta", "w1", "Provisioned", syncer)
+    assert v_event["involvedObject"]["kind"] == "Widget"
+    assert v_event["involvedObject"]["apiVersion"] == f"{group}/v1"
+    assert v_event["involvedObject"]["namespace"] == "meta"
+    assert v_event["involvedObject"]["uid"] == v_widget["metadata"]["uid"]
+    assert v_event["message"] == "widget w1 is ready"
+
+    # Tenant A's Widget is synced too; a hand-made Widget sits in B's super namespace.
+    apply(a, {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "wa", "namespace": "meta"},
+              "spec": {"size": 1}})
+    wait_for("tenant A's super Widget", partial(kjson, super_cluster.kubectl, "get", f"widgets.{group}", "wa",
+                                                "-n", a_ns), syncer=syncer)
+    super_cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "hand", "namespace": p_ns},
+        "spec": {"size": 9}}))
+
+    # Widgets taken off B's list: B's super copy goes, the admin is told; A's copy and the hand-made one stay.
+    super_cluster.kubectl("patch", "tenant", b.name, "--type=merge", "-p", json.dumps(
+        {"spec": {"sync": {"extraKinds": [f"gadgets.{group}"]}}}))
+    wait_for("B's super Widget deleted", lambda: kjson(super_cluster.kubectl, "get", f"widgets.{group}", "w1",
+                                                       "-n", p_ns) is None, syncer=syncer)
+    removed = wait_for("ExtraKindRemoved on the Tenant", lambda: tenant_events().get("ExtraKindRemoved"),
+                       syncer=syncer)
+    assert f"widgets.{group}" in removed, removed
+    assert "(1)" in removed, removed
+    assert kjson(super_cluster.kubectl, "get", f"widgets.{group}", "hand", "-n", p_ns) is not None
+    assert kjson(super_cluster.kubectl, "get", f"widgets.{group}", "wa", "-n", a_ns) is not None
+    # B's Widget is not synced any more: a change of it makes no super copy.
+    b.kubectl("patch", f"widgets.{group}", "w1", "-n", "meta", "--type=merge", "-p", '{"spec": {"size": 4}}')
+    # A still syncs widgets both ways through the shared super informer: a new one is created, then deleted.
+    apply(a, {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "wa2", "namespace": "meta"},
+              "spec": {"size": 2}})
+    wait_for("tenant A's new super Widget", partial(kjson, super_cluster.kubectl, "get", f"widgets.{group}",
+                                                    "wa2", "-n", a_ns), syncer=syncer)
+    a.kubectl("delete", f"widgets.{group}", "wa2", "-n", "meta")
+    wait_for("tenant A's deleted Widget gone from the super cluster", lambda: kjson(
+        super_cluster.kubectl, "get", f"widgets.{group}", "wa2", "-n", a_ns) is None, syncer=syncer)
+    assert kjson(super_cluster.kubectl, "get", f"widgets.{group}", "w1", "-n", p_ns) is None
+
+    # Listed again: synced again, without a syncer restart, with the change made meanwhile.
+    super_cluster.kubectl("patch", "tenant", b.name, "--type=merge", "-p", json.dumps(
+        {"spec": {"sync": {"extraKinds": [f"gadgets.{group}", f"widgets.{group}"]}}}))
+    p_widget = wait_for("B's super Widget back", when(lambda w: w["spec"] == {"size": 4}, partial(
+        kjson, super_cluster.kubectl, "get", f"widgets.{group}", "w1", "-n", p_ns)), syncer=syncer)
+    assert p_widget["metadata"]["labels"][naming.LABEL_CLUSTER_KEY] == b.cluster_key

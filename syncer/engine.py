@@ -389,8 +389,8 @@ class Syncer:
             self._enqueue_super(kind, p_slim, only_tenant=rt.info.key)
         entry = extra_mod.entry_of(kind.resource)
         await self._tell_tenant(rt, entry, "Normal", event_mod.EXTRA_KIND_REMOVED,
-                                f"spec.sync.extraKinds no longer lists {entry}: it is not synced any more and "
-                                f"the {len(copies)} super copies the syncer made for this tenant are deleted")
+                                f"spec.sync.extraKinds no longer lists {entry}: it is not synced any more; "
+                                f"deleting the super copies the syncer made for this tenant ({len(copies)})")
 
     async def _tell_tenant(self, rt: TenantRuntime, entry: str, type_: str, reason: str, message: str) -> None:
         """An Event on the Tenant (once per entry and message) and a log line; never fails the caller."""
