@@ -10,7 +10,8 @@ resource by :func:`extra_kind` (no registry entry, no import side effect).
 Kinds the syncer already handles, or that act on the cluster they live in
 (workloads, nodes, events, leases, RBAC, quotas …), are never copied:
 :func:`never_synced` says why, and the engine tells the admin with an Event on
-the Tenant.
+the Tenant.  A kind the Tenant no longer lists (:func:`is_listed`) is not synced
+for it any more and the super copies made for it are deleted.
 """
 
 from __future__ import annotations
