@@ -50,6 +50,7 @@ import contextlib
 import gc
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -136,6 +137,7 @@ class Arrivals:
         self.api, self.ns = api, ns
         self.seen: dict[str, float] = {}
         self.running: dict[str, float] = {}
+        self.bound: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -152,6 +154,8 @@ class Arrivals:
     def _record(self, obj: dict[str, Any], now: float) -> None:
         name = obj["metadata"]["name"]
         self.seen.setdefault(name, now)
+        if (obj.get("spec") or {}).get("nodeName"):
+            self.bound.setdefault(name, now)
         if (obj.get("status") or {}).get("phase") == "Running":
             self.running.setdefault(name, now)
 
@@ -246,6 +250,48 @@ class CpuMeter:
         return {k: max(0.0, v - before.get(k, 0.0)) for k, v in after.items()}
 
 
+_SAMPLE = re.compile(r'^(apiserver_request_total|apiserver_watch_events_total)\{([^}]*)\} ([0-9.e+]+)$')
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def request_counts(metrics: str, side: str) -> dict[str, float]:
+    """Requests by verb and resource (``apiserver_request_total``, all codes) and watch events sent by
+    kind (``apiserver_watch_events_total``), keyed ``"<side> <verb> <resource>[/<sub>]"``."""
+    out: dict[str, float] = {}
+    for line in metrics.splitlines():
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue
+        labels = dict(_LABEL.findall(m.group(2)))
+        if m.group(1) == "apiserver_watch_events_total":
+            key = f"{side} watch-event {labels.get('kind') or labels.get('resource', '?')}"
+        else:
+            sub = labels.get("subresource")
+            key = f"{side} {labels.get('verb')} {labels.get('resource')}{'/' + sub if sub else ''}"
+        out[key] = out.get(key, 0.0) + float(m.group(3))
+    return out
+
+
+class RequestMeter:
+    """What each apiserver was asked per stage, from its own metrics.
+
+    Why: the CPU table says the tenant apiservers cost most in the syncer burst; this says for which
+    requests (and watch events) — the count per pod of each verb on each resource.
+    """
+
+    def __init__(self, sup: ApiClient, tapis: list[ApiClient]) -> None:
+        self.sup, self.tapis = sup, tapis
+
+    async def snapshot(self) -> dict[str, float]:
+        texts = await asyncio.gather(self.sup.request("GET", "/metrics", raw=True),
+                                     *(api.request("GET", "/metrics", raw=True) for api in self.tapis))
+        out = request_counts(texts[0], "super")
+        for text in texts[1:]:
+            for k, v in request_counts(text, "tenant").items():
+                out[k] = out.get(k, 0.0) + v
+        return out
+
+
 def p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -290,6 +336,9 @@ class Bench:
         #: CPU seconds per part of the test bed, per stage name, summed over rounds.
         self.cpu: dict[str, dict[str, float]] = {}
         self.meter: CpuMeter | None = None
+        self.requests: RequestMeter | None = None
+        #: Requests and watch events per apiserver side, per stage name, summed over rounds.
+        self.request_counts: dict[str, dict[str, float]] = {}
         self.direct_rates: list[float] = []
         #: Per round, CPU cores each part used while the bench did nothing for 3 s.
         self.idle: list[dict[str, float]] = []
@@ -301,8 +350,14 @@ class Bench:
     async def measure(self, stage: str) -> AsyncIterator[None]:
         """CPU seconds each part of the test bed used during the block, summed per stage over rounds."""
         before = self.meter.snapshot() if self.meter else {}
+        requests = await self.requests.snapshot() if self.requests else {}
         wall = time.monotonic()
         yield
+        if self.requests:
+            after = await self.requests.snapshot()
+            counted = self.request_counts.setdefault(stage, {})
+            for k, v in after.items():
+                counted[k] = counted.get(k, 0.0) + v - requests.get(k, 0.0)
         if self.meter:
             used = CpuMeter.used(before, self.meter.snapshot())
             used["wall"] = time.monotonic() - wall
@@ -465,8 +520,12 @@ class Bench:
             await ensure_namespace(sup, p_ns)
         quiet: list[float] = []
         direct_quiet: list[float] = []
+        #: The quiet pods' time split: the tenant create call, its tenant watch event, the super watch event.
+        split_create: list[float] = []
+        split_tenant_watch: list[float] = []
+        split_sync: list[float] = []
         async with Arrivals(sup, p_nss[2]) as arr, Arrivals(sup, p_nss[0]) as ga, Arrivals(sup, p_nss[1]) as gb, \
-                Arrivals(sup, direct_ns) as darr:
+                Arrivals(sup, direct_ns) as darr, Arrivals(tc, ns) as v_arr:
             flood = asyncio.gather(create_pods(ta, ns, [f"g-{i}" for i in range(n)]),
                                    create_pods(tb, ns, [f"g-{i}" for i in range(n)]))
             await ga.until(1)  # the flood is arriving
@@ -474,7 +533,12 @@ class Bench:
             while len(ga.seen) < n or len(gb.seen) < n:
                 t = time.monotonic()
                 await tc.create(resources.PODS, pod(f"q-{i}", ns))
+                created = time.monotonic()
                 quiet.append(await arr.when(f"q-{i}", limit=120) - t)
+                v_seen = await v_arr.when(f"q-{i}")
+                split_create.append(created - t)
+                split_tenant_watch.append(v_seen - t)
+                split_sync.append(arr.seen[f"q-{i}"] - v_seen)
                 t = time.monotonic()
                 await sup.create(resources.PODS, pod(f"q-{i}", direct_ns))
                 direct_quiet.append(await darr.when(f"q-{i}") - t)
@@ -487,6 +551,11 @@ class Bench:
               f"{statistics.median(quiet)*1000:.0f} ms, p99 {out['quiet_p99_s']*1000:.0f} ms (target <= 1000 ms); "
               f"direct creates meanwhile: median {statistics.median(direct_quiet)*1000:.0f} ms, "
               f"p99 {out['quiet_direct_p99_s']*1000:.0f} ms")
+        for what, values in (("tenant create call", split_create), ("tenant create → tenant watched",
+                                                                    split_tenant_watch),
+                             ("tenant watched → super watched (the syncer)", split_sync)):
+            print(f"  quiet pods, {what}: median {statistics.median(values)*1000:.0f} ms, "
+                  f"p99 {p(values, 0.99)*1000:.0f} ms")
         return out
 
     async def main(self, rounds: int) -> dict[str, float]:
@@ -495,6 +564,7 @@ class Bench:
             self.sup = await stack.enter_async_context(ApiClient.from_kubeconfig(self.super_.kubeconfig))
             self.tapis = [await stack.enter_async_context(ApiClient.from_kubeconfig(str(t.kubeconfig_path)))
                           for t in self.tenants]
+            self.requests = RequestMeter(self.sup, self.tapis)
             self.syncer.start()
             for r in range(rounds):
                 await self.one_round(r)
@@ -516,9 +586,9 @@ class Bench:
             values = [out[key] for out in self.rounds]
             note = f"   target {targets[key]}" if key in targets else ""
             print(f"  {key:28s} {statistics.median(values):9.3g}  [{min(values):.3g}–{max(values):.3g}]{note}")
+        pods = {"direct create": 2 * self.n, "tenant-only": self.n, "drain (+ start-up)": self.n,
+                "direct burst": self.burst_n, "syncer burst": self.burst_n}
         if self.cpu:
-            pods = {"direct create": 2 * self.n, "tenant-only": self.n, "drain (+ start-up)": self.n,
-                    "direct burst": self.burst_n, "syncer burst": self.burst_n}
             # Background: the lowest idle rate seen over the rounds (an idle window can catch leftovers).
             idle = {g: min(rates.get(g, 0.0) for rates in self.idle) for rates in self.idle for g in rates}
             print("\nCPU milliseconds per pod by part of the test bed over all rounds, above its background "
@@ -538,6 +608,15 @@ class Bench:
                          if g == "wall" else cell(s, g) for s in stages]
                 print(f"  {g:26s}" + "".join(f"{v / k[s]:19.2f}" for v, s in zip(cells, stages, strict=True)))
             print("  background CPU (cores): " + ", ".join(f"{g} {idle.get(g, 0.0):.2f}" for g in groups))
+        if self.request_counts:
+            print("\nrequests and watch events per pod, by apiserver side (>= 0.05 per pod in some stage):")
+            stages = [stage for stage in self.request_counts if stage in pods]
+            keys = sorted({k for c in self.request_counts.values() for k in c})
+            print(f"  {'':40s}" + "".join(f"{stage[:18]:>19s}" for stage in stages))
+            for key in keys:
+                per_pod = [self.request_counts[s].get(key, 0.0) / (pods[s] * len(self.rounds)) for s in stages]
+                if max(per_pod) >= 0.05:
+                    print(f"  {key[:40]:40s}" + "".join(f"{v:19.2f}" for v in per_pod))
 
 
 async def memory(super_: Super) -> dict[str, float]:
