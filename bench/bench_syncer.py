@@ -608,6 +608,7 @@ class Bench:
                          if g == "wall" else cell(s, g) for s in stages]
                 print(f"  {g:26s}" + "".join(f"{v / k[s]:19.2f}" for v, s in zip(cells, stages, strict=True)))
             print("  background CPU (cores): " + ", ".join(f"{g} {idle.get(g, 0.0):.2f}" for g in groups))
+            self._ceilings(groups, pods)
         if self.request_counts:
             print("\nrequests and watch events per pod, by apiserver side (>= 0.05 per pod in some stage):")
             stages = [stage for stage in self.request_counts if stage in pods]
@@ -617,6 +618,29 @@ class Bench:
                 per_pod = [self.request_counts[s].get(key, 0.0) / (pods[s] * len(self.rounds)) for s in stages]
                 if max(per_pod) >= 0.05:
                     print(f"  {key[:40]:40s}" + "".join(f"{v:19.2f}" for v in per_pod))
+
+
+    def _ceilings(self, groups: list[str], pods: dict[str, int]) -> None:
+        """How busy the machine was per stage, and the ratio a syncer costing no CPU at all would reach.
+
+        Raw CPU (background included) per pod: when a stage keeps every core busy, its wall time is its
+        CPU divided by the cores, so the ratio of two saturated stages is the inverse ratio of their CPU
+        per pod.  Taking the syncer process's own CPU out of the synced stage gives the ceiling set by
+        everything else it needs (the tenant control planes' work, the super side's extra watch traffic).
+        """
+        cores = os.cpu_count() or 1
+        raw = {s: sum(self.cpu[s].get(g, 0.0) for g in groups) for s in self.cpu if s in pods}
+        per_pod = {s: raw[s] / (pods[s] * len(self.rounds)) * 1000 for s in raw}
+        busy = {s: raw[s] / self.cpu[s]["wall"] for s in raw if self.cpu[s].get("wall")}
+        print(f"\nwhole test bed, raw CPU per pod (background included) and cores busy (of {cores}):")
+        for s in raw:
+            print(f"  {s:26s} {per_pod[s]:8.2f} ms/pod   {busy.get(s, 0.0):5.2f} cores")
+        for direct, synced in (("direct create", "drain (+ start-up)"), ("direct burst", "syncer burst")):
+            if direct not in raw or synced not in raw:
+                continue
+            syncer_ms = self.cpu[synced].get("syncer", 0.0) / (pods[synced] * len(self.rounds)) * 1000
+            print(f"  {synced}: CPU ratio {per_pod[direct] / per_pod[synced]:.2f}; with a syncer using no CPU "
+                  f"(its {syncer_ms:.2f} ms/pod taken out) {per_pod[direct] / (per_pod[synced] - syncer_ms):.2f}")
 
 
 async def memory(super_: Super) -> dict[str, float]:
