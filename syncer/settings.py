@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from vcluster.errors import VClusterError
+from vcluster.settings import SettingsError, check_lease_timing
 
-
-class SettingsError(VClusterError):
-    """A syncer setting in the environment has a bad value."""
+__all__ = ["SettingsError", "SyncerSettings", "parse_weights"]
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -103,14 +101,7 @@ class SyncerSettings:
         duration = _float(env, "VC_SYNCER_LEASE_DURATION", 15.0, minimum=1.0)
         renew_deadline = _float(env, "VC_SYNCER_LEASE_RENEW_DEADLINE", duration * 2 / 3, minimum=0.5)
         retry_period = _float(env, "VC_SYNCER_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), minimum=0.1)
-        if renew_deadline >= duration:
-            raise SettingsError(
-                f"VC_SYNCER_LEASE_RENEW_DEADLINE={renew_deadline:g} must be less than the lease duration {duration:g}"
-            )
-        if retry_period >= renew_deadline:
-            raise SettingsError(
-                f"VC_SYNCER_LEASE_RETRY_PERIOD={retry_period:g} must be less than the renew deadline {renew_deadline:g}"
-            )
+        check_lease_timing("VC_SYNCER", duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
         return cls(
             workers=_int(env, "VC_SYNCER_WORKERS", 32, minimum=1),
             weights=MappingProxyType(parse_weights(env.get("VC_SYNCER_WEIGHTS", ""))),
