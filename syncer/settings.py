@@ -8,39 +8,39 @@ nothing else in the package reads the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 
 from vcluster.settings import SettingsError, check_lease_timing
 
 __all__ = ["SettingsError", "SyncerSettings", "parse_weights"]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+_N = TypeVar("_N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: _N, *, parse: Callable[[str], _N], noun: str,
+            minimum: _N) -> _N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: not an integer") from None
+        raise SettingsError(f"{name}={raw!r}: not {noun}") from None
     if value < minimum:
         raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    return _number(env, name, default, parse=int, noun="an integer", minimum=minimum)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: not a number") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
-    return value
+    return _number(env, name, default, parse=float, noun="a number", minimum=minimum)
 
 
 def parse_weights(raw: str) -> dict[str, int]:
