@@ -13,9 +13,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,45 +23,23 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
-from e2e.syncer_fixtures import REPO, SyncerProcess
+from e2e.syncer_fixtures import REPO, Samples, SyncerProcess, http_get, metric_samples, poll, running_syncer
 from vcluster import kubelet_ca, naming
 from vcluster.kube import ApiClient, ClientConfig
 from vcluster.process import pick_free_port
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT = 90.0
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def http_get(url: str, *, context: ssl.SSLContext | None = None) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10, context=context) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""
-
-
 def scrape(port: int) -> tuple[set[str], Samples]:
     """Family names and samples of ``/metrics`` on ``port``."""
     status, text = http_get(f"http://127.0.0.1:{port}/metrics")
     assert status == 200, f"/metrics on {port} answered {status}"
     families = list(text_string_to_metric_families(text))
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
-    return {f.name for f in families}, samples
+    return {f.name for f in families}, metric_samples(families)
 
 
-def wait_for(what: str, check: Callable[[], Any], *, log: Callable[[], str] = str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not reached in {timeout:.0f}s (last: {last!r})\n{log()}")
+def wait_for(what: str, check: Callable[[], Any], *, log: Callable[[], str] = str) -> Any:
+    return poll(what, check, detail=lambda: f"\n{log()}")
 
 
 def labels(**kw: str) -> tuple[tuple[str, str], ...]:
@@ -80,14 +55,9 @@ def tenant(super_cluster: Any, vc_operator: Any) -> TenantHandle:  # noqa: F811
 def syncer(super_cluster: Any, tenant: TenantHandle, tmp_path_factory: pytest.TempPathFactory,
            component_logs: dict[str, Path]) -> Iterator[tuple[SyncerProcess, int]]:
     port = pick_free_port()
-    log_path = tmp_path_factory.mktemp("obs-syncer") / "syncer.log"
-    component_logs["obs syncer"] = log_path
-    proc = SyncerProcess(super_cluster, log_path=log_path, env={"VC_SYNCER_METRICS_PORT": str(port)})
-    proc.start()
-    try:
+    with running_syncer(super_cluster, tmp_path_factory, component_logs, log_dir="obs-syncer",
+                        log_key="obs syncer", env={"VC_SYNCER_METRICS_PORT": str(port)}) as proc:
         yield proc, port
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

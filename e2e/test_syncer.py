@@ -10,44 +10,19 @@ by the module's tests to keep the suite lean.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
-from e2e.syncer_fixtures import SyncerProcess
+from e2e.syncer_fixtures import SyncerProcess, apply, kjson, running_syncer, wait_for
 from vcluster import naming
 from vcluster.kube import ApiClient, resources
 
 pytestmark = pytest.mark.e2e
-
-TIMEOUT = 90.0
-
-
-def wait_for(
-    what: str, check: Callable[[], Any], *, timeout: float = TIMEOUT, syncer: SyncerProcess | None = None
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    tail = f"\nsyncer log:\n{syncer.log_tail()}" if syncer is not None else ""
-    raise AssertionError(f"{what}: not reached in {timeout:.0f}s (last: {last!r}){tail}")
-
-
-def kjson(run: Callable[..., Any], *args: str) -> Any:
-    got = run(*args, "-o", "json", check=False)
-    return json.loads(got.stdout) if got.returncode == 0 else None
-
 
 @pytest.fixture(scope="module")
 def tenants(super_cluster: Any, vc_operator: Any) -> tuple[TenantHandle, TenantHandle]:  # noqa: F811
@@ -58,18 +33,8 @@ def tenants(super_cluster: Any, vc_operator: Any) -> tuple[TenantHandle, TenantH
 @pytest.fixture(scope="module")
 def syncer(super_cluster: Any, tenants: Any, tmp_path_factory: pytest.TempPathFactory,
            component_logs: dict[str, Path]) -> Iterator[SyncerProcess]:
-    log_path = tmp_path_factory.mktemp("syncer") / "syncer.log"
-    component_logs["syncer"] = log_path
-    proc = SyncerProcess(super_cluster, log_path=log_path)
-    proc.start()
-    try:
+    with running_syncer(super_cluster, tmp_path_factory, component_logs, log_dir="syncer", log_key="syncer") as proc:
         yield proc
-    finally:
-        proc.stop()
-
-
-def apply(tenant: TenantHandle, *objs: dict[str, Any]) -> None:
-    tenant.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
 
 
 def workload(ns: str, *, replicas: int = 2, data: str = "one") -> list[dict[str, Any]]:

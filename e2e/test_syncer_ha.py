@@ -16,9 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
-from e2e.syncer_fixtures import SyncerProcess
+from e2e.syncer_fixtures import TIMEOUT, SyncerProcess, http_get, metric_samples, poll
 from syncer.leader import LeaderElector
 from syncer.settings import SyncerSettings
 from vcluster import naming
@@ -37,7 +34,6 @@ from vcluster.process import pick_free_port
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT = 90.0
 #: Short lease: a follower may take over 8 s after the last renewal; the leader gives up after 5 s.
 LEASE_ENV = {
     "VC_SYNCER_LEADER_ELECTION": "1",
@@ -59,21 +55,12 @@ class Replica:
         })
 
     def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-        except OSError:
-            return 0, ""
+        return http_get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         status, text = self.get("/metrics")
         assert status == 200, f"{self.identity}: /metrics answered {status}"
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples
-        }
+        return metric_samples(text_string_to_metric_families(text))
 
     def log(self) -> str:
         return self.proc.log_path.read_text(errors="replace") if self.proc.log_path.exists() else ""
@@ -81,15 +68,8 @@ class Replica:
 
 def wait_for(what: str, check: Callable[[], Any], *, replicas: tuple[Replica, ...] = (),
              timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    tails = "".join(f"\n{r.identity} log:\n{r.proc.log_tail()}" for r in replicas)
-    raise AssertionError(f"{what}: not reached in {timeout:.0f}s (last: {last!r}){tails}")
+    return poll(what, check, timeout=timeout, interval=0.3,
+                detail=lambda: "".join(f"\n{r.identity} log:\n{r.proc.log_tail()}" for r in replicas))
 
 
 def lease_holder(super_cluster: Any) -> str | None:

@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
-from e2e.syncer_fixtures import SyncerProcess
-from e2e.test_syncer import apply, kjson, wait_for
+from e2e.syncer_fixtures import SyncerProcess, apply, kjson, running_syncer, wait_for
 from vcluster import naming
 
 pytestmark = pytest.mark.e2e
@@ -43,14 +42,9 @@ def tenants(super_cluster: Any, vc_operator: Any) -> tuple[TenantHandle, TenantH
 @pytest.fixture(scope="module")
 def syncer(super_cluster: Any, tenants: Any, tmp_path_factory: pytest.TempPathFactory,
            component_logs: dict[str, Path]) -> Iterator[SyncerProcess]:
-    log_path = tmp_path_factory.mktemp("syncer-kinds") / "syncer.log"
-    component_logs["syncer-kinds"] = log_path
-    proc = SyncerProcess(super_cluster, log_path=log_path)
-    proc.start()
-    try:
+    with running_syncer(super_cluster, tmp_path_factory, component_logs,
+                        log_dir="syncer-kinds", log_key="syncer-kinds") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def namespace(tenant: TenantHandle, ns: str) -> str:

@@ -23,14 +23,7 @@ __all__ = ["LeaderElector", "LostLease", "Observation", "lease_config", "may_tak
 
 def lease_config(settings: SyncerSettings) -> leader.LeaseConfig:
     """The syncer's Lease and timing (pure)."""
-    return leader.LeaseConfig(
-        name=naming.SYNCER_LEASE_NAME,
-        namespace=naming.SYSTEM_NAMESPACE,
-        identity=settings.identity,
-        duration=settings.lease_duration,
-        renew_deadline=settings.lease_renew_deadline,
-        retry_period=settings.lease_retry_period,
-    )
+    return leader.lease_config_for(naming.SYNCER_LEASE_NAME, settings)
 
 
 class LeaderElector(leader.LeaderElector):

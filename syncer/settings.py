@@ -8,41 +8,39 @@ nothing else in the package reads the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 
-from vcluster.errors import VClusterError
+from vcluster.settings import SettingsError, check_lease_timing
+
+__all__ = ["SettingsError", "SyncerSettings", "parse_weights"]
 
 
-class SettingsError(VClusterError):
-    """A syncer setting in the environment has a bad value."""
+_N = TypeVar("_N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: _N, *, parse: Callable[[str], _N], noun: str,
+            minimum: _N) -> _N:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: not {noun}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: not an integer") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
-    return value
+    return _number(env, name, default, parse=int, noun="an integer", minimum=minimum)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: not a number") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
-    return value
+    return _number(env, name, default, parse=float, noun="a number", minimum=minimum)
 
 
 def parse_weights(raw: str) -> dict[str, int]:
@@ -103,14 +101,7 @@ class SyncerSettings:
         duration = _float(env, "VC_SYNCER_LEASE_DURATION", 15.0, minimum=1.0)
         renew_deadline = _float(env, "VC_SYNCER_LEASE_RENEW_DEADLINE", duration * 2 / 3, minimum=0.5)
         retry_period = _float(env, "VC_SYNCER_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), minimum=0.1)
-        if renew_deadline >= duration:
-            raise SettingsError(
-                f"VC_SYNCER_LEASE_RENEW_DEADLINE={renew_deadline:g} must be less than the lease duration {duration:g}"
-            )
-        if retry_period >= renew_deadline:
-            raise SettingsError(
-                f"VC_SYNCER_LEASE_RETRY_PERIOD={retry_period:g} must be less than the renew deadline {renew_deadline:g}"
-            )
+        check_lease_timing("VC_SYNCER", duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
         return cls(
             workers=_int(env, "VC_SYNCER_WORKERS", 32, minimum=1),
             weights=MappingProxyType(parse_weights(env.get("VC_SYNCER_WEIGHTS", ""))),

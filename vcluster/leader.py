@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
@@ -63,6 +63,31 @@ class LeaseConfig:
     renew_deadline: float = 10.0
     #: Seconds between attempts (followers) and renewals (the leader).
     retry_period: float = 2.0
+
+
+class LeaseSettings(Protocol):
+    """The lease knobs a settings group carries (``SyncerSettings``, ``OperatorSettings``)."""
+
+    @property
+    def identity(self) -> str: ...
+    @property
+    def lease_duration(self) -> float: ...
+    @property
+    def lease_renew_deadline(self) -> float: ...
+    @property
+    def lease_retry_period(self) -> float: ...
+
+
+def lease_config_for(name: str, settings: LeaseSettings) -> LeaseConfig:
+    """The Lease ``name`` in ``naming.SYSTEM_NAMESPACE`` with the identity and timing of ``settings`` (pure)."""
+    return LeaseConfig(
+        name=name,
+        namespace=naming.SYSTEM_NAMESPACE,
+        identity=settings.identity,
+        duration=settings.lease_duration,
+        renew_deadline=settings.lease_renew_deadline,
+        retry_period=settings.lease_retry_period,
+    )
 
 
 def default_identity() -> str:

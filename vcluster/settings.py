@@ -63,6 +63,22 @@ def env_float(name: str, default: _D, *, positive: bool = False) -> float | _D:
     return value
 
 
+def check_lease_timing(prefix: str, *, duration: float, renew_deadline: float, retry_period: float) -> None:
+    """Refuse a Lease timing its holder cannot keep (``retry_period < renew_deadline < duration``).
+
+    Shared by the syncer's and the operator's ``from_env()``; the errors name
+    ``{prefix}_LEASE_RENEW_DEADLINE`` / ``{prefix}_LEASE_RETRY_PERIOD``.
+    """
+    if renew_deadline >= duration:
+        raise SettingsError(
+            f"{prefix}_LEASE_RENEW_DEADLINE={renew_deadline:g} must be less than the lease duration {duration:g}"
+        )
+    if retry_period >= renew_deadline:
+        raise SettingsError(
+            f"{prefix}_LEASE_RETRY_PERIOD={retry_period:g} must be less than the renew deadline {renew_deadline:g}"
+        )
+
+
 def _cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 

@@ -11,17 +11,13 @@ from typing import Any, cast
 
 import pytest
 
-from syncer.engine import Syncer, TenantRuntime
 from syncer.informer import Informer
 from syncer.queue import DOWN
 from syncer.resources import BY_KIND, REGISTRY
-from syncer.resources.base import TranslateContext, super_namespace
-from syncer.settings import SyncerSettings
-from syncer.tenants import StaticTenantSource, TenantInfo
+from syncer.resources.base import super_namespace
+from tests.syncer.engine_helpers import KEY, drain, offline_syncer
 from vcluster import naming
 from vcluster.kube import ApiClient
-
-KEY = naming.cluster_key("acme", "u1")
 
 
 def v_obj(kind: str, name: str, ns: str = "shop") -> dict[str, Any]:
@@ -57,9 +53,7 @@ def p_copy(kind: str, name: str, ns: str = "shop") -> dict[str, Any]:
 def test_objects_without_super_copy_are_queued_first(
     tenant: list[tuple[str, str]], synced: list[tuple[str, str]], first: list[tuple[str, str]]
 ) -> None:
-    syncer = Syncer(cast(ApiClient, object()), StaticTenantSource(), settings=SyncerSettings())
-    rt = TenantRuntime(info=TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig=""), api=cast(ApiClient, object()),
-                       ctx=TranslateContext(key=KEY, tenant_name="acme", tenant_uid="u1"), kinds=REGISTRY)
+    syncer, rt = offline_syncer(kinds=REGISTRY, served=False)
     for kind in REGISTRY:
         rt.informers[kind.kind] = Informer(cast(ApiClient, object()), kind.resource, transform=kind.slim_tenant)
     for kind_name, name in tenant:
@@ -67,14 +61,7 @@ def test_objects_without_super_copy_are_queued_first(
     for kind_name, name in synced:
         syncer.super_informers[kind_name].apply("ADDED", p_copy(kind_name, name))
     syncer.tenants[KEY] = rt
-    rt.synced.set()
     syncer.enqueue_all(rt)
-    order = []
-    while (item := syncer.queue.get_nowait()) is not None:
-        key = item[0]
-        syncer.queue.done(key)
-        syncer.queue.forget(key)
-        if key.direction == DOWN:
-            order.append((key.kind, key.name))
+    order = [(key.kind, key.name) for key in drain(syncer) if key.direction == DOWN]
     assert order[:len(first)] == first
     assert sorted(order) == sorted(set(tenant) | set(synced))  # everything is still queued, once

@@ -16,14 +16,13 @@ from syncer.queue import DOWN, UP
 from syncer.resources import REGISTRY
 from syncer.resources import event as event_mod
 from syncer.resources import extra as extra_mod
-from syncer.resources.base import Kind, TranslateContext
-from syncer.settings import SyncerSettings
-from syncer.tenants import StaticTenantSource, TenantInfo
+from syncer.resources.base import Kind
+from syncer.tenants import TenantInfo
 from tenant_crd.models import SyncSpec
+from tests.syncer.engine_helpers import KEY, drain, offline_syncer
 from vcluster import naming
-from vcluster.kube import ApiClient, Resource
+from vcluster.kube import Resource
 
-KEY = naming.cluster_key("acme", "u1")
 OTHER = naming.cluster_key("globex", "u2")
 WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
 WIDGET = extra_mod.extra_kind(WIDGETS)
@@ -61,28 +60,18 @@ def test_is_listed(entries: tuple[str, ...], want: bool) -> None:
 
 
 def _syncer(*, extra_kinds: tuple[str, ...], started: bool) -> tuple[Syncer, TenantRuntime]:
-    syncer = Syncer(cast(ApiClient, object()), StaticTenantSource(), settings=SyncerSettings())
+    info = TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig="", sync=SyncSpec(extra_kinds=extra_kinds))
+    syncer, rt = offline_syncer(info=info, kinds=REGISTRY)
     syncer.by_kind[WIDGET.kind] = WIDGET
     syncer.extra_kinds.add(WIDGET.kind)
-    info = TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig="", sync=SyncSpec(extra_kinds=extra_kinds))
-    rt = TenantRuntime(info=info, api=cast(ApiClient, object()),
-                       ctx=TranslateContext(key=KEY, tenant_name="acme", tenant_uid="u1"), kinds=REGISTRY)
     if started:
         rt.informers[WIDGET.kind] = cast(Any, object())
         rt.kinds = (*REGISTRY, WIDGET)
-    rt.synced.set()
-    syncer.tenants[KEY] = rt
     return syncer, rt
 
 
 def _keys(syncer: Syncer) -> list[tuple[str, str, str, str]]:
-    out = []
-    while (item := syncer.queue.get_nowait()) is not None:
-        key = item[0]
-        syncer.queue.done(key)
-        syncer.queue.forget(key)
-        out.append((key.kind, key.direction, key.namespace, key.name))
-    return out
+    return [(key.kind, key.direction, key.namespace, key.name) for key in drain(syncer)]
 
 
 def p_widget(*, key: str = KEY) -> dict[str, Any]:

@@ -10,20 +10,14 @@ the queue.
 from __future__ import annotations
 
 import copy
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from syncer.engine import Syncer, TenantRuntime
+from syncer.engine import Syncer
 from syncer.queue import DOWN
 from syncer.resources import BY_KIND
-from syncer.resources.base import TranslateContext
-from syncer.settings import SyncerSettings
-from syncer.tenants import StaticTenantSource, TenantInfo
-from vcluster import naming
-from vcluster.kube import ApiClient
-
-KEY = naming.cluster_key("acme", "u1")
+from tests.syncer.engine_helpers import drain, offline_syncer
 
 
 def v_pod(**changes: Any) -> dict[str, Any]:
@@ -66,28 +60,12 @@ STEPS: list[tuple[str, dict[str, Any], bool]] = [
 ]
 
 
-def _syncer() -> tuple[Syncer, TenantRuntime]:
-    syncer = Syncer(cast(ApiClient, object()), StaticTenantSource(), settings=SyncerSettings())
-    rt = TenantRuntime(info=TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig=""), api=cast(ApiClient, object()),
-                       ctx=TranslateContext(key=KEY, tenant_name="acme", tenant_uid="u1"))
-    rt.synced.set()
-    syncer.tenants[KEY] = rt
-    return syncer, rt
-
-
 def _drain_down(syncer: Syncer) -> list[tuple[str, str, str]]:
-    out = []
-    while (item := syncer.queue.get_nowait()) is not None:
-        key = item[0]
-        syncer.queue.done(key)
-        syncer.queue.forget(key)
-        if key.direction == DOWN:
-            out.append((key.kind, key.namespace, key.name))
-    return out
+    return [(key.kind, key.namespace, key.name) for key in drain(syncer) if key.direction == DOWN]
 
 
 def test_downward_keys_skip_upward_echoes_only() -> None:
-    syncer, rt = _syncer()
+    syncer, rt = offline_syncer()
     handle = syncer._tenant_handler(rt, BY_KIND["Pod"])
     for i, (event, pod, want_down) in enumerate(STEPS):
         handle(event, copy.deepcopy(pod))
@@ -96,7 +74,7 @@ def test_downward_keys_skip_upward_echoes_only() -> None:
 
 @pytest.mark.parametrize("kind", ["ConfigMap", "Service"], ids=str)
 def test_other_kinds_always_queue_downward(kind: str) -> None:
-    syncer, rt = _syncer()
+    syncer, rt = offline_syncer()
     handle = syncer._tenant_handler(rt, BY_KIND[kind])
     obj = {"metadata": {"name": "web", "namespace": "shop", "uid": "v1", "resourceVersion": "1"}}
     for _ in range(2):

@@ -7,20 +7,17 @@ and for kinds with no other upward sync, and only then (not for echoes of our ow
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from syncer.engine import Syncer, TenantRuntime
+from syncer.engine import Syncer
 from syncer.queue import UP
 from syncer.resources import BY_KIND
-from syncer.resources.base import MetadataRules, TranslateContext
-from syncer.settings import SyncerSettings
-from syncer.tenants import StaticTenantSource, TenantInfo
+from syncer.resources.base import MetadataRules
+from tests.syncer.engine_helpers import KEY, drain, offline_syncer
 from vcluster import naming
-from vcluster.kube import ApiClient
 
-KEY = naming.cluster_key("acme", "u1")
 HOOK = "hook.example/injected"
 
 
@@ -36,21 +33,11 @@ def p_slim(annotations: dict[str, str] | None = None, fp: str = "f1") -> dict[st
 
 
 def _syncer(rules: MetadataRules) -> Syncer:
-    syncer = Syncer(cast(ApiClient, object()), StaticTenantSource(), settings=SyncerSettings())
-    rt = TenantRuntime(info=TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig=""), api=cast(ApiClient, object()),
-                       ctx=TranslateContext(key=KEY, tenant_name="acme", tenant_uid="u1", metadata=rules))
-    rt.synced.set()
-    syncer.tenants[KEY] = rt
-    return syncer
+    return offline_syncer(metadata=rules)[0]
 
 
 def _ups(syncer: Syncer) -> int:
-    count = 0
-    while (item := syncer.queue.get_nowait()) is not None:
-        syncer.queue.done(item[0])
-        syncer.queue.forget(item[0])
-        count += item[0].direction == UP
-    return count
+    return sum(key.direction == UP for key in drain(syncer))
 
 
 # (super annotations, upward key expected) in order, for one object

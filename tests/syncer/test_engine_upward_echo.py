@@ -7,20 +7,16 @@ keys, so the test drives it with slim super pods and reads the queue.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from syncer.engine import Syncer, TenantRuntime
+from syncer.engine import Syncer
 from syncer.queue import UP
 from syncer.resources import BY_KIND
-from syncer.resources.base import TranslateContext
-from syncer.settings import SyncerSettings
-from syncer.tenants import StaticTenantSource, TenantInfo
+from tests.syncer.engine_helpers import KEY, drain, offline_syncer
 from vcluster import naming
-from vcluster.kube import ApiClient
 
-KEY = naming.cluster_key("acme", "u1")
 POD = BY_KIND["Pod"]
 
 
@@ -54,23 +50,11 @@ STEPS: list[tuple[str | None, dict[str, Any], bool]] = [
 
 
 def _syncer() -> Syncer:
-    syncer = Syncer(cast(ApiClient, object()), StaticTenantSource(), settings=SyncerSettings())
-    rt = TenantRuntime(info=TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig=""), api=cast(ApiClient, object()),
-                       ctx=TranslateContext(key=KEY, tenant_name="acme", tenant_uid="u1"))
-    rt.synced.set()
-    syncer.tenants[KEY] = rt
-    return syncer
+    return offline_syncer()[0]
 
 
 def _drain_up(syncer: Syncer) -> list[tuple[str, str]]:
-    out = []
-    while (item := syncer.queue.get_nowait()) is not None:
-        key = item[0]
-        syncer.queue.done(key)
-        syncer.queue.forget(key)
-        if key.direction == UP:
-            out.append((key.namespace, key.name))
-    return out
+    return [(key.namespace, key.name) for key in drain(syncer) if key.direction == UP]
 
 
 def test_upward_keys_skip_echoes_only() -> None:

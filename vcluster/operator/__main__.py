@@ -102,16 +102,9 @@ async def ensure_system_namespace(api: ApiClient) -> None:
 
 def lease_config(settings: OperatorSettings) -> LeaseConfig:
     """The operator's Lease (``vc-system/vc-operator``) and timing (pure)."""
-    from vcluster.leader import LeaseConfig
+    from vcluster.leader import lease_config_for
 
-    return LeaseConfig(
-        name=naming.OPERATOR_LEASE_NAME,
-        namespace=naming.SYSTEM_NAMESPACE,
-        identity=settings.identity,
-        duration=settings.lease_duration,
-        renew_deadline=settings.lease_renew_deadline,
-        retry_period=settings.lease_retry_period,
-    )
+    return lease_config_for(naming.OPERATOR_LEASE_NAME, settings)
 
 
 def _on_signals(callback: Callable[[], None]) -> None:

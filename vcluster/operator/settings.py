@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vcluster.settings import SettingsError, env_float, env_int
+from vcluster.settings import check_lease_timing, env_float, env_int
 
 
 def _state_home() -> Path:
@@ -54,12 +54,7 @@ class OperatorSettings:
         duration = env_float("VC_OPERATOR_LEASE_DURATION", 15.0, positive=True)
         renew_deadline = env_float("VC_OPERATOR_LEASE_RENEW_DEADLINE", duration * 2 / 3, positive=True)
         retry_period = env_float("VC_OPERATOR_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), positive=True)
-        if not renew_deadline < duration:
-            raise SettingsError(f"VC_OPERATOR_LEASE_RENEW_DEADLINE={renew_deadline:g} must be less than "
-                                f"the lease duration {duration:g}")
-        if not retry_period < renew_deadline:
-            raise SettingsError(f"VC_OPERATOR_LEASE_RETRY_PERIOD={retry_period:g} must be less than "
-                                f"the renew deadline {renew_deadline:g}")
+        check_lease_timing("VC_OPERATOR", duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
         return cls(
             kubeconfig=Path(kubeconfig) if kubeconfig else None,
             state_dir=Path(
