@@ -10,6 +10,7 @@ by the module's tests to keep the suite lean.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_objects_go_down_and_status_comes_up(super_cluster: Any, tenants: Any, s
     assert ns_obj["metadata"]["labels"][naming.LABEL_NAMESPACE_ROLE] == naming.ROLE_WORKLOAD
     assert ns_obj["metadata"]["annotations"][naming.ANN_TENANT_NAMESPACE] == "shop"
     for kind, name in (("configmap", "cfg"), ("secret", "creds"), ("serviceaccount", "runner"), ("service", "web")):
-        obj = wait_for(f"super {kind}", lambda k=kind, n=name: kjson(sk, "get", k, n, "-n", p_ns), syncer=syncer)
+        obj = wait_for(f"super {kind}", functools.partial(kjson, sk, "get", kind, name, "-n", p_ns), syncer=syncer)
         assert obj["metadata"]["labels"][naming.LABEL_MANAGED_BY] == naming.MANAGED_BY_SYNCER
 
     def running_pods() -> list[dict[str, Any]] | None:
@@ -117,8 +118,10 @@ def test_same_names_in_two_tenants_never_clash(super_cluster: Any, tenants: Any,
     sk = super_cluster.kubectl
     for tenant, data in ((a, "from-a"), (b, "from-b")):
         p_ns = naming.super_namespace(tenant.cluster_key, "same")
-        wait_for(f"{tenant.name}'s copy", lambda ns=p_ns, d=data: (
-            (kjson(sk, "get", "cm", "cfg", "-n", ns) or {}).get("data") == {"who": d}), syncer=syncer)
+        def copied(ns: str = p_ns, d: str = data) -> bool:
+            return bool((kjson(sk, "get", "cm", "cfg", "-n", ns) or {}).get("data") == {"who": d})
+
+        wait_for(f"{tenant.name}'s copy", copied, syncer=syncer)
     assert naming.super_namespace(a.cluster_key, "same") != naming.super_namespace(b.cluster_key, "same")
     # Neither tenant sees the other's objects.
     b_namespaces = {n["metadata"]["name"] for n in kjson(b.kubectl, "get", "namespaces")["items"]}
@@ -175,7 +178,7 @@ def test_sigkill_mid_flood_then_restart_converges(super_cluster: Any, tenants: A
     names = [f"p-{i:03d}" for i in range(500)]
 
     async def flood_and_kill() -> None:
-        creating = asyncio.create_task(_create_pods(tenant.kubeconfig_path, ns, names))  # type: ignore[arg-type]
+        creating = asyncio.create_task(_create_pods(tenant.kubeconfig_path, ns, names))
         # Kill the syncer once it is visibly in the middle of the flood.
         while True:
             got = await asyncio.to_thread(kjson, super_cluster.kubectl, "get", "pods", "-n", p_ns)

@@ -267,7 +267,9 @@ def test_tenant_namespace_labels_are_copied_but_never_pose_as_super_labels() -> 
     have = copy.deepcopy(p)
     v_labels.pop("team")
     desired = BY_KIND["Namespace"].to_super({"metadata": {"name": "shop", "uid": "u", "labels": v_labels}}, CTX)
-    patch = BY_KIND["Namespace"].patch_update(desired, have)
+    patch_update = BY_KIND["Namespace"].patch_update
+    assert patch_update is not None
+    patch = patch_update(desired, have)
     assert patch["metadata"]["labels"] == {naming.tenant_label_key("team"): None}
 
 

@@ -166,8 +166,9 @@ def test_transparent_keys_go_up(v_meta: dict[str, Any], p_meta: dict[str, Any], 
 def test_transparent_keys_copied_up_do_not_come_back_down() -> None:
     """No ping-pong: the tenant object with the copied-up key translates to the same super object."""
     k = BY_KIND["Pod"]
-    v_pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop", "uid": "u"},
-             "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    v_pod: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod",
+                             "metadata": {"name": "p", "namespace": "shop", "uid": "u"},
+                             "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
     p_slim = k.slim_super(super_copy("Pod", v_pod, annotations={"hook.example/injected": "yes"}))
     patch = transparent_patch(v_pod, p_slim, RULES)
     assert patch == {"annotations": {"hook.example/injected": "yes"}}
