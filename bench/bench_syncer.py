@@ -35,8 +35,14 @@ Per round:
   create → super watched, interleaved (medians in milliseconds: end to end,
   and what the syncer adds beyond the tenant apiserver's own create → watch).
 
-Once: a quiet tenant's p99 while two greedy tenants flood the queue, and the
-memory the syncer's code holds per synced pod (tracemalloc, in-process).
+Once: a quiet tenant's p99 while two greedy tenants flood the queue (split into
+the tenant create call and the syncer's part), and the memory the syncer's code
+holds per synced pod (tracemalloc, in-process).
+
+After the rounds: CPU per pod by component and stage, how many cores the
+whole test bed kept busy per stage with the ratio a syncer using no CPU would
+reach (the ceiling everything else sets), and each apiserver's own request and
+watch-event counts per pod and stage (which writes the synced path costs).
 
     python bench/bench_syncer.py [--pods 600] [--burst-pods 300] [--rounds 3] [--super-kubeconfig PATH]
                                  [--py-spy DIR]
