@@ -312,13 +312,17 @@ class VirtualNodeManager:
             log.info("virtual_node.created", tenant=tenant.key, node=name, ready=vnode.is_ready(body))
         except AlreadyExists:
             created = await tenant.client.get(r.NODES, name)
-            patch = vnode.metadata_patch(created, name, p_node)
-            if patch:
-                created = await tenant.client.patch(r.NODES, name, patch)
             status = {}
             log.info("virtual_node.adopted", tenant=tenant.key, node=name)
         except ApiError as exc:
             raise VirtualNodeError(f"tenant {tenant.key}: cannot create virtual node {name}: {exc.message}") from exc
+        # Also right after a create: admission added the not-ready taint nobody else removes in a tenant.
+        try:
+            patch = vnode.metadata_patch(created, name, p_node)
+            if patch:
+                created = await tenant.client.patch(r.NODES, name, patch)
+        except ApiError as exc:
+            raise VirtualNodeError(f"tenant {tenant.key}: cannot repair virtual node {name}: {exc.message}") from exc
         state = _VNode(uid=(created.get("metadata") or {}).get("uid"), status=status,
                        ensured_at=self._clock(), status_posted_at=self._clock() if status else 0.0)
         tenant.nodes[name] = state
