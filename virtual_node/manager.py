@@ -2,9 +2,10 @@
 
 Why: a tenant pod is bound to the name of the super node it runs on, so that
 Node must exist in the tenant's control plane, look healthy while the super
-node is healthy (or the tenant's node-lifecycle controller evicts the pods),
-turn NotReady when the super node is lost, and go away once nothing of the
-tenant runs there.  The syncer owns the tenants and calls this manager:
+node is healthy (with a Lease, as a kubelet keeps it; tenants run no
+node-lifecycle controller, so nothing taints or evicts when heartbeats stop),
+turn NotReady when the super node is lost (the super cluster evicts), and go
+away once nothing of the tenant runs there.  The syncer owns the tenants and calls this manager:
 
 * ``await attach_tenant(key, tenant_client)`` when it starts serving a tenant
   (existing virtual nodes are adopted, so a restart loses nothing);
