@@ -6,8 +6,11 @@
 * The VirtualNodeManager against a second real kube-apiserver (with its own
   kube-controller-manager) standing in for a tenant control plane: exactly the
   nodes that run the tenant's pods appear, Ready, with a fresh Lease; a lost
-  super node turns NotReady (and the tenant's node-lifecycle controller taints
-  it); an idle node is collected after the grace period; detach leaves nothing.
+  super node turns NotReady (Unknown; nothing in a real tenant taints it: tenants
+  run without node-lifecycle, the super cluster evicts); an idle node is
+  collected after the grace period; detach leaves nothing.
+* A syncer outage longer than the tenant's node-monitor grace period (operator
+  tenant): no taint, no eviction, the node Ready again after the restart.
 
 kwok serves logs and exec only for pods that a ClusterLogs/ClusterExec rule
 covers; this module's test bed turns on every rule the launcher has (a log
@@ -280,20 +283,14 @@ async def test_manager_keeps_exactly_the_tenants_nodes(
 
             await eventually(renewed, what="lease renewal")
 
-            # The super node goes away: its virtual node turns NotReady, and the tenant's own
-            # node-lifecycle controller reacts as to any unreachable node.
+            # The super node goes away: its virtual node turns NotReady.  (The stand-in tenant runs the
+            # test bed's --controllers=*; a real tenant has no node-lifecycle controller to taint it.)
             await super_api.delete(r.NODES, node_b)
 
             async def b_not_ready() -> bool:
                 return _ready((await _tenant_nodes(tenant))[node_b]) == "Unknown"
 
             await eventually(b_not_ready, what="virtual node NotReady after its super node is gone")
-
-            async def b_tainted() -> bool:
-                taints = (await tenant.get(r.NODES, node_b))["spec"].get("taints") or []
-                return any(t["key"] == "node.kubernetes.io/unreachable" for t in taints)
-
-            await eventually(b_tainted, what="tenant node-lifecycle controller taints the lost node")
             assert _ready((await _tenant_nodes(tenant))[node_a]) == "True"
 
             # The last pod on node_a goes: the node is collected after the grace period.
@@ -332,6 +329,7 @@ class _Stack:
     operator: Any
     proxy_port: int
     root: Path
+    syncer: ManagedProcess
 
 
 def _python_process(name: str, args: list[str], *, root: Path, env: dict[str, str]) -> ManagedProcess:
@@ -371,7 +369,7 @@ def vn_stack(
         proxy.wait_ready(tcp_check("127.0.0.1", proxy_port), timeout=60, what="kubelet proxy")
         with running_operator(sc, state_dir=root / "operator", log_path=root / "operator.log") as op:
             syncer.start()
-            yield _Stack(super_=sc, operator=op, proxy_port=proxy_port, root=root)
+            yield _Stack(super_=sc, operator=op, proxy_port=proxy_port, root=root, syncer=syncer)
     finally:
         syncer.stop()
         proxy.stop()
@@ -519,8 +517,8 @@ async def test_tenants_see_their_nodes_and_reach_their_pods(vn_stack: _Stack, un
         return node_1 not in _node_names(a)
 
     await eventually(node_1_gone, within=120, what="idle virtual node collected")
-    # Kept alive by heartbeats all along: still Ready, and the tenant's node-lifecycle
-    # controller has not tainted it (it would after its grace period without them).
+    # Kept alive by heartbeats all along: still Ready, and without the not-ready taint kube-apiserver's
+    # admission put on it at creation (the VirtualNodeManager drops it; no node-lifecycle in tenants).
     v_node_0 = _kubectl_json(a, "get", "node", node_0)
     assert _ready(v_node_0) == "True"
     assert not {t["key"] for t in v_node_0["spec"].get("taints") or []} & {
@@ -534,3 +532,64 @@ async def test_tenants_see_their_nodes_and_reach_their_pods(vn_stack: _Stack, un
         return _ready(v_node) in ("Unknown", "False")
 
     await eventually(node_0_not_ready, within=60, what="virtual node NotReady after its super node stopped")
+
+
+#: Taints the node-lifecycle controller puts on a node that stops reporting.
+_LIFECYCLE_TAINTS = frozenset({"node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"})
+
+
+def _lease_renewed(tenant: Any, node: str) -> str:
+    lease = _kubectl_json(tenant, "get", "lease", node, "-n", naming.NODE_LEASE_NAMESPACE)
+    return str(lease["spec"]["renewTime"])
+
+
+async def test_syncer_outage_leaves_tenant_pods_alone(vn_stack: _Stack, unique_name: str) -> None:
+    """With the syncer down past the tenant's node-monitor grace period, nothing taints or evicts.
+
+    The tenant's kube-controller-manager runs without node-lifecycle (``builder.TENANT_CONTROLLERS``).
+    With it (``--controllers=*``, measured with this test): a grace period after the last heartbeat the
+    virtual node reads ``Ready=Unknown`` with ``unreachable:NoSchedule`` and the pod ``Ready=False``
+    (out of the tenant's endpoints).  A node that goes stale while another of the tenant's nodes is still
+    Ready also gets ``unreachable:NoExecute``; after the pods' toleration taint-eviction deletes them and
+    the syncer, once back, deletes the healthy super pods (when every node is stale at once the
+    controller holds back: "master disruption mode").
+    """
+    from e2e.operator_fixtures import create_tenant
+
+    grace = 10  # seconds; the default (50 s) would make this test slow
+    tenant = create_tenant(vn_stack.super_, f"{unique_name[:20]}o", operator=vn_stack.operator, controlPlane={
+        "extraArgs": {"controllerManager": {"node-monitor-grace-period": f"{grace}s"}}})
+    tenant.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "keep", "namespace": "default"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "app", "image": "busybox"}]},
+    }))
+    node = await _wait_bound(tenant, "keep")
+
+    vn_stack.syncer.stop()
+    try:
+        last_heartbeat = _lease_renewed(tenant, node)
+        stale_since = time.monotonic()
+        while time.monotonic() - stale_since < 3 * grace:
+            v_node = _kubectl_json(tenant, "get", "node", node)
+            taints = [t for t in v_node["spec"].get("taints") or [] if t["key"] in _LIFECYCLE_TAINTS]
+            assert not taints, f"virtual node {node} tainted while the syncer is down: {taints}"
+            assert _ready(v_node) == "True"  # the super node is healthy; nobody in the tenant says otherwise
+            pod = _kubectl_json(tenant, "get", "pod", "keep", "-n", "default")
+            assert not pod["metadata"].get("deletionTimestamp"), "tenant pod deleted while the syncer is down"
+            # Not marked NotReady either (which would drop it from the tenant's endpoints).
+            assert {"type": "Ready", "status": "True"}.items() <= next(
+                c for c in pod["status"]["conditions"] if c["type"] == "Ready").items()
+            await asyncio.sleep(1)
+        # No heartbeat for three grace periods: what the tenant's node-lifecycle controller acts on.
+        assert _lease_renewed(tenant, node) == last_heartbeat
+    finally:
+        vn_stack.syncer.start()
+
+    # The syncer back: a fresh Lease, the node Ready, the pod still Running (never restarted).
+    async def back() -> bool:
+        v_node = _kubectl_json(tenant, "get", "node", node)
+        pod = _kubectl_json(tenant, "get", "pod", "keep", "-n", "default")
+        return (_lease_renewed(tenant, node) > last_heartbeat and _ready(v_node) == "True"
+                and pod["status"].get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp"))
+
+    await eventually(back, within=60, what="virtual node Ready with a fresh Lease and the pod Running again")

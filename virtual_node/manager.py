@@ -2,9 +2,10 @@
 
 Why: a tenant pod is bound to the name of the super node it runs on, so that
 Node must exist in the tenant's control plane, look healthy while the super
-node is healthy (or the tenant's node-lifecycle controller evicts the pods),
-turn NotReady when the super node is lost, and go away once nothing of the
-tenant runs there.  The syncer owns the tenants and calls this manager:
+node is healthy (with a Lease, as a kubelet keeps it; tenants run no
+node-lifecycle controller, so nothing taints or evicts when heartbeats stop),
+turn NotReady when the super node is lost (the super cluster evicts), and go
+away once nothing of the tenant runs there.  The syncer owns the tenants and calls this manager:
 
 * ``await attach_tenant(key, tenant_client)`` when it starts serving a tenant
   (existing virtual nodes are adopted, so a restart loses nothing);
@@ -312,13 +313,17 @@ class VirtualNodeManager:
             log.info("virtual_node.created", tenant=tenant.key, node=name, ready=vnode.is_ready(body))
         except AlreadyExists:
             created = await tenant.client.get(r.NODES, name)
-            patch = vnode.metadata_patch(created, name, p_node)
-            if patch:
-                created = await tenant.client.patch(r.NODES, name, patch)
             status = {}
             log.info("virtual_node.adopted", tenant=tenant.key, node=name)
         except ApiError as exc:
             raise VirtualNodeError(f"tenant {tenant.key}: cannot create virtual node {name}: {exc.message}") from exc
+        # Also right after a create: admission added the not-ready taint nobody else removes in a tenant.
+        try:
+            patch = vnode.metadata_patch(created, name, p_node)
+            if patch:
+                created = await tenant.client.patch(r.NODES, name, patch)
+        except ApiError as exc:
+            raise VirtualNodeError(f"tenant {tenant.key}: cannot repair virtual node {name}: {exc.message}") from exc
         state = _VNode(uid=(created.get("metadata") or {}).get("uid"), status=status,
                        ensured_at=self._clock(), status_posted_at=self._clock() if status else 0.0)
         tenant.nodes[name] = state

@@ -20,6 +20,12 @@ Choices (see docs/architecture.md, "Virtual nodes"):
   ``SchedulingDisabled``, which would look like a cordon).
 * Conditions follow the super node; their ``lastHeartbeatTime`` is ours (the
   time we posted).  A lost super node reads ``Unknown`` everywhere.
+* Tenants run without the node-lifecycle controller (a syncer outage must not
+  taint and evict), so nobody else removes the ``node.kubernetes.io/not-ready``
+  taint kube-apiserver's ``TaintNodesByCondition`` admission puts on every new
+  Node: while the super node is Ready, :func:`metadata_patch` drops the
+  ``not-ready``/``unreachable`` taints, as that controller would.  It never adds
+  them: node loss is handled in the super cluster.
 """
 
 from __future__ import annotations
@@ -180,8 +186,15 @@ def status_changed(v_status: dict[str, Any], desired: dict[str, Any]) -> bool:
     return _comparable(v_status) != _comparable(desired)
 
 
+#: Taints the node-lifecycle controller keeps in step with the Ready condition (any effect).
+LIFECYCLE_TAINT_KEYS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
+
+
 def metadata_patch(v_node: dict[str, Any], node_name: str, p_node: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A merge patch that brings labels and our taint back, or ``None`` if nothing to do."""
+    """A merge patch that brings labels and our taint back, or ``None`` if nothing to do.
+
+    While the super node is Ready it also drops the lifecycle taints (see the module docstring).
+    """
     meta = v_node.get("metadata") or {}
     want_labels = virtual_labels(node_name, p_node)
     have_labels = meta.get("labels") or {}
@@ -190,8 +203,13 @@ def metadata_patch(v_node: dict[str, Any], node_name: str, p_node: dict[str, Any
     if changed_labels:
         patch["metadata"] = {"labels": changed_labels}
     taints = (v_node.get("spec") or {}).get("taints") or []
-    if not any(t.get("key") == naming.TAINT_VIRTUAL_NODE and t.get("effect") == "NoSchedule" for t in taints):
-        patch["spec"] = {"taints": [*taints, *virtual_taints()]}
+    keep = taints
+    if p_node is not None and is_ready(p_node):
+        keep = [t for t in taints if t.get("key") not in LIFECYCLE_TAINT_KEYS]
+    if not any(t.get("key") == naming.TAINT_VIRTUAL_NODE and t.get("effect") == "NoSchedule" for t in keep):
+        keep = [*keep, *virtual_taints()]
+    if keep != taints:
+        patch["spec"] = {"taints": keep}
     return patch or None
 
 

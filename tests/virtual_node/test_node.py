@@ -113,6 +113,28 @@ def test_metadata_patch(v_node: dict[str, Any], expect_keys: set[str] | None) ->
         assert len(keys) == len((v_node.get("spec") or {}).get("taints") or []) + 1
 
 
+_OURS = {"key": naming.TAINT_VIRTUAL_NODE, "value": "true", "effect": "NoSchedule"}
+_ADMISSION = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+_UNREACHABLE = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": "2026-01-01T00:00:00Z"}
+_ADMIN = {"key": "maintenance", "effect": "NoExecute"}
+
+
+@pytest.mark.parametrize(
+    ("taints", "super_ready", "want"),
+    [
+        pytest.param([_OURS, _ADMISSION], "True", [_OURS], id="admission-not-ready-dropped"),
+        pytest.param([_UNREACHABLE, _OURS, _ADMIN], "True", [_OURS, _ADMIN], id="old-lifecycle-leftover-dropped"),
+        pytest.param([_OURS, _ADMISSION], "Unknown", None, id="kept-while-super-node-not-ready"),
+        pytest.param([_OURS, _ADMIN], "True", None, id="admin-taint-kept"),
+    ],
+)
+def test_metadata_patch_lifecycle_taints(taints: list[dict[str, str]], super_ready: str,
+                                         want: list[dict[str, str]] | None) -> None:
+    v_node = {"metadata": {"labels": node.virtual_labels("kwok-node-1", p_node())}, "spec": {"taints": taints}}
+    patch = node.metadata_patch(v_node, "kwok-node-1", p_node(ready=super_ready))
+    assert (patch["spec"]["taints"] if patch else None) == want
+
+
 def test_lease_is_owned_by_node_and_renewed_now() -> None:
     lease = node.build_lease("n1", now=NOW, duration_seconds=40, node_uid="u-1")
     assert lease["metadata"]["namespace"] == naming.NODE_LEASE_NAMESPACE

@@ -22,6 +22,19 @@ DEFAULT_ETCD_IMAGE = f"{DEFAULT_REGISTRY}/etcd:3.6.5-0"
 #: Service range of every tenant apiserver; tenant ClusterIPs are replaced by super ones by the syncer.
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+#: ``--controllers`` of every tenant kube-controller-manager: all on-by-default controllers except
+#: node-lifecycle.  A tenant's nodes are virtual: the syncer's VirtualNodeManager keeps them alive
+#: (Lease, status copied from the super node).  With node-lifecycle on, a syncer outage longer than
+#: ``--node-monitor-grace-period`` (50 s) made the tenant taint every virtual node
+#: ``node.kubernetes.io/unreachable:NoExecute``; 300 s later its taint-eviction controller deleted
+#: every tenant pod, and the syncer, once back, deleted the real super pods on healthy nodes -- a
+#: control-plane outage restarted the data plane.  Node loss is the super cluster's business: it
+#: evicts the super pods of a lost node (with the tenant pods' tolerations), the syncer then deletes
+#: the tenant pods whose super pod is gone, and the virtual node of a lost super node reads
+#: ``Ready=Unknown``.  taint-eviction stays: with node-lifecycle off only a tenant admin adds
+#: NoExecute taints to a virtual node, and then evicting is what they asked for.
+#: ``extraArgs.controllerManager.controllers`` may still override this (not a protected flag).
+TENANT_CONTROLLERS = "*,-node-lifecycle-controller"
 
 #: Flags that wire components and PKI together; extraArgs must not override them.
 PROTECTED_FLAGS = frozenset(
@@ -111,7 +124,7 @@ def build(
         "kubeconfig": layout.cm_kubeconfig,
         "secure-port": "0",
         "leader-elect": "false",
-        "controllers": "*",
+        "controllers": TENANT_CONTROLLERS,
         "use-service-account-credentials": "true",
         "root-ca-file": f(cp.crt(cp.CA)),
         "service-account-private-key-file": f(cp.SA_KEY_FILE),

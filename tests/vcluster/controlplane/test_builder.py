@@ -96,5 +96,21 @@ def test_protected_flags_are_refused(tenant: dict[str, Any], cv: dict[str, Any] 
         _build(tenant, cv)
 
 
+CONTROLLERS = [
+    # A syncer outage must not make the tenant taint (and then evict from) its virtual nodes.
+    ("default-without-node-lifecycle", {}, None, "*,-node-lifecycle-controller"),
+    ("cluster-version-overrides", {}, {"version": "v1.36.3", "controllerManager": {"extraArgs": {"controllers": "*"}}},
+     "*"),
+    ("tenant-overrides", {"controlPlane": {"extraArgs": {"controllerManager": {"controllers": "*,-ttl-controller"}}}},
+     None, "*,-ttl-controller"),
+]
+
+
+@pytest.mark.parametrize(("tenant", "cv", "controllers"), [c[1:] for c in CONTROLLERS], ids=[c[0] for c in CONTROLLERS])
+def test_tenant_controllers(tenant: dict[str, Any], cv: dict[str, Any] | None, controllers: str) -> None:
+    cm = _flags(_build(tenant, cv).controller_manager)
+    assert cm["controllers"] == controllers
+
+
 def test_build_is_deterministic() -> None:
     assert _build({"owners": {"users": ["a"]}}) == _build({"owners": {"users": ["a"]}})
