@@ -582,14 +582,18 @@ async def test_syncer_outage_leaves_tenant_pods_alone(vn_stack: _Stack, unique_n
             await asyncio.sleep(1)
         # No heartbeat for three grace periods: what the tenant's node-lifecycle controller acts on.
         assert _lease_renewed(tenant, node) == last_heartbeat
+        # A lifecycle taint left on the node (as by a controller-manager that ran node-lifecycle before
+        # this tenant got the current flags): the restarted syncer repairs the nodes it adopts.
+        tenant.kubectl("taint", "node", node, "node.kubernetes.io/unreachable:NoSchedule")
     finally:
         vn_stack.syncer.start()
 
-    # The syncer back: a fresh Lease, the node Ready, the pod still Running (never restarted).
+    # The syncer back: a fresh Lease, the node Ready and untainted, the pod still Running (never restarted).
     async def back() -> bool:
         v_node = _kubectl_json(tenant, "get", "node", node)
         pod = _kubectl_json(tenant, "get", "pod", "keep", "-n", "default")
-        return (_lease_renewed(tenant, node) > last_heartbeat and _ready(v_node) == "True"
+        taints = [t for t in v_node["spec"].get("taints") or [] if t["key"] in _LIFECYCLE_TAINTS]
+        return (_lease_renewed(tenant, node) > last_heartbeat and _ready(v_node) == "True" and not taints
                 and pod["status"].get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp"))
 
     await eventually(back, within=60, what="virtual node Ready with a fresh Lease and the pod Running again")
