@@ -25,10 +25,11 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 #: ``--controllers`` of every tenant kube-controller-manager: all on-by-default controllers except
 #: node-lifecycle.  A tenant's nodes are virtual: the syncer's VirtualNodeManager keeps them alive
 #: (Lease, status copied from the super node).  With node-lifecycle on, a syncer outage longer than
-#: ``--node-monitor-grace-period`` (50 s) made the tenant taint every virtual node
-#: ``node.kubernetes.io/unreachable:NoExecute``; 300 s later its taint-eviction controller deleted
-#: every tenant pod, and the syncer, once back, deleted the real super pods on healthy nodes -- a
-#: control-plane outage restarted the data plane.  Node loss is the super cluster's business: it
+#: ``--node-monitor-grace-period`` (50 s) made the tenant mark its virtual nodes ``Unknown`` and
+#: ``unreachable:NoSchedule`` and every tenant pod NotReady (out of its Services' endpoints; measured),
+#: and a node going stale while another was still Ready got ``unreachable:NoExecute``: its pods were
+#: evicted after their toleration and the syncer, once back, deleted the real super pods on healthy
+#: nodes -- a control-plane outage reached the data plane.  Node loss is the super cluster's business: it
 #: evicts the super pods of a lost node (with the tenant pods' tolerations), the syncer then deletes
 #: the tenant pods whose super pod is gone, and the virtual node of a lost super node reads
 #: ``Ready=Unknown``.  taint-eviction stays: with node-lifecycle off only a tenant admin adds
