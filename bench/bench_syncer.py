@@ -56,7 +56,6 @@ import contextlib
 import gc
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -71,6 +70,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, running_operator  # noqa: E402
 from e2e.syncer_fixtures import SyncerProcess  # noqa: E402
@@ -122,18 +123,25 @@ async def ensure_namespace(api: ApiClient, ns: str) -> None:
             await asyncio.sleep(0.05)
 
 
-async def create_pods(api: ApiClient, ns: str, names: list[str], *, concurrency: int = CONCURRENCY,
-                      scheduled: bool = False) -> float:
-    """Create the pods with ``concurrency`` in flight; returns the seconds it took."""
+async def in_lanes(names: list[str], write: Callable[[str], Awaitable[Any]], *,
+                   concurrency: int = CONCURRENCY) -> float:
+    """``write(name)`` for every name with ``concurrency`` in flight; returns the seconds it took."""
     it = iter(names)
     start = time.monotonic()
 
     async def lane() -> None:
         for name in it:
-            await api.create(resources.PODS, pod(name, ns, scheduled=scheduled))
+            await write(name)
 
     await asyncio.gather(*(lane() for _ in range(concurrency)))
     return time.monotonic() - start
+
+
+async def create_pods(api: ApiClient, ns: str, names: list[str], *, concurrency: int = CONCURRENCY,
+                      scheduled: bool = False) -> float:
+    """Create the pods with ``concurrency`` in flight; returns the seconds it took."""
+    return await in_lanes(names, lambda name: api.create(resources.PODS, pod(name, ns, scheduled=scheduled)),
+                          concurrency=concurrency)
 
 
 class Arrivals:
@@ -256,25 +264,21 @@ class CpuMeter:
         return {k: max(0.0, v - before.get(k, 0.0)) for k, v in after.items()}
 
 
-_SAMPLE = re.compile(r'^(apiserver_request_total|apiserver_watch_events_total)\{([^}]*)\} ([0-9.e+]+)$')
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
 def request_counts(metrics: str, side: str) -> dict[str, float]:
     """Requests by verb and resource (``apiserver_request_total``, all codes) and watch events sent by
     kind (``apiserver_watch_events_total``), keyed ``"<side> <verb> <resource>[/<sub>]"``."""
     out: dict[str, float] = {}
-    for line in metrics.splitlines():
-        m = _SAMPLE.match(line)
-        if m is None:
-            continue
-        labels = dict(_LABEL.findall(m.group(2)))
-        if m.group(1) == "apiserver_watch_events_total":
-            key = f"{side} watch-event {labels.get('kind') or labels.get('resource', '?')}"
-        else:
-            sub = labels.get("subresource")
-            key = f"{side} {labels.get('verb')} {labels.get('resource')}{'/' + sub if sub else ''}"
-        out[key] = out.get(key, 0.0) + float(m.group(3))
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "apiserver_watch_events_total":
+                key = f"{side} watch-event {labels.get('kind') or labels.get('resource', '?')}"
+            elif sample.name == "apiserver_request_total":
+                sub = labels.get("subresource")
+                key = f"{side} {labels.get('verb')} {labels.get('resource')}{'/' + sub if sub else ''}"
+            else:
+                continue
+            out[key] = out.get(key, 0.0) + sample.value
     return out
 
 

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_syncer import CONCURRENCY, CpuMeter, Super, create_pods, ensure_namespace, super_cluster  # noqa: E402
+from bench_syncer import CpuMeter, Super, create_pods, ensure_namespace, in_lanes, super_cluster  # noqa: E402
 
 from e2e.operator_fixtures import create_tenant, running_operator  # noqa: E402
 from vcluster.kube import ApiClient, resources  # noqa: E402
@@ -58,19 +58,6 @@ def running_status(now: str, ip: str) -> dict[str, Any]:
         "containerStatuses": [{"name": "c", "ready": True, "restartCount": 0, "image": "busybox", "imageID": "",
                                "started": True, "state": {"running": {"startedAt": now}}}],
     }
-
-
-async def in_lanes(names: list[str], write: Callable[[str], Awaitable[Any]]) -> float:
-    """``write(name)`` for every name, ``CONCURRENCY`` in flight; returns the seconds it took."""
-    it = iter(names)
-
-    async def lane() -> None:
-        for name in it:
-            await write(name)
-
-    start = time.monotonic()
-    await asyncio.gather(*(lane() for _ in range(CONCURRENCY)))
-    return time.monotonic() - start
 
 
 async def one_side(api: ApiClient, meter: CpuMeter, side: str, n: int) -> dict[str, float]:

@@ -24,6 +24,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -579,9 +580,9 @@ class Syncer:
             return super_namespace(rt.info.key, ns), name
         return None, super_namespace(rt.info.key, name)
 
-    def _extra_of(self, rt: TenantRuntime) -> list[Kind]:
-        """The extra kinds the tenant syncs now."""
-        return [k for k in rt.kinds if k.kind in self.extra_kinds]
+    def _extra_of(self, rt: TenantRuntime) -> Iterator[Kind]:
+        """The extra kinds the tenant syncs now (lazily: on the super event path it is rarely read)."""
+        return (k for k in rt.kinds if k.kind in self.extra_kinds)
 
     async def _delete_unlisted(self, rt: TenantRuntime, kind: Kind, key: SyncKey) -> None:
         """Delete the super copy of an extra kind the tenant no longer lists (only if made for this tenant)."""
@@ -789,10 +790,7 @@ class Syncer:
         live = await self.super_api.get_or_none(kind.resource, meta["name"], namespace=meta.get("namespace"))
         if live is None:
             raise RetryLater("object vanished after AlreadyExists")
-        live_labels = live["metadata"].get("labels") or {}
-        if live_labels.get(naming.LABEL_MANAGED_BY) != naming.MANAGED_BY_SYNCER or live_labels.get(
-            naming.LABEL_CLUSTER_KEY
-        ) != meta["labels"][naming.LABEL_CLUSTER_KEY]:
+        if _cluster_key_of(live) != meta["labels"][naming.LABEL_CLUSTER_KEY]:
             log.warning("sync.name_taken", kind=kind.kind, namespace=meta.get("namespace"), name=meta["name"])
             return
         p_slim = kind.slim_super(live)

@@ -73,9 +73,6 @@ class _Tenant:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     task: asyncio.Task[None] | None = None
-    #: Adopted virtual nodes as listed, whose labels and taints the first heartbeat repairs (e.g. lifecycle
-    #: taints left by a controller-manager that ran the node-lifecycle controller).
-    to_repair: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +132,17 @@ class VirtualNodeManager:
         for v_node in items:
             meta = v_node.get("metadata") or {}
             # Adopted nodes get a full grace period before they can be collected.
-            tenant.nodes[str(meta["name"])] = _VNode(
-                uid=meta.get("uid"), status=v_node.get("status") or {}, ensured_at=now,
-            )
-            tenant.to_repair[str(meta["name"])] = v_node
+            name = str(meta["name"])
+            tenant.nodes[name] = _VNode(uid=meta.get("uid"), status=v_node.get("status") or {}, ensured_at=now)
+            # Labels and taints as for a node found at create (e.g. lifecycle taints left by a
+            # controller-manager that still ran node-lifecycle).
+            try:
+                patch = vnode.metadata_patch(v_node, name, await self._super_node(name))
+                if patch:
+                    await tenant_client.patch(r.NODES, name, patch)
+                    log.info("virtual_node.repaired", tenant=key, node=name)
+            except ApiError as exc:
+                log.warning("virtual_node.repair_failed", tenant=key, node=name, error=str(exc))
         self._metrics.nodes.labels(key).set(len(tenant.nodes))
         tenant.task = asyncio.get_running_loop().create_task(self._tenant_loop(tenant), name=f"vnode-{key}")
         log.info("virtual_node.tenant_attached", tenant=key, adopted=sorted(tenant.nodes))
@@ -294,12 +298,6 @@ class VirtualNodeManager:
                 try:
                     if await self._collect_if_idle(tenant, name, state):
                         continue
-                    adopted = tenant.to_repair.pop(name, None)
-                    if adopted is not None:
-                        patch = vnode.metadata_patch(adopted, name, await self._super_node(name))
-                        if patch:
-                            await tenant.client.patch(r.NODES, name, patch)
-                            log.info("virtual_node.repaired", tenant=tenant.key, node=name)
                     await self._renew_lease(tenant, name, state)
                     await self._post_status(tenant, name, force=False)
                 except NotFound:

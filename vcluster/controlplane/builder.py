@@ -17,7 +17,7 @@ from vcluster.controlplane import spec as cp
 from vcluster.settings import DEFAULT_KUBE_VERSION
 
 DEFAULT_REGISTRY = "registry.k8s.io"
-#: etcd image of the pods backend (the locally run etcd is Debian's).
+#: etcd image of the pods backend (the local backend runs the etcd that vcluster.binaries builds).
 DEFAULT_ETCD_IMAGE = f"{DEFAULT_REGISTRY}/etcd:3.6.5-0"
 #: Service range of every tenant apiserver; tenant ClusterIPs are replaced by super ones by the syncer.
 SERVICE_CIDR = "10.96.0.0/16"
