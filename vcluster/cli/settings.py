@@ -35,6 +35,8 @@ class CliSettings:
     kubeconfig: Path | None = None
     #: Simulated nodes of the embedded super cluster.
     nodes: int = 2
+    #: Real nodes (kubelet on containerd, root only) of the embedded super cluster.
+    real_nodes: int = 0
     #: Seconds each start step of ``up`` may take.
     start_timeout: float = 120.0
     #: Environment handed to the components ``up`` starts and to ``connect``'s command.
@@ -49,6 +51,11 @@ class CliSettings:
             nodes = int(nodes_raw) if nodes_raw else 2
         except ValueError:
             raise UsageError(f"VC_NODES must be an integer, got {nodes_raw!r}") from None
+        real_raw = env.get("VC_REAL_NODES", "")
+        try:
+            real_nodes = int(real_raw) if real_raw else 0
+        except ValueError:
+            raise UsageError(f"VC_REAL_NODES must be an integer, got {real_raw!r}") from None
         timeout_raw = env.get("VC_START_TIMEOUT", "")
         try:
             timeout = float(timeout_raw) if timeout_raw else 120.0
@@ -58,6 +65,7 @@ class CliSettings:
             state_dir=default_state_dir(env),
             kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
             nodes=nodes,
+            real_nodes=real_nodes,
             start_timeout=timeout,
             env=env,
         )

@@ -47,6 +47,9 @@ class OperatorSettings:
     lease_retry_period: float = 2.0
     log_level: str = "INFO"
     log_json: bool = False
+    #: Address the ``local`` backend's tenant components bind (``VC_OPERATOR_LOCAL_HOST``): loopback,
+    #: or with real nodes an address tenant pods can reach (the test bed's host address).
+    local_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -72,4 +75,5 @@ class OperatorSettings:
             lease_retry_period=retry_period,
             log_level=os.environ.get("VC_LOG_LEVEL", "INFO"),
             log_json=os.environ.get("VC_LOG_JSON", "0") in ("1", "true", "yes"),
+            local_host=os.environ.get("VC_OPERATOR_LOCAL_HOST", "127.0.0.1"),
         )
