@@ -235,12 +235,47 @@ def busybox_applets(busybox: Path) -> list[str]:
     return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
 
 
-def busybox_image(busybox: Path, applets: Sequence[str]) -> ImageSpec:
-    """A small test image: Debian's static busybox with its applets as symlinks, ``/etc/passwd``, ``/tmp``."""
+def shared_libraries(binary: Path) -> list[Path]:
+    """The shared libraries (and the loader) a dynamically linked binary needs, as ``ldd`` names them."""
+    proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False, timeout=10)
+    if proc.returncode != 0:
+        raise ImageError(f"ldd {binary} failed: {(proc.stderr or proc.stdout).strip()}")
+    return parse_ldd(proc.stdout)
+
+
+def parse_ldd(text: str) -> list[Path]:
+    """Library paths from ``ldd`` output (``name => /path (addr)`` and ``/loader (addr)`` lines)."""
+    out: list[Path] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if "=>" in parts:
+            target = parts[parts.index("=>") + 1]
+            if target.startswith("/"):
+                out.append(Path(target))
+        elif parts and parts[0].startswith("/"):
+            out.append(Path(parts[0]))
+    return out
+
+
+def with_libraries(binary: Path, libraries: Sequence[Path]) -> list[Entry]:
+    """A binary at its own path plus each library at the path the loader looks for it."""
+    entries = [Entry(str(binary).lstrip("/"), source=binary, mode=0o755)]
+    entries += [Entry(str(lib).lstrip("/"), source=lib.resolve(), mode=0o755) for lib in libraries]
+    return entries
+
+
+def busybox_image(busybox: Path, applets: Sequence[str], *, extra: Sequence[Entry] = ()) -> ImageSpec:
+    """A small test image: Debian's static busybox with its applets as symlinks, ``/etc/passwd``, ``/tmp``.
+
+    ``extra`` adds files, e.g. Debian's ``openssl`` with its libraries: busybox's own TLS speaks
+    only TLS 1.2 without the signature_algorithms extension, which Go servers (every Kubernetes
+    apiserver) refuse; with ``openssl`` on PATH, ``wget https://`` uses it instead.
+    """
     entries = [Entry("bin/busybox", source=busybox, mode=0o755)]
     entries += [Entry(path, symlink="/bin/busybox") for path in applets if path != "bin/busybox"]
     entries += [
         Entry("etc/passwd", data=_PASSWD), Entry("etc/group", data=_GROUP),
         Entry("tmp", directory=True, mode=0o1777),
+        *extra,
     ]
     return ImageSpec(name=BUSYBOX_IMAGE, entries=tuple(entries), cmd=("sh",))

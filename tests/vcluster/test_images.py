@@ -107,3 +107,23 @@ def test_busybox_image_links_every_applet_to_busybox(tmp_path: Path) -> None:
     links = {e.path: e.symlink for e in spec.entries if e.symlink}
     assert links == {"bin/sh": "/bin/busybox", "usr/bin/wget": "/bin/busybox"}
     assert spec.name == images.BUSYBOX_IMAGE
+
+
+def test_ldd_output_names_each_library_and_the_loader() -> None:
+    text = (
+        "\tlinux-vdso.so.1 (0x00007fb815ccb000)\n"
+        "\tlibssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x00007fb815b21000)\n"
+        "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fb81541e000)\n"
+        "\t/lib64/ld-linux-x86-64.so.2 (0x00007fb815ccd000)\n"
+    )
+    assert images.parse_ldd(text) == [Path("/lib/x86_64-linux-gnu/libssl.so.3"),
+                                      Path("/lib/x86_64-linux-gnu/libc.so.6"),
+                                      Path("/lib64/ld-linux-x86-64.so.2")]
+
+
+def test_a_binary_travels_with_its_libraries(tmp_path: Path) -> None:
+    binary, lib = tmp_path / "tool", tmp_path / "libx.so.1"
+    binary.write_bytes(b"bin")
+    lib.write_bytes(b"lib")
+    entries = images.with_libraries(binary, [lib])
+    assert [e.path for e in entries] == [str(binary).lstrip("/"), str(lib).lstrip("/")]

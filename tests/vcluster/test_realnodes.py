@@ -148,3 +148,30 @@ def test_kubelet_proxy_may_only_use_the_kubelet_api() -> None:
 
 def test_real_node_toleration_matches_the_taint() -> None:
     assert realnodes.toleration() == {"key": naming.LABEL_REAL_NODE, "operator": "Exists", "effect": "NoSchedule"}
+
+
+SAVE = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+:KUBE-OLD - [0:0]
+:OTHER - [0:0]
+-A INPUT -j KUBE-FIREWALL
+-A INPUT -m comment --comment "keep me" -j OTHER
+-A FORWARD -j KUBE-OLD
+-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -j DROP
+COMMIT
+"""
+
+
+def test_teardown_removes_only_the_kube_chains_that_were_not_there_before() -> None:
+    chains, rules = hostnet.parse_save(SAVE)
+    assert chains == {"INPUT", "FORWARD", "KUBE-FIREWALL", "KUBE-OLD", "OTHER"}
+    jumps, remove = hostnet.removal_plan(chains, rules, keep={"KUBE-OLD"})
+    assert remove == ["KUBE-FIREWALL"]
+    assert jumps == [("INPUT", ["-j", "KUBE-FIREWALL"])]
+    # quoted comments survive parsing, so a rule can be deleted by its exact text
+    assert ("KUBE-FIREWALL", ["!", "-s", "127.0.0.0/8", "-d", "127.0.0.0/8", "-m", "comment", "--comment",
+                              "block incoming localnet connections", "-j", "DROP"]) in rules
+    _, remove_all = hostnet.removal_plan(chains, rules, keep=set())
+    assert remove_all == ["KUBE-FIREWALL", "KUBE-OLD"]

@@ -539,8 +539,10 @@ class LocalSuperCluster:
         busybox = Path("/bin/busybox")
         if not busybox.is_file():
             raise TestbedError("/bin/busybox missing: apt-get install busybox-static (the test image)")
+        openssl = Path("/usr/bin/openssl")
+        extra = images.with_libraries(openssl, images.shared_libraries(openssl)) if openssl.is_file() else []
         specs = [images.pause_image(Path(bins["pause"])),
-                 images.busybox_image(busybox, images.busybox_applets(busybox))]
+                 images.busybox_image(busybox, images.busybox_applets(busybox), extra=extra)]
         return images.write_archive([images.build(spec) for spec in specs], self.layout.root / IMAGES_FILE)
 
     def _start_real_nodes(self, bins: dict[str, str], *, server: str, taken: list[int]) -> None:

@@ -23,7 +23,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -85,6 +85,8 @@ class HostPlan:
     chain: str
     #: sysctl name -> value before we changed anything ('' where the key does not exist).
     saved_sysctls: dict[str, str]
+    #: ``tool/table/chain`` of the KUBE-*/CNI-* chains that existed before (left alone by teardown).
+    preexisting_chains: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -93,6 +95,7 @@ class HostPlan:
     def from_json(cls, text: str) -> HostPlan:
         data = json.loads(text)
         data["nodes"] = tuple(NodeNet(**n) for n in data["nodes"])
+        data["preexisting_chains"] = tuple(data.get("preexisting_chains", ()))
         return cls(**data)
 
 
@@ -143,6 +146,73 @@ def guard_rules(p: HostPlan) -> list[list[str]]:
 def output_guard_rule(p: HostPlan) -> list[str]:
     """Host traffic to kwok's simulated pod IPs (which no interface here holds) is rejected."""
     return ["-d", p.kwok_pod_cidr, "-j", "REJECT", "--reject-with", "icmp-net-prohibited"]
+
+
+#: Chains the kubelet (KUBE-FIREWALL, KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT), kube-proxy
+#: (KUBE-*) and the CNI portmap plugin (CNI-*) create; ours to remove when they were not there before.
+OWNED_CHAIN_PREFIXES: tuple[str, ...] = ("KUBE-", "CNI-")
+TABLES: tuple[str, ...] = ("filter", "nat", "mangle")
+TOOLS: tuple[str, ...] = ("iptables", "ip6tables")
+
+
+def parse_save(text: str) -> tuple[set[str], list[tuple[str, list[str]]]]:
+    """Chains and ``-A`` rules (chain, rest of the rule) of one table's ``iptables-save`` output."""
+    import shlex
+
+    chains: set[str] = set()
+    rules: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        if line.startswith(":"):
+            chains.add(line[1:].split()[0])
+        elif line.startswith("-A "):
+            parts = shlex.split(line)
+            rules.append((parts[1], parts[2:]))
+    return chains, rules
+
+
+def removal_plan(chains: set[str], rules: list[tuple[str, list[str]]],
+                 keep: set[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Which rules to delete (those in other chains that jump to a chain we remove) and which chains
+    to flush and delete: every KUBE-*/CNI-* chain not in ``keep``."""
+    ours = sorted(c for c in chains if c.startswith(OWNED_CHAIN_PREFIXES) and c not in keep)
+    jumps = [(chain, rest) for chain, rest in rules
+             if chain not in ours and any(rest[i + 1] in ours for i, part in enumerate(rest[:-1])
+                                          if part in ("-j", "-g", "--jump", "--goto"))]
+    return jumps, ours
+
+
+def _save(tool: str, table: str) -> str:
+    proc = subprocess.run([f"{tool}-save", "-t", table], capture_output=True, text=True, check=False, timeout=30)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def owned_chains_now() -> set[str]:
+    """``tool/table/chain`` of every KUBE-*/CNI-* chain on this host now."""
+    out: set[str] = set()
+    for tool in TOOLS:
+        if shutil.which(f"{tool}-save") is None:
+            continue
+        for table in TABLES:
+            chains, _ = parse_save(_save(tool, table))
+            out.update(f"{tool}/{table}/{c}" for c in chains if c.startswith(OWNED_CHAIN_PREFIXES))
+    return out
+
+
+def remove_new_chains(keep: set[str]) -> None:
+    """Remove the KUBE-*/CNI-* chains (and the jumps to them) that are not in ``keep``."""
+    for tool in TOOLS:
+        if shutil.which(f"{tool}-save") is None:
+            continue
+        for table in TABLES:
+            chains, rules = parse_save(_save(tool, table))
+            kept = {c.rsplit("/", 1)[1] for c in keep if c.startswith(f"{tool}/{table}/")}
+            jumps, ours = removal_plan(chains, rules, kept)
+            for chain, rest in jumps:
+                _run(tool, "-w", "-t", table, "-D", chain, *rest, check=False)
+            for chain in ours:
+                _run(tool, "-w", "-t", table, "-F", chain, check=False)
+            for chain in ours:
+                _run(tool, "-w", "-t", table, "-X", chain, check=False)
 
 
 def _sysctl_path(name: str) -> Path:
@@ -200,7 +270,8 @@ class HostNetwork:
                 raise HostNetworkError(f"{tool} not found: apt-get install iproute2 iptables")
         old = self.saved()
         saved = old.saved_sysctls if old is not None else {n: read_sysctl(n) for n in SAVED_SYSCTLS}
-        p = HostPlan(**{**{f: getattr(p, f) for f in p.__dataclass_fields__}, "saved_sysctls": saved})
+        chains = old.preexisting_chains if old is not None else tuple(sorted(owned_chains_now()))
+        p = replace(p, saved_sysctls=saved, preexisting_chains=chains)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._save(p)  # before any change: a crash from here on is undone by teardown()
         for name, value in REQUIRED_SYSCTLS.items():
@@ -245,6 +316,7 @@ class HostNetwork:
         errors: list[str] = []
         with contextlib.suppress(HostNetworkError):
             self._unguard(p)
+        remove_new_chains(set(p.preexisting_chains))
         present = interfaces()
         for node in p.nodes:
             if node.bridge in present:
