@@ -20,8 +20,10 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -429,6 +431,23 @@ def test_pod_to_pod_and_pod_to_service_within_a_tenant(
     lines = result_lines(out)
     assert lines["DIRECT"] == "served-by-server", out
     assert lines["VIA_SERVICE"] == "served-by-server", out
+    # kubectl port-forward through the tenant apiserver, the kubelet proxy and the real kubelet
+    port = pick_free_port()
+    forward = subprocess.Popen(["kubectl", f"--kubeconfig={a.kubeconfig_path}", "port-forward", "-n", ns,
+                                "pod/server", f"{port}:8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert forward.stdout is not None
+        assert "Forwarding from" in forward.stdout.readline()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+    finally:
+        forward.kill()
+        forward.wait(timeout=10)
+    assert answer.decode().rstrip().endswith("served-by-server"), answer
 
 
 def test_readiness_probe_gates_the_tenant_service_endpoints(
@@ -497,6 +516,22 @@ def test_tenant_logs_and_exec_go_through_the_proxy_and_other_tenants_are_refused
     wait_tenant_phase(a, ns, "talker", ("Running",))
     assert "line-two" in tenant_logs(a, ns, "talker", "--since=1h")
     assert a.kubectl("exec", "-n", ns, "talker", "--", "sh", "-c", "echo $((6*7))").stdout.strip() == "42"
+    # kubectl cp (tar through exec)
+    target = Path(tempfile.mkdtemp(prefix="vc-cp-")) / "passwd"
+    a.kubectl("cp", f"{ns}/talker:/etc/passwd", str(target))
+    assert target.read_text().startswith("root:x:0:0:")
+    # logs -f streams what the container writes after the request
+    follow = subprocess.Popen(["kubectl", f"--kubeconfig={a.kubeconfig_path}", "logs", "-f", "-n", ns, "talker"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follow.stdout is not None
+        seen = [follow.stdout.readline().strip() for _ in range(2)]
+        a.kubectl("exec", "-n", ns, "talker", "--", "sh", "-c", "echo streamed-later > /proc/1/fd/1")
+        seen.append(follow.stdout.readline().strip())
+    finally:
+        follow.kill()
+        follow.wait(timeout=10)
+    assert seen == ["line-one", "line-two", "streamed-later"], seen
     # tenant B has no such pod: its apiserver never reaches A's pod
     other = b.kubectl("logs", "-n", ns, "talker", check=False)
     assert other.returncode != 0
