@@ -163,3 +163,14 @@ def test_synced_part_is_metadata_and_spec() -> None:
     assert np_mod.synced(v) == {"labels": {"a": "b"}, "annotations": {}, "spec": v["spec"]}
     del v["spec"]
     assert np_mod.synced(v)["spec"] == {}
+
+
+def test_the_super_policy_shares_nothing_with_the_tenant_object() -> None:
+    v = v_policy(podSelector={"matchLabels": {"app": "web"}},
+                 egress=[{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"port": 5432}]}])
+    before = copy.deepcopy(v)
+    p = np_mod.to_super(v, CTX)
+    p["spec"]["podSelector"]["matchLabels"]["app"] = "changed"
+    p["spec"]["egress"][0]["to"][0]["podSelector"]["matchLabels"]["app"] = "changed"
+    p["spec"]["egress"][0]["ports"][0]["port"] = 1
+    assert v == before
