@@ -227,8 +227,26 @@ def test_is_dns_label_limit() -> None:
 
 # ---- token Secrets and refusal Events -------------------------------------------------------
 
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
-service_accounts = st.from_regex(r"\A[a-z0-9]([-a-z0-9.]{0,300}[a-z0-9])?\Z")
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+#: A DNS-1123 subdomain as Kubernetes checks object names: dot-separated parts that start and end
+#: alphanumeric (the 253-character limit is checked apart).
+_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+
+
+@st.composite
+def long_names(draw: st.DrawFn, *, low: int = 200, high: int = 300) -> str:
+    """Subdomain-like names near the 253-character limit, often with '-' or '.' where a cut may fall."""
+    length = draw(st.integers(min_value=low, max_value=high))
+    body = list(draw(st.text(alphabet=_ALNUM, min_size=length, max_size=length)))
+    for _ in range(draw(st.integers(min_value=0, max_value=6))):
+        i = draw(st.integers(min_value=1, max_value=length - 2))
+        if body[i - 1] not in "-." and body[i + 1] not in "-.":
+            body[i] = draw(st.sampled_from("-."))
+    return "".join(body)
+
+
+short_names = st.from_regex(rf"\A{_LABEL}(\.{_LABEL})*\Z").filter(lambda n: len(n) <= naming.MAX_SUBDOMAIN)
+service_accounts = st.one_of(short_names, long_names())
 
 
 @given(service_accounts, service_accounts)
@@ -239,6 +257,21 @@ def test_token_secret_names_are_valid_distinct_and_reserved(a: str, b: str) -> N
     assert _SUBDOMAIN.fullmatch(na), na
     assert naming.is_reserved_secret_name(na)
     assert (na == nb) == (a == b)
+
+
+@given(long_names(low=246), st.sampled_from(_ALNUM))
+@settings(max_examples=200)
+def test_long_service_accounts_differing_at_the_end_get_different_secrets(sa: str, last: str) -> None:
+    other = sa[:-1] + last
+    assume(other != sa)
+    name = naming.token_secret_name(sa)
+    assert _SUBDOMAIN.fullmatch(name), name
+    assert re.search(r"-[0-9a-f]{12}\Z", name), name
+    assert name != naming.token_secret_name(other)
+    # as much of the name as fits is kept (the cut only loses the separators at its end)
+    kept = name[len(naming.TOKEN_SECRET_PREFIX):-13]
+    assert sa.startswith(kept)
+    assert len(name) == naming.MAX_SUBDOMAIN or sa[len(kept)] in "-."
 
 
 @pytest.mark.parametrize(("extra", "hashed"), [(0, False), (1, True)], ids=["fits", "one-over"])
@@ -260,8 +293,8 @@ def test_reserved_secret_names(name: str) -> None:
     assert not naming.is_reserved_secret_name("my-" + name)
 
 
-@given(st.from_regex(r"\A[a-z0-9]([-a-z0-9.]{0,300}[a-z0-9])?\Z"), st.uuids().map(str),
-       st.sampled_from(["Forbidden", "Invalid", "PolicyRefused"]))
+@given(st.one_of(short_names, long_names(low=230)),
+       st.uuids().map(str), st.sampled_from(["Forbidden", "Invalid", "PolicyRefused"]))
 @settings(max_examples=200)
 def test_refusal_event_names_are_valid_and_stable(name: str, uid: str, reason: str) -> None:
     event = naming.refusal_event_name(name, uid, reason)
@@ -270,6 +303,38 @@ def test_refusal_event_names_are_valid_and_stable(name: str, uid: str, reason: s
     assert event == naming.refusal_event_name(name, uid, reason)
     assert event != naming.refusal_event_name(name, uid, reason + "x")
     assert event != naming.refusal_event_name(name, uid + "x", reason)
+    assert name.startswith(event.rpartition(".vc-")[0])
+
+
+def test_tenant_label_key_prefix_is_a_subdomain() -> None:
+    for key in ("team", "example.com/tier", "a" * 253 + "/x"):
+        prefix, _, name = naming.tenant_label_key(key).partition("/")
+        assert _SUBDOMAIN.fullmatch(prefix), prefix
+        assert len(prefix) <= naming.MAX_SUBDOMAIN
+        assert name == key.rpartition("/")[2]
+
+
+@pytest.mark.parametrize("key", [f"x.{naming.TENANT_LABEL_DOMAIN}", naming.TENANT_LABEL_DOMAIN, ""])
+def test_a_key_without_a_prefix_is_not_a_tenant_label_key(key: str) -> None:
+    assert not naming.is_tenant_label_key(key)
+
+
+def test_naming_errors_name_the_offending_value() -> None:
+    for call, value in ((lambda: naming.super_namespace("Bad", "ns"), "'Bad'"),
+                        (lambda: naming.super_namespace("acme-123456", "Bad"), "'Bad'"),
+                        (lambda: naming.parse_super_namespace("plain"), "'plain'")):
+        with pytest.raises(naming.NamingError, match=re.escape(value)):
+            call()
+    with pytest.raises(naming.NamingError, match="uid"):
+        naming.cluster_key("acme", "")
+    with pytest.raises(naming.NamingError, match="service account"):
+        naming.token_secret_name("")
+
+
+def test_the_admin_kubeconfig_secret_name_is_the_documented_one() -> None:
+    # docs/architecture.md, "Admin kubeconfig Secret": <key>/admin-kubeconfig, data key kubeconfig
+    assert naming.kubeconfig_secret_name() == "admin-kubeconfig"
+    assert naming.KUBECONFIG_SECRET_KEY == "kubeconfig"
 
 
 def test_owner_labels() -> None:
