@@ -290,3 +290,63 @@ def test_super_extras_and_slim_tenant() -> None:
     v = v_pod()
     v["metadata"]["managedFields"] = [{"manager": "kubectl"}]
     assert "managedFields" not in pod_mod.slim_tenant(v)["metadata"]
+
+
+# ---- upward: the Binding and the status after it -----------------------------------------
+
+SCHEDULED = {"type": "PodScheduled", "status": "True", "lastTransitionTime": "t1"}
+
+
+def test_the_binding_is_the_kubernetes_binding_of_the_tenant_pod() -> None:
+    v = v_pod()
+    p_slim = {"metadata": {}, "fp": "f", "nodeName": "n1", "status": {"phase": "Pending", "conditions": [SCHEDULED]}}
+    (bind,) = [a for a in pod_mod.upward(v, p_slim) if a.op == "bind"]
+    assert bind.body == {"apiVersion": "v1", "kind": "Binding",
+                         "metadata": {"name": "web", "namespace": "shop", "uid": "pod-uid"},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}}
+
+
+def test_a_terminating_tenant_pod_is_not_bound() -> None:
+    v = v_pod()
+    v["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+    p_slim = {"metadata": {}, "fp": "f", "nodeName": "n1", "status": {"phase": "Running"}}
+    assert [a.op for a in pod_mod.upward(v, p_slim)] == ["status"]
+
+
+def test_the_binding_replaces_the_tenants_own_pod_scheduled_condition() -> None:
+    v = v_pod()
+    v["status"] = {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}, {"type": "Other", "status": "True"}]}
+    p_slim = {"metadata": {}, "fp": "f", "nodeName": "n1", "status": {"phase": "Pending", "conditions": [
+        {"type": "Other", "status": "True"}, SCHEDULED]}}
+    assert [a.op for a in pod_mod.upward(v, p_slim)] == ["bind"]
+
+
+def test_the_super_pod_is_a_v1_pod() -> None:
+    p = pod_mod.to_super(v_pod(), ctx())
+    assert (p["apiVersion"], p["kind"]) == ("v1", "Pod")
+
+
+def test_service_env_is_sorted_by_service_and_defaults_to_tcp() -> None:
+    links = (("zeta", "10.0.0.2", ({"port": 80},)), ("alpha", "10.0.0.1", ({"port": 81},)))
+    env = [(e["name"], e["value"]) for e in pod_mod.service_env(links)]
+    assert env[0] == ("ALPHA_SERVICE_HOST", "10.0.0.1")
+    assert ("ALPHA_PORT", "tcp://10.0.0.1:81") in env
+    assert ("ZETA_PORT_80_TCP_PROTO", "tcp") in env
+    assert [n for n, _ in env].index("ZETA_SERVICE_HOST") > [n for n, _ in env].index("ALPHA_PORT_81_TCP_ADDR")
+
+
+def test_downward_env_of_a_pod_without_namespace_or_uid_is_empty_strings() -> None:
+    container = {"name": "c", "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                      {"name": "UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}]}
+    v = v_pod(containers=[container])
+    del v["metadata"]["uid"]
+    env = down(v)["containers"][0]["env"]
+    assert env == [{"name": "NS", "value": "shop"}, {"name": "UID", "value": ""}]
+
+
+def test_slim_tenant_takes_pods_without_managed_fields_or_metadata() -> None:
+    v = v_pod()
+    assert pod_mod.slim_tenant(v) is v
+    assert v["metadata"]["name"] == "web"
+    assert pod_mod.slim_tenant({"spec": {}}) == {"spec": {}}
