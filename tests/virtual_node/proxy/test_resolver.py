@@ -187,3 +187,20 @@ async def test_the_cache_is_per_object_and_bounded() -> None:
     await res.resolve(KEY, routing.parse_path("/exec/ns0/web/app"))
     # the cache was emptied when it passed its bound, so an early entry is read again
     assert ("Pod", naming.super_namespace(KEY, "ns0"), "web") in fake.reads
+
+
+async def test_an_entry_is_fresh_for_less_than_the_ttl() -> None:
+    now = [0.0]
+    fake = world(p_pod(), p_node())
+    res = resolver(fake, ttl=5.0, clock=now)
+    request = routing.parse_path("/exec/shop/web/app")
+    await res.resolve(KEY, request)
+    now[0] = 5.0
+    await res.resolve(KEY, request)
+    assert len(fake.reads) == 4
+
+
+async def test_a_vanished_node_is_named_in_the_refusal() -> None:
+    with pytest.raises(routing.Denied) as info:
+        await resolver(world(p_pod(), None)).resolve(KEY, routing.parse_path("/exec/shop/web/app"))
+    assert "shop/web" in info.value.message

@@ -168,3 +168,13 @@ def test_node_endpoint_prefers_the_first_wanted_type_and_the_first_address_of_it
     assert routing.node_endpoint(node, address_types=("InternalIP", "Hostname")) == ("10.0.0.1", 10250)
     assert routing.node_endpoint(node, address_types=("Hostname",)) == ("node-7", 10250)
     assert routing.node_endpoint(node, address_types=("ExternalIP", "Hostname")) == ("node-7", 10250)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [pytest.param({}, id="no-port"),
+     pytest.param({"daemonEndpoints": {"kubeletEndpoint": {"Port": 1}}}, id="no-address")],
+)
+def test_a_node_without_metadata_is_still_refused_cleanly(status: dict[str, Any]) -> None:
+    exc = denial(lambda: routing.node_endpoint({"status": status}, address_types=("InternalIP",)))
+    assert exc.status == 502
