@@ -166,3 +166,24 @@ def test_group_by_tenant_keeps_tenants_apart() -> None:
     assert sorted(grouped) == sorted([KEY, other])
     assert sorted(grouped[KEY]) == [("shop", "a"), ("shop", "b")]
     assert list(grouped[other]) == [("shop", "a")]
+
+
+def test_every_object_gets_its_verdict_whatever_came_before() -> None:
+    tenant: dict[tuple[str, str], dict[str, Any]] = {}
+    supers: dict[tuple[str, str], dict[str, Any]] = {}
+    expected = []
+    # each case of CASES once more, all in one diff, in the order of the table (skips and verdicts mixed)
+    for i, (_id, v, p, verdicts) in enumerate(CASES * 2):
+        ref = ("shop", f"o{i}")
+        if v is not None:
+            tenant[ref] = v
+        if p is not None:
+            supers[ref] = p
+        expected += [(ref, d, reason) for d, reason in verdicts]
+    assert sorted(diff_kind(CM, tenant, supers, CTX)) == sorted(expected)
+
+
+def test_grouping_skips_foreign_objects_without_stopping() -> None:
+    items = [(("", ""), _super(key=None, **{NAME: "x"})), (("", ""), _super(**{TNS: "shop"})),
+             (("", ""), _super(**{NAME: "a", TNS: "shop"}))]
+    assert {k: list(v) for k, v in group_by_tenant(items).items()} == {KEY: [("shop", "a")]}
