@@ -320,13 +320,30 @@ def test_dropping_a_tenant_that_is_not_at_the_head_keeps_the_turn() -> None:
     weights = {"a": 2, "b": 1, "c": 1}
     q = FairQueue(weight=lambda t: weights[t])
     for tenant in "abc":
-        for i in range(2):
+        for i in range(3 if tenant == "a" else 2):
             q.add(k(tenant=tenant, name=str(i)))
     first = q.get_nowait()
     assert first is not None
     q.done(first[0])
     q.drop_tenant("b")
-    assert [key.tenant for key in keys(q)] == ["a", "c", "c"]
+    # a has used one of its two turns: one more, then c, then a's last, then c's last
+    assert [key.tenant for key in keys(q)] == ["a", "c", "a", "c"]
+
+
+def test_round_robin_visits_three_tenants_in_order() -> None:
+    q = FairQueue()
+    for i in range(2):
+        for tenant in "abc":
+            q.add(k(tenant=tenant, name=str(i)))
+    assert [key.tenant for key in keys(q)] == ["a", "b", "c", "a", "b", "c"]
+
+
+def test_forgetting_or_dropping_what_is_not_there_is_fine() -> None:
+    q = FairQueue()
+    q.forget(k())
+    q.drop_tenant("nobody")
+    assert q.failures(k()) == 0
+    assert q.idle()
 
 
 def test_depths_and_length() -> None:
