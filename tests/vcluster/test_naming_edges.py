@@ -342,3 +342,12 @@ def test_owner_labels() -> None:
                                              naming.LABEL_CLUSTER_KEY: "k", naming.LABEL_TENANT: "t"}
     assert naming.owner_labels("k", "t", managed_by="x")[naming.LABEL_MANAGED_BY] == "x"
     assert naming.root_namespace("k") == "k"
+
+
+@pytest.mark.parametrize("separator", ["-", "."])
+def test_a_separator_wherever_a_long_name_is_cut_never_ends_the_cut(separator: str) -> None:
+    for position in range(200, 260):
+        name = "a" * position + separator + "b" * (300 - position)
+        for made in (naming.token_secret_name(name), naming.refusal_event_name(name, "uid", "Invalid")):
+            assert len(made) <= naming.MAX_SUBDOMAIN
+            assert _SUBDOMAIN.fullmatch(made), (position, made)

@@ -222,8 +222,9 @@ def test_a_nameless_container_is_still_reported() -> None:
 
 
 def test_a_nameless_volume_is_still_reported() -> None:
-    for level in (BASELINE, RESTRICTED):
-        spec = _restricted(volumes=[{"hostPath": {"path": "/"}}])
+    for level, volume in ((BASELINE, {"hostPath": {"path": "/"}}), (RESTRICTED, {"hostPath": {"path": "/"}}),
+                          (RESTRICTED, {"nfs": {"server": "x", "path": "/"}})):
+        spec = _restricted(volumes=[volume])
         reasons = policy.check_pod(spec, policy.PodPolicy(pod_security=level))
         assert len(reasons) == 1
         assert reasons[0].startswith("volume ")
