@@ -328,10 +328,10 @@ def test_the_super_pod_is_a_v1_pod() -> None:
 
 
 def test_service_env_is_sorted_by_service_and_defaults_to_tcp() -> None:
-    links = (("zeta", "10.0.0.2", ({"port": 80},)), ("alpha", "10.0.0.1", ({"port": 81},)))
+    links = (("zeta", "10.0.0.1", ({"port": 80},)), ("alpha", "10.0.0.2", ({"port": 81},)))
     env = [(e["name"], e["value"]) for e in pod_mod.service_env(links)]
-    assert env[0] == ("ALPHA_SERVICE_HOST", "10.0.0.1")
-    assert ("ALPHA_PORT", "tcp://10.0.0.1:81") in env
+    assert env[0] == ("ALPHA_SERVICE_HOST", "10.0.0.2")
+    assert ("ALPHA_PORT", "tcp://10.0.0.2:81") in env
     assert ("ZETA_PORT_80_TCP_PROTO", "tcp") in env
     assert [n for n, _ in env].index("ZETA_SERVICE_HOST") > [n for n, _ in env].index("ALPHA_PORT_81_TCP_ADDR")
 

@@ -11,6 +11,7 @@ effect.  Each case states the field and whether it is refused.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -94,6 +95,12 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("owner-not-string", {"owners": {"users": ["a", 3]}}, "spec.owners.users[1]"),
     ("extra-kind-bad", {"sync": {"extraKinds": ["Deployments"]}}, "spec.sync.extraKinds[0]"),
     ("prefix-bad", {"sync": {"opaqueMetadataPrefixes": ["/x"]}}, "spec.sync.opaqueMetadataPrefixes[0]"),
+    ("cluster-version-ref-bad", {"controlPlane": {"clusterVersionRef": "V1"}}, "spec.controlPlane.clusterVersionRef"),
+    ("controller-manager-flag-bad", {"controlPlane": {"extraArgs": {"controllerManager": {"--v": "2"}}}},
+     "spec.controlPlane.extraArgs.controllerManager"),
+    ("storage-class-pattern", {"isolation": {"allowedStorageClasses": ["Fast"]}},
+     "spec.isolation.allowedStorageClasses[0]"),
+    ("quota-float", {"isolation": {"resourceQuota": {"hard": {"cpu": 1.5}}}}, "spec.isolation.resourceQuota.hard.cpu"),
     ("transparent-prefix-bad", {"sync": {"transparentMetadataPrefixes": ["a b"]}},
      "spec.sync.transparentMetadataPrefixes[0]"),
 ]
@@ -107,6 +114,23 @@ def test_refused_with_the_field_named(spec: dict[str, Any], path: str) -> None:
     assert message.startswith(path), message
     # the path is the whole field, not a prefix of a longer one
     assert message[len(path)] in ":[ .", message
+
+
+@pytest.mark.parametrize(
+    ("spec", "got"),
+    [
+        pytest.param({"controlPlane": "x"}, "got str", id="object"),
+        pytest.param({"controlPlane": {"version": 1}}, "got int", id="string"),
+        pytest.param({"isolation": {"podSecurity": "strict"}}, "'strict'", id="enum"),
+    ],
+)
+def test_refusals_say_what_was_given(spec: dict[str, Any], got: str) -> None:
+    with pytest.raises(SpecError, match=got):
+        TenantSpec.from_dict(spec)
+
+
+def test_the_smallest_storage_size_is_accepted() -> None:
+    assert TenantSpec.from_dict({"controlPlane": {"storage": {"size": "1"}}}).control_plane.storage.size == "1"
 
 
 @pytest.mark.parametrize(
@@ -226,7 +250,7 @@ def test_parse_quantity(text: str, value: Decimal) -> None:
 
 @pytest.mark.parametrize("text", ["", "Gi", "1Gb", "1..2", "one", "1 Gi"])
 def test_parse_quantity_refuses(text: str) -> None:
-    with pytest.raises(SpecError):
+    with pytest.raises(SpecError, match=re.escape(repr(text))):
         parse_quantity(text)
 
 
@@ -242,6 +266,11 @@ def test_cluster_version_reads_and_refuses() -> None:
     assert (dict(cv.apiserver_args), dict(cv.controller_manager_args)) == ({"v": "2"}, {"v": "3"})
     for bad, path in (({}, "spec.version"), ({"version": "1.2"}, "spec.version"),
                       ({"version": "v1.36.3", "images": {"etcd": "has space"}}, "spec.images.etcd"),
+                      ({"version": "v1.36.3", "images": {"apiserver": "a b"}}, "spec.images.apiserver"),
+                      ({"version": "v1.36.3", "images": {"controllerManager": "c d"}},
+                       "spec.images.controllerManager"),
+                      ({"version": "v1.36.3", "controllerManager": {"extraArgs": {"--x": "1"}}},
+                       "spec.controllerManager.extraArgs"),
                       ({"version": "v1.36.3", "apiserver": {"extraArgs": {"--x": "1"}}}, "spec.apiserver.extraArgs")):
         with pytest.raises(SpecError) as info:
             ClusterVersionSpec.from_dict(bad)
@@ -278,6 +307,11 @@ def test_status_defaults(raw: dict[str, Any] | None, ready: bool, secret: tuple[
     assert status.kubeconfig_secret == secret
     assert status.phase == "Pending"
     assert "kubeconfigSecret" not in status.to_dict()
+
+
+def test_status_generation_must_be_an_integer() -> None:
+    assert TenantStatus.from_dict({"observedGeneration": "3"}).observed_generation is None
+    assert TenantStatus.from_dict({"observedGeneration": 3}).observed_generation == 3
 
 
 def test_condition_defaults() -> None:
