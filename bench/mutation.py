@@ -29,6 +29,7 @@ a module with only unchecked mutants reads 0 %.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import shutil
@@ -238,13 +239,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.rate >= TARGET for r in results) else 1
 
 
+#: Everything after this line of an existing report is kept when the report is rewritten (history by hand).
+HISTORY_MARK = "<!-- history: kept by scripts/mutation --report -->"
+
+
 def _write_report(path: Path, results: list[Result]) -> None:
-    version = subprocess.run([_mutmut(), "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    history = ""
+    if path.exists() and HISTORY_MARK in path.read_text():
+        history = HISTORY_MARK + path.read_text().split(HISTORY_MARK, 1)[1]
+    version = f"mutmut {importlib.metadata.version('mutmut')}"
     lines = [
         "# Mutation testing report",
         "",
         f"Written by `scripts/mutation --report {path.relative_to(REPO) if path.is_absolute() else path}` "
-        f"({version or 'mutmut'}); target: {TARGET:.0%} per module.",
+        f"({version}, Python {sys.version_info.major}.{sys.version_info.minor}); target: {TARGET:.0%} per module.",
         "Kill rate = (killed + timeout) / (mutants − equivalent − not checked). Equivalent mutants are justified in",
         "`docs/mutation-equivalents.toml`. See CONTRIBUTING.md for when to run it.",
         "",
@@ -260,7 +268,7 @@ def _write_report(path: Path, results: list[Result]) -> None:
             lines.append(f"# {name}")
             lines.append(r.diffs.get(name, ""))
         lines += ["```", ""]
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + ("\n" + history if history else ""))
 
 
 if __name__ == "__main__":
