@@ -188,6 +188,11 @@ def test_one_leader_writes_and_a_follower_takes_over_after_sigkill(
     assert "syncer.started" not in b.log()
     assert "AlreadyExists" not in a.log() + b.log()
     assert lease_holder(super_cluster) == "replica-a"
+    super_uids = {}
+    for i in range(5):
+        before = super_configmap(super_cluster, tenant, ns, f"before-{i}")
+        assert before is not None
+        super_uids[i] = before["metadata"]["uid"]
 
     # SIGKILL the leader: the follower takes the lease and syncs what is created after the kill.
     a.proc.kill()
@@ -202,7 +207,9 @@ def test_one_leader_writes_and_a_follower_takes_over_after_sigkill(
     # The objects the old leader made are adopted, not created a second time.
     assert ops(b, kind="ConfigMap", op="create") >= 1
     for i in range(5):
-        assert super_configmap(super_cluster, tenant, ns, f"before-{i}") is not None
+        after = super_configmap(super_cluster, tenant, ns, f"before-{i}")
+        assert after is not None
+        assert after["metadata"]["uid"] == super_uids[i], f"before-{i} was deleted and created again"
     assert "AlreadyExists" not in b.log()
 
 

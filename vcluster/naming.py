@@ -15,9 +15,10 @@ The scheme (see docs/architecture.md for why it differs from ``key-ns``):
   first ``--`` ends the key, so two tenants can never produce the same super
   namespace, whatever their names.
 * If ``<key>--<ns>`` would pass 63 characters, it becomes
-  ``<key>---<cut of ns>-<hash>`` (63 characters).  No namespace name starts
-  with ``-``, so a shortened name never equals a plain one; ``<hash>`` is
-  sha256 of the key and the full namespace name.
+  ``<key>---<cut of ns>-<hash>`` (at most 63 characters: the cut loses
+  trailing dashes).  No namespace name starts with ``-``, so a shortened
+  name never equals a plain one; ``<hash>`` is sha256 of the key and the
+  full namespace name.
 * The mapping back goes through annotations on the super namespace
   (:data:`ANN_TENANT_NAMESPACE`), which :func:`parse_super_namespace` reads
   when the name alone does not carry the whole namespace.

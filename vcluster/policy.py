@@ -158,6 +158,22 @@ def _containers(pod_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str,
             yield f"{key}[{c.get('name', '?')}]", c
 
 
+def _baseline_security_context(where: str, sc: Mapping[str, Any]) -> list[str]:
+    """The baseline controls a pod and a container security context share: SELinux, AppArmor, HostProcess."""
+    out: list[str] = []
+    selinux = sc.get("seLinuxOptions") or {}
+    if selinux.get("type", "") not in _BASELINE_SELINUX_TYPES:
+        out.append(f"{where}.seLinuxOptions.type {selinux['type']!r} is not allowed")
+    for field_name in ("user", "role"):
+        if selinux.get(field_name):
+            out.append(f"{where}.seLinuxOptions.{field_name} must not be set")
+    if (sc.get("appArmorProfile") or {}).get("type") == "Unconfined":
+        out.append(f"{where}.appArmorProfile Unconfined is not allowed")
+    if (sc.get("windowsOptions") or {}).get("hostProcess"):
+        out.append(f"{where}.windowsOptions.hostProcess is not allowed")
+    return out
+
+
 def _baseline(pod_spec: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
@@ -172,8 +188,7 @@ def _baseline(pod_spec: Mapping[str, Any]) -> list[str]:
             out.append(f"sysctl {sysctl.get('name')!r} is not allowed")
     if (pod_sc.get("seccompProfile") or {}).get("type") == "Unconfined":
         out.append("securityContext.seccompProfile Unconfined is not allowed")
-    if (pod_sc.get("seLinuxOptions") or {}).get("type", "") not in _BASELINE_SELINUX_TYPES:
-        out.append("securityContext.seLinuxOptions.type is not allowed")
+    out += _baseline_security_context("securityContext", pod_sc)
     for where, c in _containers(pod_spec):
         sc = c.get("securityContext") or {}
         if sc.get("privileged"):
@@ -185,8 +200,7 @@ def _baseline(pod_spec: Mapping[str, Any]) -> list[str]:
             out.append(f"{where}: procMount {sc['procMount']!r} is not allowed")
         if (sc.get("seccompProfile") or {}).get("type") == "Unconfined":
             out.append(f"{where}: seccompProfile Unconfined is not allowed")
-        if (sc.get("seLinuxOptions") or {}).get("type", "") not in _BASELINE_SELINUX_TYPES:
-            out.append(f"{where}: seLinuxOptions.type is not allowed")
+        out += _baseline_security_context(f"{where}: securityContext", sc)
         for port in c.get("ports") or []:
             if port.get("hostPort"):
                 out.append(f"{where}: hostPort {port['hostPort']} is not allowed")

@@ -10,6 +10,7 @@ leaves every decision to :mod:`.routing`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,15 +31,23 @@ class Target:
 
 
 class PodResolver:
-    def __init__(self, super_client: ApiClient, *, address_types: tuple[str, ...], ttl: float) -> None:
+    def __init__(
+        self,
+        super_client: ApiClient,
+        *,
+        address_types: tuple[str, ...],
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = super_client
         self._address_types = address_types
         self._ttl = ttl
+        self._clock = clock
         self._cache: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
 
     async def _get(self, resource: r.Resource, name: str, namespace: str | None) -> dict[str, Any] | None:
         cache_key = (resource.kind, namespace or "", name)
-        now = time.monotonic()
+        now = self._clock()
         hit = self._cache.get(cache_key)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
