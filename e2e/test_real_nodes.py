@@ -538,6 +538,57 @@ def test_tenant_logs_and_exec_go_through_the_proxy_and_other_tenants_are_refused
     assert "not found" in other.stderr.lower(), other.stderr
 
 
+def test_proxy_serves_a_pod_to_its_tenant_and_refuses_the_other_tenants_certificate(
+    super_cluster: SuperCluster, tenants: Any, syncer: Any, kubelet_proxy: int, vc_operator: Any,  # noqa: F811
+) -> None:
+    """The proxy itself, called as each tenant apiserver calls it (its kubelet client certificate)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    a, b = tenants
+    ns = "owned"
+    apply_tenant(a, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    apply_tenant(a, busybox_pod("mine", ns, "echo only-for-a; exec sleep 3600"))
+    wait_tenant_phase(a, ns, "mine", ("Running",))
+
+    def get_as(tenant: TenantHandle) -> tuple[int, str]:
+        pki = Path(vc_operator.state_dir) / tenant.cluster_key / "pki"
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the proxy's serving certificate is not what is under test
+        ctx.load_cert_chain(str(pki / "apiserver-kubelet-client.crt"), str(pki / "apiserver-kubelet-client.key"))
+        url = f"https://127.0.0.1:{kubelet_proxy}/containerLogs/{ns}/mine/main"
+        try:
+            with urllib.request.urlopen(url, context=ctx, timeout=15) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    assert get_as(a) == (200, "only-for-a\n")
+    status, body = get_as(b)
+    assert status in (403, 404), (status, body)
+    assert "only-for-a" not in body
+
+
+def test_attach_sends_stdin_to_the_running_container(
+    super_cluster: SuperCluster, tenants: Any, syncer: Any
+) -> None:
+    a, _ = tenants
+    ns = "attach"
+    apply_tenant(a, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    # stdinOnce: when the attached client closes stdin the container reads EOF and exits
+    apply_tenant(a, busybox_pod("echoer", ns, "while read line; do echo got-$line; done",
+                                container={"stdin": True, "stdinOnce": True}))
+    wait_tenant_phase(a, ns, "echoer", ("Running",))
+    attached = a.kubectl("attach", "-i", "-n", ns, "echoer", input="hello\n", timeout=90, check=False)
+    assert "got-hello" in attached.stdout, (attached.stdout, attached.stderr)
+    wait_tenant_phase(a, ns, "echoer", ("Succeeded",))
+    assert tenant_logs(a, ns, "echoer").strip() == "got-hello"
+
+
 # ---- teardown: nothing left behind, even after a crash ------------------------------------------
 
 
