@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 
 KeyType = Literal["rsa", "ecdsa"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -306,13 +307,8 @@ def subject_identity(cert_pem: bytes) -> tuple[str, list[str]]:
 
 
 def write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> Path:
-    """Write ``data`` to ``path`` with ``mode`` (created with it, never world-readable first)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, mode)
-    return path
+    """Write ``data`` to ``path`` with ``mode`` (created with it, never world-readable first; atomically)."""
+    return write_atomic(path, data, mode=mode)
 
 
 def write_pair(pair: CertKeyPair, *, cert_path: Path, key_path: Path) -> tuple[Path, Path]:

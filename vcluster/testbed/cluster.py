@@ -28,6 +28,7 @@ import structlog
 
 from vcluster import binaries, pki
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 from vcluster.kubeconfig import render_kubeconfig, write_kubeconfig
 from vcluster.process import (
     ManagedProcess,
@@ -457,7 +458,7 @@ class LocalSuperCluster:
                 for name, p in self._procs.items()
             },
         )
-        _atomic_write(lay.state, self._info.to_json())
+        write_atomic(lay.state, self._info.to_json())
 
         # simulated nodes, then wait for what users need -------------------------------------
         api_client = self.api()
@@ -482,7 +483,7 @@ class LocalSuperCluster:
         s = self.settings
         log_file = self.layout.root / "kwok-container.log"
         if s.kwok_logs:
-            _atomic_write(log_file, simulated_log())
+            write_atomic(log_file, simulated_log())
             self.attach_file.touch()
         rules = rules_config(
             log_file=log_file if s.kwok_logs else None,
@@ -491,7 +492,7 @@ class LocalSuperCluster:
             forward_port=s.kwok_port_forward_port,
         )
         path = self.layout.root / "kwok.yaml"
-        _atomic_write(path, self._kwok_text + ("---\n" + rules if rules else ""))
+        write_atomic(path, self._kwok_text + ("---\n" + rules if rules else ""))
         return path
 
     def _wait(self, check: Callable[[], bool], *, what: str) -> None:
@@ -657,8 +658,3 @@ def _first_service_ip(cidr: str) -> str:
     net = ipaddress.ip_network(cidr, strict=False)
     return str(net.network_address + 1)
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
