@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcluster.kube import ClientConfig
-from vcluster.settings import SettingsError, env_float, env_int
+from vcluster.settings import LogSettings, SettingsError, env_float, env_int, env_list, env_path, env_str
 
 __all__ = ["ProxySettings", "SettingsError", "VirtualNodeSettings", "super_client_config"]
 
 
 def _path(name: str) -> Path | None:
-    raw = os.environ.get(name)
-    return Path(raw) if raw else None
+    return env_path(name, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +47,7 @@ class VirtualNodeSettings:
     def from_env(cls) -> VirtualNodeSettings:
         d = cls()
         return cls(
-            proxy_address=os.environ.get("VC_KUBELET_PROXY_ADDRESS") or d.proxy_address,
+            proxy_address=env_str("VC_KUBELET_PROXY_ADDRESS", d.proxy_address),
             proxy_port=env_int("VC_KUBELET_PROXY_PORT", d.proxy_port, minimum=0, maximum=65535),
             heartbeat_period=env_float("VC_VNODE_HEARTBEAT_PERIOD", d.heartbeat_period, positive=True),
             status_report_period=env_float("VC_VNODE_STATUS_REPORT_PERIOD", d.status_report_period, positive=True),
@@ -99,13 +98,14 @@ class ProxySettings:
     @classmethod
     def from_env(cls) -> ProxySettings:
         d = cls()
-        scheme = os.environ.get("VC_KUBELET_SCHEME") or d.kubelet_scheme
+        scheme = env_str("VC_KUBELET_SCHEME", d.kubelet_scheme)
         if scheme not in ("http", "https"):
             raise SettingsError(f"VC_KUBELET_SCHEME={scheme!r} must be 'http' or 'https'")
-        names = tuple(n.strip() for n in os.environ.get("VC_PROXY_SERVING_NAMES", "").split(",") if n.strip())
-        types = tuple(t.strip() for t in os.environ.get("VC_KUBELET_ADDRESS_TYPES", "").split(",") if t.strip())
+        names = env_list("VC_PROXY_SERVING_NAMES")
+        types = env_list("VC_KUBELET_ADDRESS_TYPES")
+        logs = LogSettings.from_env()
         return cls(
-            host=os.environ.get("VC_PROXY_HOST") or d.host,
+            host=env_str("VC_PROXY_HOST", d.host),
             port=env_int("VC_PROXY_PORT", d.port, minimum=0, maximum=65535),
             cert_file=_path("VC_PROXY_CERT_FILE"),
             key_file=_path("VC_PROXY_KEY_FILE"),
@@ -120,8 +120,8 @@ class ProxySettings:
             metrics_port=env_int("VC_PROXY_METRICS_PORT", d.metrics_port, minimum=-1, maximum=65535),
             lookup_cache_seconds=env_float("VC_PROXY_LOOKUP_CACHE_SECONDS", d.lookup_cache_seconds, positive=True),
             in_cluster_server=_in_cluster_server(),
-            log_level=os.environ.get("VC_LOG_LEVEL") or d.log_level,
-            log_json=os.environ.get("VC_LOG_JSON", "").lower() in ("1", "true", "yes"),
+            log_level=logs.level,
+            log_json=logs.json,
         )
 
 

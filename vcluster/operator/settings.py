@@ -6,15 +6,11 @@ from the environment; this is the only place that reads ``VC_OPERATOR_*``.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vcluster.settings import check_lease_timing, env_float, env_int
-
-
-def _state_home() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+from vcluster.settings import LeaseTiming, LogSettings, env_bool, env_float, env_int, env_path, env_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,27 +45,32 @@ class OperatorSettings:
     log_json: bool = False
 
     @classmethod
-    def from_env(cls) -> OperatorSettings:
-        kubeconfig = os.environ.get("VC_OPERATOR_KUBECONFIG")
-        duration = env_float("VC_OPERATOR_LEASE_DURATION", 15.0, positive=True)
-        renew_deadline = env_float("VC_OPERATOR_LEASE_RENEW_DEADLINE", duration * 2 / 3, positive=True)
-        retry_period = env_float("VC_OPERATOR_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), positive=True)
-        check_lease_timing("VC_OPERATOR", duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        lease = LeaseTiming.from_env("VC_OPERATOR", env=env)
+        logs = LogSettings.from_env(env=env)
+        state_home = env_path("XDG_STATE_HOME", Path.home() / ".local" / "state", env=env)
         return cls(
-            kubeconfig=Path(kubeconfig) if kubeconfig else None,
-            state_dir=Path(
-                os.environ.get("VC_OPERATOR_STATE_DIR") or _state_home() / "virtualcluster" / "operator"
-            ),
-            start_timeout=env_float("VC_OPERATOR_START_TIMEOUT", 90.0),
-            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 20.0),
-            bootstrap_timeout=env_float("VC_OPERATOR_BOOTSTRAP_TIMEOUT", 90.0),
-            install_crds=os.environ.get("VC_OPERATOR_INSTALL_CRDS", "1") not in ("0", "false", "no"),
-            health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535),
-            health_host=os.environ.get("VC_OPERATOR_HEALTH_HOST", "127.0.0.1"),
-            identity=os.environ.get("VC_OPERATOR_IDENTITY", ""),
-            lease_duration=duration,
-            lease_renew_deadline=renew_deadline,
-            lease_retry_period=retry_period,
-            log_level=os.environ.get("VC_LOG_LEVEL", "INFO"),
-            log_json=os.environ.get("VC_LOG_JSON", "0") in ("1", "true", "yes"),
+            kubeconfig=env_path("VC_OPERATOR_KUBECONFIG", None, env=env),
+            state_dir=env_path("VC_OPERATOR_STATE_DIR", state_home / "virtualcluster" / "operator", env=env),
+            start_timeout=env_float("VC_OPERATOR_START_TIMEOUT", 90.0, env=env),
+            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 20.0, env=env),
+            bootstrap_timeout=env_float("VC_OPERATOR_BOOTSTRAP_TIMEOUT", 90.0, env=env),
+            install_crds=env_bool("VC_OPERATOR_INSTALL_CRDS", True, env=env),
+            health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535, env=env),
+            health_host=env_str("VC_OPERATOR_HEALTH_HOST", "127.0.0.1", env=env),
+            identity=env_str("VC_OPERATOR_IDENTITY", "", env=env),
+            lease_duration=lease.duration,
+            lease_renew_deadline=lease.renew_deadline,
+            lease_retry_period=lease.retry_period,
+            log_level=logs.level,
+            log_json=logs.json,
         )
+
+    @property
+    def lease(self) -> LeaseTiming:
+        """The lease timing as the group shared with the syncer."""
+        return LeaseTiming(self.lease_duration, self.lease_renew_deadline, self.lease_retry_period)
+
+    @property
+    def logs(self) -> LogSettings:
+        return LogSettings(self.log_level, self.log_json)

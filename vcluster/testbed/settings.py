@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcluster.errors import VClusterError
-from vcluster.settings import BinarySettings, env_float, env_int
+from vcluster.settings import BinarySettings, env_bool, env_float, env_int
 
 DEFAULT_STATE_DIR = Path(".vcluster") / "super"
 
@@ -82,8 +82,8 @@ class TestbedSettings:
             apiserver_port=port("APISERVER_PORT"),
             kwok_kubelet_port=port("KWOK_KUBELET_PORT"),
             start_timeout=env_float("VC_TESTBED_START_TIMEOUT", 90.0),
-            kwok_logs=os.environ.get("VC_TESTBED_KWOK_LOGS", "1") not in ("0", "false", "no"),
-            kwok_exec=os.environ.get("VC_TESTBED_KWOK_EXEC", "0") in ("1", "true", "yes"),
+            kwok_logs=env_bool("VC_TESTBED_KWOK_LOGS", True),
+            kwok_exec=env_bool("VC_TESTBED_KWOK_EXEC", False),
             binaries=BinarySettings.from_env(),
         )
 
