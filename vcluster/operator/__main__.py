@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -214,36 +213,21 @@ async def _lead(
     elector: LeaderElector, *, keep: asyncio.Task[None], operator: asyncio.Task[None], stop: asyncio.Event,
     settings: OperatorSettings,
 ) -> None:
-    """Wait for Kopf to stop (signal: Kopf's own handlers stop it) or the Lease to be lost; clean up."""
-    from vcluster.leader import LostLease
+    """Wait for Kopf to stop (signal: Kopf's own handlers stop it) or the Lease to be lost; clean up
+    (:func:`vcluster.leader.lead`)."""
+    from vcluster.leader import lead
 
-    lost: LostLease | None = None
-    try:
-        done, _ = await asyncio.wait({keep, operator}, return_when=asyncio.FIRST_COMPLETED)
-        if keep in done and isinstance(keep.exception(), LostLease):
-            lost = keep.exception()  # type: ignore[assignment]
-    finally:
+    def stop_kopf(lost: bool) -> None:
         stop.set()  # Kopf's stop flag: also keeps its "ultimate exit" SIGKILL timer off
-        keep.cancel()
-        if lost is not None:
+        if lost:
             operator.cancel()  # stop handlers at once: a standby may take over soon
-        grace = (settings.lease_duration - settings.lease_renew_deadline) if lost is not None else 60.0
-        _, pending = await asyncio.wait({operator}, timeout=max(0.1, grace))
-        if pending and lost is not None:
-            log.error("operator.stop_overdue", grace=grace)
-            print(f"error: {lost}; Kopf did not stop within {grace:g}s, exiting hard", file=sys.stderr)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
+
+    try:
+        lost = await lead(elector, work=operator, keep=keep, stop_work=stop_kopf, component="operator",
+                          clean_stop_timeout=60.0)
+    finally:
         _on_signals(stop.set)  # Kopf's handlers point at its finished run
-        await asyncio.gather(keep, return_exceptions=True)
-        if lost is None:
-            try:
-                async with asyncio.timeout(max(2.0, settings.lease_retry_period)):
-                    await elector.release()
-            except Exception as exc:  # the Lease then expires on its own
-                log.warning("operator.release_failed", error=str(exc) or type(exc).__name__)
-        log.info("operator.stopped", leading=False, lost=lost is not None)
+    log.info("operator.stopped", leading=False, lost=lost is not None)
     if lost is not None:
         raise VClusterError(f"{lost}: stopped the operator (a restart stands by until the lease is free)")
     if not operator.cancelled():
