@@ -31,7 +31,6 @@ from vcluster.errors import VClusterError
 from vcluster.operator.settings import OperatorSettings
 
 if TYPE_CHECKING:  # the heavy imports wait until run(): --help stays fast
-    from vcluster.kube import ApiClient
     from vcluster.leader import LeaderElector, LeaseConfig
 
 log = structlog.get_logger(__name__)
@@ -64,39 +63,6 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
         log_level=args.log_level,
         log_json=args.log_json,
     )
-
-
-async def install_crds(api: ApiClient) -> None:
-    """Server-side apply the CRDs and wait until they are Established."""
-    from tenant_crd import all_crds
-    from vcluster.kube import resources as r
-
-    crds = all_crds().values()
-    for crd in crds:
-        await api.patch(r.CRDS, crd["metadata"]["name"], crd, patch_type="apply",
-                        field_manager="vc-operator", force=True)
-    for crd in crds:
-        for _ in range(200):
-            got = await api.get(r.CRDS, crd["metadata"]["name"])
-            conds = (got.get("status") or {}).get("conditions") or []
-            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise VClusterError(f"CRD {crd['metadata']['name']} did not become Established")
-
-
-async def ensure_system_namespace(api: ApiClient) -> None:
-    """Create ``naming.SYSTEM_NAMESPACE`` (where the operator Lease lives) if it is missing."""
-    from vcluster.kube import AlreadyExists
-    from vcluster.kube import resources as r
-
-    if await api.get_or_none(r.NAMESPACES, naming.SYSTEM_NAMESPACE) is not None:
-        return
-    with contextlib.suppress(AlreadyExists):
-        await api.create(r.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": naming.SYSTEM_NAMESPACE}})
-        log.info("operator.namespace_created", namespace=naming.SYSTEM_NAMESPACE)
 
 
 def lease_config(settings: OperatorSettings) -> LeaseConfig:
@@ -141,6 +107,7 @@ async def run(settings: OperatorSettings) -> None:
     import kopf
     from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 
+    from vcluster import bootstrap
     from vcluster.controlplane.local import LocalBackend
     from vcluster.kube import ApiClient, ClientConfig
     from vcluster.kubeconfig import load_kubeconfig
@@ -160,9 +127,9 @@ async def run(settings: OperatorSettings) -> None:
                          registry=metrics)
     async with contextlib.AsyncExitStack() as stack:
         api = await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(settings.kubeconfig)))
-        await ensure_system_namespace(api)
+        await bootstrap.ensure_system_namespace(api)
         if settings.install_crds:  # idempotent: fine for a standby too
-            await install_crds(api)
+            await bootstrap.install_crds(api)
         # A client of its own: renewals must not wait behind the handlers' requests for a pooled connection.
         lease_api = await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(
             settings.kubeconfig, max_connections=2, user_agent="vc-operator-leader-election")))
