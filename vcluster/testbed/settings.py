@@ -54,8 +54,9 @@ class TestbedSettings:
     kwok_exec: bool = False
     #: kwok forwards ``kubectl port-forward`` of any pod port to this local port (``None``: off).
     kwok_port_forward_port: int | None = None
-    #: Where the upstream binaries are.
-    binaries: BinarySettings = field(default_factory=BinarySettings.from_env)
+    #: Where the upstream binaries are (required: ``BinarySettings.from_env()`` is the caller's to read, so
+    #: constructing settings never reads the environment behind the caller's back).
+    binaries: BinarySettings = field(kw_only=True)
 
     def __post_init__(self) -> None:
         if self.nodes < 0:
