@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = _replace(settings, workers=args.workers)
         if args.metrics_port is not None:
             settings = _replace(settings, metrics_port=args.metrics_port)
-        configure_logging(level=settings.log_level, json=settings.log_json)
+        configure_logging(level=settings.logs.level, json=settings.logs.json)
         return asyncio.run(_run(args, settings))
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)

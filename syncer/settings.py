@@ -53,22 +53,16 @@ class SyncerSettings:
     leader_election: bool = False
     #: Identity written into the Lease; defaults to hostname and pid.
     identity: str = ""
-    #: Seconds a Lease stays valid without renewal (followers take over after that).
-    lease_duration: float = 15.0
-    #: The leader stops its work when it could not renew for this long (< ``lease_duration``).
-    lease_renew_deadline: float = 10.0
-    #: Seconds between two renewals (leader) or acquisition attempts (followers).
-    lease_retry_period: float = 2.0
-    log_level: str = "INFO"
-    log_json: bool = False
+    #: Lease timing (``VC_SYNCER_LEASE_*``), the group the operator has too.
+    lease: LeaseTiming = field(default_factory=LeaseTiming)
+    #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for every process.
+    logs: LogSettings = field(default_factory=LogSettings)
 
     def weight(self, cluster_key: str) -> int:
         return self.weights.get(cluster_key, self.default_weight)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SyncerSettings:
-        lease = LeaseTiming.from_env("VC_SYNCER", env=env)
-        logs = LogSettings.from_env(env=env)
         return cls(
             workers=env_int("VC_SYNCER_WORKERS", 32, minimum=1, env=env),
             weights=MappingProxyType(parse_weights(env_str("VC_SYNCER_WEIGHTS", "", env=env))),
@@ -82,18 +76,6 @@ class SyncerSettings:
             token_expiration=env_int("VC_SYNCER_TOKEN_EXPIRATION", 86400 * 365, minimum=600, env=env),
             leader_election=env_bool("VC_SYNCER_LEADER_ELECTION", False, env=env),
             identity=env_str("VC_SYNCER_IDENTITY", "", env=env),
-            lease_duration=lease.duration,
-            lease_renew_deadline=lease.renew_deadline,
-            lease_retry_period=lease.retry_period,
-            log_level=logs.level,
-            log_json=logs.json,
+            lease=LeaseTiming.from_env("VC_SYNCER", env=env),
+            logs=LogSettings.from_env(env=env),
         )
-
-    @property
-    def lease(self) -> LeaseTiming:
-        """The lease timing as the group shared with the operator."""
-        return LeaseTiming(self.lease_duration, self.lease_renew_deadline, self.lease_retry_period)
-
-    @property
-    def logs(self) -> LogSettings:
-        return LogSettings(self.log_level, self.log_json)

@@ -40,6 +40,7 @@ import structlog
 from vcluster import naming
 from vcluster.errors import VClusterError
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, Conflict, NotFound, resources
+from vcluster.settings import LeaseTiming
 
 log = structlog.get_logger(__name__)
 
@@ -73,11 +74,7 @@ class LeaseSettings(Protocol):
     @property
     def identity(self) -> str: ...
     @property
-    def lease_duration(self) -> float: ...
-    @property
-    def lease_renew_deadline(self) -> float: ...
-    @property
-    def lease_retry_period(self) -> float: ...
+    def lease(self) -> LeaseTiming: ...
 
 
 def lease_config_for(name: str, settings: LeaseSettings) -> LeaseConfig:
@@ -86,9 +83,9 @@ def lease_config_for(name: str, settings: LeaseSettings) -> LeaseConfig:
         name=name,
         namespace=naming.SYSTEM_NAMESPACE,
         identity=settings.identity,
-        duration=settings.lease_duration,
-        renew_deadline=settings.lease_renew_deadline,
-        retry_period=settings.lease_retry_period,
+        duration=settings.lease.duration,
+        renew_deadline=settings.lease.renew_deadline,
+        retry_period=settings.lease.retry_period,
     )
 
 

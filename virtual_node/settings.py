@@ -9,7 +9,7 @@ and what the defaults are, and nothing else reads the environment.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcluster.kube import ClientConfig
@@ -92,8 +92,7 @@ class ProxySettings:
     #: The super apiserver when running in a pod (from KUBERNETES_SERVICE_HOST/PORT).
     in_cluster_server: str | None = None
     #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for the operator and the syncer.
-    log_level: str = "INFO"
-    log_json: bool = False
+    logs: LogSettings = field(default_factory=LogSettings)
 
     @classmethod
     def from_env(cls) -> ProxySettings:
@@ -103,7 +102,6 @@ class ProxySettings:
             raise SettingsError(f"VC_KUBELET_SCHEME={scheme!r} must be 'http' or 'https'")
         names = env_list("VC_PROXY_SERVING_NAMES")
         types = env_list("VC_KUBELET_ADDRESS_TYPES")
-        logs = LogSettings.from_env()
         return cls(
             host=env_str("VC_PROXY_HOST", d.host),
             port=env_int("VC_PROXY_PORT", d.port, minimum=0, maximum=65535),
@@ -120,8 +118,7 @@ class ProxySettings:
             metrics_port=env_int("VC_PROXY_METRICS_PORT", d.metrics_port, minimum=-1, maximum=65535),
             lookup_cache_seconds=env_float("VC_PROXY_LOOKUP_CACHE_SECONDS", d.lookup_cache_seconds, positive=True),
             in_cluster_server=_in_cluster_server(),
-            log_level=logs.level,
-            log_json=logs.json,
+            logs=LogSettings.from_env(),
         )
 
 

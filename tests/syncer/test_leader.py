@@ -23,7 +23,7 @@ from vcluster import naming
 )
 def test_lease_settings(env: dict[str, str], duration: float, deadline: float, retry: float) -> None:
     s = SyncerSettings.from_env(env)
-    assert (s.lease_duration, s.lease_renew_deadline, s.lease_retry_period) == (duration, deadline, retry)
+    assert (s.lease.duration, s.lease.renew_deadline, s.lease.retry_period) == (duration, deadline, retry)
 
 
 @pytest.mark.parametrize(

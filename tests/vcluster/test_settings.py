@@ -96,9 +96,9 @@ def test_every_process_reads_log_json_the_same(monkeypatch: pytest.MonkeyPatch) 
     for raw, want in (("TRUE", True), ("yes", True), ("0", False)):
         monkeypatch.setenv("VC_LOG_JSON", raw)
         assert LogSettings.from_env().json is want
-        assert SyncerSettings.from_env().log_json is want
-        assert OperatorSettings.from_env().log_json is want
-        assert ProxySettings.from_env().log_json is want
+        assert SyncerSettings.from_env().logs.json is want
+        assert OperatorSettings.from_env().logs.json is want
+        assert ProxySettings.from_env().logs.json is want
 
 
 def test_lease_timing_is_one_group_for_syncer_and_operator() -> None:

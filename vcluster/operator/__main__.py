@@ -29,6 +29,7 @@ import structlog
 from vcluster import naming
 from vcluster.errors import VClusterError
 from vcluster.operator.settings import OperatorSettings
+from vcluster.settings import LogSettings
 
 if TYPE_CHECKING:  # the heavy imports wait until run(): --help stays fast
     from vcluster.leader import LeaderElector, LeaseConfig
@@ -46,8 +47,8 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
     parser.add_argument("--no-install-crds", action="store_true", help="do not apply the CRDs on start")
     # Gone: the operator always elects one active replica through the Lease vc-system/vc-operator.
     parser.add_argument("--peering", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--log-level", default=base.log_level)
-    parser.add_argument("--log-json", action="store_true", default=base.log_json)
+    parser.add_argument("--log-level", default=base.logs.level)
+    parser.add_argument("--log-json", action="store_true", default=base.logs.json)
     args = parser.parse_args(argv)
     if args.peering:
         print("warning: --peering is obsolete and ignored: replicas elect one leader through the Lease "
@@ -60,8 +61,7 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
         health_host=args.health_host,
         health_interval=args.health_interval,
         install_crds=base.install_crds and not args.no_install_crds,
-        log_level=args.log_level,
-        log_json=args.log_json,
+        logs=LogSettings(level=args.log_level, json=args.log_json),
     )
 
 
@@ -101,7 +101,7 @@ async def run(settings: OperatorSettings) -> None:
     its next retry).  Lost Lease (another holder, or no renewal within the
     renew deadline): Kopf is cancelled at once and :class:`VClusterError` ends
     the process non-zero; if Kopf has not stopped before a standby may take
-    over (``lease_duration - lease_renew_deadline``) the process exits hard,
+    over (lease duration − renew deadline) the process exits hard,
     as client-go's users do.
     """
     import kopf
@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = _parse(argv, OperatorSettings.from_env())
-        configure_logging(level=settings.log_level, json=settings.log_json)
-        if settings.log_level.upper() != "DEBUG":
+        configure_logging(level=settings.logs.level, json=settings.logs.json)
+        if settings.logs.level.upper() != "DEBUG":
             # Kopf logs every timer/handler success at INFO; ours are the events that matter.
             logging.getLogger("kopf").setLevel(logging.WARNING)
         asyncio.run(run(settings))

@@ -7,7 +7,7 @@ from the environment; this is the only place that reads ``VC_OPERATOR_*``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcluster.settings import LeaseTiming, LogSettings, env_bool, env_float, env_int, env_path, env_str
@@ -35,19 +35,13 @@ class OperatorSettings:
     health_host: str = "127.0.0.1"
     #: Written into the operator Lease's ``holderIdentity``; empty means ``<hostname>-<pid>``.
     identity: str = ""
-    #: Seconds the operator Lease stays valid without renewal (a standby takes over after that).
-    lease_duration: float = 15.0
-    #: The leader stops (exits non-zero) when it could not renew for this long (< ``lease_duration``).
-    lease_renew_deadline: float = 10.0
-    #: Seconds between a standby's attempts and the leader's renewals (< ``lease_renew_deadline``).
-    lease_retry_period: float = 2.0
-    log_level: str = "INFO"
-    log_json: bool = False
+    #: Operator Lease timing (``VC_OPERATOR_LEASE_*``): a lost Lease stops the operator (exit non-zero).
+    lease: LeaseTiming = field(default_factory=LeaseTiming)
+    #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for every process.
+    logs: LogSettings = field(default_factory=LogSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
-        lease = LeaseTiming.from_env("VC_OPERATOR", env=env)
-        logs = LogSettings.from_env(env=env)
         state_home = env_path("XDG_STATE_HOME", Path.home() / ".local" / "state", env=env)
         return cls(
             kubeconfig=env_path("VC_OPERATOR_KUBECONFIG", None, env=env),
@@ -59,18 +53,6 @@ class OperatorSettings:
             health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535, env=env),
             health_host=env_str("VC_OPERATOR_HEALTH_HOST", "127.0.0.1", env=env),
             identity=env_str("VC_OPERATOR_IDENTITY", "", env=env),
-            lease_duration=lease.duration,
-            lease_renew_deadline=lease.renew_deadline,
-            lease_retry_period=lease.retry_period,
-            log_level=logs.level,
-            log_json=logs.json,
+            lease=LeaseTiming.from_env("VC_OPERATOR", env=env),
+            logs=LogSettings.from_env(env=env),
         )
-
-    @property
-    def lease(self) -> LeaseTiming:
-        """The lease timing as the group shared with the syncer."""
-        return LeaseTiming(self.lease_duration, self.lease_renew_deadline, self.lease_retry_period)
-
-    @property
-    def logs(self) -> LogSettings:
-        return LogSettings(self.log_level, self.log_json)

@@ -17,8 +17,9 @@ from vcluster.errors import VClusterError
 from vcluster.leader import LostLease, lead
 from vcluster.operator.__main__ import _lead
 from vcluster.operator.settings import OperatorSettings
+from vcluster.settings import LeaseTiming
 
-SETTINGS = OperatorSettings(lease_duration=3.0, lease_renew_deadline=2.0, lease_retry_period=0.5)
+SETTINGS = OperatorSettings(lease=LeaseTiming(duration=3.0, renew_deadline=2.0, retry_period=0.5))
 
 
 class RecordingElector:
