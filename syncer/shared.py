@@ -48,14 +48,13 @@ class Shared:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     #: Prometheus children by label values (``labels()`` costs a lock and a tuple per call).
     counters: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    #: The kind every namespaced object lives in (found by its resource, not by name); None in tests
+    #: that sync no namespaces.
+    namespace_kind: Kind | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.by_kind.update({k.kind: k for k in self.kinds})
-
-    @property
-    def namespace_kind(self) -> Kind | None:
-        """The kind every namespaced object lives in (found by its resource, not by name)."""
-        return next((k for k in self.kinds if k.resource == resources.NAMESPACES), None)
+        self.namespace_kind = next((k for k in self.kinds if k.resource == resources.NAMESPACES), None)
 
     def count(self, kind: str, direction: str, op: str) -> None:
         child = self.counters.get((kind, direction, op))
