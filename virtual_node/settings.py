@@ -8,7 +8,6 @@ and what the defaults are, and nothing else reads the environment.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +122,7 @@ class ProxySettings:
 
 
 def _in_cluster_server() -> str | None:
-    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    host, port = env_str("KUBERNETES_SERVICE_HOST", ""), env_str("KUBERNETES_SERVICE_PORT", "443")
     if not host:
         return None
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"

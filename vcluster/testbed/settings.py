@@ -8,12 +8,11 @@ reads the environment.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcluster.errors import VClusterError
-from vcluster.settings import BinarySettings, env_bool, env_float, env_int
+from vcluster.settings import BinarySettings, env_bool, env_float, env_int, env_path, env_str
 
 DEFAULT_STATE_DIR = Path(".vcluster") / "super"
 
@@ -75,9 +74,9 @@ class TestbedSettings:
             return env_int(f"VC_TESTBED_{name}", None)
 
         return cls(
-            state_dir=Path(os.environ.get("VC_TESTBED_STATE_DIR") or DEFAULT_STATE_DIR),
+            state_dir=env_path("VC_TESTBED_STATE_DIR", DEFAULT_STATE_DIR),
             nodes=env_int("VC_TESTBED_NODES", 3),
-            host=os.environ.get("VC_TESTBED_HOST", "127.0.0.1"),
+            host=env_str("VC_TESTBED_HOST", "127.0.0.1"),
             etcd_client_port=port("ETCD_CLIENT_PORT"),
             etcd_peer_port=port("ETCD_PEER_PORT"),
             apiserver_port=port("APISERVER_PORT"),
