@@ -67,6 +67,9 @@ class OperatorProcess(ChildProcess):
     def start(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        # tenant apiservers bind where the super cluster's pods reach them (127.0.0.1 without real nodes)
+        info = getattr(self.super_cluster, "info", None)
+        env.setdefault("VC_OPERATOR_LOCAL_HOST", getattr(info, "host_address", "127.0.0.1"))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             log.write(f"\n==> operator start {time.strftime('%H:%M:%S')}\n".encode())

@@ -46,6 +46,18 @@ KUBE_COMPONENTS: tuple[str, ...] = (
     "kube-apiserver", "kube-controller-manager", "kube-scheduler",
 )
 
+#: What a real node of the test bed runs besides containerd (Debian's): built with the control plane.
+NODE_COMPONENTS: tuple[str, ...] = ("kubelet", "kube-proxy")
+
+#: CoreDNS plugins compiled in: what the super cluster's DNS and the tenants' DNS use, nothing else.
+COREDNS_PLUGINS: tuple[str, ...] = (
+    "bind", "cache", "errors", "forward", "health", "hosts", "kubernetes", "loadbalance", "log", "loop",
+    "ready", "reload", "rewrite", "template", "view", "whoami",
+)
+
+#: Every binary the cache holds, in build order.
+ALL_COMPONENTS: tuple[str, ...] = ("etcd", *KUBE_COMPONENTS, *NODE_COMPONENTS, "kwok", "coredns", "pause")
+
 #: kwok's own stage sets we run (nodes Ready with a lease; pods Running); kept beside the binary.
 KWOK_STAGE_SETS: tuple[str, ...] = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
 
@@ -78,14 +90,28 @@ def kwok_dir(settings: BinarySettings) -> Path:
     return settings.cache_dir / f"kwok-{settings.kwok_version}"
 
 
+def coredns_dir(settings: BinarySettings) -> Path:
+    """The cache folder of the CoreDNS binary of one version."""
+    return settings.cache_dir / f"coredns-{settings.coredns_version}"
+
+
+def pause_dir(settings: BinarySettings) -> Path:
+    """The cache folder of the pause binary (Kubernetes' own pause.c of one Kubernetes version)."""
+    return settings.cache_dir / f"pause-{settings.kube_version}"
+
+
 def binary_path(name: str, settings: BinarySettings) -> Path:
     """Where a component's binary lives (whether or not it is built yet)."""
     if name == "etcd":
         return find_etcd(settings)
     if name == "kwok":
         return kwok_dir(settings) / "kwok"
-    if name in KUBE_COMPONENTS:
+    if name in KUBE_COMPONENTS or name in NODE_COMPONENTS:
         return kube_dir(settings) / name
+    if name == "coredns":
+        return coredns_dir(settings) / "coredns"
+    if name == "pause":
+        return pause_dir(settings) / "pause"
     raise BuildError(f"unknown component {name!r}")
 
 
@@ -98,7 +124,7 @@ def find_etcd(settings: BinarySettings) -> Path:
 
 def missing(settings: BinarySettings) -> list[str]:
     """Names of the components whose binaries (or kwok's stages) are not in the cache yet."""
-    out = [n for n in ("etcd", *KUBE_COMPONENTS, "kwok") if not binary_path(n, settings).is_file()]
+    out = [n for n in ALL_COMPONENTS if not binary_path(n, settings).is_file()]
     if "kwok" not in out and not any((kwok_dir(settings) / "stages").glob("*.yaml")):
         out.append("kwok-stages")
     return out
@@ -197,9 +223,14 @@ def _wrapper_module(settings: BinarySettings, *, target: Path, prefix: str, go_m
 
 
 def build_kubernetes(settings: BinarySettings, progress: Progress = print) -> Path:
-    """Build the kube-* binaries of ``settings.kube_version`` into the cache."""
+    """Build the kube-* binaries and the node components of ``settings.kube_version`` into the cache.
+
+    Only the missing ones are built; those already cached are kept.
+    """
     target = kube_dir(settings)
-    if all((target / n).is_file() for n in KUBE_COMPONENTS):
+    wanted = (*KUBE_COMPONENTS, *NODE_COMPONENTS)
+    todo = [n for n in wanted if not (target / n).is_file()]
+    if not todo:
         return target
     go = _go(settings)
     env = _go_env(settings)
@@ -209,19 +240,95 @@ def build_kubernetes(settings: BinarySettings, progress: Progress = print) -> Pa
     go_mod = ("module virtualcluster.dev/kubebuild\n\ngo 1.26\n\n"
               f"require k8s.io/kubernetes {settings.kube_version}\n\nreplace (\n{replaces}\n)\n")
     with _wrapper_module(settings, target=target, prefix="kube-build-", go_mod=go_mod,
-                         imports=[f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMPONENTS]) as work:
+                         imports=[f"k8s.io/kubernetes/cmd/{c}" for c in wanted]) as work:
         log.write_text("")
+        for name in wanted:
+            if name not in todo:
+                shutil.copy2(target / name, work / "bin" / name)
         progress(f"resolving k8s.io/kubernetes {settings.kube_version} modules")
         _run([go, "mod", "download", f"k8s.io/kubernetes@{settings.kube_version}"], cwd=work, env=env, log=log,
              what=f"k8s.io/kubernetes {settings.kube_version} (download)")
         _run([go, "mod", "tidy", "-e"], cwd=work, env=env, log=log, what="go.mod for Kubernetes")
-        for comp in KUBE_COMPONENTS:
+        for comp in todo:
             progress(f"building {comp} {settings.kube_version} (a few minutes when cold)")
             _run(
                 [go, "build", "-trimpath", "-ldflags", _version_ldflags(settings),
                  "-o", str(work / "bin" / comp), f"k8s.io/kubernetes/cmd/{comp}"],
                 cwd=work, env=env, log=log, what=comp,
             )
+    return target
+
+
+def build_coredns(settings: BinarySettings, progress: Progress = print) -> Path:
+    """Build CoreDNS at ``settings.coredns_version`` with only :data:`COREDNS_PLUGINS`, into the cache.
+
+    A stock CoreDNS: its own ``coremain`` and plugins, chosen at compile time the way CoreDNS
+    documents for external builds (a ``main`` that imports the plugins it wants); the plugin
+    order is CoreDNS' own directive list.  It resolves its dependencies at its own versions, in
+    a module of its own (its client-go need not match the Kubernetes build's).
+    """
+    target = coredns_dir(settings)
+    if (target / "coredns").is_file():
+        return target
+    go = _go(settings)
+    env = _go_env(settings)
+    version = settings.coredns_version
+    log = settings.cache_dir / f"build-coredns-{version}.log"
+    go_mod = f"module virtualcluster.dev/corednsbuild\n\ngo 1.26\n\nrequire github.com/coredns/coredns {version}\n"
+    with _wrapper_module(settings, target=target, prefix="coredns-build-", go_mod=go_mod,
+                         imports=["github.com/coredns/coredns/coremain"]) as work:
+        log.write_text("")
+        (work / "main").mkdir()
+        (work / "main" / "main.go").write_text(
+            "// A CoreDNS with the plugins virtualcluster uses (generated by vcluster.binaries).\n"
+            "package main\n\nimport (\n\t\"github.com/coredns/coredns/coremain\"\n"
+            + "".join(f'\t_ "github.com/coredns/coredns/plugin/{p}"\n' for p in COREDNS_PLUGINS)
+            + ")\n\nfunc main() { coremain.Run() }\n"
+        )
+        progress(f"building CoreDNS {version}")
+        _run([go, "mod", "tidy", "-e"], cwd=work, env=env, log=log, what=f"go.mod for CoreDNS {version}")
+        ldflags = f"-s -w -X github.com/coredns/coredns/coremain.GitCommit=module-{version}"
+        _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(work / "bin" / "coredns"), "./main"],
+             cwd=work, env=env, log=log, what=f"CoreDNS {version}")
+    return target
+
+
+def build_pause(settings: BinarySettings, progress: Progress = print) -> Path:
+    """Compile Kubernetes' own ``build/pause/linux/pause.c`` (from the k8s.io/kubernetes module) statically.
+
+    The pause container is the sandbox image every pod's network namespace lives in; no registry
+    is reachable here, so the test bed packs this binary as its sandbox image.
+    """
+    target = pause_dir(settings)
+    if (target / "pause").is_file():
+        return target
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise BuildError("a C compiler (cc) is needed for the pause binary: apt-get install gcc libc6-dev")
+    env = _go_env(settings)
+    log = settings.cache_dir / f"build-pause-{settings.kube_version}.log"
+    out = subprocess.run(
+        [_go(settings), "mod", "download", "-json", f"k8s.io/kubernetes@{settings.kube_version}"],
+        capture_output=True, text=True, env=env, check=False, cwd=settings.cache_dir,
+    )
+    try:
+        source = Path(json.loads(out.stdout)["Dir"]) / "build" / "pause" / "linux" / "pause.c"
+    except (ValueError, KeyError) as exc:
+        raise BuildError(f"k8s.io/kubernetes {settings.kube_version} source not found: {out.stderr.strip()}") from exc
+    if not source.is_file():
+        raise BuildError(f"{source} missing in the k8s.io/kubernetes module")
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="pause-build-", dir=settings.cache_dir))
+    try:
+        progress(f"building pause ({settings.kube_version})")
+        log.write_text("")
+        _run([cc, "-Os", "-Wall", "-static", f'-DVERSION="{settings.kube_version}"', "-o", str(tmp / "pause"),
+              str(source)], cwd=tmp, env=env, log=log, what="pause")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -328,6 +435,8 @@ def ensure(settings: BinarySettings | None = None, progress: Progress = print) -
             build_etcd(settings, progress)
         build_kubernetes(settings, progress)
         build_kwok(settings, progress)
+        build_coredns(settings, progress)
+        build_pause(settings, progress)
     return settings
 
 
@@ -341,10 +450,11 @@ def main(argv: list[str] | None = None) -> int:
             ensure(settings, progress=lambda m: print(f"==> {m}", file=sys.stderr))
             print(kube_dir(settings))
         elif args.command == "path":
-            for name in ("etcd", *KUBE_COMPONENTS, "kwok"):
+            for name in ALL_COMPONENTS:
                 print(f"{name}\t{binary_path(name, settings)}")
         else:
-            print(f"etcd\t{settings.etcd_version}\nkubernetes\t{settings.kube_version}\nkwok\t{settings.kwok_version}")
+            print(f"etcd\t{settings.etcd_version}\nkubernetes\t{settings.kube_version}\nkwok\t{settings.kwok_version}"
+                  f"\ncoredns\t{settings.coredns_version}")
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

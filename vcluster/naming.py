@@ -214,6 +214,16 @@ KUBELET_PROXY_CA_SECRET = "kubelet-proxy-ca"
 KUBELET_CLIENT_GROUP = "virtualcluster:tenants"
 #: Namespace of node Leases in every control plane (a Kubernetes constant).
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+#: The user (client certificate CN) the kubelet proxy presents to real kubelets; kubelets
+#: authorize it by webhook (SubjectAccessReview) against :data:`KUBELET_PROXY_KUBELET_ROLE`.
+KUBELET_PROXY_USER = "virtualcluster:kubelet-proxy"
+#: Super-cluster ClusterRole (and binding) that allows only the kubelet API (``nodes/proxy``).
+KUBELET_PROXY_KUBELET_ROLE = "vc-kubelet-proxy-kubelet-api"
+
+# ---- the local test bed -----------------------------------------------------------
+#: Real nodes (kubelet on containerd) carry this label and a NoSchedule taint of the same key,
+#: so that only pods that tolerate it land there and the scale tests stay on kwok.
+LABEL_REAL_NODE = f"{GROUP}/real-node"
 
 # ---- syncer -------------------------------------------------------------------------
 #: On a super Secret the syncer made to hold a tenant ServiceAccount's token

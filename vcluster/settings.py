@@ -21,6 +21,8 @@ DEFAULT_KWOK_VERSION = "v0.8.0"
 #: etcd built from go.etcd.io modules: 3.6 serves the watch progress requests kube-apiserver 1.36's
 #: watch-list streams need (Debian's 3.4.23 does not, and kwok's informers then relist over and over).
 DEFAULT_ETCD_VERSION = "v3.6.16"
+#: CoreDNS (the super cluster's DNS and the tenants' DNS), built from github.com/coredns/coredns.
+DEFAULT_COREDNS_VERSION = "v1.14.7"
 
 
 _D = TypeVar("_D", int, float, None)
@@ -193,6 +195,8 @@ class BinarySettings:
     etcd_version: str = DEFAULT_ETCD_VERSION
     #: An explicit etcd binary instead of the built one (``VC_ETCD``).
     etcd_path: Path | None = None
+    #: CoreDNS version built from its Go module (plugins: :data:`vcluster.binaries.COREDNS_PLUGINS`).
+    coredns_version: str = DEFAULT_COREDNS_VERSION
 
     @classmethod
     def from_env(cls, *, env: Env | None = None) -> BinarySettings:
@@ -202,4 +206,5 @@ class BinarySettings:
             etcd_version=env_str("VC_ETCD_VERSION", DEFAULT_ETCD_VERSION, env=env),
             cache_dir=env_path("VC_CACHE_DIR", _cache_home(env) / "virtualcluster" / "bin", env=env),
             etcd_path=env_path("VC_ETCD", None, env=env),
+            coredns_version=env_str("VC_COREDNS_VERSION", DEFAULT_COREDNS_VERSION, env=env),
         )

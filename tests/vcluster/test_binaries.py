@@ -42,7 +42,10 @@ def test_cache_is_keyed_by_version(tmp_path: Path) -> None:
 
 def test_missing_lists_what_is_not_built(tmp_path: Path) -> None:
     settings = BinarySettings(cache_dir=tmp_path)
-    assert set(binaries.missing(settings)) == {"etcd", *binaries.KUBE_COMPONENTS, "kwok"}
+    assert set(binaries.missing(settings)) == {
+        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kwok",
+        "coredns", "pause",
+    }
     assert "etcd" not in binaries.missing(BinarySettings(cache_dir=tmp_path, etcd_path=Path("/bin/true")))
     kwok = binaries.binary_path("kwok", settings)
     kwok.parent.mkdir(parents=True)
@@ -60,6 +63,14 @@ def test_missing_go_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "error: Go toolchain not found on PATH: install Go >= 1.26 to build Kubernetes"
     ]
+
+
+def test_node_components_live_with_the_kubernetes_binaries_and_coredns_apart(tmp_path: Path) -> None:
+    settings = BinarySettings(cache_dir=tmp_path, kube_version="v1.36.3", coredns_version="v1.14.7")
+    assert binaries.binary_path("kubelet", settings).parent == binaries.kube_dir(settings)
+    assert binaries.binary_path("kube-proxy", settings).parent == binaries.kube_dir(settings)
+    assert binaries.binary_path("coredns", settings) == tmp_path / "coredns-v1.14.7" / "coredns"
+    assert binaries.binary_path("pause", settings) == tmp_path / "pause-v1.36.3" / "pause"
 
 
 def test_unknown_component_is_refused() -> None:

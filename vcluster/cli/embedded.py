@@ -126,10 +126,11 @@ def _proxy_env(ctx: Context) -> dict[str, str]:
         "VC_PROXY_PORT": str(ctx.ports["kubelet-proxy"]),
         "VC_PROXY_METRICS_PORT": str(ctx.ports["kubelet-proxy-health"]),
         "VC_PROXY_SERVING_NAMES": f"{HEALTH_HOST},localhost",
-        # kwok serves the kubelet API with a certificate of the super cluster's CA and
-        # accepts the apiserver's kubelet client certificate: the proxy uses the same.
-        "VC_KUBELET_CLIENT_CERT_FILE": str(pki / "apiserver-kubelet-client.crt"),
-        "VC_KUBELET_CLIENT_KEY_FILE": str(pki / "apiserver-kubelet-client.key"),
+        # kwok and the real kubelets serve the kubelet API with certificates of the super cluster's
+        # CA; the proxy presents its own client certificate, which real kubelets authorize by
+        # webhook against the ClusterRole the test bed grants it (nodes/proxy, nothing else).
+        "VC_KUBELET_CLIENT_CERT_FILE": str(pki / "kubelet-proxy-client.crt"),
+        "VC_KUBELET_CLIENT_KEY_FILE": str(pki / "kubelet-proxy-client.key"),
         "VC_KUBELET_CA_FILE": str(pki / "ca.crt"),
     }
 
@@ -312,6 +313,7 @@ class UpResult:
     already_up: bool = False
     server: str = ""
     nodes: int = 0
+    real_nodes: int = 0
     started: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -362,6 +364,7 @@ def up(
     layout: Layout,
     *,
     nodes: int,
+    real_nodes: int = 0,
     start_timeout: float,
     env: Mapping[str, str],
     step: Callable[[str], contextlib.AbstractContextManager[None]],
@@ -385,6 +388,7 @@ def up(
         info = read_info(layout.super_dir)
         result.already_up = True
         result.server, result.nodes = info.server, len(info.node_names)
+        result.real_nodes = len(info.real_node_names)
         result.adopted = sorted(running_components)
         return result
 
@@ -395,13 +399,17 @@ def up(
             bin_settings = BinarySettings.from_env()
             with step("upstream binaries (etcd, kube-apiserver, controller-manager, scheduler, kwok)"):
                 binaries.ensure(bin_settings, progress=note)
-            with step(f"super cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok; {nodes} nodes)"):
+            real = f", {real_nodes} real nodes" if real_nodes else ""
+            what = f"etcd, kube-apiserver, controller-manager, scheduler, kwok; {nodes} nodes{real}"
+            with step(f"super cluster ({what})"):
                 cluster = LocalSuperCluster(TestbedSettings(
-                    state_dir=layout.super_dir, nodes=nodes, start_timeout=start_timeout, binaries=bin_settings,
+                    state_dir=layout.super_dir, nodes=nodes, real_nodes=real_nodes, start_timeout=start_timeout,
+                    binaries=bin_settings,
                 ))
                 cluster.start()
         info = read_info(layout.super_dir)
         result.server, result.nodes = info.server, len(info.node_names)
+        result.real_nodes = len(info.real_node_names)
         with step("Tenant/ClusterVersion CRDs and namespace vc-system"):
             ensure_super_prerequisites(layout, timeout=start_timeout)
 
@@ -431,6 +439,9 @@ def up(
                 ports={n: ctx_ports[n] for n in spec.port_names},
             )
             child_env = {**env, "KUBECONFIG": str(layout.super_kubeconfig), **spec.env(ctx)}
+            if spec.name == "operator":
+                # tenant apiservers bind where the super cluster's pods can reach them
+                child_env["VC_OPERATOR_LOCAL_HOST"] = info.host_address
             with step(f"{spec.name}: {spec.describe}"):
                 proc = rec.process(spec.name, env=child_env)
                 if proc.adopt():  # a live process from the pid file that `embedded.json` forgot

@@ -28,10 +28,11 @@ def up(args: argparse.Namespace, settings: CliSettings) -> int:
     layout = embedded.Layout(settings.state_dir)
     progress = Progress()
     nodes = settings.nodes if args.nodes is None else args.nodes
+    real_nodes = settings.real_nodes if getattr(args, "real_nodes", None) is None else args.real_nodes
     timeout = settings.start_timeout if args.timeout is None else args.timeout
     progress.info(f"virtualcluster: starting the embedded default in {layout.root}")
     result = embedded.up(
-        layout, nodes=nodes, start_timeout=timeout, env=dict(settings.env or {}),
+        layout, nodes=nodes, real_nodes=real_nodes, start_timeout=timeout, env=dict(settings.env or {}),
         step=progress.step, note=progress.note,
     )
     kc = shlex.quote(str(layout.super_kubeconfig))
@@ -41,7 +42,8 @@ def up(args: argparse.Namespace, settings: CliSettings) -> int:
         print(f"virtualcluster is already up ({result.server}; running: super cluster, "
               f"{', '.join(result.adopted) or 'no components'})")
     else:
-        print(f"virtualcluster is up: super cluster {result.server} with {result.nodes} simulated nodes")
+        real = f" and {result.real_nodes} real nodes" if result.real_nodes else ""
+        print(f"virtualcluster is up: super cluster {result.server} with {result.nodes} simulated nodes{real}")
         if result.started:
             print(f"  started: {', '.join(result.started)}")
         if result.adopted:

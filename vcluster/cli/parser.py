@@ -94,6 +94,9 @@ def build_parser() -> Parser:
                            "and the operator, syncer and kubelet proxy as background processes. Idempotent.")
     up.add_argument("--nodes", type=_nonnegative_int, default=None, metavar="N",
                     help="simulated nodes of the super cluster (default: $VC_NODES or 2)")
+    up.add_argument("--real-nodes", type=_nonnegative_int, default=None, metavar="N",
+                    help="real nodes (kubelet on containerd; root only) next to the simulated ones "
+                         "(default: $VC_REAL_NODES or 0)")
     up.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
                     help="deadline of each start step (default: $VC_START_TIMEOUT or 120)")
 

@@ -36,6 +36,8 @@ class CliSettings:
     kubeconfig: Path | None = None
     #: Simulated nodes of the embedded super cluster.
     nodes: int = 2
+    #: Real nodes (kubelet on containerd, root only) of the embedded super cluster.
+    real_nodes: int = 0
     #: Seconds each start step of ``up`` may take.
     start_timeout: float = 120.0
     #: Environment handed to the components ``up`` starts and to ``connect``'s command.
@@ -47,6 +49,7 @@ class CliSettings:
         kubeconfig = next((p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p), None)
         try:  # the shared readers' messages; a usage error for the CLI's exit code
             nodes = env_int("VC_NODES", 2, env=env)
+            real_nodes = env_int("VC_REAL_NODES", 0, env=env)
             timeout = env_float("VC_START_TIMEOUT", 120.0, env=env)
         except SettingsError as exc:
             raise UsageError(str(exc)) from None
@@ -54,6 +57,7 @@ class CliSettings:
             state_dir=default_state_dir(env),
             kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
             nodes=nodes,
+            real_nodes=real_nodes,
             start_timeout=timeout,
             env=env,
         )

@@ -55,6 +55,8 @@ from vcluster.settings import BinarySettings
 
 log = structlog.get_logger(__name__)
 
+#: Default address of the tenant components; with real nodes the test bed's host address instead,
+#: so that tenant pods reach their apiserver (pods cannot reach 127.0.0.1).
 HOST = "127.0.0.1"
 PORTS_FILE = "ports.json"
 _PORT_NAMES = ("apiserver", "etcd_client", "etcd_peer")
@@ -81,11 +83,12 @@ class LocalBackend:
     name = "local"
 
     def __init__(
-        self, *, state_dir: Path, binary_settings: BinarySettings, start_timeout: float = 90.0
+        self, *, state_dir: Path, binary_settings: BinarySettings, start_timeout: float = 90.0, host: str = HOST,
     ) -> None:
         self.state_dir = state_dir
         self.binary_settings = binary_settings
         self.start_timeout = start_timeout
+        self.host = host
 
     # ---- paths -------------------------------------------------------------------
     def tenant_dir(self, key: str) -> Path:
@@ -108,11 +111,15 @@ class LocalBackend:
             data = json.loads(path.read_text())
             ports = LocalPorts(**{n: int(data[n]) for n in _PORT_NAMES})
             ours = {p for pid, _ in self.processes(key) for p in _listening_ports(pid)}
-            if all(port_is_free(p, host=HOST) or p in ours for p in _as_tuple(ports)):
+            if all((port_is_free(p, host=HOST) and port_is_free(p, host=self.host)) or p in ours
+                   for p in _as_tuple(ports)):
                 return ports
         picked: list[int] = []
         for _ in _PORT_NAMES:
-            picked.append(pick_free_port(host=HOST, exclude=picked))
+            port = pick_free_port(host=self.host, exclude=picked)
+            while not port_is_free(port, host=HOST):
+                port = pick_free_port(host=self.host, exclude=[*picked, port])
+            picked.append(port)
         ports = LocalPorts(*picked)
         write_atomic(path, json.dumps({n: getattr(ports, n) for n in _PORT_NAMES}))
         return ports
@@ -120,17 +127,19 @@ class LocalBackend:
     def layout(self, key: str) -> cp.Layout:
         ports = self.ports(key)
         root = self.tenant_dir(key)
-        endpoint = f"https://{HOST}:{ports.apiserver}"
+        host = self.host
+        endpoint = f"https://{host}:{ports.apiserver}"
         return cp.Layout(
             pki_dir=str(self._pki_dir(key)),
             etcd_data_dir=str(root / "etcd"),
+            # etcd serves only its own apiserver: it stays on loopback
             etcd_listen_client_url=f"https://{HOST}:{ports.etcd_client}",
             etcd_client_url=f"https://{HOST}:{ports.etcd_client}",
             etcd_peer_url=f"http://{HOST}:{ports.etcd_peer}",
-            apiserver_bind_address=HOST,
+            apiserver_bind_address=host,
             apiserver_port=ports.apiserver,
             apiserver_dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
-            apiserver_ips=(HOST,),
+            apiserver_ips=tuple(sorted({host, HOST})),
             endpoint=endpoint,
             internal_endpoint=endpoint,
             cm_kubeconfig=str(root / "controller-manager.kubeconfig"),

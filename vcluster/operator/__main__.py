@@ -161,7 +161,7 @@ async def run(settings: OperatorSettings) -> None:
         reconciler = Reconciler(
             api=api,
             local=LocalBackend(state_dir=settings.state_dir, binary_settings=BinarySettings.from_env(),
-                               start_timeout=settings.start_timeout),
+                               start_timeout=settings.start_timeout, host=settings.local_host),
             bootstrap_timeout=settings.bootstrap_timeout,
         )
         registry = kopf.OperatorRegistry()

@@ -39,6 +39,9 @@ class OperatorSettings:
     lease: LeaseTiming = field(default_factory=LeaseTiming)
     #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for every process.
     logs: LogSettings = field(default_factory=LogSettings)
+    #: Address the ``local`` backend's tenant components bind (``VC_OPERATOR_LOCAL_HOST``): loopback,
+    #: or with real nodes an address tenant pods can reach (the test bed's host address).
+    local_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -55,4 +58,5 @@ class OperatorSettings:
             identity=env_str("VC_OPERATOR_IDENTITY", "", env=env),
             lease=LeaseTiming.from_env("VC_OPERATOR", env=env),
             logs=LogSettings.from_env(env=env),
+            local_host=env_str("VC_OPERATOR_LOCAL_HOST", "127.0.0.1", env=env),
         )

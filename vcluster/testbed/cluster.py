@@ -16,17 +16,18 @@ component's argv and pid file, and a pid is only signalled when its
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import ssl
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from vcluster import binaries, pki
+from vcluster import binaries, images, naming, pki
 from vcluster.errors import VClusterError
 from vcluster.files import write_atomic
 from vcluster.kubeconfig import render_kubeconfig, write_kubeconfig
@@ -39,13 +40,21 @@ from vcluster.process import (
     tcp_check,
     wait_until,
 )
+from vcluster.testbed import realnodes
+from vcluster.testbed.hostnet import HostNetwork, HostNetworkError, HostPlan, tag_of
+from vcluster.testbed.hostnet import plan as host_plan
 from vcluster.testbed.kwok import kwok_config, rules_config, simulated_log
 from vcluster.testbed.settings import TestbedSettings
 
 log = structlog.get_logger(__name__)
 
-#: Start order; stop goes the other way.
+#: Start order of the control plane; stop goes the other way.  Real nodes add
+#: ``containerd-<node>``, ``kubelet-<node>``, ``kube-proxy`` and ``coredns`` after these.
 COMPONENTS: tuple[str, ...] = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+IMAGES_FILE = "images.tar"
+#: ``pki/<this>.crt|key``: the kubelet proxy's client certificate for the kubelets (CN
+#: :data:`vcluster.naming.KUBELET_PROXY_USER`).
+KUBELET_PROXY_CLIENT = "kubelet-proxy-client"
 STATE_FILE = "testbed.json"
 # written by `down` before it stops anything, so that a supervising `up` tells an intended stop
 # from a crash even while a component is gone and its pid file is not yet removed
@@ -93,6 +102,14 @@ class TestbedInfo:
     node_ip: str
     node_names: tuple[str, ...]
     components: dict[str, ComponentInfo]
+    #: Real nodes (kubelet on containerd), tainted ``virtualcluster.dev/real-node``.
+    real_node_names: tuple[str, ...] = ()
+    #: The address the control plane binds: 127.0.0.1, or with real nodes one pods can reach.
+    host_address: str = "127.0.0.1"
+    #: The super cluster DNS Service's ClusterIP ('' without real nodes: no DNS then).
+    cluster_dns: str = ""
+    #: The cgroup parent of each real node's pods.
+    cgroup_parents: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -101,6 +118,8 @@ class TestbedInfo:
     def from_json(cls, text: str) -> TestbedInfo:
         data = json.loads(text)
         data["node_names"] = tuple(data["node_names"])
+        data["real_node_names"] = tuple(data.get("real_node_names", ()))
+        data["cgroup_parents"] = tuple(data.get("cgroup_parents", ()))
         data["components"] = {
             name: ComponentInfo(argv=tuple(c["argv"]), pid_file=c["pid_file"], log_file=c["log_file"])
             for name, c in data["components"].items()
@@ -148,6 +167,7 @@ class _Layout:
         self.etcd_data = root / "etcd"
         self.kubeconfig = root / KUBECONFIG_FILE
         self.state = root / STATE_FILE
+        self.tag = tag_of(root)
 
     def cert(self, name: str) -> Path:
         return self.pki / f"{name}.crt"
@@ -179,6 +199,9 @@ class LocalSuperCluster:
         self._admin: pki.CertKeyPair | None = None
         self._ca: pki.CertKeyPair | None = None
         self._kwok_text = ""
+        self._host = settings.host
+        self._plan: HostPlan | None = None
+        self._facts: realnodes.HostFacts | None = None
         self._log = log.bind(state_dir=str(self.layout.root))
 
     # ---- public view -------------------------------------------------------------
@@ -220,7 +243,8 @@ class LocalSuperCluster:
 
     def log_files(self) -> dict[str, Path]:
         """Each component's log file (those started so far)."""
-        return {name: self.layout.log(name) for name in COMPONENTS if self.layout.log(name).exists()}
+        return {name: self.layout.log(name) for name in (*COMPONENTS, *self._procs)
+                if self.layout.log(name).exists()}
 
     def __enter__(self) -> LocalSuperCluster:
         self.start()
@@ -240,7 +264,7 @@ class LocalSuperCluster:
         return str(path)
 
     def _port(self, explicit: int | None, what: str, taken: list[int]) -> int:
-        host = self.settings.host
+        host = self._host
         port = (
             require_free_port(explicit, host=host, what=what)
             if explicit is not None
@@ -273,7 +297,23 @@ class LocalSuperCluster:
         s = self.settings
         # resolve binaries and ports first: a missing binary or a taken port fails before anything runs
         bins = {name: self._binary(name) for name in COMPONENTS}
+        if s.real_nodes:
+            bins.update({name: self._binary(name) for name in (*binaries.NODE_COMPONENTS, "coredns", "pause")})
+            self._facts = realnodes.preflight()
         self._kwok_text = kwok_config(s.binaries)
+        if s.real_nodes:
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+            self._refuse_if_running()
+            try:
+                self._plan = HostNetwork(self.layout.root).setup(host_plan(
+                    state_dir=self.layout.root, nodes=[realnodes.node_name(i) for i in range(s.real_nodes)],
+                    pod_cidr=s.real_pod_cidr, service_cidr=s.service_cidr, kwok_pod_cidr=s.pod_cidr,
+                ))
+            except HostNetworkError as exc:
+                with contextlib.suppress(HostNetworkError):
+                    HostNetwork(self.layout.root).teardown()
+                raise TestbedError(str(exc)) from None
+            self._host = self._plan.host_address
         taken: list[int] = []
         etcd_client = self._port(s.etcd_client_port, "etcd client port", taken)
         etcd_peer = self._port(s.etcd_peer_port, "etcd peer port", taken)
@@ -323,6 +363,10 @@ class LocalSuperCluster:
             sa = pki.service_account_key_pair()
             pki.write_bytes(lay.key("sa"), sa.private_pem)
             pki.write_bytes(lay.pki / "sa.pub", sa.public_pem, mode=0o644)
+        # the kubelet proxy's own identity towards kubelets (RBAC: nodes/proxy only)
+        proxy_client = pki.issue_client_cert(ca, common_name=naming.KUBELET_PROXY_USER)
+        pki.write_pair(proxy_client, cert_path=lay.cert(KUBELET_PROXY_CLIENT),
+                       key_path=lay.key(KUBELET_PROXY_CLIENT))
         self._admin = pki.issue_client_cert(ca, common_name="admin", organizations=["system:masters"])
         pki.write_pair(self._admin, cert_path=lay.cert("admin"), key_path=lay.key("admin"))
 
@@ -345,7 +389,7 @@ class LocalSuperCluster:
                kubelet_port: int) -> None:
         s = self.settings
         lay = self.layout
-        host = s.host
+        host = self._host
         timeout = s.start_timeout
         for folder in (lay.pki, lay.logs, lay.run, lay.etcd_data):
             folder.mkdir(parents=True, exist_ok=True)
@@ -453,15 +497,20 @@ class LocalSuperCluster:
             ca_file=str(lay.cert("ca")), admin_cert_file=str(lay.cert("admin")),
             admin_key_file=str(lay.key("admin")), etcd_url=etcd_url, kubelet_port=kubelet_port,
             node_ip=host, node_names=tuple(node_name(i) for i in range(s.nodes)),
-            components={
-                name: ComponentInfo(argv=tuple(p.argv), pid_file=str(p.pid_path), log_file=str(p.log_path))
-                for name, p in self._procs.items()
-            },
+            components={},
+            real_node_names=tuple(realnodes.node_name(i) for i in range(s.real_nodes)),
+            host_address=host,
+            cluster_dns=_nth_service_ip(s.service_cidr, 10) if s.real_nodes else "",
+            cgroup_parents=tuple(
+                realnodes.cgroup_root(lay.tag, realnodes.node_name(i)) for i in range(s.real_nodes)
+            ),
         )
-        write_atomic(lay.state, self._info.to_json())
+        self._record()
 
         # simulated nodes, then wait for what users need -------------------------------------
         api_client = self.api()
+        for collection, obj in realnodes.kubelet_proxy_rbac():
+            api_client.create_if_missing(collection, obj)
         for name in self._info.node_names:
             api_client.create_if_missing("/api/v1/nodes", node_manifest(name))
         kwok.wait_ready(tcp_check(host, kubelet_port), timeout=timeout, what="kwok kubelet server")
@@ -470,7 +519,107 @@ class LocalSuperCluster:
             lambda: api_client.get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
             what="ServiceAccount default/default (kube-controller-manager)",
         )
-        self._log.info("testbed.ready", server=server, nodes=s.nodes, kubeconfig=str(lay.kubeconfig))
+        if s.real_nodes:
+            self._start_real_nodes(bins, server=server, taken=[etcd_client, etcd_peer, api_port, kubelet_port])
+        self._log.info("testbed.ready", server=server, nodes=s.nodes, real_nodes=s.real_nodes,
+                       kubeconfig=str(lay.kubeconfig))
+
+    def _record(self) -> None:
+        """Write ``testbed.json`` with every component started so far (``down`` reads it)."""
+        assert self._info is not None
+        self._info = replace(self._info, components={
+            name: ComponentInfo(argv=tuple(p.argv), pid_file=str(p.pid_path), log_file=str(p.log_path))
+            for name, p in self._procs.items()
+        })
+        write_atomic(self.layout.state, self._info.to_json())
+
+    # ---- real nodes ------------------------------------------------------------------
+
+    def _images_archive(self, bins: dict[str, str]) -> Path:
+        """The pause and busybox images, packed once per state folder."""
+        busybox = Path("/bin/busybox")
+        if not busybox.is_file():
+            raise TestbedError("/bin/busybox missing: apt-get install busybox-static (the test image)")
+        openssl = Path("/usr/bin/openssl")
+        extra = images.with_libraries(openssl, images.shared_libraries(openssl)) if openssl.is_file() else []
+        specs = [images.pause_image(Path(bins["pause"])),
+                 images.busybox_image(busybox, images.busybox_applets(busybox), extra=extra)]
+        return images.write_archive([images.build(spec) for spec in specs], self.layout.root / IMAGES_FILE)
+
+    def _start_real_nodes(self, bins: dict[str, str], *, server: str, taken: list[int]) -> None:
+        s = self.settings
+        lay = self.layout
+        assert self._plan is not None
+        assert self._facts is not None
+        assert self._ca is not None
+        facts, plan = self._facts, self._plan
+        timeout = s.start_timeout
+        cluster_dns = _nth_service_ip(s.service_cidr, 10)
+        archive = self._images_archive(bins)
+        api_client = self.api()
+        for net in plan.nodes:
+            node = realnodes.NodeLayout(lay.root, net.name)
+            for folder in (node.containerd_root, node.containerd_state, node.cni_conf_dir, node.cni_data_dir,
+                           node.kubelet_root, node.pod_logs, node.pki):
+                folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(node.containerd_config, realnodes.containerd_config(
+                node, cni_bin_dir=facts.cni_bin_dir, restrict_oom_score_adj=not facts.can_lower_oom_score))
+            realnodes.write_json(node.cni_conf_dir / "10-virtualcluster.conflist",
+                                 realnodes.cni_config(net, plan, data_dir=node.cni_data_dir))
+            containerd = self._spawn(f"containerd-{net.name}", [
+                "/usr/bin/containerd", f"--config={node.containerd_config}",
+            ])
+            self._record()
+            containerd.wait_ready(node.containerd_socket.exists, timeout=timeout, what=f"containerd of {net.name}")
+            try:
+                images.import_into(archive, address=node.containerd_socket)
+            except images.ImageError as exc:
+                raise TestbedError(str(exc)) from None
+            serving = pki.issue_server_cert(self._ca, common_name=f"system:node:{net.name}",
+                                            dns_names=[net.name, "localhost"], ips=[net.gateway, "127.0.0.1"])
+            pki.write_pair(serving, cert_path=node.pki / "kubelet.crt", key_path=node.pki / "kubelet.key")
+            kubelet_kc = self._client_kubeconfig(f"kubelet-{net.name}", server, cn=f"system:node:{net.name}",
+                                                 orgs=["system:nodes"])
+            parent = realnodes.cgroup_root(lay.tag, net.name)
+            realnodes.make_cgroup(facts, parent)
+            port = self._port(None, "kubelet port", taken)
+            realnodes.write_yaml(node.kubelet_config, realnodes.kubelet_config(
+                node, net, port=port, ca_file=lay.cert("ca"), serving_cert=node.pki / "kubelet.crt",
+                serving_key=node.pki / "kubelet.key", cluster_dns=cluster_dns, cgroup_parent=parent,
+                cgroup_v1=not facts.cgroup_v2,
+            ))
+            self._spawn(f"kubelet-{net.name}", [
+                bins["kubelet"],
+                f"--config={node.kubelet_config}",
+                f"--kubeconfig={kubelet_kc}",
+                f"--root-dir={node.kubelet_root}",
+                f"--cert-dir={node.pki}",
+                f"--hostname-override={net.name}",
+                f"--node-ip={net.gateway}",
+                f"--node-labels={realnodes.REAL_NODE_LABEL}=true",
+                "--v=1",
+            ])
+            self._record()
+        proxy_kc = self._client_kubeconfig("kube-proxy", server, cn="system:kube-proxy", orgs=[])
+        proxy_config = realnodes.write_yaml(lay.root / "kube-proxy.yaml", realnodes.kube_proxy_config(
+            kubeconfig=proxy_kc, cluster_cidr=plan.pod_cidr, hostname=plan.nodes[0].name,
+            bind_address=plan.host_address, metrics_port=self._port(None, "kube-proxy metrics port", taken),
+        ))
+        self._spawn("kube-proxy", [bins["kube-proxy"], f"--config={proxy_config}", "--v=1"])
+        self._record()
+        health, ready = self._port(None, "CoreDNS health port", taken), self._port(None, "CoreDNS ready port", taken)
+        dns_kc = self._client_kubeconfig("coredns", server, cn="vc-super-coredns", orgs=["system:masters"])
+        corefile = lay.root / "Corefile"
+        write_atomic(corefile, realnodes.corefile(bind=plan.host_address, kubeconfig=dns_kc,
+                                                   health_port=health, ready_port=ready))
+        dns = self._spawn("coredns", [bins["coredns"], "-conf", str(corefile)])
+        self._record()
+        for collection, obj in realnodes.kube_dns_objects(cluster_ip=cluster_dns, host_address=plan.host_address):
+            api_client.create_if_missing(collection, obj)
+        dns.wait_ready(tcp_check("127.0.0.1", ready), timeout=timeout, what="CoreDNS")
+        names = {n.name for n in plan.nodes}
+        self._wait(lambda: self._ready_nodes(api_client, "") >= names, what="real nodes Ready")
+
 
     @property
     def attach_file(self) -> Path:
@@ -510,17 +659,20 @@ class LocalSuperCluster:
         except ProcessError as exc:
             raise TestbedError(str(exc)) from None
 
-    def _nodes_ready(self, api_client: AdminClient) -> bool:
-        body = api_client.get(f"/api/v1/nodes?labelSelector={KWOK_NODE_LABEL}%3D{KWOK_NODE_LABEL_VALUE}")
+    def _ready_nodes(self, api_client: AdminClient, selector: str) -> set[str]:
+        body = api_client.get("/api/v1/nodes" + (f"?labelSelector={selector}" if selector else ""))
         if body is None:
-            return False
-        ready = {
+            return set()
+        return {
             item["metadata"]["name"]
             for item in body.get("items", [])
             if any(c.get("type") == "Ready" and c.get("status") == "True"
                    for c in item.get("status", {}).get("conditions", []))
         }
-        return ready >= set(self.info.node_names)
+
+    def _nodes_ready(self, api_client: AdminClient) -> bool:
+        return self._ready_nodes(api_client, f"{KWOK_NODE_LABEL}%3D{KWOK_NODE_LABEL_VALUE}") >= set(
+            self.info.node_names)
 
     def api(self) -> AdminClient:
         """A tiny synchronous admin client (for the launcher's own few requests)."""
@@ -532,17 +684,27 @@ class LocalSuperCluster:
     # ---- stop --------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop every component this object started, in reverse order; keep the state folder."""
+        """Stop every component this object started, in reverse order; keep the state folder.
+
+        With real nodes, their pods are deleted through the API first and everything they left
+        on the host (processes, mounts, cgroups, bridges, chains, sysctls) is removed after.
+        """
         errors: list[str] = []
-        for name in reversed(COMPONENTS):
-            proc = self._procs.get(name)
-            if proc is None:
-                continue
+        if self._info is not None and self._info.real_node_names and "kube-apiserver" in self._procs:
+            errors += _drain_real_nodes(self.api(), self._info.real_node_names, timeout=self.settings.stop_grace * 6)
+        for name in reversed(list(self._procs)):
+            proc = self._procs[name]
+            if name == "kube-proxy":
+                errors += _before_stop(name, proc.argv, self.layout.root)
             try:
                 proc.stop(grace=self.settings.stop_grace)
             except ProcessError as exc:
                 errors.append(str(exc))
         self._procs.clear()
+        if self._info is not None:
+            errors += _clean_host(self.layout.root, self._info, self._facts)
+        elif (self.layout.root / "hostnet.json").exists():
+            errors += _clean_host(self.layout.root, None, self._facts)
         if errors:
             raise TestbedError("; ".join(errors))
 
@@ -616,10 +778,7 @@ def status(state_dir: Path) -> dict[str, int | None]:
     """Each component's pid if it is running (verified by cmdline), else ``None``."""
     info = read_info(state_dir)
     out: dict[str, int | None] = {}
-    for name in COMPONENTS:
-        comp = info.components.get(name)
-        if comp is None:
-            continue
+    for name, comp in info.components.items():
         proc = _process_from_info(name, comp)
         out[name] = proc.pid if proc.adopt() else None
     return out
@@ -633,28 +792,105 @@ def stop_requested(state_dir: Path) -> bool:
 def stop_state_dir(state_dir: Path, *, grace: float = 10.0) -> list[str]:
     """Stop the components of a super cluster recorded in ``state_dir``; return the names stopped."""
     info = read_info(state_dir)
-    (state_dir.resolve() / STOP_MARKER).touch()
+    root = state_dir.resolve()
+    (root / STOP_MARKER).touch()
     stopped: list[str] = []
     errors: list[str] = []
-    for name in reversed(COMPONENTS):
-        comp = info.components.get(name)
-        if comp is None:
-            continue
-        proc = _process_from_info(name, comp)
-        if proc.adopt():
+    procs = {name: _process_from_info(name, comp) for name, comp in info.components.items()}
+    running = {name for name, proc in procs.items() if proc.adopt()}
+    if info.real_node_names and "kube-apiserver" in running:
+        api = AdminClient(server=info.server, ca_file=Path(info.ca_file), cert_file=Path(info.admin_cert_file),
+                          key_file=Path(info.admin_key_file))
+        errors += _drain_real_nodes(api, info.real_node_names, timeout=grace * 6)
+    for name in reversed(list(procs)):
+        proc = procs[name]
+        if name == "kube-proxy":
+            errors += _before_stop(name, proc.argv, root)
+        if name in running:
             try:
                 proc.stop(grace=grace)
                 stopped.append(name)
             except ProcessError as exc:
                 errors.append(str(exc))
+    errors += _clean_host(root, info, None)
     if errors:
         raise TestbedError("; ".join(errors))
     return stopped
 
 
+# ---- real nodes: what stopping them involves -------------------------------------------------
+
+
+def _drain_real_nodes(api: AdminClient, nodes: tuple[str, ...], *, timeout: float) -> list[str]:
+    """Delete every pod bound to a real node through the API and wait until the kubelets confirm.
+
+    Killing containers under a running kubelet would make it restart them; a pod deleted
+    through the API is stopped by its kubelet, and its sandbox, veth and mounts with it.
+    """
+    import time
+
+    def pods_on_nodes() -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for node in nodes:
+            body = api.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")
+            for item in (body or {}).get("items", []):
+                out.append((item["metadata"]["namespace"], item["metadata"]["name"]))
+        return out
+
+    try:
+        for ns, name in pods_on_nodes():
+            api.request("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}",
+                        {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 1})
+        deadline = time.monotonic() + timeout
+        while pods_on_nodes():
+            if time.monotonic() > deadline:
+                return [f"pods still on real nodes after {timeout:.0f} s: {pods_on_nodes()[:5]}"]
+            time.sleep(0.5)
+    except TestbedError as exc:
+        log.warning("testbed.drain_failed", error=str(exc))
+    return []
+
+
+def _before_stop(name: str, argv: tuple[str, ...] | list[str], root: Path) -> list[str]:
+    """kube-proxy removes its iptables rules (``--cleanup``) before it is stopped."""
+    if name != "kube-proxy":
+        return []
+    import subprocess
+
+    proc = subprocess.run([argv[0], "--cleanup", "--v=0"], capture_output=True, text=True, check=False, timeout=60)
+    if proc.returncode != 0:
+        log.warning("testbed.kube_proxy_cleanup_failed", stderr=proc.stderr.strip()[-300:])
+    return []
+
+
+def _clean_host(root: Path, info: TestbedInfo | None, facts: realnodes.HostFacts | None) -> list[str]:
+    """After the real nodes' processes are stopped: shims and leftover container processes,
+    mounts, cgroups, then the host network (bridges, chain, address, sysctls)."""
+    errors: list[str] = []
+    nodes_dir = root / "nodes"
+    if nodes_dir.is_dir():
+        realnodes.kill_pids(realnodes.shim_pids(str(nodes_dir)))
+    for parent in info.cgroup_parents if info is not None else ():
+        realnodes.kill_cgroup(facts, parent)
+    if nodes_dir.is_dir():
+        realnodes.kill_pids(realnodes.shim_pids(str(nodes_dir)))
+        errors += realnodes.unmount_all(nodes_dir)
+    for parent in info.cgroup_parents if info is not None else ():
+        errors += [f"cgroup {c} not removed" for c in realnodes.remove_cgroup(parent)]
+    try:
+        HostNetwork(root).teardown()
+    except HostNetworkError as exc:
+        errors.append(str(exc))
+    return errors
+
+
 def _first_service_ip(cidr: str) -> str:
+    return _nth_service_ip(cidr, 1)
+
+
+def _nth_service_ip(cidr: str, n: int) -> str:
     import ipaddress
 
     net = ipaddress.ip_network(cidr, strict=False)
-    return str(net.network_address + 1)
+    return str(net.network_address + n)
 

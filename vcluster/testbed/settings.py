@@ -42,6 +42,10 @@ class TestbedSettings:
     service_cidr: str = "10.96.0.0/16"
     #: Pod IPs kwok hands out.
     pod_cidr: str = "10.244.0.0/16"
+    #: Real nodes: a kubelet on its own containerd each (root only; see docs/testbed.md).
+    real_nodes: int = 0
+    #: Pod network of the real nodes: a /24 per node, the first /24's first address for the host.
+    real_pod_cidr: str = "10.245.0.0/16"
     #: Deadline for each readiness wait (seconds).
     start_timeout: float = 90.0
     #: Grace between SIGTERM and SIGKILL when stopping a component (seconds).
@@ -60,6 +64,8 @@ class TestbedSettings:
     def __post_init__(self) -> None:
         if self.nodes < 0:
             raise VClusterError(f"node count must be >= 0, got {self.nodes}")
+        if not 0 <= self.real_nodes <= 8:
+            raise VClusterError(f"real node count must be 0-8, got {self.real_nodes}")
         for name in ("etcd_client_port", "etcd_peer_port", "apiserver_port", "kwok_kubelet_port",
                      "kwok_port_forward_port"):
             port = getattr(self, name)
@@ -76,6 +82,7 @@ class TestbedSettings:
         return cls(
             state_dir=env_path("VC_TESTBED_STATE_DIR", DEFAULT_STATE_DIR),
             nodes=env_int("VC_TESTBED_NODES", 3),
+            real_nodes=env_int("VC_TESTBED_REAL_NODES", 0, minimum=0, maximum=8),
             host=env_str("VC_TESTBED_HOST", "127.0.0.1"),
             etcd_client_port=port("ETCD_CLIENT_PORT"),
             etcd_peer_port=port("ETCD_PEER_PORT"),

@@ -30,6 +30,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from vcluster.kube import ApiClient, ApiError, ClientConfig
 from virtual_node.proxy import routing
@@ -197,9 +198,14 @@ def _forward_headers(request: web.Request) -> CIMultiDict[str]:
     return headers
 
 
-def _url(request: web.Request, tls: KubeletTLS, target: Target) -> str:
-    query = f"?{request.query_string}" if request.query_string else ""
-    return f"{tls.scheme}://{_hostport(target)}{target.path}{query}"
+def _query(request: web.Request) -> str:
+    """The query exactly as the client encoded it (decoding it would break a command with spaces)."""
+    raw = request.rel_url.raw_query_string
+    return f"?{raw}" if raw else ""
+
+
+def _url(request: web.Request, tls: KubeletTLS, target: Target) -> URL:
+    return URL(f"{tls.scheme}://{_hostport(target)}{target.path}{_query(request)}", encoded=True)
 
 
 def _hostport(target: Target) -> str:
@@ -265,8 +271,7 @@ class _RawSink:
 
 
 def _request_head(request: web.Request, target: Target) -> bytes:
-    query = f"?{request.query_string}" if request.query_string else ""
-    lines = [f"{request.method} {target.path}{query} HTTP/1.1", f"Host: {_hostport(target)}"]
+    lines = [f"{request.method} {target.path}{_query(request)} HTTP/1.1", f"Host: {_hostport(target)}"]
     for name, value in request.headers.items():
         lname = name.lower()
         if lname in ("connection", "upgrade") or lname not in _HOP_BY_HOP:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
@@ -64,3 +65,19 @@ def test_parse_head_rejects_garbage() -> None:
 def test_ipv6_target_is_bracketed() -> None:
     target = Target(host="fd00::1", port=10250, path="/", node="n", super_namespace="s")
     assert app._hostport(target) == "[fd00::1]:10250"
+
+
+def test_query_is_forwarded_as_the_client_encoded_it() -> None:
+    """``kubectl exec -- sh -c 'echo $((6*7))'`` sends the command percent-encoded; a decoded query
+    would put a space into the request line, and the kubelet answers 400 Bad Request."""
+    path = "/exec/default/web/app?command=sh&command=-c&command=echo%20%24%28%286%2A7%29%29&stdout=1"
+    head = app._request_head(_request({}, path), TARGET).decode()
+    method, target, version = head.split("\r\n")[0].split(" ")  # exactly three parts: no space leaked in
+    assert (method, version) == ("POST", "HTTP/1.1")
+    forwarded_path, _, query = target.partition("?")
+    assert forwarded_path == TARGET.path
+    assert parse_qs(query) == {"command": ["sh", "-c", "echo $((6*7))"], "stdout": ["1"]}
+    url = app._url(_request({}, "/containerLogs/default/web/app?sinceTime=2026-11-30T08%3A00%3A00%2B01%3A00"),
+                   app.KubeletTLS(), TARGET)
+    # a '+' the client encoded stays a '+' (decoded and re-sent raw it would turn into a space)
+    assert parse_qs(urlsplit(str(url)).query) == {"sinceTime": ["2026-11-30T08:00:00+01:00"]}
