@@ -80,6 +80,7 @@ from syncer.settings import SyncerSettings  # noqa: E402
 from syncer.tenants import CrdTenantSource  # noqa: E402
 from vcluster import naming  # noqa: E402
 from vcluster.kube import ApiClient, NotFound, resources  # noqa: E402
+from vcluster.settings import BinarySettings  # noqa: E402
 from vcluster.testbed import LocalSuperCluster, TestbedSettings  # noqa: E402
 
 CONCURRENCY = 32
@@ -694,7 +695,8 @@ def super_cluster(kubeconfig: str | None, work: Path, *, nodes: int) -> Iterator
     if kubeconfig:
         yield Super(Path(kubeconfig))
         return
-    launcher = LocalSuperCluster(TestbedSettings(state_dir=work / "super", nodes=nodes))
+    launcher = LocalSuperCluster(TestbedSettings(state_dir=work / "super", nodes=nodes,
+                                                  binaries=BinarySettings.from_env()))
     launcher.start()
     try:
         yield Super(launcher.kubeconfig)

@@ -31,6 +31,7 @@ from syncer.settings import SyncerSettings
 from vcluster import naming
 from vcluster.kube import ApiClient, ClientConfig
 from vcluster.process import pick_free_port
+from vcluster.settings import LeaseTiming
 
 pytestmark = pytest.mark.e2e
 
@@ -131,8 +132,8 @@ def test_two_electors_racing_for_an_expired_lease_one_wins(super_cluster: Any) -
     async def race() -> tuple[list[bool], list[bool], list[bool]]:
         async with ApiClient(ClientConfig.from_kubeconfig(str(super_cluster.kubeconfig))) as api:
             def elector(identity: str) -> LeaderElector:
-                settings = SyncerSettings(identity=identity, lease_duration=4, lease_renew_deadline=2.5,
-                                          lease_retry_period=0.5)
+                settings = SyncerSettings(identity=identity, lease=LeaseTiming(duration=4, renew_deadline=2.5,
+                                                                               retry_period=0.5))
                 return LeaderElector(api, settings=settings, clock=lambda: now[0])
 
             a, b, c = elector("race-a"), elector("race-b"), elector("race-c")

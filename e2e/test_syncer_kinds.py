@@ -187,6 +187,50 @@ def test_network_policy_and_ingress_stay_in_the_tenant(super_cluster: Any, tenan
                  naming.super_namespace(b.cluster_key, "net")) is None
 
 
+def test_pod_disruption_budget_goes_down_and_guards_super_evictions(super_cluster: Any, tenants: Any,
+                                                                     syncer: SyncerProcess) -> None:
+    """A kind added as one module and one registry line: the tenant's PDB reaches the super namespace,
+    follows tenant edits, is restored after a hand edit, and refuses an eviction of the super pod (what an
+    admin's drain does); deleting it in the tenant deletes the super copy."""
+    _, b = tenants
+    p_ns = namespace(b, "pdb")
+    apply(b, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+              "metadata": {"name": "web", "namespace": "pdb", "labels": {"team": "blue"}},
+              "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}},
+          {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "web-0", "namespace": "pdb", "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    p_pdb = wait_for("super PodDisruptionBudget", lambda: kjson(super_cluster.kubectl, "get", "pdb", "web",
+                                                                 "-n", p_ns), syncer=syncer)
+    assert p_pdb["spec"]["minAvailable"] == 1
+    assert p_pdb["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert p_pdb["metadata"]["labels"]["team"] == "blue"
+    assert p_pdb["metadata"]["labels"][naming.LABEL_CLUSTER_KEY] == b.cluster_key
+    # The super disruption controller counts the super pod (it carries the tenant pod's labels).
+    wait_for("the super PDB counts the running super pod", lambda: (kjson(
+        super_cluster.kubectl, "get", "pdb", "web", "-n", p_ns) or {}).get("status", {}).get("currentHealthy") == 1,
+        syncer=syncer)
+    eviction = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction",
+                           "metadata": {"name": "web-0", "namespace": p_ns}})
+    evicted = super_cluster.kubectl("create", "--raw", f"/api/v1/namespaces/{p_ns}/pods/web-0/eviction", "-f", "-",
+                                    input=eviction, check=False)
+    assert evicted.returncode != 0, "the tenant's budget must refuse evicting its only pod"
+    assert "disruption budget" in evicted.stderr, evicted.stderr
+    assert kjson(super_cluster.kubectl, "get", "pod", "web-0", "-n", p_ns) is not None
+    # A tenant edit goes down; a hand edit in the super cluster is put back.
+    b.kubectl("patch", "pdb", "web", "-n", "pdb", "--type=merge", "-p", '{"spec": {"minAvailable": 0}}')
+    wait_for("the tenant edit in the super PDB", lambda: (kjson(
+        super_cluster.kubectl, "get", "pdb", "web", "-n", p_ns) or {}).get("spec", {}).get("minAvailable") == 0,
+        syncer=syncer)
+    super_cluster.kubectl("patch", "pdb", "web", "-n", p_ns, "--type=merge", "-p", '{"spec": {"minAvailable": 5}}')
+    wait_for("the hand edit undone", lambda: (kjson(
+        super_cluster.kubectl, "get", "pdb", "web", "-n", p_ns) or {}).get("spec", {}).get("minAvailable") == 0,
+        syncer=syncer)
+    b.kubectl("delete", "pdb", "web", "-n", "pdb")
+    wait_for("super PDB deleted with the tenant's",
+             lambda: kjson(super_cluster.kubectl, "get", "pdb", "web", "-n", p_ns) is None, syncer=syncer)
+
+
 def test_pod_sees_tenant_service_env_and_namespace(super_cluster: Any, tenants: Any, syncer: SyncerProcess) -> None:
     _, b = tenants
     p_ns = namespace(b, "envs")

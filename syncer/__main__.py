@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 
@@ -28,6 +27,7 @@ from syncer.settings import SyncerSettings
 from syncer.tenants import CrdTenantSource
 from vcluster.errors import VClusterError
 from vcluster.kube import ApiClient, ClientConfig
+from vcluster.leader import lead
 from vcluster.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -96,42 +96,24 @@ async def _run(args: argparse.Namespace, settings: SyncerSettings) -> int:
 
 
 async def _with_leader(elector: LeaderElector, settings: SyncerSettings, syncer: Syncer) -> None:
-    """Stand by until this replica holds the Lease, then sync while renewing it.
-
-    When renewing fails (another holder, or no renewal for the renew deadline),
-    the syncer's tasks are cancelled at once; if they have not stopped by the
-    time a follower may take over (lease duration - renew deadline), the process
-    exits hard, as client-go's users do: no write of ours may overlap the new
-    leader's.
-    """
+    """Stand by until this replica holds the Lease, then sync while renewing it
+    (:func:`vcluster.leader.lead`: a lost Lease cancels the syncer at once and
+    exits hard if it has not stopped before a follower may take over)."""
     syncer.metrics.leader.set(0)
     await elector.acquire()
     run = asyncio.create_task(syncer.run())
     keep = asyncio.create_task(elector.keep())
-    lost = False
-    try:
-        done, _ = await asyncio.wait({run, keep}, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()
-    except LostLease:
-        lost = True
-        syncer.lease_lost()  # before the cancel below: no tenant writes (node clean-up) on the way out
-        raise
-    finally:
-        for task in (run, keep):
-            task.cancel()
-        grace = max(0.1, settings.lease_duration - settings.lease_renew_deadline)
-        _, pending = await asyncio.wait({run, keep}, timeout=grace)
-        if pending and lost:
-            log.error("syncer.stop_overdue", grace=grace)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
-        await asyncio.gather(run, keep, return_exceptions=True)
-        if not lost:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(elector.release(), timeout=settings.lease_retry_period)
-        log.info("syncer.leader_stopped", lost=lost)
+
+    def stop(lost: bool) -> None:
+        if lost:
+            syncer.lease_lost()  # before the cancel: no tenant writes (node clean-up) on the way out
+        run.cancel()
+
+    lost = await lead(elector, work=run, keep=keep, stop_work=stop, component="syncer")
+    if lost is not None:
+        raise lost
+    if not run.cancelled():
+        run.result()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = _replace(settings, workers=args.workers)
         if args.metrics_port is not None:
             settings = _replace(settings, metrics_port=args.metrics_port)
-        configure_logging(level=settings.log_level, json=settings.log_json)
+        configure_logging(level=settings.logs.level, json=settings.logs.json)
         return asyncio.run(_run(args, settings))
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)

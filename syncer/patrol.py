@@ -5,15 +5,30 @@ cluster, a bug, or a write that failed past its retries leaves the two sides
 apart.  Periodically the engine compares every tenant object with its super
 copy (presence, incarnation uid, fingerprint of the synced part, pending
 upward changes) and queues what differs; the counts become metrics.
+:func:`diff_kind` and :func:`group_by_tenant` are pure; :func:`scan` applies
+them to the syncer's caches and queues the differences (no I/O either).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from syncer.queue import DOWN, UP
-from syncer.resources.base import Kind, Obj, TranslateContext, object_uid, transparent_patch, with_super_owned
+import structlog
+
+from syncer.queue import DOWN, UP, SyncKey
+from syncer.resources.base import (
+    Kind,
+    Obj,
+    TranslateContext,
+    object_uid,
+    tenant_ref,
+    transparent_patch,
+    with_super_owned,
+)
+from syncer.shared import Shared
 from vcluster import naming
+
+log = structlog.get_logger(__name__)
 
 Ref = tuple[str, str]
 
@@ -24,12 +39,10 @@ def group_by_tenant(super_items: Iterable[tuple[Ref, Obj]]) -> dict[str, dict[Re
     for _ref, p_slim in super_items:
         meta = p_slim.get("metadata") or {}
         tenant = (meta.get("labels") or {}).get(naming.LABEL_CLUSTER_KEY)
-        ann = meta.get("annotations") or {}
-        name = ann.get(naming.ANN_OBJECT_NAME)
-        if not tenant or not name or naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in ann:
+        ref = tenant_ref(p_slim, namespaced=bool(meta.get("namespace")))
+        if not tenant or ref is None or naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in (meta.get("annotations") or {}):
             continue
-        ns = ann.get(naming.ANN_TENANT_NAMESPACE, "") if meta.get("namespace") else ""
-        out.setdefault(tenant, {})[(ns, name)] = p_slim
+        out.setdefault(tenant, {})[ref[:2]] = p_slim
     return out
 
 
@@ -66,3 +79,30 @@ def diff_kind(
         if ref not in tenant_items and not (p_slim.get("metadata") or {}).get("deletionTimestamp"):
             out.append((ref, DOWN, "orphan"))
     return out
+
+
+def scan(shared: Shared) -> dict[str, int]:
+    """One full diff of every kind of every synced tenant; differences are queued and counted.
+
+    Reads only the caches (the engine calls it every ``VC_SYNCER_PATROL_PERIOD`` seconds).
+    """
+    counts: dict[str, int] = {}
+    super_by_tenant = {name: group_by_tenant(inf.items()) for name, inf in shared.super_informers.items()}
+    for rt in list(shared.tenants.values()):
+        if not rt.synced.is_set():
+            continue
+        for kind in rt.kinds:
+            tenant_items = {
+                k: v for k, v in rt.informers[kind.kind].items()
+                if shared.tenant_object(rt, kind, k[0], k[1]) is not None
+            }
+            ctx = shared.context(rt, kind, None, creating=False)
+            diffs = diff_kind(kind, tenant_items, super_by_tenant[kind.kind].get(rt.info.key, {}), ctx,
+                              refused=rt.refused)
+            for (ns, name), direction, reason in diffs:
+                shared.metrics.drift.labels(kind.kind, reason).inc()
+                counts[reason] = counts.get(reason, 0) + 1
+                shared.queue.add(SyncKey(rt.info.key, kind.kind, direction, ns, name))
+    if counts:
+        log.info("patrol.drift", counts=counts)
+    return counts

@@ -7,53 +7,23 @@ nothing else in the package reads the environment.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
 
-from vcluster.settings import SettingsError, check_lease_timing
+from vcluster.settings import LeaseTiming, LogSettings, SettingsError, env_bool, env_float, env_int, env_pairs, env_str
 
 __all__ = ["SettingsError", "SyncerSettings", "parse_weights"]
 
 
-_N = TypeVar("_N", int, float)
-
-
-def _number(env: Mapping[str, str], name: str, default: _N, *, parse: Callable[[str], _N], noun: str,
-            minimum: _N) -> _N:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = parse(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: not {noun}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    return _number(env, name, default, parse=int, noun="an integer", minimum=minimum)
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    return _number(env, name, default, parse=float, noun="a number", minimum=minimum)
-
-
 def parse_weights(raw: str) -> dict[str, int]:
     """``"key-a=3,key-b=1"`` → ``{"key-a": 3, "key-b": 1}``; a bad entry is a :class:`SettingsError`."""
+    pairs = env_pairs("VC_SYNCER_WEIGHTS", env={"VC_SYNCER_WEIGHTS": raw}, value="positive integer")
     out: dict[str, int] = {}
-    for raw_part in raw.split(","):
-        part = raw_part.strip()
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip() or not value.strip().isdigit() or int(value) < 1:
-            raise SettingsError(f"VC_SYNCER_WEIGHTS entry {part!r}: expected <cluster-key>=<positive integer>")
-        out[key.strip()] = int(value)
+    for key, value in pairs.items():
+        if not value.isdigit() or int(value) < 1:
+            raise SettingsError(f"VC_SYNCER_WEIGHTS entry {key}={value!r}: expected <cluster-key>=<positive integer>")
+        out[key] = int(value)
     return out
 
 
@@ -83,41 +53,29 @@ class SyncerSettings:
     leader_election: bool = False
     #: Identity written into the Lease; defaults to hostname and pid.
     identity: str = ""
-    #: Seconds a Lease stays valid without renewal (followers take over after that).
-    lease_duration: float = 15.0
-    #: The leader stops its work when it could not renew for this long (< ``lease_duration``).
-    lease_renew_deadline: float = 10.0
-    #: Seconds between two renewals (leader) or acquisition attempts (followers).
-    lease_retry_period: float = 2.0
-    log_level: str = "INFO"
-    log_json: bool = False
+    #: Lease timing (``VC_SYNCER_LEASE_*``), the group the operator has too.
+    lease: LeaseTiming = field(default_factory=LeaseTiming)
+    #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for every process.
+    logs: LogSettings = field(default_factory=LogSettings)
 
     def weight(self, cluster_key: str) -> int:
         return self.weights.get(cluster_key, self.default_weight)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SyncerSettings:
-        env = os.environ if env is None else env
-        duration = _float(env, "VC_SYNCER_LEASE_DURATION", 15.0, minimum=1.0)
-        renew_deadline = _float(env, "VC_SYNCER_LEASE_RENEW_DEADLINE", duration * 2 / 3, minimum=0.5)
-        retry_period = _float(env, "VC_SYNCER_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), minimum=0.1)
-        check_lease_timing("VC_SYNCER", duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
         return cls(
-            workers=_int(env, "VC_SYNCER_WORKERS", 32, minimum=1),
-            weights=MappingProxyType(parse_weights(env.get("VC_SYNCER_WEIGHTS", ""))),
-            default_weight=_int(env, "VC_SYNCER_DEFAULT_WEIGHT", 1, minimum=1),
-            patrol_period=_float(env, "VC_SYNCER_PATROL_PERIOD", 60.0),
-            metrics_port=_int(env, "VC_SYNCER_METRICS_PORT", 0),
-            backoff_base=_float(env, "VC_SYNCER_BACKOFF_BASE", 0.005, minimum=0.001),
-            backoff_max=_float(env, "VC_SYNCER_BACKOFF_MAX", 30.0, minimum=0.01),
-            watch_timeout=_int(env, "VC_SYNCER_WATCH_TIMEOUT", 300, minimum=1),
-            max_connections=_int(env, "VC_SYNCER_MAX_CONNECTIONS", 64, minimum=1),
-            token_expiration=_int(env, "VC_SYNCER_TOKEN_EXPIRATION", 86400 * 365, minimum=600),
-            leader_election=env.get("VC_SYNCER_LEADER_ELECTION", "").lower() in ("1", "true", "yes"),
-            identity=env.get("VC_SYNCER_IDENTITY", ""),
-            lease_duration=duration,
-            lease_renew_deadline=renew_deadline,
-            lease_retry_period=retry_period,
-            log_level=env.get("VC_LOG_LEVEL", "INFO"),
-            log_json=env.get("VC_LOG_JSON", "").lower() in ("1", "true", "yes"),
+            workers=env_int("VC_SYNCER_WORKERS", 32, minimum=1, env=env),
+            weights=MappingProxyType(parse_weights(env_str("VC_SYNCER_WEIGHTS", "", env=env))),
+            default_weight=env_int("VC_SYNCER_DEFAULT_WEIGHT", 1, minimum=1, env=env),
+            patrol_period=env_float("VC_SYNCER_PATROL_PERIOD", 60.0, minimum=0.0, env=env),
+            metrics_port=env_int("VC_SYNCER_METRICS_PORT", 0, minimum=0, maximum=65535, env=env),
+            backoff_base=env_float("VC_SYNCER_BACKOFF_BASE", 0.005, minimum=0.001, env=env),
+            backoff_max=env_float("VC_SYNCER_BACKOFF_MAX", 30.0, minimum=0.01, env=env),
+            watch_timeout=env_int("VC_SYNCER_WATCH_TIMEOUT", 300, minimum=1, env=env),
+            max_connections=env_int("VC_SYNCER_MAX_CONNECTIONS", 64, minimum=1, env=env),
+            token_expiration=env_int("VC_SYNCER_TOKEN_EXPIRATION", 86400 * 365, minimum=600, env=env),
+            leader_election=env_bool("VC_SYNCER_LEADER_ELECTION", False, env=env),
+            identity=env_str("VC_SYNCER_IDENTITY", "", env=env),
+            lease=LeaseTiming.from_env("VC_SYNCER", env=env),
+            logs=LogSettings.from_env(env=env),
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 
 
 class KubeconfigError(VClusterError):
@@ -93,14 +93,7 @@ def dump_kubeconfig(config: dict[str, Any]) -> str:
 def write_kubeconfig(path: Path, config: dict[str, Any] | str) -> Path:
     """Write a kubeconfig (dict or YAML text) with mode 0600; it holds credentials."""
     text = config if isinstance(config, str) else dump_kubeconfig(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, text, mode=0o600)
 
 
 def _named(entries: Any, name: str, what: str) -> dict[str, Any]:

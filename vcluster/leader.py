@@ -24,9 +24,11 @@ its next retry instead of waiting for the lease to expire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ import structlog
 from vcluster import naming
 from vcluster.errors import VClusterError
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, Conflict, NotFound, resources
+from vcluster.settings import LeaseTiming
 
 log = structlog.get_logger(__name__)
 
@@ -71,11 +74,7 @@ class LeaseSettings(Protocol):
     @property
     def identity(self) -> str: ...
     @property
-    def lease_duration(self) -> float: ...
-    @property
-    def lease_renew_deadline(self) -> float: ...
-    @property
-    def lease_retry_period(self) -> float: ...
+    def lease(self) -> LeaseTiming: ...
 
 
 def lease_config_for(name: str, settings: LeaseSettings) -> LeaseConfig:
@@ -84,9 +83,9 @@ def lease_config_for(name: str, settings: LeaseSettings) -> LeaseConfig:
         name=name,
         namespace=naming.SYSTEM_NAMESPACE,
         identity=settings.identity,
-        duration=settings.lease_duration,
-        renew_deadline=settings.lease_renew_deadline,
-        retry_period=settings.lease_retry_period,
+        duration=settings.lease.duration,
+        renew_deadline=settings.lease.renew_deadline,
+        retry_period=settings.lease.retry_period,
     )
 
 
@@ -292,3 +291,54 @@ class LeaderElector:
             lease["spec"]["leaseDurationSeconds"] = 1
             await self.api.replace(resources.LEASES, lease)
             self._log.info("leader.released")
+
+
+async def lead(
+    elector: LeaderElector,
+    *,
+    work: asyncio.Task[Any],
+    keep: asyncio.Task[None],
+    stop_work: Callable[[bool], None],
+    component: str,
+    clean_stop_timeout: float | None = None,
+) -> LostLease | None:
+    """Work while holding the Lease; on the way out stop the work, and exit hard if that is overdue.
+
+    Waits until ``work`` ends or ``keep`` (:meth:`LeaderElector.keep`) raises :class:`LostLease`, or the
+    caller is cancelled.  Then ``keep`` is cancelled and ``stop_work(lost)`` asked to stop the work.  After a
+    lost Lease the work must stop before a standby may take over (lease duration − renew deadline): if it
+    has not, the process exits at once (``os._exit(1)``), as client-go's users do, so no write of ours
+    overlaps the new leader's.  After a clean stop the work gets ``clean_stop_timeout`` seconds (None: as
+    long as it takes) and the Lease is released, so a standby takes over at its next retry.
+
+    Returns the :class:`LostLease` (None after a clean stop); the caller reads ``work``'s own result.
+    Shared by the syncer and the operator.
+    """
+    lost: LostLease | None = None
+    try:
+        done, _ = await asyncio.wait({work, keep}, return_when=asyncio.FIRST_COMPLETED)
+        if keep in done and not keep.cancelled() and isinstance(keep.exception(), LostLease):
+            lost = keep.exception()  # type: ignore[assignment]
+    finally:
+        keep.cancel()
+        stop_work(lost is not None)
+        grace = max(0.1, elector.duration - elector.renew_deadline) if lost is not None \
+            else clean_stop_timeout
+        _, pending = await asyncio.wait({work}, timeout=grace)
+        if pending and lost is not None:
+            with contextlib.suppress(Exception):  # nothing may keep us from exiting (e.g. a closed stream)
+                log.error(f"{component}.stop_overdue", grace=grace)
+                print(f"error: {lost}; the {component} did not stop within {grace:g}s, exiting hard",
+                      file=sys.stderr)
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(1)
+        await asyncio.gather(keep, return_exceptions=True)
+        if lost is None:
+            try:
+                async with asyncio.timeout(max(2.0, elector.retry_period)):
+                    await elector.release()
+            except Exception as exc:  # the Lease then expires on its own
+                log.warning(f"{component}.release_failed", error=str(exc) or type(exc).__name__)
+        log.info(f"{component}.leader_stopped", lost=lost is not None)
+    return lost

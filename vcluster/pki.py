@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vcluster import clock
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 
 KeyType = Literal["rsa", "ecdsa"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -133,10 +135,6 @@ def _name(common_name: str, organizations: Sequence[str] = ()) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.UTC)
-
-
 def _sign_alg() -> hashes.SHA256:
     return hashes.SHA256()
 
@@ -145,7 +143,7 @@ def generate_ca(*, common_name: str, days: int = CA_DAYS, key_type: KeyType = "e
     """A self-signed CA certificate and its key."""
     key = generate_key(key_type=key_type)
     name = _name(common_name)
-    now = _now()
+    now = clock.now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder()
@@ -195,7 +193,7 @@ def _issue(
     ca_cert = ca.cert
     ca_key = ca.key
     key = generate_key(key_type=key_type)
-    now = _now()
+    now = clock.now()
     usages = []
     if server:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
@@ -306,13 +304,8 @@ def subject_identity(cert_pem: bytes) -> tuple[str, list[str]]:
 
 
 def write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> Path:
-    """Write ``data`` to ``path`` with ``mode`` (created with it, never world-readable first)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, mode)
-    return path
+    """Write ``data`` to ``path`` with ``mode`` (created with it, never world-readable first; atomically)."""
+    return write_atomic(path, data, mode=mode)
 
 
 def write_pair(pair: CertKeyPair, *, cert_path: Path, key_path: Path) -> tuple[Path, Path]:

@@ -9,6 +9,7 @@ their own groups in their own ``settings`` modules, built the same way.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -25,36 +26,47 @@ DEFAULT_COREDNS_VERSION = "v1.14.7"
 
 
 _D = TypeVar("_D", int, float, None)
+_P = TypeVar("_P", Path, None)
+Env = Mapping[str, str]
+
+#: How every process spells a boolean (case-insensitive): ``VC_LOG_JSON=TRUE`` means the same everywhere.
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
 class SettingsError(VClusterError):
     """An environment variable holds a value we cannot use."""
 
 
-def env_int(name: str, default: _D, *, minimum: int | None = None, maximum: int | None = None) -> int | _D:
+def _raw(name: str, env: Env | None) -> str | None:
+    raw = (os.environ if env is None else env).get(name)
+    return raw if raw else None  # unset and empty alike mean "the default"
+
+
+def env_int(name: str, default: _D, *, minimum: int | None = None, maximum: int | None = None,
+            env: Env | None = None) -> int | _D:
     """The integer in ``$name`` (``default`` when unset or empty); a bad value is a :class:`SettingsError`.
 
-    Every settings group's ``from_env()`` reads numbers through this and :func:`env_float`,
-    so a typo in a Deployment ends as one line naming the variable, not a ``ValueError``.
+    Every settings group's ``from_env()`` reads the environment through the ``env_*`` readers of this
+    module (``env`` instead of ``os.environ`` in tests), so a typo in a Deployment ends as one line
+    naming the variable, worded the same whichever process reads it.
     """
-    raw = os.environ.get(name)
-    if not raw:
+    raw = _raw(name, env)
+    if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        low = "" if minimum is None else f" >= {minimum}"
-        high = "" if maximum is None else f" <= {maximum}"
-        raise SettingsError(f"{name} must be{low}{' and' if low and high else ''}{high}, got {raw!r}")
+    _check_range(name, raw, value, minimum, maximum)
     return value
 
 
-def env_float(name: str, default: _D, *, positive: bool = False) -> float | _D:
+def env_float(name: str, default: _D, *, positive: bool = False, minimum: float | None = None,
+              env: Env | None = None) -> float | _D:
     """The number in ``$name`` (``default`` when unset or empty); a bad value is a :class:`SettingsError`."""
-    raw = os.environ.get(name)
-    if not raw:
+    raw = _raw(name, env)
+    if raw is None:
         return default
     try:
         value = float(raw)
@@ -62,14 +74,63 @@ def env_float(name: str, default: _D, *, positive: bool = False) -> float | _D:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if positive and not value > 0:
         raise SettingsError(f"{name} must be positive, got {raw!r}")
+    _check_range(name, raw, value, minimum, None)
     return value
+
+
+def _check_range(name: str, raw: str, value: float, minimum: float | None, maximum: float | None) -> None:
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        low = "" if minimum is None else f" >= {minimum:g}"
+        high = "" if maximum is None else f" <= {maximum:g}"
+        raise SettingsError(f"{name} must be{low}{' and' if low and high else ''}{high}, got {raw!r}")
+
+
+def env_bool(name: str, default: bool, *, env: Env | None = None) -> bool:
+    """``$name`` as a boolean (:data:`TRUE_WORDS` / :data:`FALSE_WORDS`, any case); else a :class:`SettingsError`."""
+    raw = _raw(name, env)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name} must be one of {'/'.join(sorted(TRUE_WORDS | FALSE_WORDS))}, got {raw!r}")
+
+
+def env_str(name: str, default: str, *, env: Env | None = None) -> str:
+    """``$name`` (``default`` when unset or empty)."""
+    raw = _raw(name, env)
+    return default if raw is None else raw
+
+
+def env_path(name: str, default: _P, *, env: Env | None = None) -> Path | _P:
+    """``$name`` as a path, ``~`` expanded (``default`` when unset or empty)."""
+    raw = _raw(name, env)
+    return default if raw is None else Path(raw).expanduser()
+
+
+def env_list(name: str, *, env: Env | None = None) -> tuple[str, ...]:
+    """``$name`` as a comma-separated list (blanks dropped; empty when unset)."""
+    return tuple(part.strip() for part in (_raw(name, env) or "").split(",") if part.strip())
+
+
+def env_pairs(name: str, *, env: Env | None = None, value: str = "a value") -> dict[str, str]:
+    """``$name`` as ``key=value`` pairs separated by commas; an entry without ``=``, key or value is a
+    :class:`SettingsError` (``value`` names what the value should be, for the message)."""
+    out: dict[str, str] = {}
+    for part in env_list(name, env=env):
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise SettingsError(f"{name} entry {part!r}: expected <key>=<{value}>")
+        out[key.strip()] = val.strip()
+    return out
 
 
 def check_lease_timing(prefix: str, *, duration: float, renew_deadline: float, retry_period: float) -> None:
     """Refuse a Lease timing its holder cannot keep (``retry_period < renew_deadline < duration``).
 
-    Shared by the syncer's and the operator's ``from_env()``; the errors name
-    ``{prefix}_LEASE_RENEW_DEADLINE`` / ``{prefix}_LEASE_RETRY_PERIOD``.
+    The errors name ``{prefix}_LEASE_RENEW_DEADLINE`` / ``{prefix}_LEASE_RETRY_PERIOD``.
     """
     if renew_deadline >= duration:
         raise SettingsError(
@@ -81,8 +142,43 @@ def check_lease_timing(prefix: str, *, duration: float, renew_deadline: float, r
         )
 
 
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+@dataclass(frozen=True, slots=True)
+class LeaseTiming:
+    """Leader-election timing, the same group for the syncer (``VC_SYNCER_``) and the operator (``VC_OPERATOR_``)."""
+
+    #: Seconds a Lease stays valid without renewal (a standby takes over after that).
+    duration: float = 15.0
+    #: The leader stops when it could not renew for this long (< ``duration``); default 2/3 of it.
+    renew_deadline: float = 10.0
+    #: Seconds between renewals (leader) and attempts (standby) (< ``renew_deadline``); default
+    #: min(2 s, deadline/4).
+    retry_period: float = 2.0
+
+    @classmethod
+    def from_env(cls, prefix: str, *, env: Env | None = None) -> LeaseTiming:
+        """``{prefix}_LEASE_DURATION``, ``_LEASE_RENEW_DEADLINE``, ``_LEASE_RETRY_PERIOD``, checked together."""
+        duration = env_float(f"{prefix}_LEASE_DURATION", 15.0, positive=True, env=env)
+        renew_deadline = env_float(f"{prefix}_LEASE_RENEW_DEADLINE", duration * 2 / 3, positive=True, env=env)
+        retry_period = env_float(f"{prefix}_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), positive=True,
+                                 env=env)
+        check_lease_timing(prefix, duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
+        return cls(duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """Logging of every process: ``VC_LOG_LEVEL`` (default INFO) and ``VC_LOG_JSON`` (a boolean)."""
+
+    level: str = "INFO"
+    json: bool = False
+
+    @classmethod
+    def from_env(cls, *, env: Env | None = None) -> LogSettings:
+        return cls(level=env_str("VC_LOG_LEVEL", "INFO", env=env), json=env_bool("VC_LOG_JSON", False, env=env))
+
+
+def _cache_home(env: Env | None = None) -> Path:
+    return env_path("XDG_CACHE_HOME", Path.home() / ".cache", env=env)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +199,12 @@ class BinarySettings:
     coredns_version: str = DEFAULT_COREDNS_VERSION
 
     @classmethod
-    def from_env(cls) -> BinarySettings:
-        etcd = os.environ.get("VC_ETCD")
+    def from_env(cls, *, env: Env | None = None) -> BinarySettings:
         return cls(
-            kube_version=os.environ.get("VC_KUBE_VERSION", DEFAULT_KUBE_VERSION),
-            kwok_version=os.environ.get("VC_KWOK_VERSION", DEFAULT_KWOK_VERSION),
-            etcd_version=os.environ.get("VC_ETCD_VERSION", DEFAULT_ETCD_VERSION),
-            cache_dir=Path(os.environ.get("VC_CACHE_DIR") or _cache_home() / "virtualcluster" / "bin"),
-            etcd_path=Path(etcd) if etcd else None,
-            coredns_version=os.environ.get("VC_COREDNS_VERSION", DEFAULT_COREDNS_VERSION),
+            kube_version=env_str("VC_KUBE_VERSION", DEFAULT_KUBE_VERSION, env=env),
+            kwok_version=env_str("VC_KWOK_VERSION", DEFAULT_KWOK_VERSION, env=env),
+            etcd_version=env_str("VC_ETCD_VERSION", DEFAULT_ETCD_VERSION, env=env),
+            cache_dir=env_path("VC_CACHE_DIR", _cache_home(env) / "virtualcluster" / "bin", env=env),
+            etcd_path=env_path("VC_ETCD", None, env=env),
+            coredns_version=env_str("VC_COREDNS_VERSION", DEFAULT_COREDNS_VERSION, env=env),
         )

@@ -8,19 +8,17 @@ and what the defaults are, and nothing else reads the environment.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcluster.kube import ClientConfig
-from vcluster.settings import SettingsError, env_float, env_int
+from vcluster.settings import LogSettings, SettingsError, env_float, env_int, env_list, env_path, env_str
 
 __all__ = ["ProxySettings", "SettingsError", "VirtualNodeSettings", "super_client_config"]
 
 
 def _path(name: str) -> Path | None:
-    raw = os.environ.get(name)
-    return Path(raw) if raw else None
+    return env_path(name, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +46,7 @@ class VirtualNodeSettings:
     def from_env(cls) -> VirtualNodeSettings:
         d = cls()
         return cls(
-            proxy_address=os.environ.get("VC_KUBELET_PROXY_ADDRESS") or d.proxy_address,
+            proxy_address=env_str("VC_KUBELET_PROXY_ADDRESS", d.proxy_address),
             proxy_port=env_int("VC_KUBELET_PROXY_PORT", d.proxy_port, minimum=0, maximum=65535),
             heartbeat_period=env_float("VC_VNODE_HEARTBEAT_PERIOD", d.heartbeat_period, positive=True),
             status_report_period=env_float("VC_VNODE_STATUS_REPORT_PERIOD", d.status_report_period, positive=True),
@@ -93,19 +91,18 @@ class ProxySettings:
     #: The super apiserver when running in a pod (from KUBERNETES_SERVICE_HOST/PORT).
     in_cluster_server: str | None = None
     #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for the operator and the syncer.
-    log_level: str = "INFO"
-    log_json: bool = False
+    logs: LogSettings = field(default_factory=LogSettings)
 
     @classmethod
     def from_env(cls) -> ProxySettings:
         d = cls()
-        scheme = os.environ.get("VC_KUBELET_SCHEME") or d.kubelet_scheme
+        scheme = env_str("VC_KUBELET_SCHEME", d.kubelet_scheme)
         if scheme not in ("http", "https"):
             raise SettingsError(f"VC_KUBELET_SCHEME={scheme!r} must be 'http' or 'https'")
-        names = tuple(n.strip() for n in os.environ.get("VC_PROXY_SERVING_NAMES", "").split(",") if n.strip())
-        types = tuple(t.strip() for t in os.environ.get("VC_KUBELET_ADDRESS_TYPES", "").split(",") if t.strip())
+        names = env_list("VC_PROXY_SERVING_NAMES")
+        types = env_list("VC_KUBELET_ADDRESS_TYPES")
         return cls(
-            host=os.environ.get("VC_PROXY_HOST") or d.host,
+            host=env_str("VC_PROXY_HOST", d.host),
             port=env_int("VC_PROXY_PORT", d.port, minimum=0, maximum=65535),
             cert_file=_path("VC_PROXY_CERT_FILE"),
             key_file=_path("VC_PROXY_KEY_FILE"),
@@ -120,13 +117,12 @@ class ProxySettings:
             metrics_port=env_int("VC_PROXY_METRICS_PORT", d.metrics_port, minimum=-1, maximum=65535),
             lookup_cache_seconds=env_float("VC_PROXY_LOOKUP_CACHE_SECONDS", d.lookup_cache_seconds, positive=True),
             in_cluster_server=_in_cluster_server(),
-            log_level=os.environ.get("VC_LOG_LEVEL") or d.log_level,
-            log_json=os.environ.get("VC_LOG_JSON", "").lower() in ("1", "true", "yes"),
+            logs=LogSettings.from_env(),
         )
 
 
 def _in_cluster_server() -> str | None:
-    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    host, port = env_str("KUBERNETES_SERVICE_HOST", ""), env_str("KUBERNETES_SERVICE_PORT", "443")
     if not host:
         return None
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"

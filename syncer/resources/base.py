@@ -2,12 +2,15 @@
 
 Why: the engine's three-way branch (tenant only → create, super only →
 delete, both → update) is the same for every kind; what differs is pure
-translation.  A :class:`Kind` bundles those pure functions so each kind's
-module holds only what is special about it and the engine never branches on
-kind names.  Equality is a *fingerprint* of the synced part of an object,
-computed the same way on the desired super object (from the tenant object)
-and on the observed one, so drift made by hand in the super cluster is
-seen too.
+translation plus, for a few kinds, a little I/O of their own (a pod's token
+Secret, a namespace's isolation policy).  A :class:`Kind` bundles those pure
+functions and optional *hooks* so each kind's module holds everything that is
+special about it and the engine never branches on kind names.  Hooks reach
+the clusters only through :class:`KindIO` (caches through :class:`CacheView`),
+which the engine implements: a kind's module never imports the engine.
+Equality is a *fingerprint* of the synced part of an object, computed the
+same way on the desired super object (from the tenant object) and on the
+observed one, so drift made by hand in the super cluster is seen too.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
 from vcluster import naming
-from vcluster.kube import Resource
+from vcluster.kube import ApiClient, Resource
 from vcluster.policy import PodPolicy
 
 Obj = dict[str, Any]
@@ -137,9 +140,92 @@ class Leftover:
     is_ours: Callable[[Obj], bool]
 
 
+class RetryLater(Exception):
+    """The reconcile cannot finish yet (a dependency is missing); back off and retry."""
+
+
+class CacheView(Protocol):
+    """What a kind's hooks may read of one served tenant: its caches and the super caches (no I/O)."""
+
+    @property
+    def ctx(self) -> TranslateContext:
+        """The tenant's base translation context."""
+        ...
+
+    @property
+    def scratch(self) -> dict[str, Any]:
+        """Per-tenant state owned by the kinds' hooks, each under a key of its own (dropped with the tenant)."""
+        ...
+
+    def tenant_get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """A cached tenant object of a synced kind (None: absent, or the kind is not synced)."""
+        ...
+
+    def tenant_in(self, kind: str, namespace: str) -> list[Obj]:
+        """Every cached tenant object of ``kind`` in ``namespace``."""
+        ...
+
+    def super_get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        """A slim super object (what :meth:`Kind.slim_super` kept) from the super cache."""
+        ...
+
+
+class KindIO(CacheView, Protocol):
+    """What a kind's I/O hooks may do, for one served tenant; the engine implements it."""
+
+    @property
+    def tenant_api(self) -> ApiClient: ...
+
+    @property
+    def super_api(self) -> ApiClient: ...
+
+    @property
+    def tenant_spec(self) -> Mapping[str, Any]:
+        """The Tenant's ``spec`` as the operator wrote it (may be empty)."""
+        ...
+
+    @property
+    def token_expiration(self) -> int:
+        """Seconds a service-account token requested from the tenant is valid."""
+        ...
+
+    @property
+    def refused(self) -> set[str]:
+        """uids of tenant objects refused by a ``check`` (told once)."""
+        ...
+
+    async def create_super(self, kind: str, body: Obj, *, tenant_namespace: str) -> None:
+        """Create a super object of a synced kind, making its super namespace first when missing.
+
+        Raises :class:`vcluster.kube.AlreadyExists` when the name is taken.
+        """
+        ...
+
+    async def delete_super(self, kind: str, p_slim: Obj) -> None:
+        """Delete a super object (uid precondition; gone already is fine)."""
+        ...
+
+    async def delete_tenant(self, kind: str, v_obj: Obj, *, grace: int | None = None) -> None:
+        """Delete a tenant object (uid precondition; gone already is fine)."""
+        ...
+
+    def count(self, kind: str, direction: str, op: str) -> None:
+        """Count one write in ``vc_syncer_operations_total``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """The pure functions of one kind; the engine does the I/O."""
+    """The pure functions of one kind, and its optional hooks; the engine does the rest of the I/O.
+
+    Hooks (all optional; ``None`` means the engine's generic behaviour):
+
+    * routing, pure: :attr:`down_fingerprint`, :attr:`also_queue`, :attr:`upward_idle`, :attr:`upward_echo`,
+      :attr:`foreign_super`;
+    * reading caches: :attr:`sync_filter`, :attr:`context`;
+    * I/O through :class:`KindIO`: :attr:`before_create`, :attr:`prepare`, :attr:`after_create`,
+      :attr:`on_gone`, :attr:`on_super_gone`.
+    """
 
     kind: str
     resource: Resource
@@ -169,6 +255,36 @@ class Kind:
     #: Tenant objects the syncer made for this one (from the slim super copy), deleted when the tenant
     #: object is gone, before its super copy (so a crash in between leaves the super copy to retry with).
     tenant_leftovers: Callable[[Obj], list[Leftover]] | None = None
+    # ---- routing hooks (pure) --------------------------------------------------------------------------
+    #: A hash of what the downward reconcile reads of a tenant object; a MODIFIED tenant event with the
+    #: same hash as the last one (the echo of our own upward write) queues no downward key.
+    down_fingerprint: Callable[[Obj], str] | None = None
+    #: Other kinds whose downward key (same namespace and name) is queued with this kind's.
+    also_queue: tuple[str, ...] = ()
+    #: True when a slim super object has nothing for :attr:`upward` to bring up (no upward key queued).
+    upward_idle: Callable[[Obj], bool] | None = None
+    #: Skip upward keys for super events whose (uid, node, status) did not change since the last one.
+    upward_echo: bool = False
+    #: Super objects of this kind's resource that belong to something else (the engine leaves them alone).
+    foreign_super: Callable[[Obj], bool] | None = None
+    # ---- hooks that read caches -------------------------------------------------------------------------
+    #: False when a tenant object is not synced now, judged on other cached tenant objects.
+    sync_filter: Callable[[CacheView, Obj], bool] | None = None
+    #: The translation context for ``to_super`` (tenant object, or None for a patrol scan; ``creating``).
+    context: Callable[[CacheView, Obj | None, bool], TranslateContext] | None = None
+    # ---- I/O hooks ----------------------------------------------------------------------------------------
+    #: Before creating a super copy: False when the hook settled the object itself (nothing to create).
+    before_create: Callable[[KindIO, Obj], Awaitable[bool]] | None = None
+    #: After ``check`` allowed the object, before its super copy is created (e.g. a token Secret).
+    prepare: Callable[[KindIO, Obj], Awaitable[None]] | None = None
+    #: After the super copy was created (the desired object that was written).
+    after_create: Callable[[KindIO, Obj], Awaitable[None]] | None = None
+    #: The tenant object (namespace, name) is gone or no longer synced.
+    on_gone: Callable[[KindIO, str, str], Awaitable[None]] | None = None
+    #: A terminating tenant object whose super copy is gone.
+    on_super_gone: Callable[[KindIO, Obj], Awaitable[None]] | None = None
+    #: Delete a terminating tenant object's super copy with the tenant's grace period.
+    tenant_grace: bool = False
 
     @property
     def namespaced(self) -> bool:
@@ -298,13 +414,27 @@ def transparent_patch(v_obj: Obj, p_obj: Obj, rules: MetadataRules) -> Obj | Non
     return patch or None
 
 
-def tenant_ref(p_obj: Obj) -> tuple[str, str, str] | None:
-    """(tenant namespace, tenant name, tenant uid) a super object stands for, from its annotations."""
+def tenant_ref(p_obj: Obj, *, namespaced: bool = True) -> tuple[str, str, str] | None:
+    """(tenant namespace, tenant name, tenant uid) a super object stands for, from its annotations.
+
+    The namespace is ``""`` for a cluster-scoped kind (``namespaced=False``).  None when the object
+    stands for no tenant object (no name annotation).
+    """
     ann = (p_obj.get("metadata") or {}).get("annotations") or {}
     name = ann.get(naming.ANN_OBJECT_NAME)
     if not name:
         return None
-    return ann.get(naming.ANN_TENANT_NAMESPACE, ""), name, ann.get(naming.ANN_OBJECT_UID, "")
+    ns = ann.get(naming.ANN_TENANT_NAMESPACE, "") if namespaced else ""
+    return ns, name, ann.get(naming.ANN_OBJECT_UID, "")
+
+
+def cluster_key_of(p_obj: Obj) -> str | None:
+    """The cluster key a super object was made for (its label), if the syncer made it."""
+    labels = (p_obj.get("metadata") or {}).get("labels") or {}
+    if labels.get(naming.LABEL_MANAGED_BY) != naming.MANAGED_BY_SYNCER:
+        return None
+    key = labels.get(naming.LABEL_CLUSTER_KEY)
+    return str(key) if key else None
 
 
 def object_uid(obj: Obj) -> str:

@@ -3,13 +3,15 @@
 Why: for a Service with a selector the super cluster computes endpoints from
 the super pods itself; a selector-less Service's endpoints are written by the
 tenant user (often pointing outside the cluster), so the syncer copies them.
-Which Services are selector-less is decided by the engine from its cache of
-tenant Services (``skip`` here only drops the apiserver's own).
+Which Services are selector-less is decided from the cache of tenant
+Services (:func:`sync_filter`; ``skip`` only drops the apiserver's own), and
+the Service kind queues its Endpoints key with its own.
 """
 
 from __future__ import annotations
 
-from syncer.resources.base import Kind, Obj, TranslateContext, meta_synced, super_metadata
+from syncer.resources.base import CacheView, Kind, Obj, TranslateContext, meta_synced, super_metadata
+from syncer.resources.service import has_selector
 from vcluster import naming
 from vcluster.kube import resources
 
@@ -43,4 +45,12 @@ def synced(obj: Obj) -> Obj:
     return out
 
 
-ENDPOINTS = Kind(kind="Endpoints", resource=resources.ENDPOINTS, to_super=to_super, synced=synced, skip=skip)
+def sync_filter(view: CacheView, v_obj: Obj) -> bool:
+    """Only endpoints of selector-less Services: for the others the super cluster computes its own."""
+    meta = v_obj["metadata"]
+    v_svc = view.tenant_get("Service", meta.get("namespace") or "", meta["name"])
+    return v_svc is None or not has_selector(v_svc)
+
+
+ENDPOINTS = Kind(kind="Endpoints", resource=resources.ENDPOINTS, to_super=to_super, synced=synced, skip=skip,
+                 sync_filter=sync_filter)

@@ -7,15 +7,19 @@ its annotation maps it back to the tenant namespace.  The tenant namespace's
 own labels are copied under :func:`vcluster.naming.tenant_label_key` keys, so
 that translated NetworkPolicy namespace selectors on them work, while a
 tenant label can never pose as a super-cluster one (pod security, ours).
+Once a super namespace is created, its isolation policy objects (quota,
+limit range, network policy) are created in it (the ``after_create`` hook).
 """
 
 from __future__ import annotations
 
-from syncer.resources.base import Kind, Obj, TranslateContext, meta_synced
-from tenant_crd.models import IsolationSpec
+import contextlib
+
+from syncer.resources.base import Kind, KindIO, Obj, TranslateContext, meta_synced, metadata_patch
+from tenant_crd.models import IsolationSpec, SpecError, TenantSpec
 from vcluster import naming
-from vcluster.kube import resources
-from vcluster.policy import namespace_labels
+from vcluster.kube import AlreadyExists, resources
+from vcluster.policy import namespace_labels, policy_objects
 
 #: Added by the apiserver to every namespace.
 _AUTO_LABELS = frozenset({"kubernetes.io/metadata.name"})
@@ -53,8 +57,6 @@ def synced(obj: Obj) -> Obj:
 
 
 def patch_update(desired: Obj, p_slim: Obj) -> Obj:
-    from syncer.resources.base import metadata_patch
-
     have = dict(p_slim)
     meta = dict(have.get("metadata") or {})
     meta["labels"] = {k: v for k, v in (meta.get("labels") or {}).items() if k not in _AUTO_LABELS}
@@ -62,5 +64,20 @@ def patch_update(desired: Obj, p_slim: Obj) -> Obj:
     return {"metadata": metadata_patch(desired, have)}
 
 
+async def apply_policy(io: KindIO, p_ns: Obj) -> None:
+    """The tenant's isolation policy objects in a super namespace just created (the operator keeps them
+    current afterwards); a spec that does not parse is the operator's to report."""
+    if not io.tenant_spec:
+        return
+    try:
+        isolation = TenantSpec.from_dict(io.tenant_spec).isolation
+    except SpecError:
+        return
+    for obj in policy_objects(isolation, super_namespace=p_ns["metadata"]["name"], cluster_key=io.ctx.key,
+                              tenant_name=io.ctx.tenant_name):
+        with contextlib.suppress(AlreadyExists):
+            await io.super_api.create(resources.BY_KIND[obj["kind"]], obj)
+
+
 NAMESPACE = Kind(kind="Namespace", resource=resources.NAMESPACES, to_super=to_super, synced=synced,
-                 patch_update=patch_update)
+                 patch_update=patch_update, after_create=apply_policy)

@@ -11,33 +11,45 @@ super cluster IPs, the only ones a super pod can reach), and the tenant's
 isolation policy.  Pods the policy forbids never go down
 (:func:`violations`).  On the way up the tenant pod is bound to the node the
 super scheduler chose and gets the super pod's status.
+
+The pod's hooks (bottom of the module) are its I/O: the token Secret before
+create (:mod:`syncer.resources.tokens`), the translation context with the
+tenant's DNS service and service links (read from the caches), deleting a
+tenant pod that is lost or whose super pod finished terminating, and the echo
+fingerprints the engine's routing uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import ipaddress
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from syncer.resources.base import (
+    CacheView,
     Kind,
+    KindIO,
     Obj,
     TranslateContext,
     UpAction,
     meta_synced,
     metadata_patch,
+    object_uid,
     super_metadata,
 )
 from syncer.resources.base import super_namespace as cached_super_namespace
+from syncer.resources.tokens import CA_KEY, NAMESPACE_KEY, TOKEN_KEY, ensure_token
 from vcluster import naming
 from vcluster.kube import resources
 from vcluster.policy import apply_pod_policy, check_pod
 
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
-#: Keys of the token Secret the engine writes (see :func:`token_secret`).
-TOKEN_KEY, CA_KEY, NAMESPACE_KEY = "token", "ca.crt", "namespace"
+#: Name of the tenant's DNS Service (kube-system), whose super cluster IP pods use as nameserver.
+DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _KUBERNETES_HOSTNAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc")
 #: The spec fields :func:`vcluster.policy.apply_pod_policy` sets (it deep-copies what it is given, so it
@@ -324,6 +336,110 @@ def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
     return actions
 
 
+# ---- hooks: routing (pure) ----------------------------------------------------------------------------
+def down_fingerprint(v_pod: Obj) -> str:
+    """What the downward reconcile of a tenant pod depends on, hashed: everything but its status, node
+    name and resourceVersion (all written by the upward sync), plus whether it was scheduled (a bound
+    pod whose super pod is gone is deleted, not recreated).  Key order is the apiserver's, stable for
+    one object; an order change only costs a needless reconcile."""
+    meta = v_pod["metadata"]
+    spec = v_pod.get("spec") or {}
+    return hashlib.blake2b(orjson.dumps((
+        [(k, v) for k, v in meta.items() if k != "resourceVersion"],
+        [(k, v) for k, v in spec.items() if k != "nodeName"],
+        was_scheduled(v_pod),
+    )), digest_size=12).digest().hex()
+
+
+def was_scheduled(v_pod: Obj) -> bool:
+    """Whether the tenant pod carries ``PodScheduled=True`` (our binding set it)."""
+    for cond in (v_pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "True":
+            return True
+    return False
+
+
+def upward_idle(p_slim: Obj) -> bool:
+    """A super pod with neither node nor status (the echo of our create): :func:`upward` has nothing to do."""
+    return not p_slim.get("nodeName") and not p_slim.get("status")
+
+
+# ---- hooks: translation context (cache reads) ----------------------------------------------------------
+_DNS_SCRATCH, _LINKS_SCRATCH = "pod.dns", "pod.links"
+
+
+def context(view: CacheView, v_pod: Obj | None, creating: bool) -> TranslateContext:
+    """The tenant context with the super cluster IP of the tenant's DNS service; when creating a pod
+    whose service links are on, also the links of its namespace's Services."""
+    ctx = _with_dns(view)
+    if creating and v_pod is not None and (v_pod.get("spec") or {}).get("enableServiceLinks") is not False:
+        ctx = _with_links(view, ctx, v_pod["metadata"]["namespace"])
+    return ctx
+
+
+def _with_dns(view: CacheView) -> TranslateContext:
+    base = view.ctx
+    p_dns = view.super_get("Service", cached_super_namespace(base.key, DNS_NAMESPACE), DNS_SERVICE)
+    ip = (p_dns or {}).get("clusterIP")
+    dns_ip = ip if ip and ip != "None" else None
+    if dns_ip == base.dns_ip:
+        return base
+    cached = cast(tuple[TranslateContext, TranslateContext] | None, view.scratch.get(_DNS_SCRATCH))
+    if cached is not None and cached[0] is base and cached[1].dns_ip == dns_ip:
+        return cached[1]  # one context per DNS address (a replace per pod cost more than the rest)
+    with_dns = dataclasses.replace(base, dns_ip=dns_ip)
+    view.scratch[_DNS_SCRATCH] = (base, with_dns)
+    return with_dns
+
+
+def _with_links(view: CacheView, ctx: TranslateContext, ns: str) -> TranslateContext:
+    """``ctx`` with the service links of ``ns``; the same object while neither changes."""
+    links = service_links(view, ns)
+    by_ns = cast(dict[str, tuple[TranslateContext, TranslateContext]], view.scratch.setdefault(_LINKS_SCRATCH, {}))
+    cached = by_ns.get(ns)
+    if cached is not None and cached[0] is ctx and cached[1].service_links == links:
+        return cached[1]
+    with_links = dataclasses.replace(ctx, service_links=links)
+    by_ns[ns] = (ctx, with_links)
+    return with_links
+
+
+def service_links(view: CacheView, ns: str) -> tuple[tuple[str, str, tuple[Obj, ...]], ...]:
+    """(name, super cluster IP, ports) of the tenant Services in ``ns``, for service env vars."""
+    p_ns = cached_super_namespace(view.ctx.key, ns)
+    out = []
+    for v_svc in view.tenant_in("Service", ns):
+        name = v_svc["metadata"]["name"]
+        ip = (view.super_get("Service", p_ns, name) or {}).get("clusterIP") or ""
+        out.append((name, ip, tuple((v_svc.get("spec") or {}).get("ports") or ())))
+    return tuple(out)
+
+
+# ---- hooks: I/O ----------------------------------------------------------------------------------------
+async def _delete_tenant_pod(io: KindIO, v_pod: Obj) -> None:
+    """No kubelet finishes tenant pods: the syncer deletes them (grace 0) when their super pod is gone."""
+    await io.delete_tenant("Pod", v_pod, grace=0)
+
+
+async def before_create(io: KindIO, v_pod: Obj) -> bool:
+    """A refused pod stays refused (told once); a bound pod whose super pod is gone (deleted or
+    evicted) is lost, as on a failed node, and deleted: its controller makes a new one."""
+    if object_uid(v_pod) in io.refused:
+        return False
+    if (v_pod.get("spec") or {}).get("nodeName") and was_scheduled(v_pod):
+        await _delete_tenant_pod(io, v_pod)
+        return False
+    return True
+
+
+async def prepare(io: KindIO, v_pod: Obj) -> None:
+    """The pod's service-account token Secret, when the pod mounts a token or its namespace."""
+    if needs_token(v_pod):
+        await ensure_token(io, v_pod["metadata"]["namespace"], service_account(v_pod))
+
+
 POD = Kind(kind="Pod", resource=resources.PODS, to_super=to_super, synced=synced, slim_tenant=slim_tenant,
            super_extras=super_extras, patch_update=patch_update, upward=upward, check=violations,
-           patch_type="strategic")
+           patch_type="strategic", down_fingerprint=down_fingerprint, upward_idle=upward_idle, upward_echo=True,
+           context=context, before_create=before_create, prepare=prepare, on_super_gone=_delete_tenant_pod,
+           tenant_grace=True)

@@ -69,5 +69,6 @@ def has_selector(v_service: Obj) -> bool:
     return bool((v_service.get("spec") or {}).get("selector"))
 
 
+#: A Service change queues its Endpoints too: whether they are synced depends on the selector.
 SERVICE = Kind(kind="Service", resource=resources.SERVICES, to_super=to_super, synced=synced, skip=skip,
-               super_extras=super_extras, upward=upward)
+               super_extras=super_extras, upward=upward, also_queue=("Endpoints",))

@@ -4,13 +4,17 @@ Why one module for three kinds: their translation is the same (metadata
 mapped, payload copied; Secret names the syncer reserves for tokens
 refused); what differs is the payload fields and which system objects the
 super cluster already has its own of.  Each is still its own :class:`~syncer.resources.base.Kind` in the registry.
+A ServiceAccount that goes takes its token Secret with it (its ``on_gone``
+hook); token Secrets are not the Secret kind's to sync (``foreign_super``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
-from syncer.resources.base import Kind, Obj, TranslateContext, meta_synced, super_metadata
+from syncer.resources.base import Kind, KindIO, Obj, TranslateContext, meta_synced, super_metadata
+from syncer.resources.tokens import delete_token, is_token_secret
 from vcluster import naming
 from vcluster.kube import resources
 
@@ -52,8 +56,24 @@ def check_secret(v_obj: Obj, _ctx: TranslateContext) -> list[str]:
 CONFIGMAP = _payload_kind("ConfigMap", resources.CONFIGMAPS, ("data", "binaryData", "immutable"),
                           frozenset({"kube-root-ca.crt"}))
 #: Legacy token Secrets are the tenant's credentials for the tenant apiserver; pods get tokens another way.
-SECRET = _payload_kind("Secret", resources.SECRETS, ("data", "type", "immutable"), frozenset(),
-                       frozenset({"kubernetes.io/service-account-token"}), check=check_secret)
+#: The syncer's own token Secrets (for pods) are left to the pods' and service accounts' hooks.
+SECRET = dataclasses.replace(
+    _payload_kind("Secret", resources.SECRETS, ("data", "type", "immutable"), frozenset(),
+                  frozenset({"kubernetes.io/service-account-token"}), check=check_secret),
+    foreign_super=is_token_secret,
+)
+
 #: ``default`` exists in every super namespace already (the super controller-manager makes it).
-SERVICEACCOUNT = _payload_kind("ServiceAccount", resources.SERVICEACCOUNTS, ("automountServiceAccountToken",),
-                               frozenset({"default"}))
+_SA_SKIP = frozenset({"default"})
+
+
+async def service_account_gone(io: KindIO, ns: str, name: str) -> None:
+    """The token Secret of a service account that is gone (``default`` is the super cluster's own)."""
+    if name not in _SA_SKIP:
+        await delete_token(io, ns, name)
+
+
+SERVICEACCOUNT = dataclasses.replace(
+    _payload_kind("ServiceAccount", resources.SERVICEACCOUNTS, ("automountServiceAccountToken",), _SA_SKIP),
+    on_gone=service_account_gone,
+)

@@ -1,7 +1,7 @@
 """A Syncer with one served tenant and no apiserver, and a drain of its queue, for engine unit tests.
 
 Why: the enqueue and echo tests drive the engine's pure queueing paths
-(``enqueue_all``, ``_enqueue_super``, the tenant handlers) without any I/O;
+(``enqueue_all``, ``routing.enqueue_super``, the tenant handlers) without any I/O;
 each needs the same offline Syncer with one synced tenant and a way to take
 every key off the queue, so they share these two helpers.
 """

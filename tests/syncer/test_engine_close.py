@@ -75,7 +75,8 @@ async def test_close_cancels_writers_before_detaching_tenants(cleanup_nodes: boo
         syncer.tenants[key] = rt
     for i in range(3):
         workers.append(asyncio.create_task(_writer(writes, f"worker-{i}")))
-    syncer._tasks.extend(workers)
+    for task in workers:
+        syncer.adopt_task(task)
     await asyncio.sleep(0)
 
     await syncer.close(cleanup_nodes=cleanup_nodes)

@@ -1,6 +1,6 @@
 """Extra kinds in the engine's queueing: events copied up by group + kind, unlisted kinds' copies deleted.
 
-Pure: ``_enqueue_super`` and ``_on_super_event`` only queue keys, so the tests drive them with slim
+Pure: ``routing.enqueue_super`` and ``routing.on_super_event`` only queue keys, so the tests drive them with slim
 super objects and super Events and read the queue (the deletions themselves run on the real test bed,
 ``e2e/test_syncer_kinds.py``).
 """
@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import pytest
 
+from syncer import routing
 from syncer.engine import EVENT, Syncer, TenantRuntime
 from syncer.queue import DOWN, UP
 from syncer.resources import REGISTRY
@@ -62,8 +63,8 @@ def test_is_listed(entries: tuple[str, ...], want: bool) -> None:
 def _syncer(*, extra_kinds: tuple[str, ...], started: bool) -> tuple[Syncer, TenantRuntime]:
     info = TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig="", sync=SyncSpec(extra_kinds=extra_kinds))
     syncer, rt = offline_syncer(info=info, kinds=REGISTRY)
-    syncer.by_kind[WIDGET.kind] = WIDGET
-    syncer.extra_kinds.add(WIDGET.kind)
+    syncer.shared.by_kind[WIDGET.kind] = WIDGET
+    syncer.shared.extra_kinds.add(WIDGET.kind)
     if started:
         rt.informers[WIDGET.kind] = cast(Any, object())
         rt.kinds = (*REGISTRY, WIDGET)
@@ -100,7 +101,7 @@ def test_super_copies_of_unlisted_extra_kinds_are_queued_for_deletion(
         extra_kinds: tuple[str, ...], started: bool, event: str | None, owner: str,
         want: list[tuple[str, str, str, str]]) -> None:
     syncer, _rt = _syncer(extra_kinds=extra_kinds, started=started)
-    syncer._enqueue_super(WIDGET, p_widget(key=owner), event=event)
+    routing.enqueue_super(syncer.shared, WIDGET, p_widget(key=owner), event=event)
     assert _keys(syncer) == want
 
 
@@ -121,7 +122,7 @@ def p_event(kind: str, api_version: str) -> dict[str, Any]:
 def test_super_events_of_started_extra_kinds_go_up(started: bool, kind: str, api_version: str,
                                                    want_up: bool) -> None:
     syncer, rt = _syncer(extra_kinds=("widgets.example.com",), started=started)
-    syncer._on_super_event("ADDED", p_event(kind, api_version))
+    routing.on_super_event(syncer.shared, "ADDED", p_event(kind, api_version))
     assert _keys(syncer) == ([(EVENT, UP, "shop", "w1.17a")] if want_up else [])
     assert (("shop", "w1.17a") in rt.pending_events) is want_up
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from syncer import routing
 from syncer.engine import Syncer
 from syncer.queue import DOWN
 from syncer.resources import BY_KIND
@@ -66,7 +67,7 @@ def _drain_down(syncer: Syncer) -> list[tuple[str, str, str]]:
 
 def test_downward_keys_skip_upward_echoes_only() -> None:
     syncer, rt = offline_syncer()
-    handle = syncer._tenant_handler(rt, BY_KIND["Pod"])
+    handle = routing.tenant_handler(syncer.shared, rt, BY_KIND["Pod"])
     for i, (event, pod, want_down) in enumerate(STEPS):
         handle(event, copy.deepcopy(pod))
         assert _drain_down(syncer) == ([("Pod", "shop", "web")] if want_down else []), f"step {i}: {event}"
@@ -75,7 +76,7 @@ def test_downward_keys_skip_upward_echoes_only() -> None:
 @pytest.mark.parametrize("kind", ["ConfigMap", "Service"], ids=str)
 def test_other_kinds_always_queue_downward(kind: str) -> None:
     syncer, rt = offline_syncer()
-    handle = syncer._tenant_handler(rt, BY_KIND[kind])
+    handle = routing.tenant_handler(syncer.shared, rt, BY_KIND[kind])
     obj = {"metadata": {"name": "web", "namespace": "shop", "uid": "v1", "resourceVersion": "1"}}
     for _ in range(2):
         handle("MODIFIED", copy.deepcopy(obj))

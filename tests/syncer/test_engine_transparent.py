@@ -2,7 +2,7 @@
 
 A super object whose keys under a transparent prefix change must queue an upward key, for pods
 and for kinds with no other upward sync, and only then (not for echoes of our own writes).  Pure:
-``_enqueue_super`` only queues keys, so the test drives it with slim super objects.
+``routing.enqueue_super`` only queues keys, so the test drives it with slim super objects.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from syncer import routing
 from syncer.engine import Syncer
 from syncer.queue import UP
 from syncer.resources import BY_KIND
@@ -55,12 +56,12 @@ STEPS: list[tuple[dict[str, str], bool]] = [
 def test_transparent_changes_queue_upward_keys(kind: str) -> None:
     syncer = _syncer(MetadataRules(transparent=("hook.example/",)))
     for i, (ann, want) in enumerate(STEPS):
-        syncer._enqueue_super(BY_KIND[kind], p_slim(ann, fp=f"f{i}"), event="MODIFIED")
+        routing.enqueue_super(syncer.shared, BY_KIND[kind], p_slim(ann, fp=f"f{i}"), event="MODIFIED")
         assert _ups(syncer) == int(want), f"step {i}: {ann}"
 
 
 def test_without_transparent_prefixes_kinds_without_upward_queue_nothing() -> None:
     syncer = _syncer(MetadataRules(opaque=("hook.example/",)))
-    syncer._enqueue_super(BY_KIND["ConfigMap"], p_slim({HOOK: "a"}), event="MODIFIED")
-    syncer._enqueue_super(BY_KIND["Pod"], p_slim({HOOK: "a"}), event="MODIFIED")
+    routing.enqueue_super(syncer.shared, BY_KIND["ConfigMap"], p_slim({HOOK: "a"}), event="MODIFIED")
+    routing.enqueue_super(syncer.shared, BY_KIND["Pod"], p_slim({HOOK: "a"}), event="MODIFIED")
     assert _ups(syncer) == 0

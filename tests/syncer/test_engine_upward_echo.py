@@ -1,7 +1,7 @@
 """Upward keys for super pod events: queued when node, status or incarnation changed, not for echoes.
 
 The super watch echoes every downward write of ours (same node, same status);
-such an event has nothing to bring up.  Pure: ``_enqueue_super`` only queues
+such an event has nothing to bring up.  Pure: ``routing.enqueue_super`` only queues
 keys, so the test drives it with slim super pods and reads the queue.
 """
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from syncer import routing
 from syncer.engine import Syncer
 from syncer.queue import UP
 from syncer.resources import BY_KIND
@@ -60,7 +61,7 @@ def _drain_up(syncer: Syncer) -> list[tuple[str, str]]:
 def test_upward_keys_skip_echoes_only() -> None:
     syncer = _syncer()
     for i, (event, p_slim, want_up) in enumerate(STEPS):
-        syncer._enqueue_super(POD, p_slim, event=event)
+        routing.enqueue_super(syncer.shared, POD, p_slim, event=event)
         assert _drain_up(syncer) == ([("shop", "web")] if want_up else []), f"step {i}: {event}"
 
 
@@ -69,7 +70,7 @@ def test_other_kinds_always_queue_upward(kind: str) -> None:
     syncer = _syncer()
     p_slim = p_pod()  # no node, no status: still queued for kinds other than Pod
     for _ in range(2):
-        syncer._enqueue_super(BY_KIND[kind], p_slim, event="MODIFIED")
+        routing.enqueue_super(syncer.shared, BY_KIND[kind], p_slim, event="MODIFIED")
         assert _drain_up(syncer) == [("shop", "web")]
 
 

@@ -23,7 +23,7 @@ from vcluster import naming
 )
 def test_lease_settings(env: dict[str, str], duration: float, deadline: float, retry: float) -> None:
     s = SyncerSettings.from_env(env)
-    assert (s.lease_duration, s.lease_renew_deadline, s.lease_retry_period) == (duration, deadline, retry)
+    assert (s.lease.duration, s.lease.renew_deadline, s.lease.retry_period) == (duration, deadline, retry)
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_lease_settings(env: dict[str, str], duration: float, deadline: float, r
                      "RENEW_DEADLINE=5 must be less than the lease duration 5", id="deadline-not-below-duration"),
         pytest.param({"VC_SYNCER_LEASE_RENEW_DEADLINE": "2", "VC_SYNCER_LEASE_RETRY_PERIOD": "3"},
                      "RETRY_PERIOD=3 must be less than the renew deadline 2", id="retry-not-below-deadline"),
-        pytest.param({"VC_SYNCER_LEASE_DURATION": "x"}, "not a number", id="not-a-number"),
+        pytest.param({"VC_SYNCER_LEASE_DURATION": "x"}, "VC_SYNCER_LEASE_DURATION must be a number", id="not-a-number"),
     ],
 )
 def test_bad_lease_settings(env: dict[str, str], message: str) -> None:

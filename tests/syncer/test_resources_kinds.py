@@ -12,6 +12,7 @@ from syncer.resources import event as event_mod
 from syncer.resources import networkpolicy as np_mod
 from syncer.resources import pod as pod_mod
 from syncer.resources import pvc as pvc_mod
+from syncer.resources import tokens as tokens_mod
 from syncer.resources.base import TranslateContext
 from vcluster import naming
 from vcluster.kube import resources
@@ -326,7 +327,7 @@ def test_downward_api_volume_shows_the_tenant_namespace(items: list[dict[str, An
     sources = volume["projected"]["sources"]
     secret = next(s["secret"] for s in sources if "secret" in s)
     assert secret["name"] == naming.token_secret_name("default")
-    assert secret["items"][0]["key"] == pod_mod.NAMESPACE_KEY
+    assert secret["items"][0]["key"] == tokens_mod.NAMESPACE_KEY
     assert secret["items"][0]["path"] == "ns"
     assert [s["downwardAPI"]["items"] for s in sources if "downwardAPI" in s] == ([kept] if kept else [])
     assert volume["projected"]["defaultMode"] == 0o444

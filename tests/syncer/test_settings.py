@@ -24,8 +24,8 @@ def test_overrides_and_weights() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        pytest.param({"VC_SYNCER_WORKERS": "x"}, "not an integer", id="not-int"),
-        pytest.param({"VC_SYNCER_WORKERS": "0"}, "at least 1", id="zero-workers"),
+        pytest.param({"VC_SYNCER_WORKERS": "x"}, "VC_SYNCER_WORKERS must be an integer", id="not-int"),
+        pytest.param({"VC_SYNCER_WORKERS": "0"}, "VC_SYNCER_WORKERS must be >= 1", id="zero-workers"),
         pytest.param({"VC_SYNCER_WEIGHTS": "a=0"}, "positive integer", id="zero-weight"),
         pytest.param({"VC_SYNCER_WEIGHTS": "a"}, "expected", id="no-equals"),
     ],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from vcluster.settings import SettingsError, env_float, env_int
+from vcluster.settings import LeaseTiming, LogSettings, SettingsError, env_bool, env_float, env_int, env_pairs
 
 
 @pytest.mark.parametrize(
@@ -17,7 +19,7 @@ from vcluster.settings import SettingsError, env_float, env_int
         pytest.param("65535", {"maximum": 65535}, 65535, id="at-maximum"),
     ],
 )
-def test_env_int_reads(monkeypatch: pytest.MonkeyPatch, raw: str | None, kwargs: dict[str, int], expected: int) -> None:
+def test_env_int_reads(monkeypatch: pytest.MonkeyPatch, raw: str | None, kwargs: dict[str, Any], expected: int) -> None:
     if raw is None:
         monkeypatch.delenv("VC_TEST_NUMBER", raising=False)
     else:
@@ -34,7 +36,7 @@ def test_env_int_reads(monkeypatch: pytest.MonkeyPatch, raw: str | None, kwargs:
         pytest.param("70000", {"minimum": 0, "maximum": 65535}, "must be >= 0 and <= 65535", id="above"),
     ],
 )
-def test_env_int_refuses(monkeypatch: pytest.MonkeyPatch, raw: str, kwargs: dict[str, int], message: str) -> None:
+def test_env_int_refuses(monkeypatch: pytest.MonkeyPatch, raw: str, kwargs: dict[str, Any], message: str) -> None:
     monkeypatch.setenv("VC_TEST_NUMBER", raw)
     with pytest.raises(SettingsError, match=f"VC_TEST_NUMBER {message}"):
         env_int("VC_TEST_NUMBER", 7, **kwargs)
@@ -60,3 +62,53 @@ def test_env_float(monkeypatch: pytest.MonkeyPatch, raw: str | None, positive: b
             env_float("VC_TEST_NUMBER", 1.5, positive=positive)
     else:
         assert env_float("VC_TEST_NUMBER", 1.5, positive=positive) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (None, False), ("", False), ("1", True), ("TRUE", True), ("Yes", True), ("on", True),
+    ("0", False), ("False", False), ("NO", False), ("off", False), ("maybe", "must be one of"),
+], ids=str)
+def test_env_bool(raw: str | None, expected: bool | str) -> None:
+    env = {} if raw is None else {"VC_TEST_FLAG": raw}
+    if isinstance(expected, str):
+        with pytest.raises(SettingsError, match=f"VC_TEST_FLAG {expected}"):
+            env_bool("VC_TEST_FLAG", False, env=env)
+    else:
+        assert env_bool("VC_TEST_FLAG", False, env=env) is expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("a=1, b = 2,", {"a": "1", "b": "2"}), ("", {}), ("a", "entry 'a'"), ("=1", "entry '=1'"), ("a=", "entry 'a='"),
+], ids=["pairs", "empty", "no-equals", "no-key", "no-value"])
+def test_env_pairs(raw: str, expected: dict[str, str] | str) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(SettingsError, match=f"VC_TEST_PAIRS {expected}"):
+            env_pairs("VC_TEST_PAIRS", env={"VC_TEST_PAIRS": raw})
+    else:
+        assert env_pairs("VC_TEST_PAIRS", env={"VC_TEST_PAIRS": raw}) == expected
+
+
+def test_every_process_reads_log_json_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    from syncer.settings import SyncerSettings
+    from vcluster.operator.settings import OperatorSettings
+    from virtual_node.settings import ProxySettings
+
+    for raw, want in (("TRUE", True), ("yes", True), ("0", False)):
+        monkeypatch.setenv("VC_LOG_JSON", raw)
+        assert LogSettings.from_env().json is want
+        assert SyncerSettings.from_env().logs.json is want
+        assert OperatorSettings.from_env().logs.json is want
+        assert ProxySettings.from_env().logs.json is want
+
+
+def test_lease_timing_is_one_group_for_syncer_and_operator() -> None:
+    from syncer.settings import SyncerSettings
+    from vcluster.operator.settings import OperatorSettings
+
+    for prefix in ("VC_SYNCER", "VC_OPERATOR"):
+        env = {f"{prefix}_LEASE_DURATION": "6"}
+        assert LeaseTiming.from_env(prefix, env=env) == LeaseTiming(6.0, 4.0, 1.0)
+        with pytest.raises(SettingsError, match=f"{prefix}_LEASE_DURATION must be positive"):
+            LeaseTiming.from_env(prefix, env={f"{prefix}_LEASE_DURATION": "0"})
+    assert SyncerSettings.from_env({"VC_SYNCER_LEASE_DURATION": "6"}).lease == LeaseTiming(6.0, 4.0, 1.0)
+    assert OperatorSettings.from_env({"VC_OPERATOR_LEASE_DURATION": "6"}).lease == LeaseTiming(6.0, 4.0, 1.0)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from vcluster.settings import LogSettings
 from virtual_node.settings import ProxySettings, SettingsError, VirtualNodeSettings
 
 
@@ -33,7 +34,7 @@ def test_values_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert proxy.serving_names == ("a.example", "10.0.0.1")
     assert proxy.super_kubeconfig == Path("/tmp/kc")
     assert proxy.metrics_port == -1
-    assert (proxy.log_level, proxy.log_json) == ("DEBUG", True)
+    assert proxy.logs == LogSettings(level="DEBUG", json=True)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,6 @@ from typing import Any
 
 import structlog
 
-from vcluster import naming
 from vcluster.errors import VClusterError
 from vcluster.process import (
     ManagedProcess,
@@ -338,27 +337,22 @@ def _pick_ports(names: tuple[str, ...], previous: Mapping[str, int], taken: list
 
 def ensure_super_prerequisites(layout: Layout, *, timeout: float) -> None:
     """CRDs established and ``vc-system`` present, so ``create`` works right after ``up``."""
-    from tenant_crd.schema import all_crds
+    from vcluster import bootstrap
     from vcluster.process import wait_until
     from vcluster.testbed import AdminClient, read_info
 
     info = read_info(layout.super_dir)
     api = AdminClient(server=info.server, ca_file=Path(info.ca_file), cert_file=Path(info.admin_cert_file),
                       key_file=Path(info.admin_key_file))
-    crds = all_crds()
-    for crd in crds.values():
+    crds = bootstrap.crds()
+    for crd in crds:
         api.create_if_missing("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-    api.create_if_missing("/api/v1/namespaces", {
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": naming.SYSTEM_NAMESPACE},
-    })
+    api.create_if_missing("/api/v1/namespaces", bootstrap.system_namespace())
 
     def established() -> bool:
-        for crd in crds.values():
-            body = api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}")
-            conds = (body or {}).get("status", {}).get("conditions") or []
-            if not any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
-                return False
-        return True
+        return all(bootstrap.is_established(
+            api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"))
+            for crd in crds)
 
     try:
         wait_until(established, timeout=timeout, what="Tenant and ClusterVersion CRDs established")

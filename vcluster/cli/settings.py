@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vcluster.cli.errors import UsageError
+from vcluster.settings import SettingsError, env_float, env_int
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -46,21 +47,12 @@ class CliSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> CliSettings:
         env = dict(os.environ if env is None else env)
         kubeconfig = next((p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p), None)
-        nodes_raw = env.get("VC_NODES", "")
-        try:
-            nodes = int(nodes_raw) if nodes_raw else 2
-        except ValueError:
-            raise UsageError(f"VC_NODES must be an integer, got {nodes_raw!r}") from None
-        real_raw = env.get("VC_REAL_NODES", "")
-        try:
-            real_nodes = int(real_raw) if real_raw else 0
-        except ValueError:
-            raise UsageError(f"VC_REAL_NODES must be an integer, got {real_raw!r}") from None
-        timeout_raw = env.get("VC_START_TIMEOUT", "")
-        try:
-            timeout = float(timeout_raw) if timeout_raw else 120.0
-        except ValueError:
-            raise UsageError(f"VC_START_TIMEOUT must be a number, got {timeout_raw!r}") from None
+        try:  # the shared readers' messages; a usage error for the CLI's exit code
+            nodes = env_int("VC_NODES", 2, env=env)
+            real_nodes = env_int("VC_REAL_NODES", 0, env=env)
+            timeout = env_float("VC_START_TIMEOUT", 120.0, env=env)
+        except SettingsError as exc:
+            raise UsageError(str(exc)) from None
         return cls(
             state_dir=default_state_dir(env),
             kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,

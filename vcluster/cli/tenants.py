@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from tenant_crd import models
+from vcluster import clock
 from vcluster.cli import output
 from vcluster.cli.errors import EXIT_OK, UsageError
 from vcluster.cli.settings import CliSettings
@@ -28,10 +28,6 @@ from vcluster.kube import AlreadyExists, ApiClient, ApiError, Invalid
 from vcluster.kube.resources import TENANTS
 
 POLL_INTERVAL = 0.5
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _read_file(path: str) -> str:
@@ -138,7 +134,7 @@ def create(args: argparse.Namespace, settings: CliSettings) -> int:
 
     obj = asyncio.run(run())
     if args.output:
-        sys.stdout.write(output.render([obj], args.output, now=_now(), single=True))
+        sys.stdout.write(output.render([obj], args.output, now=clock.now(), single=True))
     return EXIT_OK
 
 
@@ -155,7 +151,7 @@ def list_(args: argparse.Namespace, settings: CliSettings) -> int:
     if not items and args.output in (None, "wide"):
         print("No tenants found.", file=sys.stderr)
         return EXIT_OK
-    sys.stdout.write(output.render(items, args.output, now=_now()))
+    sys.stdout.write(output.render(items, args.output, now=clock.now()))
     return EXIT_OK
 
 
@@ -173,7 +169,7 @@ def get(args: argparse.Namespace, settings: CliSettings) -> int:
             return await get_tenant(api, args.name)
 
     obj = asyncio.run(run())
-    sys.stdout.write(output.render([obj], args.output, now=_now(), single=True))
+    sys.stdout.write(output.render([obj], args.output, now=clock.now(), single=True))
     return EXIT_OK
 
 

@@ -39,6 +39,7 @@ import structlog
 from vcluster import binaries
 from vcluster.controlplane import spec as cp
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 from vcluster.process import (
     HealthCheck,
     ManagedProcess,
@@ -120,10 +121,7 @@ class LocalBackend:
                 port = pick_free_port(host=self.host, exclude=[*picked, port])
             picked.append(port)
         ports = LocalPorts(*picked)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{PORTS_FILE}.tmp")
-        tmp.write_text(json.dumps({n: getattr(ports, n) for n in _PORT_NAMES}))
-        tmp.replace(path)
+        write_atomic(path, json.dumps({n: getattr(ports, n) for n in _PORT_NAMES}))
         return ports
 
     def layout(self, key: str) -> cp.Layout:
@@ -171,8 +169,8 @@ class LocalBackend:
         pki_dir = self._pki_dir(key)
         pki_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name, data in pki_files.items():
-            _write_if_changed(pki_dir / name, data, mode=0o600 if name.endswith(".key") else 0o644)
-        _write_if_changed(root / "controller-manager.kubeconfig", cm_kubeconfig.encode(), mode=0o600)
+            write_atomic(pki_dir / name, data, mode=0o600 if name.endswith(".key") else 0o644, if_changed=True)
+        write_atomic(root / "controller-manager.kubeconfig", cm_kubeconfig, mode=0o600, if_changed=True)
         checks: dict[str, HealthCheck] = {
             cp.ETCD_COMPONENT: https_check(
                 _flag(spec.etcd.args, "advertise-client-urls") + "/health",
@@ -262,18 +260,6 @@ def _listening_ports(pid: int) -> set[int]:
                 if len(parts) > 9 and parts[3] == "0A" and parts[9] in inodes:
                     ports.add(int(parts[1].rsplit(":", 1)[1], 16))
     return ports
-
-
-def _write_if_changed(path: Path, data: bytes, *, mode: int) -> None:
-    with contextlib.suppress(OSError):
-        if path.read_bytes() == data:
-            return
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, mode)
-    tmp.replace(path)
 
 
 def _terminate(pid: int, argv: list[str], *, grace: float = 10.0) -> None:

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -30,9 +29,9 @@ import structlog
 from vcluster import naming
 from vcluster.errors import VClusterError
 from vcluster.operator.settings import OperatorSettings
+from vcluster.settings import LogSettings
 
 if TYPE_CHECKING:  # the heavy imports wait until run(): --help stays fast
-    from vcluster.kube import ApiClient
     from vcluster.leader import LeaderElector, LeaseConfig
 
 log = structlog.get_logger(__name__)
@@ -48,8 +47,8 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
     parser.add_argument("--no-install-crds", action="store_true", help="do not apply the CRDs on start")
     # Gone: the operator always elects one active replica through the Lease vc-system/vc-operator.
     parser.add_argument("--peering", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--log-level", default=base.log_level)
-    parser.add_argument("--log-json", action="store_true", default=base.log_json)
+    parser.add_argument("--log-level", default=base.logs.level)
+    parser.add_argument("--log-json", action="store_true", default=base.logs.json)
     args = parser.parse_args(argv)
     if args.peering:
         print("warning: --peering is obsolete and ignored: replicas elect one leader through the Lease "
@@ -62,42 +61,8 @@ def _parse(argv: list[str] | None, base: OperatorSettings) -> OperatorSettings:
         health_host=args.health_host,
         health_interval=args.health_interval,
         install_crds=base.install_crds and not args.no_install_crds,
-        log_level=args.log_level,
-        log_json=args.log_json,
+        logs=LogSettings(level=args.log_level, json=args.log_json),
     )
-
-
-async def install_crds(api: ApiClient) -> None:
-    """Server-side apply the CRDs and wait until they are Established."""
-    from tenant_crd import all_crds
-    from vcluster.kube import resources as r
-
-    crds = all_crds().values()
-    for crd in crds:
-        await api.patch(r.CRDS, crd["metadata"]["name"], crd, patch_type="apply",
-                        field_manager="vc-operator", force=True)
-    for crd in crds:
-        for _ in range(200):
-            got = await api.get(r.CRDS, crd["metadata"]["name"])
-            conds = (got.get("status") or {}).get("conditions") or []
-            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conds):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise VClusterError(f"CRD {crd['metadata']['name']} did not become Established")
-
-
-async def ensure_system_namespace(api: ApiClient) -> None:
-    """Create ``naming.SYSTEM_NAMESPACE`` (where the operator Lease lives) if it is missing."""
-    from vcluster.kube import AlreadyExists
-    from vcluster.kube import resources as r
-
-    if await api.get_or_none(r.NAMESPACES, naming.SYSTEM_NAMESPACE) is not None:
-        return
-    with contextlib.suppress(AlreadyExists):
-        await api.create(r.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
-                                        "metadata": {"name": naming.SYSTEM_NAMESPACE}})
-        log.info("operator.namespace_created", namespace=naming.SYSTEM_NAMESPACE)
 
 
 def lease_config(settings: OperatorSettings) -> LeaseConfig:
@@ -136,12 +101,13 @@ async def run(settings: OperatorSettings) -> None:
     its next retry).  Lost Lease (another holder, or no renewal within the
     renew deadline): Kopf is cancelled at once and :class:`VClusterError` ends
     the process non-zero; if Kopf has not stopped before a standby may take
-    over (``lease_duration - lease_renew_deadline``) the process exits hard,
+    over (lease duration − renew deadline) the process exits hard,
     as client-go's users do.
     """
     import kopf
     from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 
+    from vcluster import bootstrap
     from vcluster.controlplane.local import LocalBackend
     from vcluster.kube import ApiClient, ClientConfig
     from vcluster.kubeconfig import load_kubeconfig
@@ -161,9 +127,9 @@ async def run(settings: OperatorSettings) -> None:
                          registry=metrics)
     async with contextlib.AsyncExitStack() as stack:
         api = await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(settings.kubeconfig)))
-        await ensure_system_namespace(api)
+        await bootstrap.ensure_system_namespace(api)
         if settings.install_crds:  # idempotent: fine for a standby too
-            await install_crds(api)
+            await bootstrap.install_crds(api)
         # A client of its own: renewals must not wait behind the handlers' requests for a pooled connection.
         lease_api = await stack.enter_async_context(ApiClient(ClientConfig.from_kubeconfig(
             settings.kubeconfig, max_connections=2, user_agent="vc-operator-leader-election")))
@@ -214,36 +180,21 @@ async def _lead(
     elector: LeaderElector, *, keep: asyncio.Task[None], operator: asyncio.Task[None], stop: asyncio.Event,
     settings: OperatorSettings,
 ) -> None:
-    """Wait for Kopf to stop (signal: Kopf's own handlers stop it) or the Lease to be lost; clean up."""
-    from vcluster.leader import LostLease
+    """Wait for Kopf to stop (signal: Kopf's own handlers stop it) or the Lease to be lost; clean up
+    (:func:`vcluster.leader.lead`)."""
+    from vcluster.leader import lead
 
-    lost: LostLease | None = None
-    try:
-        done, _ = await asyncio.wait({keep, operator}, return_when=asyncio.FIRST_COMPLETED)
-        if keep in done and isinstance(keep.exception(), LostLease):
-            lost = keep.exception()  # type: ignore[assignment]
-    finally:
+    def stop_kopf(lost: bool) -> None:
         stop.set()  # Kopf's stop flag: also keeps its "ultimate exit" SIGKILL timer off
-        keep.cancel()
-        if lost is not None:
+        if lost:
             operator.cancel()  # stop handlers at once: a standby may take over soon
-        grace = (settings.lease_duration - settings.lease_renew_deadline) if lost is not None else 60.0
-        _, pending = await asyncio.wait({operator}, timeout=max(0.1, grace))
-        if pending and lost is not None:
-            log.error("operator.stop_overdue", grace=grace)
-            print(f"error: {lost}; Kopf did not stop within {grace:g}s, exiting hard", file=sys.stderr)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
+
+    try:
+        lost = await lead(elector, work=operator, keep=keep, stop_work=stop_kopf, component="operator",
+                          clean_stop_timeout=60.0)
+    finally:
         _on_signals(stop.set)  # Kopf's handlers point at its finished run
-        await asyncio.gather(keep, return_exceptions=True)
-        if lost is None:
-            try:
-                async with asyncio.timeout(max(2.0, settings.lease_retry_period)):
-                    await elector.release()
-            except Exception as exc:  # the Lease then expires on its own
-                log.warning("operator.release_failed", error=str(exc) or type(exc).__name__)
-        log.info("operator.stopped", leading=False, lost=lost is not None)
+    log.info("operator.stopped", leading=False, lost=lost is not None)
     if lost is not None:
         raise VClusterError(f"{lost}: stopped the operator (a restart stands by until the lease is free)")
     if not operator.cancelled():
@@ -255,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = _parse(argv, OperatorSettings.from_env())
-        configure_logging(level=settings.log_level, json=settings.log_json)
-        if settings.log_level.upper() != "DEBUG":
+        configure_logging(level=settings.logs.level, json=settings.logs.json)
+        if settings.logs.level.upper() != "DEBUG":
             # Kopf logs every timer/handler success at INFO; ours are the events that matter.
             logging.getLogger("kopf").setLevel(logging.WARNING)
         asyncio.run(run(settings))

@@ -24,7 +24,6 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
-import datetime as _dt
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import structlog
 
 from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
 from tenant_crd.models import IsolationSpec
-from vcluster import kubelet_ca, naming, policy
+from vcluster import clock, kubelet_ca, naming, policy
 from vcluster.controlplane import builder, certs, pods
 from vcluster.controlplane import spec as cp
 from vcluster.controlplane.local import BackendError, LocalBackend, VersionUnavailable
@@ -77,10 +76,6 @@ class Outcome:
     cluster_key: str
     endpoint: str
     backend: str
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _b64(data: bytes) -> str:
@@ -139,7 +134,7 @@ class Reconciler:
             transition = (
                 old_cond.last_transition_time
                 if old_cond is not None and old_cond.status == status_str and old_cond.last_transition_time
-                else _now()
+                else clock.timestamp()
             )
             return {"type": type_, "status": status_str, "reason": why, "message": text,
                     "observedGeneration": generation, "lastTransitionTime": transition}
@@ -164,7 +159,7 @@ class Reconciler:
 
     async def event(self, body: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
         meta = body["metadata"]
-        now = _now()
+        now = clock.timestamp()
         event = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -6,15 +6,11 @@ from the environment; this is the only place that reads ``VC_OPERATOR_*``.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from vcluster.settings import check_lease_timing, env_float, env_int
-
-
-def _state_home() -> Path:
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+from vcluster.settings import LeaseTiming, LogSettings, env_bool, env_float, env_int, env_path, env_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,41 +35,28 @@ class OperatorSettings:
     health_host: str = "127.0.0.1"
     #: Written into the operator Lease's ``holderIdentity``; empty means ``<hostname>-<pid>``.
     identity: str = ""
-    #: Seconds the operator Lease stays valid without renewal (a standby takes over after that).
-    lease_duration: float = 15.0
-    #: The leader stops (exits non-zero) when it could not renew for this long (< ``lease_duration``).
-    lease_renew_deadline: float = 10.0
-    #: Seconds between a standby's attempts and the leader's renewals (< ``lease_renew_deadline``).
-    lease_retry_period: float = 2.0
-    log_level: str = "INFO"
-    log_json: bool = False
+    #: Operator Lease timing (``VC_OPERATOR_LEASE_*``): a lost Lease stops the operator (exit non-zero).
+    lease: LeaseTiming = field(default_factory=LeaseTiming)
+    #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for every process.
+    logs: LogSettings = field(default_factory=LogSettings)
     #: Address the ``local`` backend's tenant components bind (``VC_OPERATOR_LOCAL_HOST``): loopback,
     #: or with real nodes an address tenant pods can reach (the test bed's host address).
     local_host: str = "127.0.0.1"
 
     @classmethod
-    def from_env(cls) -> OperatorSettings:
-        kubeconfig = os.environ.get("VC_OPERATOR_KUBECONFIG")
-        duration = env_float("VC_OPERATOR_LEASE_DURATION", 15.0, positive=True)
-        renew_deadline = env_float("VC_OPERATOR_LEASE_RENEW_DEADLINE", duration * 2 / 3, positive=True)
-        retry_period = env_float("VC_OPERATOR_LEASE_RETRY_PERIOD", min(2.0, renew_deadline / 4), positive=True)
-        check_lease_timing("VC_OPERATOR", duration=duration, renew_deadline=renew_deadline, retry_period=retry_period)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        state_home = env_path("XDG_STATE_HOME", Path.home() / ".local" / "state", env=env)
         return cls(
-            kubeconfig=Path(kubeconfig) if kubeconfig else None,
-            state_dir=Path(
-                os.environ.get("VC_OPERATOR_STATE_DIR") or _state_home() / "virtualcluster" / "operator"
-            ),
-            start_timeout=env_float("VC_OPERATOR_START_TIMEOUT", 90.0),
-            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 20.0),
-            bootstrap_timeout=env_float("VC_OPERATOR_BOOTSTRAP_TIMEOUT", 90.0),
-            install_crds=os.environ.get("VC_OPERATOR_INSTALL_CRDS", "1") not in ("0", "false", "no"),
-            health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535),
-            health_host=os.environ.get("VC_OPERATOR_HEALTH_HOST", "127.0.0.1"),
-            identity=os.environ.get("VC_OPERATOR_IDENTITY", ""),
-            lease_duration=duration,
-            lease_renew_deadline=renew_deadline,
-            lease_retry_period=retry_period,
-            log_level=os.environ.get("VC_LOG_LEVEL", "INFO"),
-            log_json=os.environ.get("VC_LOG_JSON", "0") in ("1", "true", "yes"),
-            local_host=os.environ.get("VC_OPERATOR_LOCAL_HOST", "127.0.0.1"),
+            kubeconfig=env_path("VC_OPERATOR_KUBECONFIG", None, env=env),
+            state_dir=env_path("VC_OPERATOR_STATE_DIR", state_home / "virtualcluster" / "operator", env=env),
+            start_timeout=env_float("VC_OPERATOR_START_TIMEOUT", 90.0, env=env),
+            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 20.0, env=env),
+            bootstrap_timeout=env_float("VC_OPERATOR_BOOTSTRAP_TIMEOUT", 90.0, env=env),
+            install_crds=env_bool("VC_OPERATOR_INSTALL_CRDS", True, env=env),
+            health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535, env=env),
+            health_host=env_str("VC_OPERATOR_HEALTH_HOST", "127.0.0.1", env=env),
+            identity=env_str("VC_OPERATOR_IDENTITY", "", env=env),
+            lease=LeaseTiming.from_env("VC_OPERATOR", env=env),
+            logs=LogSettings.from_env(env=env),
+            local_host=env_str("VC_OPERATOR_LOCAL_HOST", "127.0.0.1", env=env),
         )

@@ -29,6 +29,7 @@ import structlog
 
 from vcluster import binaries, images, naming, pki
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 from vcluster.kubeconfig import render_kubeconfig, write_kubeconfig
 from vcluster.process import (
     ManagedProcess,
@@ -530,7 +531,7 @@ class LocalSuperCluster:
             name: ComponentInfo(argv=tuple(p.argv), pid_file=str(p.pid_path), log_file=str(p.log_path))
             for name, p in self._procs.items()
         })
-        _atomic_write(self.layout.state, self._info.to_json())
+        write_atomic(self.layout.state, self._info.to_json())
 
     # ---- real nodes ------------------------------------------------------------------
 
@@ -561,7 +562,7 @@ class LocalSuperCluster:
             for folder in (node.containerd_root, node.containerd_state, node.cni_conf_dir, node.cni_data_dir,
                            node.kubelet_root, node.pod_logs, node.pki):
                 folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(node.containerd_config, realnodes.containerd_config(
+            write_atomic(node.containerd_config, realnodes.containerd_config(
                 node, cni_bin_dir=facts.cni_bin_dir, restrict_oom_score_adj=not facts.can_lower_oom_score))
             realnodes.write_json(node.cni_conf_dir / "10-virtualcluster.conflist",
                                  realnodes.cni_config(net, plan, data_dir=node.cni_data_dir))
@@ -609,7 +610,7 @@ class LocalSuperCluster:
         health, ready = self._port(None, "CoreDNS health port", taken), self._port(None, "CoreDNS ready port", taken)
         dns_kc = self._client_kubeconfig("coredns", server, cn="vc-super-coredns", orgs=["system:masters"])
         corefile = lay.root / "Corefile"
-        _atomic_write(corefile, realnodes.corefile(bind=plan.host_address, kubeconfig=dns_kc,
+        write_atomic(corefile, realnodes.corefile(bind=plan.host_address, kubeconfig=dns_kc,
                                                    health_port=health, ready_port=ready))
         dns = self._spawn("coredns", [bins["coredns"], "-conf", str(corefile)])
         self._record()
@@ -631,7 +632,7 @@ class LocalSuperCluster:
         s = self.settings
         log_file = self.layout.root / "kwok-container.log"
         if s.kwok_logs:
-            _atomic_write(log_file, simulated_log())
+            write_atomic(log_file, simulated_log())
             self.attach_file.touch()
         rules = rules_config(
             log_file=log_file if s.kwok_logs else None,
@@ -640,7 +641,7 @@ class LocalSuperCluster:
             forward_port=s.kwok_port_forward_port,
         )
         path = self.layout.root / "kwok.yaml"
-        _atomic_write(path, self._kwok_text + ("---\n" + rules if rules else ""))
+        write_atomic(path, self._kwok_text + ("---\n" + rules if rules else ""))
         return path
 
     def _wait(self, check: Callable[[], bool], *, what: str) -> None:
@@ -893,8 +894,3 @@ def _nth_service_ip(cidr: str, n: int) -> str:
     net = ipaddress.ip_network(cidr, strict=False)
     return str(net.network_address + n)
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -29,6 +29,7 @@ from pathlib import Path
 import structlog
 
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 
 log = structlog.get_logger(__name__)
 
@@ -259,9 +260,7 @@ class HostNetwork:
             return None
 
     def _save(self, p: HostPlan) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(p.to_json())
-        tmp.replace(self.path)
+        write_atomic(self.path, p.to_json())
 
     def setup(self, p: HostPlan) -> HostPlan:
         """Record the sysctls, then add the host address, the bridges and the guard chain."""

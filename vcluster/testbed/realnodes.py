@@ -36,6 +36,7 @@ import yaml
 
 from vcluster import naming
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 from vcluster.images import PAUSE_IMAGE
 from vcluster.testbed.hostnet import HostPlan, NodeNet
 
@@ -327,19 +328,11 @@ def kube_dns_objects(*, cluster_ip: str, host_address: str) -> list[tuple[str, d
 
 
 def write_yaml(path: Path, obj: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, yaml.safe_dump(obj, sort_keys=False))
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(obj, indent=2))
 
 
 # ---- cgroups -------------------------------------------------------------------------------------

@@ -8,12 +8,11 @@ reads the environment.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcluster.errors import VClusterError
-from vcluster.settings import BinarySettings, env_float, env_int
+from vcluster.settings import BinarySettings, env_bool, env_float, env_int, env_path, env_str
 
 DEFAULT_STATE_DIR = Path(".vcluster") / "super"
 
@@ -58,8 +57,9 @@ class TestbedSettings:
     kwok_exec: bool = False
     #: kwok forwards ``kubectl port-forward`` of any pod port to this local port (``None``: off).
     kwok_port_forward_port: int | None = None
-    #: Where the upstream binaries are.
-    binaries: BinarySettings = field(default_factory=BinarySettings.from_env)
+    #: Where the upstream binaries are (required: ``BinarySettings.from_env()`` is the caller's to read, so
+    #: constructing settings never reads the environment behind the caller's back).
+    binaries: BinarySettings = field(kw_only=True)
 
     def __post_init__(self) -> None:
         if self.nodes < 0:
@@ -80,17 +80,17 @@ class TestbedSettings:
             return env_int(f"VC_TESTBED_{name}", None)
 
         return cls(
-            state_dir=Path(os.environ.get("VC_TESTBED_STATE_DIR") or DEFAULT_STATE_DIR),
+            state_dir=env_path("VC_TESTBED_STATE_DIR", DEFAULT_STATE_DIR),
             nodes=env_int("VC_TESTBED_NODES", 3),
             real_nodes=env_int("VC_TESTBED_REAL_NODES", 0, minimum=0, maximum=8),
-            host=os.environ.get("VC_TESTBED_HOST", "127.0.0.1"),
+            host=env_str("VC_TESTBED_HOST", "127.0.0.1"),
             etcd_client_port=port("ETCD_CLIENT_PORT"),
             etcd_peer_port=port("ETCD_PEER_PORT"),
             apiserver_port=port("APISERVER_PORT"),
             kwok_kubelet_port=port("KWOK_KUBELET_PORT"),
             start_timeout=env_float("VC_TESTBED_START_TIMEOUT", 90.0),
-            kwok_logs=os.environ.get("VC_TESTBED_KWOK_LOGS", "1") not in ("0", "false", "no"),
-            kwok_exec=os.environ.get("VC_TESTBED_KWOK_EXEC", "0") in ("1", "true", "yes"),
+            kwok_logs=env_bool("VC_TESTBED_KWOK_LOGS", True),
+            kwok_exec=env_bool("VC_TESTBED_KWOK_EXEC", False),
             binaries=BinarySettings.from_env(),
         )
 

@@ -38,7 +38,7 @@ async def _main(settings: ProxySettings) -> None:
 def main() -> int:
     try:
         settings = ProxySettings.from_env()
-        configure_logging(level=settings.log_level, json=settings.log_json)
+        configure_logging(level=settings.logs.level, json=settings.logs.json)
         asyncio.run(_main(settings))
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -47,7 +47,7 @@ def test_lease_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     s = OperatorSettings.from_env()
-    assert (s.lease_duration, s.lease_renew_deadline, s.lease_retry_period) == expected
+    assert (s.lease.duration, s.lease.renew_deadline, s.lease.retry_period) == expected
 
 
 @pytest.mark.parametrize(

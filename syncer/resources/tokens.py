@@ -1,0 +1,100 @@
+"""Service-account token Secrets in the super cluster: made for pods, removed with their account.
+
+Why: a super pod must authenticate to the *tenant* apiserver as its tenant
+service account.  The syncer asks the tenant's TokenRequest API for a token
+and keeps it, with the tenant CA and namespace, in a super Secret named by
+:func:`vcluster.naming.token_secret_name`, which the pod's translated
+``kube-api-access`` volume mounts.  Two kinds need it: Pods make the Secret
+(:func:`ensure_token`, their ``prepare`` hook) and ServiceAccounts remove it
+(:func:`delete_token`, their ``on_gone`` hook); both reach the clusters only
+through :class:`~syncer.resources.base.KindIO`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass, field
+from typing import cast
+
+from syncer.resources.base import KindIO, Obj, RetryLater, super_namespace
+from vcluster import naming
+from vcluster.kube import AlreadyExists, NotFound, resources
+
+#: Keys of the token Secret (the pod's translated volumes project them).
+TOKEN_KEY, CA_KEY, NAMESPACE_KEY = "token", "ca.crt", "namespace"
+#: The ``vc_syncer_operations_total`` kind label of token Secret writes.
+COUNT_KIND = "ServiceAccountToken"
+_SCRATCH = "tokens"
+
+
+@dataclass(slots=True)
+class _Tokens:
+    """(tenant namespace, service account) whose token Secret exists, and one lock per pair."""
+
+    have: set[tuple[str, str]] = field(default_factory=set)
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+
+def _tokens(io: KindIO) -> _Tokens:
+    return cast(_Tokens, io.scratch.setdefault(_SCRATCH, _Tokens()))
+
+
+def token_secret(*, key: str, tenant_name: str, namespace: str, service_account: str, token: str,
+                 ca_pem: bytes) -> Obj:
+    """The super Secret holding a tenant token (pure)."""
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {
+            "name": naming.token_secret_name(service_account), "namespace": super_namespace(key, namespace),
+            "labels": naming.owner_labels(key, tenant_name),
+            "annotations": {naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT: service_account, naming.ANN_CLUSTER_KEY: key,
+                            naming.ANN_TENANT_NAMESPACE: namespace},
+        },
+        "data": {
+            TOKEN_KEY: base64.b64encode(token.encode()).decode(),
+            CA_KEY: base64.b64encode(ca_pem).decode(),
+            NAMESPACE_KEY: base64.b64encode(namespace.encode()).decode(),
+        },
+    }
+
+
+def is_token_secret(p_slim: Obj) -> bool:
+    """Whether a super Secret is a token Secret (it belongs to a service account, not to the Secret kind)."""
+    return naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in ((p_slim.get("metadata") or {}).get("annotations") or {})
+
+
+async def ensure_token(io: KindIO, ns: str, sa: str) -> None:
+    """Make the token Secret of tenant service account ``ns/sa`` unless it exists."""
+    tokens = _tokens(io)
+    if (ns, sa) in tokens.have:
+        return
+    if io.super_get("Secret", super_namespace(io.ctx.key, ns), naming.token_secret_name(sa)) is not None:
+        tokens.have.add((ns, sa))
+        return
+    async with tokens.locks.setdefault((ns, sa), asyncio.Lock()):
+        if (ns, sa) in tokens.have:
+            return
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": io.token_expiration}}
+        try:
+            answer = await io.tenant_api.create(resources.SERVICEACCOUNTS, request, namespace=ns, name=sa,
+                                                subresource="token")
+        except NotFound:
+            raise RetryLater(f"service account {ns}/{sa} not found in the tenant") from None
+        secret = token_secret(key=io.ctx.key, tenant_name=io.ctx.tenant_name, namespace=ns, service_account=sa,
+                              token=answer["status"]["token"], ca_pem=io.tenant_api.config.ca_pem or b"")
+        try:
+            await io.create_super("Secret", secret, tenant_namespace=ns)
+            io.count(COUNT_KIND, "down", "create")
+        except AlreadyExists:
+            pass
+        tokens.have.add((ns, sa))
+
+
+async def delete_token(io: KindIO, ns: str, sa: str) -> None:
+    """Delete the token Secret of tenant service account ``ns/sa`` (if the syncer made one)."""
+    _tokens(io).have.discard((ns, sa))
+    p_secret = io.super_get("Secret", super_namespace(io.ctx.key, ns), naming.token_secret_name(sa))
+    if p_secret is not None:
+        await io.delete_super("Secret", p_secret)

@@ -1,0 +1,69 @@
+"""What the syncer holds for one served tenant: clients, caches, tasks and echo memos.
+
+Why a module of its own: the engine loop, the routing of watch events, the
+downward and upward writers and the patrol all read and write the same
+per-tenant state; keeping its definition apart from all of them keeps the
+import graph a tree (everything imports this; this imports no writer).
+The echo memos are what makes the hot path cheap: a watch event that is
+only the echo of the syncer's own write queues no key (see
+docs/architecture.md, "Syncer hot path").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncer.informer import Informer
+from syncer.resources.base import Kind, Obj, TranslateContext, super_namespace
+from syncer.tenants import TenantInfo
+from vcluster.kube import ApiClient
+
+
+@dataclass(slots=True)
+class TenantRuntime:
+    """What the syncer holds for one served tenant."""
+
+    info: TenantInfo
+    api: ApiClient
+    ctx: TranslateContext
+    informers: dict[str, Informer] = field(default_factory=dict)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+    #: uids of tenant objects refused by policy (told once).
+    refused: set[str] = field(default_factory=set)
+    #: Super events waiting to be copied up, by (tenant namespace, event name).
+    pending_events: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    #: What we last wrote to the super cluster, by (kind, tenant namespace, name): (tenant uid, fingerprint).
+    #: The super watch's echo of our own write matches it and needs no downward reconcile.
+    written: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    #: Kinds with ``upward_echo``: by (kind, tenant namespace, name), a fingerprint of (super uid annotation,
+    #: node, status) of the last super event whose upward key was queued; an event with the same one (the
+    #: echo of our own downward write) queues no upward key.
+    upward_seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: Kinds with a ``down_fingerprint``: by (kind, tenant namespace, name), that fingerprint of the last
+    #: tenant event that queued a downward key.  A MODIFIED event with the same one (the echo of our own
+    #: binding or status write) queues no downward key.
+    down_seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: The kinds synced for this tenant: the registry, then its extra kinds once both clusters serve them.
+    kinds: tuple[Kind, ...] = ()
+    #: ``spec.sync.extraKinds`` entry → the last problem told on the Tenant (told again only when it changes).
+    extra_told: dict[str, str] = field(default_factory=dict)
+    #: State the kinds' hooks keep for this tenant (token Secrets made, cached contexts), by hook key.
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.info.key
+
+    def super_ref(self, kind: Kind, ns: str, name: str) -> tuple[str | None, str]:
+        """(super namespace or None, super name) of the tenant object ``ns/name`` of ``kind``."""
+        if kind.namespaced:
+            return super_namespace(self.info.key, ns), name
+        return None, super_namespace(self.info.key, name)
+
+    def forget(self, kind: str, ns: str, name: str) -> None:
+        """Drop the echo memos of one object (it was deleted on one side)."""
+        self.written.pop((kind, ns, name), None)
+        self.upward_seen.pop((kind, ns, name), None)
