@@ -516,6 +516,13 @@ def test_tenant_logs_and_exec_go_through_the_proxy_and_other_tenants_are_refused
     wait_tenant_phase(a, ns, "talker", ("Running",))
     assert "line-two" in tenant_logs(a, ns, "talker", "--since=1h")
     assert a.kubectl("exec", "-n", ns, "talker", "--", "sh", "-c", "echo $((6*7))").stdout.strip() == "42"
+    # exec -it: a terminal in the container (`script` gives kubectl the terminal it asks for)
+    exec_it = f"kubectl --kubeconfig={a.kubeconfig_path} exec -it -n {ns} talker -- sh -c 'tty; echo tty-ok'"
+    tty = subprocess.run(["script", "-qec", exec_it, "/dev/null"], capture_output=True, text=True, timeout=60,
+                         check=False, stdin=subprocess.DEVNULL)
+    assert tty.returncode == 0, (tty.stdout, tty.stderr)
+    assert "/dev/pts/" in tty.stdout, tty.stdout
+    assert "tty-ok" in tty.stdout
     # kubectl cp (tar through exec)
     target = Path(tempfile.mkdtemp(prefix="vc-cp-")) / "passwd"
     a.kubectl("cp", f"{ns}/talker:/etc/passwd", str(target))

@@ -175,3 +175,29 @@ def test_teardown_removes_only_the_kube_chains_that_were_not_there_before() -> N
                               "block incoming localnet connections", "-j", "DROP"]) in rules
     _, remove_all = hostnet.removal_plan(chains, rules, keep=set())
     assert remove_all == ["KUBE-FIREWALL", "KUBE-OLD"]
+
+
+def test_preflight_says_in_one_line_what_the_host_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(realnodes.RealNodeError, match=r"^real nodes need root") as not_root:
+        realnodes.preflight()
+    assert "\n" not in str(not_root.value)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("shutil.which", lambda tool: None if tool == "runc" else f"/usr/bin/{tool}")
+    with pytest.raises(realnodes.RealNodeError, match=r"^runc not found: .*scripts/setup installs them"):
+        realnodes.preflight()
+
+
+def test_oom_score_restriction_follows_cap_sys_resource_in_the_bounding_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This VM drops CAP_SYS_RESOURCE (bit 24): containerd must then not lower oom_score_adj."""
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("shutil.which", lambda tool: f"/usr/bin/{tool}")
+    try:
+        monkeypatch.setattr(realnodes, "_cap_bounding", lambda: 0x1FFFEFFFFFF)
+        without = realnodes.preflight()
+        monkeypatch.setattr(realnodes, "_cap_bounding", lambda: 0x1FFFFFFFFFF)
+        with_cap = realnodes.preflight()
+    except realnodes.RealNodeError as exc:  # a host without CNI plugins or cgroups: nothing to decide here
+        pytest.skip(str(exc))
+    assert without.can_lower_oom_score is False
+    assert with_cap.can_lower_oom_score is True
