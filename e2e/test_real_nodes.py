@@ -285,6 +285,38 @@ def test_super_pods_reach_the_apiserver_and_dns_and_have_no_way_out(
     super_cluster.kubectl("delete", "pod", unique_name, "--wait=false")
 
 
+def test_project_and_control_plane_images_run_on_a_real_node(
+    super_cluster: SuperCluster, tmp_path_factory: pytest.TempPathFactory, binary_settings: BinarySettings,
+) -> None:
+    """The images ``scripts/images`` builds without a container engine run as real containers."""
+    from vcluster import imagebuild
+
+    built = imagebuild.build(out=tmp_path_factory.mktemp("images"), settings=binary_settings)
+    for node_socket in imagebuild.node_sockets(super_cluster.state_dir):
+        images.import_into(built.archive, address=node_socket)
+    project = images.project_image_name(imagebuild.project_version())
+    apiserver = images.component_image_name("kube-apiserver", binary_settings.kube_version)
+    placement = {"nodeSelector": {naming.LABEL_REAL_NODE: "true"}, "tolerations": [realnodes.toleration()],
+                 "restartPolicy": "Never"}
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "img-project", "namespace": "default"},
+         "spec": {**placement, "containers": [{"name": "c", "image": project, "command": [
+             "python3", "-c", "import os, syncer.engine, vcluster.operator, virtual_node.proxy.app; "
+                              "print('project-image-ok uid', os.getuid())"]}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "img-apiserver", "namespace": "default"},
+         "spec": {**placement, "containers": [{"name": "c", "image": apiserver, "args": ["--version"]}]}},
+    ]
+    for pod in pods:
+        super_cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    for name in ("img-project", "img-apiserver"):
+        poll(f"{name} Succeeded", lambda n=name: super_cluster.kubectl(  # type: ignore[misc]
+            "get", "pod", n, "-o", "jsonpath={.status.phase}").stdout == "Succeeded", timeout=TIMEOUT)
+    assert super_cluster.kubectl("logs", "img-project").stdout.strip() == f"project-image-ok uid {images.PROJECT_UID}"
+    assert super_cluster.kubectl("logs", "img-apiserver").stdout.strip() == \
+        f"Kubernetes {binary_settings.kube_version}"
+    super_cluster.kubectl("delete", "pod", "img-project", "img-apiserver", "--wait=false")
+
+
 # ---- tenant pods on real nodes ----------------------------------------------------------------------------
 
 

@@ -9,7 +9,11 @@ layers addressed by their sha256, so we write them ourselves: deterministic
 ``ctr images import`` loads and a registry would accept.
 
 Building is pure apart from reading the source files and writing the archive;
-:func:`import_into` is the one function that runs ``ctr``.
+:func:`import_into` runs ``ctr``, :func:`shared_libraries` runs ``ldd`` and
+:func:`project_site` runs ``pip``.  ``python -m vcluster.images build`` makes
+the project's own image and the control-plane images the ``pods`` backend
+runs (from the binaries the test bed builds), ``--load STATE_DIR`` imports
+them into every real node of a test bed.
 """
 
 from __future__ import annotations
@@ -279,3 +283,105 @@ def busybox_image(busybox: Path, applets: Sequence[str], *, extra: Sequence[Entr
         *extra,
     ]
     return ImageSpec(name=BUSYBOX_IMAGE, entries=tuple(entries), cmd=("sh",))
+
+
+# ---- the project's own image and the control-plane images -------------------------------------------
+
+#: Where the project's Python packages live in its image (on ``PYTHONPATH``).
+SITE_DIR = "opt/virtualcluster/site"
+#: The project image's user: non-root, as the manifests' securityContext expects.
+PROJECT_UID = 65532
+#: Standard-library folders an operator, syncer and proxy never import (kept out of the image).
+_STDLIB_SKIP = frozenset({"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data",
+                          "__pycache__", "config-3.11-x86_64-linux-gnu", "site-packages", "dist-packages"})
+
+
+def project_image_name(version: str) -> str:
+    return f"localhost/virtualcluster/virtualcluster:{version}"
+
+
+def component_image_name(component: str, version: str) -> str:
+    return f"localhost/virtualcluster/{component}:{version}"
+
+
+def tree_entries(root: Path, dest: str, *, skip: frozenset[str] = frozenset()) -> list[Entry]:
+    """Every file and symlink under ``root``, placed under ``dest`` (folders named in ``skip`` left out)."""
+    out: list[Entry] = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if skip.intersection(rel.parts) or path.suffix == ".pyc":
+            continue
+        target = f"{dest}/{rel.as_posix()}"
+        if path.is_symlink():
+            out.append(Entry(target, symlink=str(path.readlink())))
+        elif path.is_file():
+            out.append(Entry(target, source=path, mode=0o755 if path.stat().st_mode & 0o111 else 0o644))
+    return out
+
+
+#: Where the loader finds system libraries; libraries a wheel bundles (``*.libs/``) travel with the wheel.
+_SYSTEM_LIB_DIRS = ("/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/")
+
+
+def python_runtime(python: Path, stdlib: Path, *, extensions: Path | None = None) -> list[Entry]:
+    """Debian's Python: the interpreter, its standard library and every system shared library it, its
+    extension modules and the extension modules under ``extensions`` (installed wheels) load (found by
+    ``ldd``), at the paths the loader looks for them."""
+    libs: dict[str, Path] = {}
+    binaries = [python, *sorted((stdlib / "lib-dynload").glob("*.so"))]
+    if extensions is not None:
+        binaries += sorted(extensions.rglob("*.so"))
+    for binary in binaries:
+        for lib in shared_libraries(binary):
+            if str(lib).startswith(_SYSTEM_LIB_DIRS):
+                libs.setdefault(str(lib), lib)
+    entries = [Entry(str(python).lstrip("/"), source=python.resolve(), mode=0o755),
+               Entry("usr/bin/python3", symlink=python.name), Entry("usr/bin/python", symlink=python.name)]
+    entries += [Entry(path.lstrip("/"), source=lib.resolve(), mode=0o755) for path, lib in sorted(libs.items())]
+    entries += tree_entries(stdlib, str(stdlib).lstrip("/"), skip=_STDLIB_SKIP)
+    return entries
+
+
+def project_site(dest: Path, *, source: Path, pip: Sequence[str]) -> Path:
+    """The project and its dependencies installed into ``dest`` (``pip install --target``), from PyPI's
+    wheels for the image's Python (CPython 3.11, manylinux)."""
+    if dest.exists():
+        import shutil
+
+        shutil.rmtree(dest)
+    proc = subprocess.run(
+        [*pip, "install", "-q", "--no-compile", "--target", str(dest), "--python-version", "3.11",
+         "--implementation", "cp", "--only-binary=:all:", "--platform", "manylinux2014_x86_64",
+         "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64", str(source)],
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+    if proc.returncode != 0:
+        raise ImageError(f"pip install --target {dest} failed: {proc.stderr.strip()[-400:]}")
+    return dest
+
+
+def project_image(*, version: str, runtime: Sequence[Entry], site: Path) -> ImageSpec:
+    """The operator, syncer and kubelet proxy in one image (the Deployments pick the module to run)."""
+    passwd = _PASSWD + f"vcluster:x:{PROJECT_UID}:{PROJECT_UID}::/tmp:/usr/sbin/nologin\n".encode()
+    group = _GROUP + f"vcluster:x:{PROJECT_UID}:\n".encode()
+    entries = [*runtime, *tree_entries(site, SITE_DIR), Entry("etc/passwd", data=passwd),
+               Entry("etc/group", data=group), Entry("tmp", directory=True, mode=0o1777)]
+    return ImageSpec(
+        name=project_image_name(version), entries=tuple(entries),
+        env=("PATH=/usr/local/bin:/usr/bin:/bin", f"PYTHONPATH=/{SITE_DIR}", "PYTHONDONTWRITEBYTECODE=1",
+             "PYTHONUNBUFFERED=1", "VC_LOG_JSON=1"),
+        cmd=("python3", "-m", "vcluster", "--help"), user=f"{PROJECT_UID}:{PROJECT_UID}", workdir="/tmp",
+        labels={"org.opencontainers.image.title": "virtualcluster",
+                "org.opencontainers.image.version": version},
+    )
+
+
+def component_image(component: str, binary: Path, *, version: str) -> ImageSpec:
+    """A static upstream binary (kube-apiserver, etcd, CoreDNS, ...) alone in an image, run as non-root."""
+    return ImageSpec(
+        name=component_image_name(component, version),
+        entries=(Entry(f"usr/local/bin/{component}", source=binary, mode=0o755),
+                 Entry("etc/passwd", data=_PASSWD), Entry("etc/group", data=_GROUP),
+                 Entry("tmp", directory=True, mode=0o1777)),
+        entrypoint=(f"/usr/local/bin/{component}",), user="65534:65534", env=("PATH=/usr/local/bin:/bin",),
+    )
