@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from syncer import extra_kinds
+from syncer import extra_kinds, routing
 from syncer.engine import Syncer, TenantRuntime
 from syncer.queue import DOWN, UP, SyncKey
 from syncer.resources import REGISTRY
 from syncer.resources.base import NO_RULES, Kind, MetadataRules, RetryLater, TranslateContext
 from syncer.settings import SyncerSettings
 from syncer.tenants import StaticTenantSource, TenantInfo
-from tests.syncer.fakeapi import FakeServer, Obj
+from tests.syncer.fakeapi import FakeApi, FakeServer, Obj
 from vcluster import naming
 from vcluster.kube import ApiClient, ApiError, resources
 from vcluster.policy import PodPolicy
@@ -56,6 +56,8 @@ class World:
     super_: FakeServer
     tenant: FakeServer
     nodes: RecordingNodes
+    super_api: FakeApi
+    tenant_api: FakeApi
     #: Keys whose reconcile raised, with the error (the workers would retry them with back-off).
     errors: list[tuple[SyncKey, Exception]] = field(default_factory=list)
 
@@ -106,6 +108,15 @@ class World:
                     self.syncer.queue.add(key)
         raise AssertionError(f"not settled after {rounds} rounds; last errors: {self.errors[-3:]}")
 
+    def super_event(self, p_event: Obj) -> None:
+        """A super Event as the syncer's event informer hands it over (it queues the upward key)."""
+        routing.on_super_event(self.syncer.shared, "ADDED", p_event)
+
+    def ops(self, kind: str, direction: str, op: str) -> float:
+        """``vc_syncer_operations_total`` for one (kind, direction, op)."""
+        value: float = self.syncer.metrics.operations.labels(kind, direction, op)._value.get()
+        return value
+
     async def down(self, kind: str, namespace: str, name: str) -> None:
         """Reconcile one downward key now, with the caches as they are."""
         await self.syncer.reconcile(SyncKey(KEY, kind, DOWN, namespace, name))
@@ -139,17 +150,19 @@ def make_world(*, kinds: tuple[Kind, ...] = REGISTRY, policy: PodPolicy | None =
     super_ = super_ or FakeServer("super", ip_prefix="10.200.0.")
     tenant = tenant or FakeServer("tenant")
     nodes = RecordingNodes()
-    syncer = Syncer(cast(ApiClient, super_.api()), StaticTenantSource(), settings=SyncerSettings(), nodes=nodes,
+    super_api, tenant_api = super_.api(), tenant.api()
+    syncer = Syncer(cast(ApiClient, super_api), StaticTenantSource(), settings=SyncerSettings(), nodes=nodes,
                     kinds=kinds)
     policy = policy or PodPolicy()
     info = TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig="", policy=policy, spec=spec or {})
-    rt = TenantRuntime(info=info, api=cast(ApiClient, tenant.api()), kinds=kinds,
+    rt = TenantRuntime(info=info, api=cast(ApiClient, tenant_api), kinds=kinds,
                        ctx=TranslateContext(key=KEY, tenant_name="acme", tenant_uid="u1", policy=policy,
                                             metadata=metadata))
     for kind in kinds:
         rt.informers[kind.kind] = extra_kinds.tenant_informer(syncer.shared, rt, kind, f"{KEY}/{kind.kind}")
     syncer.tenants[KEY] = rt
-    return World(syncer=syncer, rt=rt, super_=super_, tenant=tenant, nodes=nodes)
+    return World(syncer=syncer, rt=rt, super_=super_, tenant=tenant, nodes=nodes, super_api=super_api,
+                 tenant_api=tenant_api)
 
 
 def namespace(name: str) -> Obj:

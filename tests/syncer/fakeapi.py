@@ -379,6 +379,8 @@ class FakeApi:
 
     def __init__(self, server: FakeServer) -> None:
         self.server = server
+        #: Writes whose caller asked for the answer decoded (``decode`` not False), as (verb, plural).
+        self.decoded: builtins.list[tuple[str, str]] = []
 
     async def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Obj:
         return copy.deepcopy(self.server._stored(resource, namespace, name))
@@ -408,19 +410,19 @@ class FakeApi:
     async def create(self, resource: Resource, body: Obj, *, namespace: str | None = None,
                      subresource: str | None = None, name: str | None = None, decode: bool = True) -> Obj:
         out = self.server.create(resource, body, namespace=namespace, subresource=subresource, name=name)
-        return out if decode else {}
+        return self._answer("create", resource, out, decode)
 
     async def replace(self, resource: Resource, body: Obj, *, namespace: str | None = None,
                       subresource: str | None = None, decode: bool = True) -> Obj:
         out = self.server.replace(resource, body, namespace=namespace, subresource=subresource)
-        return out if decode else {}
+        return self._answer("replace", resource, out, decode)
 
     async def patch(self, resource: Resource, name: str, patch: Any, *, namespace: str | None = None,
                     patch_type: str = "merge", subresource: str | None = None, field_manager: str | None = None,
                     force: bool = False, decode: bool = True) -> Obj:
         out = self.server.patch(resource, name, patch, namespace=namespace, patch_type=patch_type,
                                 subresource=subresource)
-        return out if decode else {}
+        return self._answer("patch", resource, out, decode)
 
     async def delete(self, resource: Resource, name: str, *, namespace: str | None = None, uid: str | None = None,
                      grace_period_seconds: int | None = None, propagation: str | None = "Background") -> Obj | None:
@@ -463,3 +465,9 @@ class FakeApi:
 
     async def close(self) -> None:
         return None
+
+    def _answer(self, verb: str, resource: Resource, out: Obj, decode: bool) -> Obj:
+        if decode is not False:
+            self.decoded.append((verb, resource.plural))
+            return out
+        return {}
