@@ -526,3 +526,29 @@ async def test_a_bound_tenant_pod_whose_super_pod_vanished_is_deleted_as_lost() 
     assert w.tenant_obj("Pod", "shop", "p") is None
     assert w.super_obj("Pod", "shop", "p") is None, "not created again"
 
+
+
+# ---- counts and answers ---------------------------------------------------------------------------------------
+async def test_downward_writes_are_counted_and_ask_for_no_decoded_answer() -> None:
+    w = await started((CM, configmap("cm", a="1")))
+    assert (w.ops("Namespace", "down", "create"), w.ops("ConfigMap", "down", "create")) == (1, 1)
+    w.tenant.patch(CM, "cm", {"data": {"a": "2"}}, namespace="shop", patch_type="merge", subresource=None)
+    await w.settle()
+    assert w.ops("ConfigMap", "down", "update") == 1
+    w.tenant.delete(CM, "cm", namespace="shop", options={})
+    await w.settle()
+    assert w.ops("ConfigMap", "down", "delete") == 1
+    assert w.super_api.decoded == []
+
+
+async def test_a_pod_image_change_is_a_strategic_patch_of_the_super_pod() -> None:
+    w = await started((resources.PODS, pod("p")))
+    w.tenant.patch(resources.PODS, "p", {"spec": {"containers": [{"name": "app", "image": "busybox:2"}]}},
+                   namespace="shop", patch_type="strategic", subresource=None)
+    await w.settle()
+    p_pod = w.super_obj("Pod", "shop", "p")
+    assert p_pod is not None
+    assert [c["image"] for c in p_pod["spec"]["containers"]] == ["busybox:2"]
+    assert [v for v, p, *_ in w.super_.writes if p == "pods"] == ["create", "patch"]
+    assert w.ops("Pod", "down", "update") == 1
+    assert w.errors == []
