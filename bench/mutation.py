@@ -19,6 +19,7 @@ whose diff no longer matches is reported as stale and counted as survived.
     scripts/mutation vcluster/policy.py    # one module
     scripts/mutation --survivors           # also print each survivor's diff
     scripts/mutation --report docs/mutation.md   # rewrite the committed report
+    scripts/mutation syncer/upward.py --report docs/mutation.md   # only that module's row and survivors
 
 Kill rate = (killed + timeout) / (mutants - equivalent - not checked).  The target is 90 %.
 "No tests": no selected test reaches the mutated function (counted as not killed).  "Not checked":
@@ -59,6 +60,9 @@ MODULES: dict[str, tuple[str, ...]] = {
     "syncer/patrol.py": ("tests/syncer/test_patrol*.py",),
     "syncer/queue.py": ("tests/syncer/test_queue*.py",),
     "tenant_crd/models.py": ("tests/tenant_crd/test_models*.py",),
+    # The engine's reconcile: driven through a real Syncer between two fake apiservers (tests/syncer/fakeapi.py).
+    "syncer/downward.py": ("tests/syncer/test_engine_*.py", "tests/syncer/test_downward*.py"),
+    "syncer/upward.py": ("tests/syncer/test_engine_*.py",),
 }
 
 #: mutmut exit codes (mutmut.stats.status_by_exit_code) folded into what the report counts.
@@ -243,10 +247,36 @@ def main(argv: list[str] | None = None) -> int:
 HISTORY_MARK = "<!-- history: kept by scripts/mutation --report -->"
 
 
+def _kept_parts(text: str, rerun: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Table rows and survivor sections of an existing report, by module, for modules not run again."""
+    rows: dict[str, str] = {}
+    sections: dict[str, str] = {}
+    current: str | None = None
+    for line in text.split(HISTORY_MARK, 1)[0].splitlines():
+        if line.startswith("| `"):
+            module = line.split("`", 2)[1]
+            if module not in rerun:
+                rows[module] = line
+        elif line.startswith("## "):
+            current = line.split("`", 2)[1] if line.startswith("## Survivors in `") else None
+            if current is not None and current not in rerun:
+                sections[current] = line + "\n"
+            else:
+                current = None
+        elif current is not None:
+            sections[current] += line + "\n"
+    return rows, sections
+
+
 def _write_report(path: Path, results: list[Result]) -> None:
+    """Write the report; rows and survivors of configured modules not run this time are kept as they were."""
     history = ""
-    if path.exists() and HISTORY_MARK in path.read_text():
-        history = HISTORY_MARK + path.read_text().split(HISTORY_MARK, 1)[1]
+    old = path.read_text() if path.exists() else ""
+    if HISTORY_MARK in old:
+        history = HISTORY_MARK + old.split(HISTORY_MARK, 1)[1]
+    kept_rows, kept_sections = _kept_parts(old, {r.module for r in results})
+    by_module = {r.module: r for r in results}
+    order = [m for m in MODULES if m in by_module or m in kept_rows]
     version = f"mutmut {importlib.metadata.version('mutmut')}"
     lines = [
         "# Mutation testing report",
@@ -256,10 +286,16 @@ def _write_report(path: Path, results: list[Result]) -> None:
         "Kill rate = (killed + timeout) / (mutants − equivalent − not checked). Equivalent mutants are justified in",
         "`docs/mutation-equivalents.toml`. See CONTRIBUTING.md for when to run it.",
         "",
-        *_table(results),
+        *_table([]),
+        *(_table([by_module[m]])[2] if m in by_module else kept_rows[m] for m in order),
         "",
     ]
-    for r in results:
+    for module in order:
+        if module not in by_module:
+            if module in kept_sections:
+                lines += [*kept_sections[module].rstrip("\n").split("\n"), ""]
+            continue
+        r = by_module[module]
         left = r.survived + r.no_tests
         if not left:
             continue

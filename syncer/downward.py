@@ -92,6 +92,10 @@ async def down(shared: Shared, rt: TenantRuntime, kind: Kind, key: SyncKey) -> N
     p_slim = shared.p_slim(kind, p_ns, p_name)
     if p_slim is not None and kind.foreign_super is not None and kind.foreign_super(p_slim):
         return
+    if p_slim is not None and cluster_key_of(p_slim) != rt.info.key:
+        # Made for another tenant (the super cache holds every tenant's copies): never ours to touch.
+        log.warning("sync.name_taken", tenant=rt.info.key, kind=kind.kind, namespace=p_ns, name=p_name)
+        return
     if v_obj is None:
         rt.forget(kind.kind, key.namespace, key.name)
         if kind.on_gone is not None:

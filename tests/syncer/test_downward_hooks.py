@@ -105,7 +105,8 @@ class FakeInformer:
 
 @pytest.mark.parametrize(("v_obj", "p_obj", "want_log", "want_calls"), [
     (None, None, ["on_gone(shop/g1)"], []),
-    (None, {"metadata": {"name": "g1", "namespace": "p", "uid": "s1"}}, ["on_gone(shop/g1)"], [("delete", "g1")]),
+    (None, {"metadata": {"name": "g1", "namespace": "p", "uid": "s1", "labels": naming.owner_labels(KEY, "acme")}},
+     ["on_gone(shop/g1)"], [("delete", "g1")]),
     (v_gadget(deletionTimestamp="t"), None, ["on_super_gone"], []),
 ], ids=["gone-both", "gone-tenant", "terminating-super-gone"])
 async def test_gone_and_terminating_call_their_hooks(v_obj: Obj | None, p_obj: Obj | None, want_log: list[str],
