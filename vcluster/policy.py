@@ -278,14 +278,17 @@ def check_pod(pod_spec: Mapping[str, Any], policy: PodPolicy) -> list[str]:
         out.append(f"nodeName {pod_spec['nodeName']!r}: pods must not be pinned to a super node")
     priority = pod_spec.get("priorityClassName")
     if priority and priority not in policy.allowed_priority_classes:
-        out.append(f"priorityClassName {priority!r} is not allowed for this tenant")
+        out.append(f"priorityClassName {priority!r} is not allowed for this tenant "
+                   "(Tenant spec.isolation.allowedPriorityClasses)")
     out += check_tolerations(pod_spec, policy)
     rank = _LEVEL_RANK.get(policy.pod_security, _LEVEL_RANK["baseline"])
+    pss: list[str] = []
     if rank >= 1:
-        out += _baseline(pod_spec, policy.host_ports)
+        pss += _baseline(pod_spec, policy.host_ports)
     if rank >= 2:
-        out += _restricted(pod_spec)
-    return out
+        pss += _restricted(pod_spec)
+    level = f"(Tenant spec.isolation.podSecurity {policy.pod_security})"
+    return out + [r if "(Tenant spec.isolation." in r else f"{r} {level}" for r in pss]
 
 
 def apply_pod_policy(pod_spec: Mapping[str, Any], policy: PodPolicy) -> dict[str, Any]:
@@ -312,7 +315,8 @@ def check_pvc(pvc_spec: Mapping[str, Any], policy: PodPolicy) -> list[str]:
     """Why a tenant PVC must not be created in the super cluster; empty if fine."""
     cls = pvc_spec.get("storageClassName")
     if cls and cls not in policy.allowed_storage_classes:
-        return [f"storageClassName {cls!r} is not allowed for this tenant"]
+        return [f"storageClassName {cls!r} is not allowed for this tenant "
+                "(Tenant spec.isolation.allowedStorageClasses)"]
     return []
 
 
