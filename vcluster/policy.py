@@ -124,10 +124,50 @@ def namespace_labels(isolation: IsolationSpec) -> dict[str, str]:
     }
 
 
+def network_policy_spec(cluster_key: str, *, apiserver: tuple[str, int] | None = None) -> dict[str, Any]:
+    """The default NetworkPolicy of a tenant's super namespace: its own namespaces in and out, DNS and
+    its own apiserver out, nothing else in either direction.
+
+    Other tenants' pods and the super control plane (nodes, the super apiserver) are neither allowed in
+    nor reachable; so is anything outside the cluster (pod IPs fall inside any wide ``ipBlock`` on
+    common CNIs, so "the internet but not other tenants" needs the cluster's CIDRs, which the policy
+    does not know).  ``apiserver`` is the tenant apiserver as pods reach it (host, port), from the
+    endpoint URL: an ``ipBlock`` when the host is an IP (local backend); a pods-backend apiserver lives
+    in the tenant's root namespace, which the own-namespaces rule already covers.
+    """
+    own = {"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: cluster_key}}}
+    dns = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+    egress: list[dict[str, Any]] = [{"to": [own]}, dns]
+    if apiserver is not None:
+        host, port = apiserver
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if ip is not None:
+            egress.append({"to": [{"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}],
+                           "ports": [{"protocol": "TCP", "port": port}]})
+    return {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        # Only pods in namespaces of the same tenant (workload or root) may connect.
+        "ingress": [{"from": [own]}],
+        "egress": egress,
+    }
+
+
 def policy_objects(
-    isolation: IsolationSpec, *, super_namespace: str, cluster_key: str, tenant_name: str
+    isolation: IsolationSpec, *, super_namespace: str, cluster_key: str, tenant_name: str,
+    apiserver: tuple[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ResourceQuota, LimitRange and NetworkPolicy the policy asks for, in ``super_namespace``."""
+    """The ResourceQuota, LimitRange and NetworkPolicy the policy asks for, in ``super_namespace``.
+
+    ``apiserver`` (host, port of the tenant apiserver endpoint) opens egress to it; the operator and
+    the syncer both pass it from the same endpoint URL, so they write the same object.
+    """
 
     def meta(name: str) -> dict[str, Any]:
         return {
@@ -161,14 +201,7 @@ def policy_objects(
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
                 "metadata": meta(NETWORK_POLICY_NAME),
-                "spec": {
-                    "podSelector": {},
-                    "policyTypes": ["Ingress"],
-                    # Only pods in namespaces of the same tenant (workload or root) may connect.
-                    "ingress": [
-                        {"from": [{"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: cluster_key}}}]}
-                    ],
-                },
+                "spec": network_policy_spec(cluster_key, apiserver=apiserver),
             }
         )
     return out

@@ -262,3 +262,37 @@ def test_pod_policy_reads_every_isolation_field() -> None:
     default = _pol()
     assert (default.node_port, default.load_balancer, default.external_ips, default.external_name) == (
         False, False, False, False)
+
+
+# ---- network policy ---------------------------------------------------------------------------------
+
+APISERVER_CASES = [
+    pytest.param(None, None, id="no-endpoint"),
+    pytest.param(("127.0.0.1", 6443), {"to": [{"ipBlock": {"cidr": "127.0.0.1/32"}}],
+                                       "ports": [{"protocol": "TCP", "port": 6443}]}, id="ipv4"),
+    pytest.param(("fd00::5", 443), {"to": [{"ipBlock": {"cidr": "fd00::5/128"}}],
+                                    "ports": [{"protocol": "TCP", "port": 443}]}, id="ipv6"),
+    pytest.param(("apiserver.demo.svc", 443), None, id="name-in-root-namespace"),
+]
+
+
+@pytest.mark.parametrize(("apiserver", "rule"), APISERVER_CASES)
+def test_default_network_policy_denies_other_tenants_both_ways(apiserver: tuple[str, int] | None,
+                                                               rule: dict[str, Any] | None) -> None:
+    spec = policy.network_policy_spec(KEY, apiserver=apiserver)
+    own = {"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: KEY}}}
+    assert spec["podSelector"] == {}
+    assert spec["policyTypes"] == ["Ingress", "Egress"]  # egress is limited too, not only ingress
+    assert spec["ingress"] == [{"from": [own]}]
+    assert spec["egress"][0] == {"to": [own]}
+    assert spec["egress"][1]["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    assert spec["egress"][2:] == ([rule] if rule else [])
+    for egress_rule in spec["egress"]:
+        assert egress_rule.get("to"), "every egress rule names its peers (no rule to anywhere)"
+
+
+def test_policy_objects_pass_the_apiserver_on() -> None:
+    iso = TenantSpec.from_dict({}).isolation
+    (netpol,) = policy.policy_objects(iso, super_namespace="ns", cluster_key=KEY, tenant_name="t",
+                                      apiserver=("10.1.2.3", 6443))
+    assert netpol["spec"] == policy.network_policy_spec(KEY, apiserver=("10.1.2.3", 6443))
