@@ -119,6 +119,13 @@ async def down(shared: Shared, rt: TenantRuntime, kind: Kind, key: SyncKey) -> N
         await create(shared, rt, kind, v_obj, p_ns)
         return
     ctx = shared.context(rt, kind, v_obj, creating=False)
+    if kind.recheck and kind.check is not None and (reasons := kind.check(v_obj, ctx)):
+        # The tenant changed an allowed object into a refused one: the old copy must not stay either.
+        await refuse(shared, rt, kind, v_obj, reasons)
+        rt.forget(kind.kind, key.namespace, key.name)
+        if not p_slim["metadata"].get("deletionTimestamp"):
+            await delete_super(shared, kind, p_slim)
+        return
     # Super-owned metadata (Tenant spec.sync prefixes) is the super object's: kept as it is.
     desired = with_super_owned(kind.to_super(v_obj, ctx), p_slim, ctx.metadata)
     fp = kind.fingerprint(desired)
@@ -167,6 +174,7 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
     if reasons:
         await refuse(shared, rt, kind, v_obj, reasons)
         return
+    rt.refused.discard(object_uid(v_obj))  # allowed now: a later refusal is told again
     if kind.prepare is not None:
         await kind.prepare(io, v_obj)
     desired = kind.to_super(v_obj, ctx)

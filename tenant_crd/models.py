@@ -10,6 +10,7 @@ checks a schema cannot express (conflicting policy).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -251,6 +252,49 @@ class LimitRangeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ExposureSpec:
+    """What a tenant may expose beyond the super cluster's own network (``spec.isolation.exposure``)."""
+
+    node_port: bool = False
+    load_balancer: bool = False
+    external_ips: bool = False
+    external_name: bool = False
+    #: Inclusive (min, max) container hostPort ranges.
+    host_ports: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def read(cls, at: _At) -> ExposureSpec:
+        raw = at.data.get("hostPorts") or []
+        if not isinstance(raw, list):
+            raise SpecError(f"{at.path}.hostPorts: must be a list")
+        ranges = []
+        for i, item in enumerate(raw):
+            r = _At(item, f"{at.path}.hostPorts[{i}]")
+            lo = r.int_("min", default=0, minimum=1, maximum=65535)
+            hi = r.int_("max", default=0, minimum=1, maximum=65535)
+            if lo > hi:
+                raise SpecError(f"{r.path}: min {lo} is above max {hi}")
+            ranges.append((lo, hi))
+        return cls(
+            node_port=at.bool_("nodePort", default=False),
+            load_balancer=at.bool_("loadBalancer", default=False),
+            external_ips=at.bool_("externalIPs", default=False),
+            external_name=at.bool_("externalName", default=False),
+            host_ports=tuple(ranges),
+        )
+
+
+def _cidrs(at: _At, key: str) -> tuple[str, ...]:
+    out = []
+    for i, item in enumerate(at.str_list(key)):
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SpecError(f"{at.path}.{key}[{i}]: {item!r} is not a network in CIDR notation") from None
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class IsolationSpec:
     #: ResourceQuota ``spec.hard``; ``None`` when the admin gave none.
     resource_quota: Mapping[str, str] | None = None
@@ -262,12 +306,20 @@ class IsolationSpec:
     runtime_class_name: str | None = None
     allowed_storage_classes: tuple[str, ...] = ()
     allowed_priority_classes: tuple[str, ...] = ()
+    #: Tolerations tenant pods may ask for (besides ``tolerations`` and the node-condition ones).
+    allowed_tolerations: tuple[Toleration, ...] = ()
+    exposure: ExposureSpec = field(default_factory=ExposureSpec)
+    #: Networks hand-written Endpoints of selector-less Services may point into (normalised).
+    allowed_endpoint_cidrs: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, at: _At) -> IsolationSpec:
         raw_tolerations = at.data.get("tolerations") or []
         if not isinstance(raw_tolerations, list):
             raise SpecError(f"{at.path}.tolerations: must be a list")
+        raw_allowed = at.data.get("allowedTolerations") or []
+        if not isinstance(raw_allowed, list):
+            raise SpecError(f"{at.path}.allowedTolerations: must be a list")
         limit_range = None
         if at.has("limitRange"):
             lr = at.child("limitRange")
@@ -286,6 +338,11 @@ class IsolationSpec:
             runtime_class_name=at.opt_str("runtimeClassName", pattern=s.NAME_PATTERN),
             allowed_storage_classes=at.str_list("allowedStorageClasses", pattern=s.NAME_PATTERN),
             allowed_priority_classes=at.str_list("allowedPriorityClasses", pattern=s.NAME_PATTERN),
+            allowed_tolerations=tuple(
+                Toleration.read(_At(t, f"{at.path}.allowedTolerations[{i}]")) for i, t in enumerate(raw_allowed)
+            ),
+            exposure=ExposureSpec.read(at.child("exposure")),
+            allowed_endpoint_cidrs=_cidrs(at, "allowedEndpointCIDRs"),
         )
 
     def problems(self) -> list[str]:

@@ -55,6 +55,8 @@ QUANTITY_PATTERN = (
 PREFIX_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/?$"
 #: An extra kind to sync, as ``<plural>.<group>`` (``widgets.example.com``) or a core plural.
 EXTRA_KIND_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: An IPv4 or IPv6 network in CIDR notation (checked precisely by the models).
+CIDR_PATTERN = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
 #: Image references: no whitespace.
 IMAGE_PATTERN = r"^[^\s]+$"
 
@@ -246,6 +248,49 @@ def _isolation() -> Schema:
             "runtimeClassName": _str(pattern=NAME_PATTERN, maxLength=253),
             "allowedStorageClasses": _str_list(item=_str(pattern=NAME_PATTERN, maxLength=253)),
             "allowedPriorityClasses": _str_list(item=_str(pattern=NAME_PATTERN, maxLength=253)),
+            "allowedTolerations": {
+                "type": "array",
+                "maxItems": 32,
+                "description": "Tolerations tenant pods may carry beyond the built-in node-condition ones "
+                "(the tenant's own `tolerations` are always allowed).",
+                "items": _toleration(),
+            },
+            "exposure": _exposure(),
+            "allowedEndpointCIDRs": _str_list(
+                item=_str(pattern=CIDR_PATTERN, maxLength=49),
+                max_items=32,
+            ),
+        },
+    }
+
+
+def _exposure() -> Schema:
+    flag = {"type": "boolean", "default": False}
+    return {
+        "type": "object",
+        "default": {},
+        "description": "What tenant Services and pods may expose outside the super cluster (all off by default).",
+        "properties": {
+            "nodePort": {**flag, "description": "Services of type NodePort (a port on every node)."},
+            "loadBalancer": {**flag, "description": "Services of type LoadBalancer (implies nodePort)."},
+            "externalIPs": {**flag, "description": "Services with spec.externalIPs."},
+            "externalName": {**flag, "description": "Services of type ExternalName."},
+            "hostPorts": {
+                "type": "array",
+                "maxItems": 16,
+                "description": "Container hostPort ranges allowed under the baseline/restricted pod security.",
+                "items": {
+                    "type": "object",
+                    "required": ["min", "max"],
+                    "properties": {
+                        "min": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "max": {"type": "integer", "minimum": 1, "maximum": 65535},
+                    },
+                    "x-kubernetes-validations": [
+                        {"rule": "self.min <= self.max", "message": "a hostPort range needs min <= max"}
+                    ],
+                },
+            },
         },
     }
 

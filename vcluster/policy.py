@@ -15,12 +15,24 @@ violations; the callers do the I/O.
   spec must not reach the super cluster; :func:`apply_pod_policy` returns the
   spec with node selector, tolerations and runtime class added.
 * :func:`check_pvc` — storage classes a tenant may use.
+* :func:`check_tolerations` — tolerations beyond the tenant's share of nodes;
+  :func:`confine_affinity` — pod (anti-)affinity namespaces kept inside the
+  tenant's own super namespaces.
+* :func:`check_service` — NodePort, LoadBalancer, externalIPs, ExternalName
+  only when the admin allows them (``spec.isolation.exposure``).
+* :func:`check_endpoint_addresses` — hand-written endpoints only to the
+  tenant's own pods or admin-allowed networks, never to special addresses.
+
+Every reason names the tenant object's field and, when the admin could allow
+it, the ``Tenant`` policy field that refused it: the tenant reads it in the
+Warning Event on its object.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+import ipaddress
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,9 +81,21 @@ class PodPolicy:
     allowed_priority_classes: tuple[str, ...] = ()
     #: Empty means: only the cluster's default storage class (no explicit class).
     allowed_storage_classes: tuple[str, ...] = ()
+    #: Tolerations pods may carry besides ``tolerations`` and :data:`NODE_CONDITION_TAINTS`.
+    allowed_tolerations: tuple[Mapping[str, Any], ...] = ()
+    #: ``spec.isolation.exposure``: what Services and pods may open to the outside.
+    node_port: bool = False
+    load_balancer: bool = False
+    external_ips: bool = False
+    external_name: bool = False
+    #: Inclusive container hostPort ranges allowed under baseline/restricted.
+    host_ports: tuple[tuple[int, int], ...] = ()
+    #: Networks (CIDR strings) hand-written endpoints may point into, besides the tenant's own pods.
+    allowed_endpoint_cidrs: tuple[str, ...] = ()
 
 
 def pod_policy(isolation: IsolationSpec) -> PodPolicy:
+    exposure = isolation.exposure
     return PodPolicy(
         pod_security=isolation.pod_security,
         node_selector=dict(isolation.node_selector),
@@ -79,6 +103,13 @@ def pod_policy(isolation: IsolationSpec) -> PodPolicy:
         runtime_class_name=isolation.runtime_class_name,
         allowed_priority_classes=isolation.allowed_priority_classes,
         allowed_storage_classes=isolation.allowed_storage_classes,
+        allowed_tolerations=tuple(t.to_dict() for t in isolation.allowed_tolerations),
+        node_port=exposure.node_port,
+        load_balancer=exposure.load_balancer,
+        external_ips=exposure.external_ips,
+        external_name=exposure.external_name,
+        host_ports=exposure.host_ports,
+        allowed_endpoint_cidrs=isolation.allowed_endpoint_cidrs,
     )
 
 
@@ -93,10 +124,50 @@ def namespace_labels(isolation: IsolationSpec) -> dict[str, str]:
     }
 
 
+def network_policy_spec(cluster_key: str, *, apiserver: tuple[str, int] | None = None) -> dict[str, Any]:
+    """The default NetworkPolicy of a tenant's super namespace: its own namespaces in and out, DNS and
+    its own apiserver out, nothing else in either direction.
+
+    Other tenants' pods and the super control plane (nodes, the super apiserver) are neither allowed in
+    nor reachable; so is anything outside the cluster (pod IPs fall inside any wide ``ipBlock`` on
+    common CNIs, so "the internet but not other tenants" needs the cluster's CIDRs, which the policy
+    does not know).  ``apiserver`` is the tenant apiserver as pods reach it (host, port), from the
+    endpoint URL: an ``ipBlock`` when the host is an IP (local backend); a pods-backend apiserver lives
+    in the tenant's root namespace, which the own-namespaces rule already covers.
+    """
+    own = {"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: cluster_key}}}
+    dns = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+    egress: list[dict[str, Any]] = [{"to": [own]}, dns]
+    if apiserver is not None:
+        host, port = apiserver
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if ip is not None:
+            egress.append({"to": [{"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}],
+                           "ports": [{"protocol": "TCP", "port": port}]})
+    return {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        # Only pods in namespaces of the same tenant (workload or root) may connect.
+        "ingress": [{"from": [own]}],
+        "egress": egress,
+    }
+
+
 def policy_objects(
-    isolation: IsolationSpec, *, super_namespace: str, cluster_key: str, tenant_name: str
+    isolation: IsolationSpec, *, super_namespace: str, cluster_key: str, tenant_name: str,
+    apiserver: tuple[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ResourceQuota, LimitRange and NetworkPolicy the policy asks for, in ``super_namespace``."""
+    """The ResourceQuota, LimitRange and NetworkPolicy the policy asks for, in ``super_namespace``.
+
+    ``apiserver`` (host, port of the tenant apiserver endpoint) opens egress to it; the operator and
+    the syncer both pass it from the same endpoint URL, so they write the same object.
+    """
 
     def meta(name: str) -> dict[str, Any]:
         return {
@@ -130,14 +201,7 @@ def policy_objects(
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
                 "metadata": meta(NETWORK_POLICY_NAME),
-                "spec": {
-                    "podSelector": {},
-                    "policyTypes": ["Ingress"],
-                    # Only pods in namespaces of the same tenant (workload or root) may connect.
-                    "ingress": [
-                        {"from": [{"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: cluster_key}}}]}
-                    ],
-                },
+                "spec": network_policy_spec(cluster_key, apiserver=apiserver),
             }
         )
     return out
@@ -174,7 +238,7 @@ def _baseline_security_context(where: str, sc: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _baseline(pod_spec: Mapping[str, Any]) -> list[str]:
+def _baseline(pod_spec: Mapping[str, Any], host_ports: tuple[tuple[int, int], ...] = ()) -> list[str]:
     out: list[str] = []
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
         if pod_spec.get(flag):
@@ -202,8 +266,9 @@ def _baseline(pod_spec: Mapping[str, Any]) -> list[str]:
             out.append(f"{where}: seccompProfile Unconfined is not allowed")
         out += _baseline_security_context(f"{where}: securityContext", sc)
         for port in c.get("ports") or []:
-            if port.get("hostPort"):
-                out.append(f"{where}: hostPort {port['hostPort']} is not allowed")
+            hp = port.get("hostPort")
+            if hp and not any(lo <= hp <= hi for lo, hi in host_ports):
+                out.append(f"{where}: hostPort {hp} is not allowed (Tenant spec.isolation.exposure.hostPorts)")
     return out
 
 
@@ -246,13 +311,17 @@ def check_pod(pod_spec: Mapping[str, Any], policy: PodPolicy) -> list[str]:
         out.append(f"nodeName {pod_spec['nodeName']!r}: pods must not be pinned to a super node")
     priority = pod_spec.get("priorityClassName")
     if priority and priority not in policy.allowed_priority_classes:
-        out.append(f"priorityClassName {priority!r} is not allowed for this tenant")
+        out.append(f"priorityClassName {priority!r} is not allowed for this tenant "
+                   "(Tenant spec.isolation.allowedPriorityClasses)")
+    out += check_tolerations(pod_spec, policy)
     rank = _LEVEL_RANK.get(policy.pod_security, _LEVEL_RANK["baseline"])
+    pss: list[str] = []
     if rank >= 1:
-        out += _baseline(pod_spec)
+        pss += _baseline(pod_spec, policy.host_ports)
     if rank >= 2:
-        out += _restricted(pod_spec)
-    return out
+        pss += _restricted(pod_spec)
+    level = f"(Tenant spec.isolation.podSecurity {policy.pod_security})"
+    return out + [r if "(Tenant spec.isolation." in r else f"{r} {level}" for r in pss]
 
 
 def apply_pod_policy(pod_spec: Mapping[str, Any], policy: PodPolicy) -> dict[str, Any]:
@@ -279,5 +348,199 @@ def check_pvc(pvc_spec: Mapping[str, Any], policy: PodPolicy) -> list[str]:
     """Why a tenant PVC must not be created in the super cluster; empty if fine."""
     cls = pvc_spec.get("storageClassName")
     if cls and cls not in policy.allowed_storage_classes:
-        return [f"storageClassName {cls!r} is not allowed for this tenant"]
+        return [f"storageClassName {cls!r} is not allowed for this tenant "
+                "(Tenant spec.isolation.allowedStorageClasses)"]
     return []
+
+
+# ---- scheduling: tolerations and pod affinity -------------------------------------
+
+#: Taints the super cluster itself puts on nodes for their condition.  Kubernetes' own admission
+#: (DefaultTolerationSeconds) and DaemonSet controller add tolerations of them to tenant pods, so
+#: refusing them would refuse every DaemonSet; tolerating them says nothing about whose node it is.
+NODE_CONDITION_TAINTS = (
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.kubernetes.io/memory-pressure",
+    "node.kubernetes.io/disk-pressure",
+    "node.kubernetes.io/pid-pressure",
+    "node.kubernetes.io/network-unavailable",
+    "node.kubernetes.io/unschedulable",
+)
+_CONDITION_TOLERATIONS: tuple[Mapping[str, Any], ...] = tuple(
+    {"key": k, "operator": "Exists"} for k in NODE_CONDITION_TAINTS
+)
+
+
+def toleration_covers(allowed: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether every taint ``wanted`` tolerates is also tolerated by ``allowed`` (Kubernetes semantics:
+    an empty key with ``Exists`` matches every key, an empty effect every effect, a missing
+    ``tolerationSeconds`` means forever)."""
+    a_key, w_key = allowed.get("key") or "", wanted.get("key") or ""
+    a_op, w_op = allowed.get("operator") or "Equal", wanted.get("operator") or "Equal"
+    if a_key:
+        if w_key != a_key:
+            return False
+    elif a_op != "Exists":
+        return False
+    a_effect, w_effect = allowed.get("effect") or "", wanted.get("effect") or ""
+    if a_effect and w_effect != a_effect:
+        return False
+    if a_op != "Exists" and (w_op != "Equal" or (wanted.get("value") or "") != (allowed.get("value") or "")):
+        return False
+    a_secs = allowed.get("tolerationSeconds")
+    if a_secs is not None and w_effect in ("", "NoExecute"):
+        w_secs = wanted.get("tolerationSeconds")
+        if w_secs is None or w_secs > a_secs:
+            return False
+    return True
+
+
+def _describe_toleration(tol: Mapping[str, Any]) -> str:
+    parts = [f"{k}={tol[k]}" for k in ("key", "operator", "value", "effect", "tolerationSeconds") if k in tol]
+    return "{" + ", ".join(parts) + "}"
+
+
+def check_tolerations(pod_spec: Mapping[str, Any], policy: PodPolicy) -> list[str]:
+    """Tolerations that would reach past the tenant's share of nodes (dedicated nodes of others,
+    control-plane nodes): each must be covered by the tenant's own node-placement tolerations, the
+    admin's ``allowedTolerations`` or a node-condition toleration."""
+    allowed = (*policy.tolerations, *policy.allowed_tolerations, *_CONDITION_TOLERATIONS)
+    out = []
+    for i, tol in enumerate(pod_spec.get("tolerations") or []):
+        if not any(toleration_covers(a, tol) for a in allowed):
+            out.append(f"tolerations[{i}] {_describe_toleration(tol)} is not allowed "
+                       "(Tenant spec.isolation.allowedTolerations)")
+    return out
+
+
+_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _label_key(v_key: str) -> str:
+    """The super namespace label that stands for the tenant namespace label ``v_key``."""
+    return naming.LABEL_TENANT_NAMESPACE if v_key == _NAME_LABEL else naming.tenant_label_key(v_key)
+
+
+def tenant_namespace_selector(v_selector: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A selector over a tenant's namespace labels as a selector of the same tenant's super namespaces.
+
+    Tenant namespace labels are mirrored onto super namespaces under
+    :func:`vcluster.naming.tenant_label_key` keys (``kubernetes.io/metadata.name`` as
+    :data:`vcluster.naming.LABEL_TENANT_NAMESPACE`), and the cluster-key label is ANDed in: the result
+    can never select another tenant's namespace, however wide the tenant's selector (``{}``).
+    """
+    labels: dict[str, Any] = {_label_key(k): v for k, v in (v_selector.get("matchLabels") or {}).items()}
+    labels[naming.LABEL_CLUSTER_KEY] = key
+    out: dict[str, Any] = {"matchLabels": labels}
+    expressions = [{**e, "key": _label_key(str(e.get("key") or ""))} for e in v_selector.get("matchExpressions") or []]
+    if expressions:
+        out["matchExpressions"] = expressions
+    return out
+
+
+def _confine_term(term: Mapping[str, Any], key: str) -> dict[str, Any]:
+    out = dict(term)
+    if out.get("namespaces"):
+        out["namespaces"] = [naming.super_namespace(key, ns) for ns in out["namespaces"]]
+    if "namespaceSelector" in out:
+        if out["namespaceSelector"] is None:
+            del out["namespaceSelector"]
+        else:
+            selector = tenant_namespace_selector(out["namespaceSelector"] or {}, key)
+            selector["matchLabels"][naming.LABEL_NAMESPACE_ROLE] = naming.ROLE_WORKLOAD
+            out["namespaceSelector"] = selector
+    return out
+
+
+def confine_affinity(affinity: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """Pod (anti-)affinity terms with ``namespaces`` and ``namespaceSelector`` turned into the tenant's
+    own super namespaces (workload ones only: not its control plane's root namespace).
+
+    Without it ``namespaceSelector: {}`` means *every* super namespace, so a tenant could co-locate
+    with, or probe the placement of, other tenants' pods.  A term naming neither means the pod's own
+    namespace, which is already the tenant's.  Node affinity is left alone: it is ANDed with the
+    tenant's node selector, so it can only narrow the tenant's node placement.
+    """
+    out = copy.deepcopy(dict(affinity))
+    for kind in ("podAffinity", "podAntiAffinity"):
+        section = out.get(kind)
+        if not section:
+            continue
+        required = "requiredDuringSchedulingIgnoredDuringExecution"
+        preferred = "preferredDuringSchedulingIgnoredDuringExecution"
+        if section.get(required):
+            section[required] = [_confine_term(t, key) for t in section[required]]
+        if section.get(preferred):
+            section[preferred] = [
+                {**w, "podAffinityTerm": _confine_term(w.get("podAffinityTerm") or {}, key)}
+                for w in section[preferred]
+            ]
+    return out
+
+
+# ---- exposure: services and endpoints ------------------------------------------------
+
+
+def check_service(svc_spec: Mapping[str, Any], policy: PodPolicy) -> list[str]:
+    """Why a tenant Service must not reach the super cluster: ways out of it the admin did not allow.
+
+    A NodePort opens a port on every shared node, a LoadBalancer an external address, externalIPs
+    capture traffic to addresses the tenant does not own, an ExternalName a DNS alias into names of
+    the super cluster.  Refused (not silently turned into ClusterIP) so the tenant sees it at once.
+    """
+    out = []
+    kind = svc_spec.get("type") or "ClusterIP"
+    if kind == "NodePort" and not (policy.node_port or policy.load_balancer):
+        out.append("spec.type NodePort is not allowed (Tenant spec.isolation.exposure.nodePort)")
+    if kind == "LoadBalancer" and not policy.load_balancer:
+        out.append("spec.type LoadBalancer is not allowed (Tenant spec.isolation.exposure.loadBalancer)")
+    if kind == "ExternalName" and not policy.external_name:
+        out.append("spec.type ExternalName is not allowed (Tenant spec.isolation.exposure.externalName)")
+    if svc_spec.get("externalIPs") and not policy.external_ips:
+        out.append("spec.externalIPs are not allowed (Tenant spec.isolation.exposure.externalIPs)")
+    return out
+
+
+def _special(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    for what, flag in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
+                       ("unspecified", ip.is_unspecified), ("multicast", ip.is_multicast)):
+        if flag:
+            return what
+    return None
+
+
+def check_endpoint_addresses(
+    addresses: Iterable[tuple[str, str]],
+    policy: PodPolicy,
+    *,
+    own_ips: Iterable[str] = (),
+    reserved_ips: Iterable[str] = (),
+) -> list[str]:
+    """Why hand-written endpoint addresses must not reach the super cluster.
+
+    ``addresses`` are (where, ip) pairs.  An address is allowed when it is one of the tenant's own pod
+    IPs (``own_ips``, read from the super pods, never from what the tenant writes) or inside one of the
+    admin's ``allowedEndpointCIDRs``, and never when it is loopback, link-local (cloud metadata),
+    unspecified, multicast or one of ``reserved_ips`` (super nodes and super service addresses the
+    caller knows) — the endpoint-hijack class of attack.
+    """
+    own = set(own_ips)
+    reserved = set(reserved_ips)
+    networks = [ipaddress.ip_network(c, strict=False) for c in policy.allowed_endpoint_cidrs]
+    out = []
+    for where, raw in addresses:
+        try:
+            ip = ipaddress.ip_address(raw)
+        except ValueError:
+            out.append(f"{where} {raw!r} is not an IP address")
+            continue
+        special = _special(ip)
+        if special is not None:
+            out.append(f"{where} {raw} is a {special} address and never allowed")
+        elif str(ip) in reserved:
+            out.append(f"{where} {raw} is a super-cluster node or service address and never allowed")
+        elif str(ip) not in own and not any(ip.version == n.version and ip in n for n in networks):
+            out.append(f"{where} {raw} is neither a pod of this tenant nor in an allowed network "
+                       "(Tenant spec.isolation.allowedEndpointCIDRs)")
+    return out

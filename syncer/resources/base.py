@@ -107,6 +107,11 @@ class TranslateContext:
     service_links: tuple[tuple[str, str, tuple[Obj, ...]], ...] = ()
     #: Super-owned metadata keys (Tenant ``spec.sync`` opaque/transparent prefixes).
     metadata: MetadataRules = NO_RULES
+    #: IPs of the tenant's super pods in the object's namespace (read from the super cache, never from
+    #: what the tenant writes); filled by the Endpoints ``context`` hook for its ``check``.
+    own_pod_ips: frozenset[str] = frozenset()
+    #: Super node and super service addresses known next to them: never an endpoint address.
+    reserved_ips: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +254,10 @@ class Kind:
     #: A replace carries the status the super cache kept (``super_extras``): the super side's, for
     #: resources whose status is not a subresource (extra kinds).
     keep_status: bool = False
+    #: ``check`` also runs before an update (the update would carry the refused fields down): a refused
+    #: update gets the Warning Event and the super copy is deleted.  Kinds whose updates carry only
+    #: fields no check looks at (Pods: images, labels) leave it off.
+    recheck: bool = False
     #: How ``patch_update`` bodies are sent: ``strategic`` merges lists by key (pod containers by name,
     #: where a JSON merge patch would replace the whole list and the apiserver refuse the change).
     patch_type: Literal["merge", "strategic"] = "merge"

@@ -73,8 +73,10 @@ async def apply_policy(io: KindIO, p_ns: Obj) -> None:
         isolation = TenantSpec.from_dict(io.tenant_spec).isolation
     except SpecError:
         return
-    for obj in policy_objects(isolation, super_namespace=p_ns["metadata"]["name"], cluster_key=io.ctx.key,
-                              tenant_name=io.ctx.tenant_name):
+    ctx = io.ctx
+    apiserver = (ctx.apiserver_host, int(ctx.apiserver_port)) if ctx.apiserver_host and ctx.apiserver_port else None
+    for obj in policy_objects(isolation, super_namespace=p_ns["metadata"]["name"], cluster_key=ctx.key,
+                              tenant_name=ctx.tenant_name, apiserver=apiserver):
         with contextlib.suppress(AlreadyExists):
             await io.super_api.create(resources.BY_KIND[obj["kind"]], obj)
 

@@ -21,13 +21,11 @@ a tenant's pods to every other tenant.  The rules here:
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from syncer.resources.base import Kind, Obj, TranslateContext, meta_synced, super_metadata
 from vcluster import naming
 from vcluster.kube import resources
-
-_NAME_LABEL = "kubernetes.io/metadata.name"
+from vcluster.policy import tenant_namespace_selector
 
 
 def check(v_obj: Obj, _ctx: TranslateContext) -> list[str]:
@@ -39,26 +37,9 @@ def check(v_obj: Obj, _ctx: TranslateContext) -> list[str]:
     return out
 
 
-def _label_key(v_key: str) -> str:
-    """The super namespace label that stands for the tenant namespace label ``v_key``."""
-    return naming.LABEL_TENANT_NAMESPACE if v_key == _NAME_LABEL else naming.tenant_label_key(v_key)
-
-
 def namespace_selector(v_selector: Obj, key: str) -> Obj:
     """A tenant namespace selector as a selector of the same tenant's super namespaces."""
-    labels: dict[str, Any] = {}
-    for k, v in (v_selector.get("matchLabels") or {}).items():
-        labels[_label_key(k)] = v
-    labels[naming.LABEL_CLUSTER_KEY] = key
-    out: Obj = {"matchLabels": labels}
-    expressions = []
-    for expr in v_selector.get("matchExpressions") or []:
-        e = dict(expr)
-        e["key"] = _label_key(str(e.get("key") or ""))
-        expressions.append(e)
-    if expressions:
-        out["matchExpressions"] = expressions
-    return out
+    return tenant_namespace_selector(v_selector, key)
 
 
 def _peers(peers: list[Obj], key: str) -> list[Obj]:

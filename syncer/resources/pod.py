@@ -6,6 +6,7 @@ service-account token from the tenant's TokenRequest API and the tenant CA,
 in a super Secret that replaces the ``kube-api-access`` projected volume),
 the tenant apiserver as ``kubernetes.default`` (env and host aliases), the
 tenant's DNS service, tenant values in downward-API env vars and volumes,
+pod (anti-)affinity namespaces confined to the tenant's super namespaces,
 the ``FOO_SERVICE_HOST`` variables of the tenant's services (with their
 super cluster IPs, the only ones a super pod can reach), and the tenant's
 isolation policy.  Pods the policy forbids never go down
@@ -45,7 +46,7 @@ from syncer.resources.base import super_namespace as cached_super_namespace
 from syncer.resources.tokens import CA_KEY, NAMESPACE_KEY, TOKEN_KEY, ensure_token
 from vcluster import naming
 from vcluster.kube import resources
-from vcluster.policy import apply_pod_policy, check_pod
+from vcluster.policy import apply_pod_policy, check_pod, confine_affinity
 
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
 #: Name of the tenant's DNS Service (kube-system), whose super cluster IP pods use as nameserver.
@@ -239,6 +240,9 @@ def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
         dns_config.setdefault("options", [{"name": "ndots", "value": "5"}])
         spec["dnsPolicy"] = "None"
         spec["dnsConfig"] = dns_config
+    if spec.get("affinity"):
+        # (anti-)affinity namespaces are the tenant's: never other tenants' super namespaces
+        spec["affinity"] = confine_affinity(spec["affinity"], ctx.key)
     policy = ctx.policy
     if policy.node_selector or policy.tolerations or policy.runtime_class_name:  # else it would only copy
         spec.update(apply_pod_policy({k: spec[k] for k in POLICY_FIELDS if k in spec}, policy))

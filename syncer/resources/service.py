@@ -4,7 +4,11 @@ Why: a tenant Service must get a real cluster IP in the super cluster so
 that super pods can reach it; the tenant learns that IP through the
 :data:`vcluster.naming.ANN_SUPER_CLUSTER_IP` annotation.  IPs and node ports
 allocated by the tenant apiserver mean nothing in the super cluster, so they
-are dropped and the super cluster allocates its own.
+are dropped and the super cluster allocates its own.  What a Service may
+expose beyond the super cluster (NodePort, LoadBalancer, externalIPs,
+ExternalName) is the admin's to allow (:func:`vcluster.policy.check_service`):
+a refused Service never goes down, also when an allowed one is changed into
+it (``recheck``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import copy
 from syncer.resources.base import Kind, Obj, TranslateContext, UpAction, meta_synced, super_metadata
 from vcluster import naming
 from vcluster.kube import resources
+from vcluster.policy import check_service
 
 _DROP = ("clusterIP", "clusterIPs", "healthCheckNodePort", "ipFamilies", "ipFamilyPolicy", "externalIPs")
 
@@ -27,7 +32,8 @@ def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
     ns = naming.super_namespace(ctx.key, v_obj["metadata"]["namespace"])
     spec = copy.deepcopy(v_obj.get("spec") or {})
     for f in _DROP:
-        spec.pop(f, None)
+        if f != "externalIPs" or not ctx.policy.external_ips:
+            spec.pop(f, None)
     ports = []
     for v_port in spec.get("ports") or []:
         port = dict(v_port)
@@ -65,10 +71,15 @@ def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
     return [UpAction("patch", {"metadata": {"annotations": {naming.ANN_SUPER_CLUSTER_IP: ip}}})]
 
 
+def check(v_obj: Obj, ctx: TranslateContext) -> list[str]:
+    return check_service(v_obj.get("spec") or {}, ctx.policy)
+
+
 def has_selector(v_service: Obj) -> bool:
     return bool((v_service.get("spec") or {}).get("selector"))
 
 
 #: A Service change queues its Endpoints too: whether they are synced depends on the selector.
 SERVICE = Kind(kind="Service", resource=resources.SERVICES, to_super=to_super, synced=synced, skip=skip,
-               super_extras=super_extras, upward=upward, also_queue=("Endpoints",))
+               super_extras=super_extras, upward=upward, also_queue=("Endpoints",), check=check,
+               recheck=True)

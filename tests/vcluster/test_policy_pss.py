@@ -302,9 +302,14 @@ def test_policy_objects_are_the_kubernetes_objects_the_spec_asks_for() -> None:
          "spec": {"limits": [{"type": "Container", "default": {"memory": "1Gi"}}]}},
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
          "metadata": {"name": naming.POLICY_NETWORK_POLICY_NAME, **meta},
-         "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
+         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
                   "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
-                      naming.LABEL_CLUSTER_KEY: "acme-abc123"}}}]}]}},
+                      naming.LABEL_CLUSTER_KEY: "acme-abc123"}}}]}],
+                  "egress": [
+                      {"to": [{"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: "acme-abc123"}}}]},
+                      {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                       "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                  ]}},
     ]
 
 

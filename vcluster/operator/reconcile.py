@@ -28,6 +28,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -286,7 +287,7 @@ class Reconciler:
             raise Retry(message, delay=10) from None
 
         # 4. isolation of the tenant's existing super namespaces ------------------------------
-        count = await self.apply_isolation(key, name, spec.isolation)
+        count = await self.apply_isolation(key, name, spec.isolation, endpoint=plane.endpoint)
 
         # 5. report --------------------------------------------------------------------------
         await self._report(
@@ -401,8 +402,13 @@ class Reconciler:
                     raise TimeoutError("the default ServiceAccount did not appear (kube-controller-manager down?)")
                 await asyncio.sleep(0.5)
 
-    async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec) -> int:
-        """Apply the policy to every existing workload super namespace of the tenant; return their count."""
+    async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec, *, endpoint: str = "") -> int:
+        """Apply the policy to every existing workload super namespace of the tenant; return their count.
+
+        ``endpoint`` (the tenant apiserver URL) opens the NetworkPolicy's egress to it, as the syncer does.
+        """
+        url = urlsplit(endpoint) if endpoint else None
+        apiserver = (url.hostname, url.port or 443) if url is not None and url.hostname else None
         selector = f"{naming.LABEL_CLUSTER_KEY}={key},{naming.LABEL_NAMESPACE_ROLE}={naming.ROLE_WORKLOAD}"
         namespaces, _ = await self.api.list_all(r.NAMESPACES, label_selector=selector)
         stale = policy.stale_policy_kinds(isolation)
@@ -411,7 +417,8 @@ class Reconciler:
             if ns["metadata"].get("deletionTimestamp"):
                 continue
             await self.api.patch(r.NAMESPACES, ns_name, {"metadata": {"labels": policy.namespace_labels(isolation)}})
-            for obj in policy.policy_objects(isolation, super_namespace=ns_name, cluster_key=key, tenant_name=name):
+            for obj in policy.policy_objects(isolation, super_namespace=ns_name, cluster_key=key, tenant_name=name,
+                                             apiserver=apiserver):
                 await self._apply(r.BY_KIND[obj["kind"]], obj)
             for kind in stale:
                 with contextlib.suppress(NotFound):
