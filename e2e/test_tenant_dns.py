@@ -170,8 +170,7 @@ def test_every_name_form_resolves_and_connects_to_the_own_tenants_service(world:
     for label in world.tenants:
         want = world.super_service_ip(label, "web")
         looked = world.sh(label, f"nslookup {name}")
-        assert looked.returncode == 0, looked.stdout + looked.stderr
-        assert _resolves_to(looked.stdout) == [want], looked.stdout
+        assert _resolves_to(looked.stdout) == [want], looked.stdout + looked.stderr
         got = world.sh(label, f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {name} 80")
         assert f"hello-from-{label}" in got.stdout, got.stdout + got.stderr
 
@@ -184,7 +183,6 @@ def test_other_tenants_and_super_names_are_nxdomain(world: World) -> None:
                  f"web.{naming.super_namespace(b_key, NS)}.svc.cluster.local",
                  "kube-dns.kube-system.svc.cluster.local", f"{naming.TENANT_DNS_SERVICE}.{b_key}.svc.cluster.local"):
         out = world.sh("a", f"nslookup {name}")
-        assert out.returncode != 0, (name, out.stdout)
         assert "NXDOMAIN" in out.stdout + out.stderr, (name, out.stdout, out.stderr)
         assert not _resolves_to(out.stdout), (name, out.stdout)
 
@@ -199,7 +197,6 @@ def test_headless_service_and_statefulset_pod_names(world: World) -> None:
 
 def test_srv_records_for_named_ports_name_the_tenant_names(world: World) -> None:
     out = world.sh("a", f"nslookup -type=SRV _http._tcp.web.{NS}.svc.cluster.local")
-    assert out.returncode == 0, out.stdout + out.stderr
     assert f"web.{NS}.svc.cluster.local" in out.stdout, out.stdout
     assert " 80 " in out.stdout, out.stdout
     assert naming.SEPARATOR not in out.stdout.split("Non-authoritative answer:")[-1], out.stdout
@@ -219,9 +216,9 @@ def test_a_service_created_after_the_client_resolves_and_a_deleted_one_stops(wor
     tenant = world.tenants["a"]
     late = _service("late", {"app": "web"}, port=80, target=8080, port_name="http")
     tenant.kubectl("apply", "-f", "-", input=json.dumps(late))
-    poll("late resolves in tenant a",
-         lambda: world.sh("a", "nslookup late").returncode == 0, timeout=TIMEOUT)
+    poll("late resolves in tenant a", lambda: bool(_resolves_to(world.sh("a", "nslookup late").stdout)),
+         timeout=TIMEOUT)
     assert _resolves_to(world.sh("a", "nslookup late").stdout) == [world.super_service_ip("a", "late")]
-    assert world.sh("b", "nslookup late").returncode != 0
+    assert "NXDOMAIN" in world.sh("b", "nslookup late").stdout
     tenant.kubectl("delete", "service", "-n", NS, "late", "--wait=true")
-    poll("late stops resolving", lambda: world.sh("a", "nslookup late").returncode != 0, timeout=TIMEOUT)
+    poll("late stops resolving", lambda: "NXDOMAIN" in world.sh("a", "nslookup late").stdout, timeout=TIMEOUT)
