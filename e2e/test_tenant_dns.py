@@ -152,6 +152,10 @@ def _wait_ready(super_cluster: SuperCluster, ns: str, pod: str) -> None:
     poll(f"super pod {ns}/{pod} Ready", ready, timeout=TIMEOUT)
 
 
+def _text(proc: subprocess.CompletedProcess[str]) -> str:
+    return proc.stdout + proc.stderr
+
+
 def _resolves_to(out: str) -> list[str]:
     """The addresses busybox ``nslookup`` printed for the name (not the server's own)."""
     answer = out.split("Name:", 1)[1] if "Name:" in out else ""
@@ -219,6 +223,6 @@ def test_a_service_created_after_the_client_resolves_and_a_deleted_one_stops(wor
     poll("late resolves in tenant a", lambda: bool(_resolves_to(world.sh("a", "nslookup late").stdout)),
          timeout=TIMEOUT)
     assert _resolves_to(world.sh("a", "nslookup late").stdout) == [world.super_service_ip("a", "late")]
-    assert "NXDOMAIN" in world.sh("b", "nslookup late").stdout
+    assert "NXDOMAIN" in _text(world.sh("b", "nslookup late"))
     tenant.kubectl("delete", "service", "-n", NS, "late", "--wait=true")
-    poll("late stops resolving", lambda: "NXDOMAIN" in world.sh("a", "nslookup late").stdout, timeout=TIMEOUT)
+    poll("late stops resolving", lambda: "NXDOMAIN" in _text(world.sh("a", "nslookup late")), timeout=TIMEOUT)
