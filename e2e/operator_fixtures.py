@@ -44,7 +44,8 @@ import yaml
 from e2e.child import ChildProcess
 from tenant_crd import models
 from vcluster import naming
-from vcluster.controlplane.local import LocalBackend
+from vcluster.controlplane import spec as cp
+from vcluster.controlplane.local import DNS_COMPONENT, LocalBackend
 from vcluster.settings import BinarySettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,12 +166,15 @@ def is_ready(obj: dict[str, Any]) -> bool:
     return models.is_ready(obj)
 
 
-def control_plane_processes(state_dir: Path, key: str) -> dict[str, list[int]]:
-    """Live control-plane pids of tenant ``key`` under a local backend's ``state_dir``, by component name."""
+def control_plane_processes(state_dir: Path, key: str, *, dns: bool = False) -> dict[str, list[int]]:
+    """Live control-plane pids of tenant ``key`` under a local backend's ``state_dir``, by component name
+    (with ``dns``, the tenant DNS' CoreDNS too)."""
     backend = LocalBackend(state_dir=state_dir, binary_settings=BinarySettings.from_env())
+    names = (*cp.COMPONENTS, DNS_COMPONENT) if dns else cp.COMPONENTS
     out: dict[str, list[int]] = {}
     for pid, cmd in backend.processes(key):
-        out.setdefault(Path(cmd[0]).name, []).append(pid)
+        if Path(cmd[0]).name in names:
+            out.setdefault(Path(cmd[0]).name, []).append(pid)
     return out
 
 

@@ -45,6 +45,8 @@ class TenantInfo:
     spec: Mapping[str, Any] = field(default_factory=dict)
     #: The Tenant's sync options (extra kinds, opaque/transparent metadata prefixes).
     sync: SyncSpec = field(default_factory=SyncSpec)
+    #: ``status.dns.clusterIP``: the tenant DNS the operator provides (nameserver of ClusterFirst pods).
+    dns_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,7 @@ class CrdTenantSource:
         status = TenantStatus.from_dict(tenant.get("status"))
         key = str(status.cluster_key)
         # Re-read only when something that matters changed: the spec (generation) or the key/secret.
-        fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}"
+        fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}/{status.dns_cluster_ip}"
         if served is not None and served[1] == fingerprint:
             return None
         info = await self._load(tenant, key, status)
@@ -195,5 +197,5 @@ class CrdTenantSource:
             policy, sync = PodPolicy(), SyncSpec()
         return TenantInfo(
             key=key, name=str(meta.get("name")), uid=str(meta.get("uid")), kubeconfig=kubeconfig,
-            policy=policy, spec=spec, sync=sync,
+            policy=policy, spec=spec, sync=sync, dns_ip=status.dns_cluster_ip,
         )

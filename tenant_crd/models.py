@@ -486,6 +486,8 @@ class TenantStatus:
     backend: str | None = None
     kubeconfig_secret: tuple[str, str] | None = None
     observed_generation: int | None = None
+    #: ``status.dns.clusterIP``: the super ClusterIP of the tenant's DNS Service (pods' nameserver).
+    dns_cluster_ip: str | None = None
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -509,6 +511,8 @@ class TenantStatus:
         if self.kubeconfig_secret is not None:
             ns, name = self.kubeconfig_secret
             out["kubeconfigSecret"] = {"namespace": ns, "name": name}
+        if self.dns_cluster_ip is not None:
+            out["dns"] = {"clusterIP": self.dns_cluster_ip}
         return out
 
     @classmethod
@@ -527,7 +531,13 @@ class TenantStatus:
             if secret.get("namespace") and secret.get("name")
             else None,
             observed_generation=gen if isinstance(gen, int) else None,
+            dns_cluster_ip=_dns_ip(data.get("dns")),
         )
+
+
+def _dns_ip(dns: Any) -> str | None:
+    ip = dns.get("clusterIP") if isinstance(dns, Mapping) else None
+    return str(ip) if ip else None
 
 
 def ready_condition(obj: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

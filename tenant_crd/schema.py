@@ -343,6 +343,12 @@ def _tenant_status() -> Schema:
                 "type": "object",
                 "properties": {"namespace": _str(), "name": _str()},
             },
+            "dns": {
+                "type": "object",
+                "description": "The tenant's DNS server: the super ClusterIP tenant pods use as nameserver, "
+                               "and where the local backend's server listens.",
+                "properties": {"clusterIP": _str(), "endpoint": _str()},
+            },
             "counts": {
                 "type": "object",
                 "description": "Counters the operator and syncer report.",

@@ -276,5 +276,20 @@ POLICY_NETWORK_POLICY_NAME = "vc-tenant-isolation"
 #: Secrets in the root namespace.
 CONTROL_PLANE_PKI_SECRET = "control-plane-pki"
 CONTROLLER_MANAGER_KUBECONFIG_SECRET = "controller-manager-kubeconfig"
+#: Tenant DNS (one CoreDNS per tenant, see vcluster.controlplane.dns): the super Service in the root
+#: namespace whose cluster IP is the nameserver of the tenant's pods, the ServiceAccount its CoreDNS
+#: reads the super cluster as, and the ClusterRole that ServiceAccount is bound to (read-only).
+TENANT_DNS_SERVICE = "vc-dns"
+TENANT_DNS_SERVICE_ACCOUNT = "vc-dns"
+TENANT_DNS_CLUSTER_ROLE = "vc-tenant-dns"
+#: Value of ``app.kubernetes.io/name`` on the tenant DNS objects (the pods backend selects on it).
+TENANT_DNS_APP = "vc-dns"
+
+
+def tenant_dns_binding_name(key: str) -> str:
+    """The ClusterRoleBinding that grants one tenant's DNS ServiceAccount :data:`TENANT_DNS_CLUSTER_ROLE`."""
+    return f"{TENANT_DNS_CLUSTER_ROLE}:{key}"
+
+
 #: On a Tenant: the ClusterVersion generation last rolled out to it.
 ANN_CLUSTER_VERSION_SEEN = f"{GROUP}/cluster-version-seen"

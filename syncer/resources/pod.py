@@ -383,6 +383,8 @@ def context(view: CacheView, v_pod: Obj | None, creating: bool) -> TranslateCont
 
 def _with_dns(view: CacheView) -> TranslateContext:
     base = view.ctx
+    if base.dns_ip:
+        return base  # the tenant DNS the operator provides (status.dns); else a tenant's own kube-dns copy
     p_dns = view.super_get("Service", cached_super_namespace(base.key, DNS_NAMESPACE), DNS_SERVICE)
     ip = (p_dns or {}).get("clusterIP")
     dns_ip = ip if ip and ip != "None" else None

@@ -8,6 +8,7 @@ tenant pod, create policy objects); the fake records them.  The real clusters se
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -193,6 +194,13 @@ def test_pod_context_points_at_the_tenant_dns_and_its_namespace_services() -> No
     assert creating.service_links == (("db", "10.0.0.20", ({"port": 5432},)),)
     assert pod_mod.context(io, v_pod(), True) is creating, "unchanged links: the same context"
     assert pod_mod.context(io, v_pod(links=False), True).service_links == ()
+
+
+def test_pod_context_prefers_the_tenant_dns_the_operator_provides() -> None:
+    """``status.dns.clusterIP`` (in the tenant context) wins over a tenant's own kube-dns copy."""
+    io = FakeIO(ctx=dataclasses.replace(CTX, dns_ip="10.96.7.7"))
+    io.super_[("Service", super_namespace(KEY, "kube-system"), "kube-dns")] = {"clusterIP": "10.0.0.10"}
+    assert pod_mod.context(io, v_pod(), False).dns_ip == "10.96.7.7"
 
 
 # ---- endpoints: only for selector-less services --------------------------------------------------

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -60,6 +61,12 @@ log = structlog.get_logger(__name__)
 HOST = "127.0.0.1"
 PORTS_FILE = "ports.json"
 _PORT_NAMES = ("apiserver", "etcd_client", "etcd_peer")
+#: The tenant DNS (:mod:`vcluster.controlplane.dns`): its binary name, its folder, its ports' file
+#: (apart from ``ports.json``, so control planes from before tenant DNS keep their ports).
+DNS_COMPONENT = "coredns"
+DNS_DIR = "dns"
+DNS_PORTS_FILE = "dns-ports.json"
+_DNS_PORT_NAMES = ("dns", "ready")
 
 
 class BackendError(VClusterError):
@@ -68,6 +75,23 @@ class BackendError(VClusterError):
 
 class VersionUnavailable(BackendError):
     """The binaries of the requested Kubernetes version are not built."""
+
+
+@dataclass(frozen=True, slots=True)
+class DnsPorts:
+    """The tenant DNS' ports on the backend's host: DNS (UDP and TCP) and CoreDNS' ``ready``."""
+
+    dns: int
+    ready: int
+
+
+@dataclass(frozen=True, slots=True)
+class DnsFiles:
+    """Where the local tenant DNS keeps its Corefile, its super-cluster kubeconfig and token."""
+
+    corefile: Path
+    kubeconfig: Path
+    token: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +168,78 @@ class LocalBackend:
             internal_endpoint=endpoint,
             cm_kubeconfig=str(root / "controller-manager.kubeconfig"),
         )
+
+    # ---- tenant DNS ------------------------------------------------------------------
+    def dns_files(self, key: str) -> DnsFiles:
+        root = self.tenant_dir(key) / DNS_DIR
+        return DnsFiles(corefile=root / "Corefile", kubeconfig=root / "super.kubeconfig", token=root / "token")
+
+    def dns_ports(self, key: str) -> DnsPorts:
+        """The tenant DNS' ports: those picked before if still usable, else new ones (saved)."""
+        path = self.tenant_dir(key) / DNS_PORTS_FILE
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            data = json.loads(path.read_text())
+            ports = DnsPorts(**{n: int(data[n]) for n in _DNS_PORT_NAMES})
+            ours = {p for pid, cmd in self.processes(key) if Path(cmd[0]).name == DNS_COMPONENT
+                    for p in _listening_ports(pid)}
+            if all(port_is_free(p, host=self.host) or p in ours for p in (ports.dns, ports.ready)):
+                return ports
+        dns_port = pick_free_port(host=self.host)
+        ports = DnsPorts(dns=dns_port, ready=pick_free_port(host=self.host, exclude=[dns_port]))
+        write_atomic(path, json.dumps({n: getattr(ports, n) for n in _DNS_PORT_NAMES}))
+        return ports
+
+    def _dns_process(self, key: str) -> ManagedProcess:
+        binary = binaries.binary_path(DNS_COMPONENT, self.binary_settings)
+        return ManagedProcess(
+            name=f"{key}/{DNS_COMPONENT}", argv=[str(binary), "-conf", str(self.dns_files(key).corefile)],
+            log_path=self._log_path(key, DNS_COMPONENT), pid_path=self._pid_path(key, DNS_COMPONENT),
+        )
+
+    def apply_dns(self, key: str, *, corefile: str, kubeconfig: str, token: str | None) -> None:
+        """Write the tenant DNS' files (a new token only when given) and run its CoreDNS; wait for ``ready``.
+
+        A changed Corefile is picked up by CoreDNS' ``reload`` (the command line never changes),
+        a rewritten token file by client-go, which re-reads it.
+        """
+        binary = binaries.binary_path(DNS_COMPONENT, self.binary_settings)
+        if not binary.is_file():
+            raise BackendError(
+                f"CoreDNS not built for the tenant DNS: {binary} (run: python -m vcluster.binaries build)"
+            )
+        files = self.dns_files(key)
+        files.corefile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for sub in ("run", "logs"):
+            (self.tenant_dir(key) / sub).mkdir(parents=True, exist_ok=True)
+        if token is not None:
+            write_atomic(files.token, token, mode=0o600)
+        write_atomic(files.kubeconfig, kubeconfig, mode=0o600, if_changed=True)
+        write_atomic(files.corefile, corefile, mode=0o644, if_changed=True)
+        proc = self._dns_process(key)
+        if not proc.adopt():
+            for pid, cmd in self.processes(key):
+                if Path(cmd[0]).name == DNS_COMPONENT:
+                    _terminate(pid, cmd)
+            proc.start()
+        ready = self.dns_ports(key).ready
+        proc.wait_ready(https_check(f"http://{self.host}:{ready}/ready"), timeout=self.start_timeout,
+                        what=f"tenant DNS of {key}")
+
+    def dns_healthy(self, key: str) -> bool:
+        """Whether the tenant DNS runs with its command line."""
+        proc = self._dns_process(key)
+        try:
+            pid = int(self._pid_path(key, DNS_COMPONENT).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return pid_alive(pid) and read_cmdline(pid, settle=0.2) == proc.argv
+
+    def dns_token_age(self, key: str) -> float | None:
+        """Seconds since the tenant DNS' token file was written (``None``: there is none)."""
+        try:
+            return max(0.0, time.time() - self.dns_files(key).token.stat().st_mtime)
+        except OSError:
+            return None
 
     def binaries_for(self, version: str) -> dict[str, Path]:
         settings = replace(self.binary_settings, kube_version=version)
@@ -231,7 +327,8 @@ class LocalBackend:
 
     def processes(self, key: str) -> list[tuple[int, list[str]]]:
         """Live processes of our components whose command line points into the tenant's folder."""
-        return processes_in(self.tenant_dir(key), keep=lambda cmd: Path(cmd[0]).name in cp.COMPONENTS)
+        names = (*cp.COMPONENTS, DNS_COMPONENT)
+        return processes_in(self.tenant_dir(key), keep=lambda cmd: Path(cmd[0]).name in names)
 
 
 def _as_tuple(ports: LocalPorts) -> tuple[int, ...]:

@@ -60,6 +60,8 @@ NETWORKPOLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", "Networ
 INGRESSES = Resource("networking.k8s.io", "v1", "ingresses", "Ingress")
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
 STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
+ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
+CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
 CLUSTERROLEBINDINGS = Resource(
     "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
 )
@@ -77,6 +79,7 @@ BY_KIND: dict[str, Resource] = {
     for r in (
         NAMESPACES, NODES, PODS, SERVICES, ENDPOINTS, CONFIGMAPS, SECRETS, SERVICEACCOUNTS, EVENTS,
         PVCS, PVS, RESOURCEQUOTAS, LIMITRANGES, LEASES, NETWORKPOLICIES, INGRESSES, DEPLOYMENTS,
-        STATEFULSETS, CLUSTERROLEBINDINGS, CRDS, STORAGECLASSES, PRIORITYCLASSES, TENANTS, CLUSTERVERSIONS,
+        STATEFULSETS, ENDPOINTSLICES, CLUSTERROLES, CLUSTERROLEBINDINGS, CRDS, STORAGECLASSES, PRIORITYCLASSES,
+        TENANTS, CLUSTERVERSIONS,
     )
 }

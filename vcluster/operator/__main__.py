@@ -163,6 +163,7 @@ async def run(settings: OperatorSettings) -> None:
             local=LocalBackend(state_dir=settings.state_dir, binary_settings=BinarySettings.from_env(),
                                start_timeout=settings.start_timeout, host=settings.local_host),
             bootstrap_timeout=settings.bootstrap_timeout,
+            dns=settings.dns,
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)

@@ -24,6 +24,8 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import ipaddress
+import json
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,12 +37,13 @@ import structlog
 from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
 from tenant_crd.models import IsolationSpec
 from vcluster import clock, kubelet_ca, naming, policy
-from vcluster.controlplane import builder, certs, pods
+from vcluster.controlplane import builder, certs, dns, pods
 from vcluster.controlplane import spec as cp
 from vcluster.controlplane.local import BackendError, LocalBackend, VersionUnavailable
 from vcluster.errors import VClusterError
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, ClientConfig, Conflict, NotFound
 from vcluster.kube import resources as r
+from vcluster.operator.settings import TenantDnsSettings
 
 log = structlog.get_logger(__name__)
 
@@ -91,9 +94,13 @@ def _decode_secret(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
 class Reconciler:
     """Provisions and tears down tenants against one super cluster."""
 
-    def __init__(self, *, api: ApiClient, local: LocalBackend, bootstrap_timeout: float = 90.0) -> None:
+    def __init__(
+        self, *, api: ApiClient, local: LocalBackend, bootstrap_timeout: float = 90.0,
+        dns: TenantDnsSettings | None = None,
+    ) -> None:
         self.api = api
         self.local = local
+        self.dns = dns if dns is not None else TenantDnsSettings()
         self.pods = pods.PodsBackend()
         self.bootstrap_timeout = bootstrap_timeout
         self._locks: dict[str, asyncio.Lock] = {}
@@ -286,7 +293,14 @@ class Reconciler:
                                conditions=conditions)
             raise Retry(message, delay=10) from None
 
-        # 4. isolation of the tenant's existing super namespaces ------------------------------
+        # 4. the tenant's DNS, isolation of its existing super namespaces ---------------------
+        try:
+            dns_status = await self.ensure_dns(key, name, backend)
+        except (BackendError, ApiError) as exc:
+            message = f"tenant DNS: {exc}"
+            await self._report(body, phase="Provisioning" if not was_ready else "Ready", ready=was_ready,
+                               reason="ControlPlaneFailed", message=message, extra=common, conditions=conditions)
+            raise Retry(message, delay=15) from None
         count = await self.apply_isolation(key, name, spec.isolation, endpoint=plane.endpoint)
 
         # 5. report --------------------------------------------------------------------------
@@ -298,6 +312,7 @@ class Reconciler:
                 "endpoint": plane.endpoint,
                 "kubeconfigSecret": {"namespace": key, "name": naming.kubeconfig_secret_name()},
                 "counts": {"superNamespaces": count},
+                **({"dns": dns_status} if dns_status else {}),
             },
             conditions=conditions,
         )
@@ -402,6 +417,97 @@ class Reconciler:
                     raise TimeoutError("the default ServiceAccount did not appear (kube-controller-manager down?)")
                 await asyncio.sleep(0.5)
 
+    # ---- tenant DNS (vcluster.controlplane.dns) -------------------------------------------
+    async def ensure_dns(self, key: str, name: str, backend: str) -> dict[str, str] | None:
+        """Provide the tenant's DNS server and its super Service; the status part (``status.dns``).
+
+        The identity first (ClusterRole, ServiceAccount, binding), then the server (a local CoreDNS
+        process or the pods backend's Deployment), then the Service whose ClusterIP the syncer makes
+        the nameserver of ClusterFirst pods.  A local server on a loopback address gets no Service:
+        pods could not reach it (the test bed without real nodes).
+        """
+        if not self.dns.enabled:
+            return None
+        for obj in (dns.cluster_role(), *dns.identity_objects(key, name)):
+            await self._apply(r.BY_KIND[obj["kind"]], obj)
+        root = naming.root_namespace(key)
+        if backend == "local":
+            corefile = await self._local_corefile(key)
+            age = self.local.dns_token_age(key)
+            token = await self._dns_token(key) if age is None or age > self.dns.token_seconds / 2 else None
+            files = self.local.dns_files(key)
+            config = self.api.config
+            kubeconfig = json.dumps(dns.super_kubeconfig(server=config.server, ca_pem=config.ca_pem,
+                                                         token_file=str(files.token)), indent=1)
+            await asyncio.to_thread(self.local.apply_dns, key, corefile=corefile, kubeconfig=kubeconfig, token=token)
+            port = self.local.dns_ports(key).dns
+            status = {"endpoint": f"{self.local.host}:{port}"}
+            if ipaddress.ip_address(self.local.host).is_loopback:
+                return status
+            await self._apply(r.SERVICES, dns.service(key, name, target_port=port, selector=False))
+            await self._apply(r.ENDPOINTSLICES, dns.endpoint_slice(key, name, address=self.local.host, port=port))
+        else:
+            corefile = dns.corefile(
+                key=key, port=dns.POD_PORT, bind=None, ready=f":{dns.POD_READY_PORT}", kubeconfig=None,
+                apiserver_ip=None, upstream=await self._dns_upstream(),
+                long_namespaces=await self._long_namespaces(key),
+            )
+            for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile):
+                await self._apply(r.BY_KIND[obj["kind"]], obj)
+            await self._apply(r.SERVICES, dns.service(key, name, target_port=dns.POD_PORT, selector=True))
+            status = {}
+        svc = await self.api.get(r.SERVICES, naming.TENANT_DNS_SERVICE, namespace=root)
+        ip = (svc.get("spec") or {}).get("clusterIP")
+        if ip and ip != "None":
+            status["clusterIP"] = ip
+        return status
+
+    async def _local_corefile(self, key: str) -> str:
+        ports = await asyncio.to_thread(self.local.dns_ports, key)
+        host = self.local.host
+        return dns.corefile(
+            key=key, port=ports.dns, bind=host, ready=f"{host}:{ports.ready}",
+            kubeconfig=str(self.local.dns_files(key).kubeconfig), apiserver_ip=host,
+            upstream=await self._dns_upstream(), long_namespaces=await self._long_namespaces(key),
+        )
+
+    async def _dns_upstream(self) -> tuple[str, ...]:
+        if self.dns.upstream:
+            return self.dns.upstream
+        super_dns = await self.api.get_or_none(r.SERVICES, "kube-dns", namespace="kube-system")
+        ip = ((super_dns or {}).get("spec") or {}).get("clusterIP")
+        return (ip,) if ip and ip != "None" else ()
+
+    async def _long_namespaces(self, key: str) -> dict[str, str]:
+        """The tenant's namespaces whose super namespace name is shortened (one rewrite rule each)."""
+        namespaces, _ = await self.api.list_all(r.NAMESPACES, label_selector=dns.namespace_selector(key))
+        names = [ns for obj in namespaces
+                 if (ns := ((obj["metadata"].get("annotations") or {}).get(naming.ANN_TENANT_NAMESPACE)))]
+        return dns.shortened(key, [n for n in names if naming.is_dns_label(n)])
+
+    async def _dns_token(self, key: str) -> str:
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": self.dns.token_seconds}}
+        answer = await self.api.create(r.SERVICEACCOUNTS, request, namespace=naming.root_namespace(key),
+                                       name=naming.TENANT_DNS_SERVICE_ACCOUNT, subresource="token")
+        return str(answer["status"]["token"])
+
+    async def local_dns_stale(self, key: str) -> bool:
+        """Whether the local tenant DNS needs the reconcile: not running, token past half its life, or
+        its Corefile no longer the one the tenant's namespaces ask for (a new shortened namespace)."""
+        if not self.dns.enabled:
+            return False
+        if not await asyncio.to_thread(self.local.dns_healthy, key):
+            return True
+        age = self.local.dns_token_age(key)
+        if age is None or age > self.dns.token_seconds / 2:
+            return True
+        try:
+            current = self.local.dns_files(key).corefile.read_text()
+        except OSError:
+            return True
+        return current != await self._local_corefile(key)
+
     async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec, *, endpoint: str = "") -> int:
         """Apply the policy to every existing workload super namespace of the tenant; return their count.
 
@@ -448,7 +554,12 @@ class Reconciler:
             )
         except (SpecError, VClusterError):
             return None
-        return await asyncio.to_thread(self.local.healthy, plane)
+        if not await asyncio.to_thread(self.local.healthy, plane):
+            return False
+        try:
+            return not await self.local_dns_stale(status.cluster_key)
+        except ApiError:
+            return True  # the super apiserver did not answer: nothing to repair from here
 
     async def touch_tenants_of(self, cluster_version: Mapping[str, Any]) -> list[str]:
         """Annotate the Tenants that use a ClusterVersion with its generation, so they reconcile now."""
@@ -480,6 +591,8 @@ class Reconciler:
             await self._report(body, phase="Terminating", ready=False, reason="Terminating",
                                message="removing the control plane", event_type="Normal")
         await asyncio.to_thread(self.local.destroy, key)
+        with contextlib.suppress(NotFound):
+            await self.api.delete(r.CLUSTERROLEBINDINGS, naming.tenant_dns_binding_name(key))
         selector = f"{naming.LABEL_CLUSTER_KEY}={key}"
         namespaces, _ = await self.api.list_all(r.NAMESPACES, label_selector=selector)
         for ns in namespaces:

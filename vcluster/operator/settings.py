@@ -10,7 +10,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vcluster.settings import LeaseTiming, LogSettings, env_bool, env_float, env_int, env_path, env_str
+from vcluster.settings import LeaseTiming, LogSettings, env_bool, env_float, env_int, env_list, env_path, env_str
+
+
+@dataclass(frozen=True, slots=True)
+class TenantDnsSettings:
+    """The DNS server the operator provides with every tenant (``VC_OPERATOR_DNS_*``)."""
+
+    #: Provide it at all (``VC_OPERATOR_DNS``); off, tenant pods keep the cluster's default DNS.
+    enabled: bool = True
+    #: Where names outside the cluster domain go (``VC_OPERATOR_DNS_UPSTREAM``, comma-separated
+    #: ``ip[:port]``); empty: the super cluster's ``kube-system/kube-dns`` ClusterIP if it has one.
+    upstream: tuple[str, ...] = ()
+    #: Lifetime of the tenant DNS' super-cluster token (local backend), renewed at half of it.
+    token_seconds: int = 3600
+    #: CoreDNS image of the pods backend.
+    image: str = "registry.k8s.io/coredns/coredns:v1.12.1"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TenantDnsSettings:
+        return cls(
+            enabled=env_bool("VC_OPERATOR_DNS", True, env=env),
+            upstream=env_list("VC_OPERATOR_DNS_UPSTREAM", env=env),
+            token_seconds=env_int("VC_OPERATOR_DNS_TOKEN_SECONDS", 3600, minimum=600, env=env),
+            image=env_str("VC_OPERATOR_DNS_IMAGE", "registry.k8s.io/coredns/coredns:v1.12.1", env=env),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +66,8 @@ class OperatorSettings:
     #: Address the ``local`` backend's tenant components bind (``VC_OPERATOR_LOCAL_HOST``): loopback,
     #: or with real nodes an address tenant pods can reach (the test bed's host address).
     local_host: str = "127.0.0.1"
+    #: The tenant DNS (``VC_OPERATOR_DNS_*``).
+    dns: TenantDnsSettings = field(default_factory=TenantDnsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -59,4 +85,5 @@ class OperatorSettings:
             lease=LeaseTiming.from_env("VC_OPERATOR", env=env),
             logs=LogSettings.from_env(env=env),
             local_host=env_str("VC_OPERATOR_LOCAL_HOST", "127.0.0.1", env=env),
+            dns=TenantDnsSettings.from_env(env=env),
         )

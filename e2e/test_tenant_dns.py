@@ -1,0 +1,234 @@
+"""Tenant DNS on real nodes: a tenant's pods find their own tenant's Services by name, never another's.
+
+Why this module exists: DNS is how workloads find their dependencies, and the
+answer must be a *super* address (the super copy's ClusterIP, the super pod's
+IP) that is the asking tenant's.  The operator provides one CoreDNS per tenant
+(``vcluster.controlplane.dns``) and the syncer makes its super Service the
+nameserver of ClusterFirst pods; this module shows it from inside real
+containers: two tenants with the same namespace and Service names, a client
+pod in each that resolves and connects by every name form, NXDOMAIN for the
+other tenant's names and the super cluster's own, headless and StatefulSet
+pod names, SRV for named ports, and a Service created after the client started.
+
+Costs: its own super cluster with one real node (the ``super_cluster``
+override below, the pattern of ``e2e/test_real_nodes.py``), two tenants,
+eight busybox pods.  Freshness is measured by ``bench/bench_tenant_dns.py``,
+not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.conftest import SuperCluster
+from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
+from e2e.syncer_fixtures import poll, running_syncer
+from vcluster import images, naming
+from vcluster.errors import VClusterError
+from vcluster.settings import BinarySettings
+from vcluster.testbed import LocalSuperCluster, TestbedSettings, realnodes
+
+pytestmark = pytest.mark.e2e
+
+BUSYBOX = images.BUSYBOX_IMAGE
+TIMEOUT = 120.0
+NS = "shop"
+NAME_FORMS = ("web", f"web.{NS}", f"web.{NS}.svc", f"web.{NS}.svc.cluster.local")
+PLACEMENT = {"nodeSelector": {naming.LABEL_REAL_NODE: "true"}, "tolerations": [realnodes.toleration()]}
+
+
+@pytest.fixture(scope="session")
+def super_cluster(  # overrides the session fixture of conftest: this module needs a real node
+    binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path],
+) -> Iterator[SuperCluster]:
+    settings = TestbedSettings(state_dir=tmp_path_factory.mktemp("dnssuper"), nodes=1, real_nodes=1,
+                               binaries=binary_settings)
+    launcher = LocalSuperCluster(settings)
+    try:
+        info = launcher.start()
+    except VClusterError as exc:
+        pytest.fail(f"the super cluster with real nodes did not start: {exc}", pytrace=False)
+    component_logs.update({f"super {name}": path for name, path in launcher.log_files().items()})
+    try:
+        yield SuperCluster(launcher=launcher, info=info, kubeconfig=launcher.kubeconfig, server=info.server,
+                           admin=launcher.admin, state_dir=launcher.state_dir)
+    finally:
+        launcher.stop()
+
+
+def _pod(name: str, script: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS, "labels": labels or {}},
+            "spec": {"containers": [{"name": "main", "image": BUSYBOX, "command": ["sh", "-c", script]}],
+                     "terminationGracePeriodSeconds": 1}}
+
+
+def _service(name: str, selector: dict[str, str], *, port: int, target: int, port_name: str,
+             headless: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {"selector": selector,
+                            "ports": [{"name": port_name, "port": port, "targetPort": target}]}
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS}, "spec": spec}
+
+
+def _objects(label: str) -> list[dict[str, Any]]:
+    """The same names in every tenant; what the web server answers tells the tenants apart."""
+    server = f"while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello-from-{label}\\n' | nc -l -p 8080; done"
+    statefulset = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": NS},
+        "spec": {"serviceName": "db", "replicas": 1, "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}},
+                              "spec": {"containers": [{"name": "main", "image": BUSYBOX,
+                                                       "command": ["sh", "-c", "exec sleep 3600"]}],
+                                       "terminationGracePeriodSeconds": 1}}},
+    }
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
+        _pod("web-0", server, {"app": "web"}),
+        _service("web", {"app": "web"}, port=80, target=8080, port_name="http"),
+        _service(f"only-{label}", {"app": "web"}, port=80, target=8080, port_name="http"),
+        _service("db", {"app": "db"}, port=5432, target=5432, port_name="pg", headless=True),
+        statefulset,
+        _pod("client", "exec sleep 3600"),
+    ]
+
+
+class World:
+    """Two tenants ``a`` and ``b`` with the same objects, and how to run a command in their client pod."""
+
+    def __init__(self, super_cluster: SuperCluster, tenants: dict[str, TenantHandle]) -> None:
+        self.super_cluster = super_cluster
+        self.tenants = tenants
+
+    def sh(self, label: str, script: str, *, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """``sh -c script`` in tenant ``label``'s client pod (through the super cluster's kubelet API)."""
+        ns = naming.super_namespace(self.tenants[label].cluster_key, NS)
+        return self.super_cluster.kubectl("exec", "-n", ns, "client", "--", "sh", "-c", script, check=check,
+                                          timeout=60)
+
+    def super_service_ip(self, label: str, name: str) -> str:
+        ns = naming.super_namespace(self.tenants[label].cluster_key, NS)
+        svc = json.loads(self.super_cluster.kubectl("get", "service", "-n", ns, name, "-o", "json").stdout)
+        return str(svc["spec"]["clusterIP"])
+
+    def super_pod_ip(self, label: str, name: str) -> str:
+        ns = naming.super_namespace(self.tenants[label].cluster_key, NS)
+        pod = json.loads(self.super_cluster.kubectl("get", "pod", "-n", ns, name, "-o", "json").stdout)
+        return str(pod["status"]["podIP"])
+
+
+@pytest.fixture(scope="module")
+def world(super_cluster: SuperCluster, vc_operator: Any,  # noqa: F811
+          tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path]) -> Iterator[World]:
+    suffix = uuid.uuid4().hex[:5]
+    tenants = {label: create_tenant(super_cluster, f"dns-{label}-{suffix}", isolation=PLACEMENT)
+               for label in ("a", "b")}
+    for tenant in tenants.values():
+        assert (tenant.status.get("dns") or {}).get("clusterIP"), f"no status.dns on {tenant.name}: {tenant.status}"
+    with running_syncer(super_cluster, tmp_path_factory, component_logs, log_dir="syncer", log_key="syncer"):
+        for label, tenant in tenants.items():
+            tenant.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(_objects(label)))
+        w = World(super_cluster, tenants)
+        for tenant in tenants.values():
+            for pod in ("web-0", "db-0", "client"):
+                _wait_ready(super_cluster, naming.super_namespace(tenant.cluster_key, NS), pod)
+        yield w
+
+
+def _wait_ready(super_cluster: SuperCluster, ns: str, pod: str) -> None:
+    def ready() -> bool:
+        return super_cluster.kubectl("wait", "--for=condition=Ready", "-n", ns, f"pod/{pod}", "--timeout=5s",
+                                     check=False).returncode == 0
+
+    poll(f"super pod {ns}/{pod} Ready", ready, timeout=TIMEOUT)
+
+
+def _text(proc: subprocess.CompletedProcess[str]) -> str:
+    return proc.stdout + proc.stderr
+
+
+def _resolves_to(out: str) -> list[str]:
+    """The addresses busybox ``nslookup`` printed for the name (not the server's own)."""
+    answer = out.split("Name:", 1)[1] if "Name:" in out else ""
+    return [line.split()[-1] for line in answer.splitlines() if line.strip().startswith("Address")]
+
+
+def test_tenant_pods_use_their_tenant_dns(world: World) -> None:
+    for label, tenant in world.tenants.items():
+        conf = world.sh(label, "cat /etc/resolv.conf", check=True).stdout
+        assert f"nameserver {tenant.status['dns']['clusterIP']}" in conf
+        assert f"search {NS}.svc.cluster.local svc.cluster.local cluster.local" in conf
+
+
+@pytest.mark.parametrize("name", NAME_FORMS)
+def test_every_name_form_resolves_and_connects_to_the_own_tenants_service(world: World, name: str) -> None:
+    """Connect by name through the C library's resolver (search path, ndots) as applications do; the answer
+    names the tenant.  busybox ``nslookup`` skips the search path for dotted names, so the address itself
+    is compared for the short name (search path) and the full name (asked as is)."""
+    for label in world.tenants:
+        got = world.sh(label, f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {name} 80")
+        assert f"hello-from-{label}" in got.stdout, _text(got)
+        if name.count(".") in (0, 4):
+            want = world.super_service_ip(label, "web")
+            assert _resolves_to(world.sh(label, f"nslookup {name}").stdout) == [want], name
+
+
+def test_other_tenants_and_super_names_are_nxdomain(world: World) -> None:
+    b_key = world.tenants["b"].cluster_key
+    own = world.sh("a", "nslookup only-a")
+    assert _resolves_to(own.stdout) == [world.super_service_ip("a", "only-a")], own.stdout
+    for short in ("only-b", f"only-b.{NS}", f"only-b.{NS}.svc"):
+        got = world.sh("a", f"nc -w 3 {short} 80 </dev/null")
+        assert "bad address" in _text(got), (short, _text(got))
+    for name in ("only-b", f"only-b.{NS}.svc.cluster.local",
+                 f"web.{naming.super_namespace(b_key, NS)}.svc.cluster.local",
+                 "kube-dns.kube-system.svc.cluster.local", f"{naming.TENANT_DNS_SERVICE}.{b_key}.svc.cluster.local"):
+        out = world.sh("a", f"nslookup {name}")
+        assert "NXDOMAIN" in out.stdout + out.stderr, (name, out.stdout, out.stderr)
+        assert not _resolves_to(out.stdout), (name, out.stdout)
+
+
+def test_headless_service_and_statefulset_pod_names(world: World) -> None:
+    for label in world.tenants:
+        pod_ip = world.super_pod_ip(label, "db-0")
+        for name in ("db", f"db.{NS}.svc.cluster.local", f"db-0.db.{NS}.svc.cluster.local"):
+            out = world.sh(label, f"nslookup {name}")
+            assert _resolves_to(out.stdout) == [pod_ip], (label, name, out.stdout)
+
+
+def test_srv_records_for_named_ports_name_the_tenant_names(world: World) -> None:
+    out = world.sh("a", f"nslookup -type=SRV _http._tcp.web.{NS}.svc.cluster.local")
+    assert f"web.{NS}.svc.cluster.local" in out.stdout, out.stdout
+    assert " 80 " in out.stdout, out.stdout
+    assert naming.SEPARATOR not in out.stdout.split("Non-authoritative answer:")[-1], out.stdout
+    pg = world.sh("a", f"nslookup -type=SRV _pg._tcp.db.{NS}.svc.cluster.local")
+    assert f"db-0.db.{NS}.svc.cluster.local" in pg.stdout, pg.stdout
+    assert " 5432 " in pg.stdout, pg.stdout
+
+
+def test_kubernetes_default_is_the_tenants_own_apiserver(world: World) -> None:
+    host = world.super_cluster.info.host_address
+    for label in world.tenants:
+        out = world.sh(label, "nslookup kubernetes.default.svc.cluster.local")
+        assert _resolves_to(out.stdout) == [host], out.stdout
+
+
+def test_a_service_created_after_the_client_resolves_and_a_deleted_one_stops(world: World) -> None:
+    tenant = world.tenants["a"]
+    late = _service("late", {"app": "web"}, port=80, target=8080, port_name="http")
+    tenant.kubectl("apply", "-f", "-", input=json.dumps(late))
+    poll("late resolves in tenant a", lambda: bool(_resolves_to(world.sh("a", "nslookup late").stdout)),
+         timeout=TIMEOUT)
+    assert _resolves_to(world.sh("a", "nslookup late").stdout) == [world.super_service_ip("a", "late")]
+    assert "NXDOMAIN" in _text(world.sh("b", "nslookup late"))
+    tenant.kubectl("delete", "service", "-n", NS, "late", "--wait=true")
+    poll("late stops resolving", lambda: "NXDOMAIN" in _text(world.sh("a", "nslookup late")), timeout=TIMEOUT)
