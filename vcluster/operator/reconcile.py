@@ -428,6 +428,10 @@ class Reconciler:
         """
         if not self.dns.enabled:
             return None
+        if backend == "local" and ipaddress.ip_address(self.local.host).is_loopback:
+            # no pod can reach a loopback address (the test bed without real nodes): a DNS server
+            # there would only cost memory, CPU and start-up time
+            return None
         for obj in (dns.cluster_role(), *dns.identity_objects(key, name)):
             await self._apply(r.BY_KIND[obj["kind"]], obj)
         root = naming.root_namespace(key)
@@ -442,8 +446,6 @@ class Reconciler:
             await asyncio.to_thread(self.local.apply_dns, key, corefile=corefile, kubeconfig=kubeconfig, token=token)
             port = self.local.dns_ports(key).dns
             status = {"endpoint": f"{self.local.host}:{port}"}
-            if ipaddress.ip_address(self.local.host).is_loopback:
-                return status
             await self._apply(r.SERVICES, dns.service(key, name, target_port=port, selector=False))
             await self._apply(r.ENDPOINTSLICES, dns.endpoint_slice(key, name, address=self.local.host, port=port))
         else:
@@ -495,8 +497,8 @@ class Reconciler:
     async def local_dns_stale(self, key: str) -> bool:
         """Whether the local tenant DNS needs the reconcile: not running, token past half its life, or
         its Corefile no longer the one the tenant's namespaces ask for (a new shortened namespace)."""
-        if not self.dns.enabled:
-            return False
+        if not self.dns.enabled or ipaddress.ip_address(self.local.host).is_loopback:
+            return False  # no tenant DNS on a loopback host (see ensure_dns)
         if not await asyncio.to_thread(self.local.dns_healthy, key):
             return True
         age = self.local.dns_token_age(key)
