@@ -11,6 +11,7 @@ the reason (a skipped e2e suite would hide a broken toolchain).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import uuid
@@ -24,7 +25,7 @@ from vcluster import binaries, pki
 from vcluster.errors import VClusterError
 from vcluster.process import tail_file
 from vcluster.settings import BinarySettings
-from vcluster.testbed import LocalSuperCluster, TestbedInfo, TestbedSettings
+from vcluster.testbed import COMPONENTS, LocalSuperCluster, TestbedInfo, TestbedSettings
 
 #: name -> log file; the makereport hook attaches their tails to failing e2e tests.
 LOG_FILES = pytest.StashKey[dict[str, Path]]()
@@ -78,6 +79,28 @@ def testbed_settings(binary_settings: BinarySettings, tmp_path_factory: pytest.T
     )
 
 
+@contextlib.contextmanager
+def running_super_cluster(settings: TestbedSettings, component_logs: dict[str, Path]) -> Iterator[SuperCluster]:
+    """A started super cluster for a session fixture; a start failure fails the tests with its one line.
+
+    Modules that need real nodes override ``super_cluster`` with ``real_nodes`` set (one test bed with
+    real nodes at a time: they change host network state).
+    """
+    launcher = LocalSuperCluster(settings)
+    for name in COMPONENTS:  # registered first: a start that fails still shows these logs
+        component_logs[f"super {name}"] = launcher.layout.log(name)
+    try:
+        info = launcher.start()
+    except VClusterError as exc:
+        pytest.fail(f"the super cluster did not start: {exc}", pytrace=False)
+    component_logs.update({f"super {name}": path for name, path in launcher.log_files().items()})
+    try:
+        yield SuperCluster(launcher=launcher, info=info, kubeconfig=launcher.kubeconfig, server=info.server,
+                           admin=launcher.admin, state_dir=launcher.state_dir)
+    finally:
+        launcher.stop()
+
+
 @pytest.fixture(scope="session")
 def super_cluster(
     binary_settings: BinarySettings,
@@ -85,23 +108,9 @@ def super_cluster(
     component_logs: dict[str, Path],
 ) -> Iterator[SuperCluster]:
     """The session's super cluster: real etcd, kube-apiserver, controller-manager, scheduler, kwok (3 nodes)."""
-    settings = TestbedSettings(
-        state_dir=tmp_path_factory.mktemp("super"), nodes=3, binaries=binary_settings,
-    )
-    launcher = LocalSuperCluster(settings)
-    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
-        component_logs[f"super {name}"] = launcher.layout.log(name)
-    try:
-        info = launcher.start()
-    except VClusterError as exc:
-        pytest.fail(f"the super cluster did not start: {exc}", pytrace=False)
-    try:
-        yield SuperCluster(
-            launcher=launcher, info=info, kubeconfig=launcher.kubeconfig, server=info.server,
-            admin=launcher.admin, state_dir=launcher.state_dir,
-        )
-    finally:
-        launcher.stop()
+    settings = TestbedSettings(state_dir=tmp_path_factory.mktemp("super"), nodes=3, binaries=binary_settings)
+    with running_super_cluster(settings, component_logs) as cluster:
+        yield cluster
 
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")

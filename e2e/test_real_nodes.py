@@ -33,15 +33,14 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.conftest import SuperCluster
+from e2e.conftest import SuperCluster, running_super_cluster
 from e2e.hostcheck import host_snapshot, snapshot_diff
 from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
 from e2e.syncer_fixtures import REPO, poll, running_syncer
 from vcluster import images, naming
-from vcluster.errors import VClusterError
 from vcluster.process import pick_free_port
 from vcluster.settings import BinarySettings
-from vcluster.testbed import LocalSuperCluster, TestbedSettings, realnodes, stop_state_dir
+from vcluster.testbed import TestbedSettings, realnodes, stop_state_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -64,17 +63,8 @@ def super_cluster(  # overrides the session fixture of conftest: this module nee
 ) -> Iterator[SuperCluster]:
     settings = TestbedSettings(state_dir=tmp_path_factory.mktemp("realsuper"), nodes=1, real_nodes=2,
                                binaries=binary_settings)
-    launcher = LocalSuperCluster(settings)
-    try:
-        info = launcher.start()
-    except VClusterError as exc:
-        pytest.fail(f"the super cluster with real nodes did not start: {exc}", pytrace=False)
-    component_logs.update({f"super {name}": path for name, path in launcher.log_files().items()})
-    try:
-        yield SuperCluster(launcher=launcher, info=info, kubeconfig=launcher.kubeconfig, server=info.server,
-                           admin=launcher.admin, state_dir=launcher.state_dir)
-    finally:
-        launcher.stop()
+    with running_super_cluster(settings, component_logs) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
