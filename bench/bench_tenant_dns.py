@@ -3,9 +3,9 @@
 Why: the tenant DNS keeps no records of its own; CoreDNS watches the super
 cluster, so a new tenant Service resolves once the syncer has made its super
 copy and CoreDNS' watch has seen it.  This script measures that chain on the
-local test bed (kwok only; it asks the tenant's CoreDNS directly on the host,
-so no real node is needed) and, as the baseline in the same run, the time
-until the super copy exists (the syncer's part).  Not a test: it prints the
+local test bed (one real node, for the host address a tenant DNS is served
+on: there is none on loopback; it asks the tenant's CoreDNS directly on the
+host) and, as the baseline in the same run, the time until the super copy exists (the syncer's part).  Not a test: it prints the
 numbers.  Run it holding the test-bed lock:
 
     flock /work/.testbed.lock python bench/bench_tenant_dns.py [--services 20]
@@ -117,10 +117,10 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=20)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vc-bench-dns-"))
-    cluster = LocalSuperCluster(TestbedSettings(state_dir=work / "super", nodes=1,
+    cluster = LocalSuperCluster(TestbedSettings(state_dir=work / "super", nodes=1, real_nodes=1,
                                                 binaries=BinarySettings.from_env()))
     cluster.start()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "VC_OPERATOR_LOCAL_HOST": cluster.info.host_address}
     k = ["kubectl", f"--kubeconfig={cluster.kubeconfig}"]
     procs = []
     try:
