@@ -27,8 +27,9 @@ class OperatorSettings:
     state_dir: Path = Path("/nonexistent")
     #: Seconds a local component may take to become healthy.
     start_timeout: float = 90.0
-    #: Seconds between health checks of Ready tenants (restarts dead local processes).
-    health_interval: float = 20.0
+    #: Seconds between rounds of the tenant health loop (one loop probes every provisioned tenant,
+    #: reports ``Ready`` truthfully and restarts dead local processes).
+    health_interval: float = 5.0
     #: Seconds to wait for the tenant's default ServiceAccount (controller-manager up) before Ready.
     bootstrap_timeout: float = 90.0
     #: Apply the CRDs of tenant_crd on start.
@@ -47,6 +48,11 @@ class OperatorSettings:
     lease_retry_period: float = 2.0
     log_level: str = "INFO"
     log_json: bool = False
+    #: Failed apiserver probes in a row before a tenant reads ``Ready=False`` (a process found
+    #: gone counts at once): one slow answer under load must not make the syncer drop a tenant.
+    health_failure_threshold: int = 2
+    #: Seconds one probe of a tenant apiserver (``/readyz``) may take.
+    health_probe_timeout: float = 3.0
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -61,7 +67,7 @@ class OperatorSettings:
                 os.environ.get("VC_OPERATOR_STATE_DIR") or _state_home() / "virtualcluster" / "operator"
             ),
             start_timeout=env_float("VC_OPERATOR_START_TIMEOUT", 90.0),
-            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 20.0),
+            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 5.0, positive=True),
             bootstrap_timeout=env_float("VC_OPERATOR_BOOTSTRAP_TIMEOUT", 90.0),
             install_crds=os.environ.get("VC_OPERATOR_INSTALL_CRDS", "1") not in ("0", "false", "no"),
             health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535),
@@ -72,4 +78,6 @@ class OperatorSettings:
             lease_retry_period=retry_period,
             log_level=os.environ.get("VC_LOG_LEVEL", "INFO"),
             log_json=os.environ.get("VC_LOG_JSON", "0") in ("1", "true", "yes"),
+            health_failure_threshold=env_int("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", 2, minimum=1),
+            health_probe_timeout=env_float("VC_OPERATOR_HEALTH_PROBE_TIMEOUT", 3.0, positive=True),
         )
