@@ -160,13 +160,13 @@ class Syncer:
             k.kind: Informer(
                 super_api, k.resource, handler=self._super_handler(k), transform=k.slim_super,
                 label_selector=_MANAGED_SELECTOR, watch_timeout=self.settings.watch_timeout,
-                name=f"super/{k.resource.plural}",
+                name=f"super/{k.resource.plural}", remote=self.metrics.remote,
             )
             for k in kinds
         }
         self.event_informer = Informer(
             super_api, resources.EVENTS, handler=self._on_super_event, store=False,
-            watch_timeout=self.settings.watch_timeout, name="super/events",
+            watch_timeout=self.settings.watch_timeout, name="super/events", remote=self.metrics.remote,
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self._lease_lost = False
@@ -248,6 +248,7 @@ class Syncer:
             inf = Informer(
                 api, kind.resource, handler=self._tenant_handler(rt, kind), transform=kind.slim_tenant,
                 watch_timeout=self.settings.watch_timeout, name=f"{info.key}/{kind.resource.plural}",
+                remote=self.metrics.remote,
             )
             rt.informers[kind.kind] = inf
             rt.tasks.append(asyncio.create_task(inf.run(), name=f"informer-{info.key}-{kind.kind}"))
@@ -357,12 +358,12 @@ class Syncer:
             p_inf = self.super_informers[kind.kind] = Informer(
                 self.super_api, kind.resource, handler=self._super_handler(kind), transform=kind.slim_super,
                 label_selector=_MANAGED_SELECTOR, watch_timeout=self.settings.watch_timeout,
-                name=f"super/{kind.kind}",
+                name=f"super/{kind.kind}", remote=self.metrics.remote,
             )
             self._tasks.append(asyncio.create_task(p_inf.run(), name=f"super-informer-{kind.kind}"))
         v_inf = Informer(
             rt.api, kind.resource, handler=self._tenant_handler(rt, kind), transform=kind.slim_tenant,
-            watch_timeout=self.settings.watch_timeout, name=f"{rt.info.key}/{kind.kind}",
+            watch_timeout=self.settings.watch_timeout, name=f"{rt.info.key}/{kind.kind}", remote=self.metrics.remote,
         )
         rt.informers[kind.kind] = v_inf
         rt.tasks.append(asyncio.create_task(v_inf.run(), name=f"informer-{rt.info.key}-{kind.kind}"))

@@ -24,9 +24,10 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -61,7 +62,21 @@ class BackoffPolicy:
 
 
 class RemoteMetrics:
-    """Prometheus families for the state of remote sides, shared by every :class:`Outage` of a process."""
+    """Prometheus families for the state of remote sides, shared by every :class:`Outage` of a process.
+
+    Get it with :meth:`of`: one per registry, so components that share a registry (the syncer and
+    its virtual-node manager) share the families instead of registering them twice.
+    """
+
+    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, RemoteMetrics]] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> RemoteMetrics:
+        """The families in ``registry`` (created there on first use)."""
+        found = cls._by_registry.get(registry)
+        if found is None:
+            found = cls._by_registry[registry] = cls(registry)
+        return found
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.up = Gauge("vc_remote_up", "1 while the last attempt to reach the remote side succeeded, else 0",
