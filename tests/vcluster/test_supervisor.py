@@ -281,3 +281,20 @@ def test_down_stops_the_supervisor_and_its_components(sleeping_operator: embedde
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_up_forgets_what_a_dead_supervisor_left_waiting(tmp_path: Path) -> None:
+    from vcluster.supervisor import ChildStatus, write_status
+
+    layout = embedded.Layout(tmp_path / "state")
+    write_status(layout.supervisor_status, {
+        "operator": ChildStatus(state=WAITING, restarts=3, last_exit="exited with code 1", next_start_at=1.0),
+        "syncer": ChildStatus(pid=1, state=RUNNING),
+    })
+    assert embedded.component_exit(layout, "operator") == "exited with code 1"
+    embedded._forget_waiting(layout)
+    assert embedded.component_exit(layout, "operator") is None
+    kept = read_status(layout.supervisor_status)
+    assert (kept["operator"].state, kept["operator"].restarts, kept["operator"].last_exit) == (
+        STOPPED, 3, "exited with code 1")
+    assert kept["syncer"].state == RUNNING

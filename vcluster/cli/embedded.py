@@ -54,7 +54,7 @@ from vcluster.process import (
     terminate,
     wait_until,
 )
-from vcluster.supervisor import WAITING, describe, read_status
+from vcluster.supervisor import STOPPED, WAITING, describe, read_status, write_status
 
 log = structlog.get_logger(__name__)
 
@@ -357,6 +357,17 @@ def _recorded_pythons(layout: Layout) -> list[str]:
     return []
 
 
+def _forget_waiting(layout: Layout) -> None:
+    """Mark what a dead supervisor left "waiting" as stopped (counts and reasons kept), so a new one's
+    start is not mistaken for an exit by :func:`component_exit`."""
+    children = read_status(layout.supervisor_status)
+    if any(c.state == WAITING for c in children.values()):
+        for child in children.values():
+            if child.state == WAITING:
+                child.state, child.next_start_at = STOPPED, None
+        write_status(layout.supervisor_status, children)
+
+
 def component_exit(layout: Layout, name: str) -> str | None:
     """Why the supervisor last saw ``name`` exit (``None``: it did not), for ``up``'s health waits."""
     seen = read_status(layout.supervisor_status).get(name)
@@ -483,6 +494,7 @@ def up(
         if supervisor is None:
             records = _plan_components(layout, records, running_components, wanted, env=env,
                                        start_timeout=start_timeout)
+            _forget_waiting(layout)
             with step("supervisor: restarts exited components with back-off"):
                 started_supervisor = supervisor_process(layout, env={**env, "KUBECONFIG": str(layout.super_kubeconfig)})
                 started_supervisor.start()
