@@ -174,25 +174,24 @@ class HealthMonitor:
         return TenantStatus.from_dict(body.get("status")).cluster_key
 
     async def _check(self, body: Mapping[str, Any]) -> None:
+        # Also while a reconcile holds the tenant's lock: one that waits on a hung apiserver
+        # (up to the start timeout) must not keep the status from telling the truth meanwhile;
+        # its own report at the end is newer and wins.
         name = body["metadata"]["name"]
-        lock = self.reconciler.lock(name)
-        if lock.locked():  # a reconcile (or our repair) is at work: it writes the status
-            return
         status = TenantStatus.from_dict(body.get("status"))
         async with self._slots:
             verdict = await self.probe(status)
         failures = 0 if verdict.healthy else self._failures.get(name, 0) + 1
         self._failures[name] = failures
         write = transition(status, verdict, failures=failures, threshold=self.threshold)
-        if write is not None and not lock.locked():
+        if write is not None:
             logger = log.bind(tenant=name)
             if write.ready:
                 logger.info("operator.tenant.healthy", reason=write.reason, message=write.message)
             else:
                 logger.warning("operator.tenant.unhealthy", reason=write.reason, message=write.message)
-            async with lock:
-                await self.reconciler._report(body, phase=write.phase, ready=write.ready, reason=write.reason,
-                                              message=write.message)
+            await self.reconciler._report(body, phase=write.phase, ready=write.ready, reason=write.reason,
+                                          message=write.message)
         if verdict.reason == PROCESS_EXITED and name not in self._repairs:
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
 

@@ -190,17 +190,21 @@ def test_loop_repairs_an_exited_process() -> None:
     assert reconciler.reconciled == ["a"]
 
 
-def test_loop_leaves_a_tenant_being_reconciled_alone() -> None:
+def test_loop_reports_while_a_reconcile_holds_the_tenant() -> None:
+    """A reconcile stuck on a hung apiserver must not keep the status from telling the truth."""
     monitor, reconciler = _monitor([_tenant("a")], {"a": [GONE]})
 
     async def rounds() -> None:
         async with reconciler.lock("a"):
             await monitor.round()
+            assert reconciler.writes == [("a", False, DEGRADED, PROCESS_EXITED)]
+            assert reconciler.reconciled == []  # the repair waits for the lock
+        await asyncio.sleep(0)
+        await asyncio.gather(*list(monitor._repairs.values()))
         await monitor.close()
 
     asyncio.run(rounds())
-    assert reconciler.writes == []
-    assert reconciler.reconciled == []
+    assert reconciler.reconciled == ["a"]
 
 
 # ---- LocalBackend.exited on real processes -------------------------------------------------------
