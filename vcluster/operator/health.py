@@ -145,6 +145,10 @@ class HealthMonitor:
                 except ApiError as exc:
                     await asyncio.sleep(outage.failed(exc))
                     continue
+                except Exception as exc:  # a bug must not end the only health loop: logged, retried
+                    log.exception("operator.health.round_failed")
+                    await asyncio.sleep(outage.failed(exc))
+                    continue
                 outage.succeeded()
                 await asyncio.sleep(self.interval)
         finally:
@@ -180,7 +184,16 @@ class HealthMonitor:
         name = body["metadata"]["name"]
         status = TenantStatus.from_dict(body.get("status"))
         async with self._slots:
-            verdict = await self.probe(status)
+            try:
+                verdict = await self.probe(status)
+            except Exception as exc:  # e.g. an aiohttp error the API layer does not wrap
+                if status.cluster_key:
+                    await self._drop_client(status.cluster_key)
+                verdict = Verdict(False, APISERVER_UNREACHABLE,
+                                  f"tenant apiserver {status.endpoint}: probe failed: {type(exc).__name__}: {exc}")
+        if verdict.healthy != (self._failures.get(name, 0) == 0):
+            log.debug("operator.health.probe", tenant=name, healthy=verdict.healthy, reason=verdict.reason,
+                      message=verdict.message)
         failures = 0 if verdict.healthy else self._failures.get(name, 0) + 1
         self._failures[name] = failures
         write = transition(status, verdict, failures=failures, threshold=self.threshold)
@@ -214,6 +227,8 @@ class HealthMonitor:
             return Verdict(True)
         except ApiError as exc:
             if exc.status == 0:
+                # a timed-out connection may be left unusable: the next round starts a fresh client
+                await self._drop_client(key)
                 return Verdict(False, APISERVER_UNREACHABLE, f"tenant apiserver {status.endpoint} does not answer")
             first = str(exc)
         try:
@@ -233,9 +248,14 @@ class HealthMonitor:
 
         text = base64.b64decode((secret.get("data") or {})[naming.KUBECONFIG_SECRET_KEY]).decode()
         config = ClientConfig.from_kubeconfig(text, request_timeout=self.probe_timeout, retries=1,
-                                              max_connections=1, user_agent="vc-operator-health")
+                                              max_connections=2, user_agent="vc-operator-health")
         client = self._clients[key] = ApiClient(config)
         return client
+
+    async def _drop_client(self, key: str) -> None:
+        client = self._clients.pop(key, None)
+        if client is not None:
+            await client.close()
 
     async def _repair(self, name: str) -> None:
         """Reconcile one tenant (restarts its dead local processes); one at a time per tenant."""

@@ -252,3 +252,51 @@ def test_exited_ignores_a_reused_pid(fake_plane: tuple[LocalBackend, dict[str, s
         stranger.kill()
         stranger.wait()
 
+
+
+# ---- the probe against a real (loopback HTTP) apiserver stand-in ----------------------------------
+
+
+def test_probe_recovers_after_the_apiserver_hung() -> None:
+    """A hang makes the probe time out (unreachable); once it answers again the next probe says healthy."""
+    import base64
+
+    from aiohttp import web
+
+    from vcluster.kubeconfig import dump_kubeconfig, render_kubeconfig
+
+    thawed = asyncio.Event()
+
+    async def readyz(_request: web.Request) -> web.Response:
+        await thawed.wait()  # hung until thawed (like SIGSTOP): the request stays open
+        return web.Response(text="ok")
+
+    async def scenario() -> list[Verdict]:
+        app = web.Application()
+        app.router.add_get("/readyz", readyz)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        kubeconfig = dump_kubeconfig(render_kubeconfig(server=f"http://127.0.0.1:{port}", ca_pem=None,
+                                                       token="t"))
+        secret = {"data": {"kubeconfig": base64.b64encode(kubeconfig.encode()).decode()}}
+
+        class Api(FakeApi):
+            async def get(self, *_: Any, **__: Any) -> dict[str, Any]:
+                return secret
+
+        api = Api([])
+        monitor = HealthMonitor(api=api, reconciler=FakeReconciler(api), probe_timeout=0.3)  # type: ignore[arg-type]
+        status = TenantStatus.from_dict(_status(backend="pods"))
+        verdicts = [await monitor.probe(status) for _ in range(3)]
+        thawed.set()
+        verdicts.append(await monitor.probe(status))
+        await monitor.close()
+        await runner.cleanup()
+        return verdicts
+
+    verdicts = asyncio.run(scenario())
+    assert [v.reason for v in verdicts] == [APISERVER_UNREACHABLE] * 3 + ["Ready"]
+    assert verdicts[-1].healthy
