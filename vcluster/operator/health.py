@@ -17,9 +17,11 @@ generation), a bounded number at a time:
   spec built)?  One gone → ``ProcessExited`` at once, and a repair (the
   reconcile restarts it) is started in the background;
 * ``GET /readyz`` on the tenant apiserver with the admin kubeconfig (a
-  client per tenant, kept between rounds): no answer →
-  ``ApiserverUnreachable``; not ready → ``/readyz/etcd`` tells
-  ``EtcdUnhealthy`` from ``ApiserverNotReady``.  These count after
+  client per tenant, kept between rounds); when it fails or does not
+  answer in time, ``/livez/ping`` (the process alone) unanswered →
+  ``ApiserverUnreachable``, else ``/readyz/etcd`` failing → ``EtcdUnhealthy``
+  (a hung etcd makes ``/readyz`` itself hang past the probe timeout, so
+  "no answer" alone cannot tell), else ``ApiserverNotReady``.  These count after
   ``health_failure_threshold`` failed rounds in a row, so one slow answer
   under load does not make the syncer drop a tenant.
 
@@ -226,11 +228,14 @@ class HealthMonitor:
             await client.request("GET", "/readyz", raw=True)
             return Verdict(True)
         except ApiError as exc:
-            if exc.status == 0:
-                # a timed-out connection may be left unusable: the next round starts a fresh client
-                await self._drop_client(key)
-                return Verdict(False, APISERVER_UNREACHABLE, f"tenant apiserver {status.endpoint} does not answer")
-            first = str(exc)
+            first = str(exc) if exc.status else "no answer"
+        # Not ready, or no answer in time (a hung etcd makes /readyz itself hang past the probe
+        # timeout): /livez/ping needs nothing but the apiserver process, /readyz/etcd only etcd.
+        try:
+            await client.request("GET", "/livez/ping", raw=True)
+        except ApiError:
+            await self._drop_client(key)  # the next round starts with fresh connections
+            return Verdict(False, APISERVER_UNREACHABLE, f"tenant apiserver {status.endpoint} does not answer")
         try:
             await client.request("GET", "/readyz/etcd", raw=True)
         except ApiError:

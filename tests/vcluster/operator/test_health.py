@@ -257,8 +257,18 @@ def test_exited_ignores_a_reused_pid(fake_plane: tuple[LocalBackend, dict[str, s
 # ---- the probe against a real (loopback HTTP) apiserver stand-in ----------------------------------
 
 
-def test_probe_recovers_after_the_apiserver_hung() -> None:
-    """A hang makes the probe time out (unreachable); once it answers again the next probe says healthy."""
+@pytest.mark.parametrize(
+    ("hang", "etcd_ok", "expected"),
+    [
+        pytest.param({"/readyz", "/livez/ping"}, True, APISERVER_UNREACHABLE, id="apiserver-hung"),
+        pytest.param({"/readyz", "/readyz/etcd"}, True, ETCD_UNHEALTHY, id="etcd-hung"),
+        pytest.param({"/readyz"}, False, ETCD_UNHEALTHY, id="etcd-check-fails"),
+        pytest.param(set(), True, "ApiserverNotReady", id="readyz-500-etcd-fine"),
+    ],
+)
+def test_probe_tells_the_faults_apart_and_recovers(hang: set[str], etcd_ok: bool, expected: str) -> None:
+    """Probes against a stand-in apiserver: which endpoints hang or fail decides the reason; once it
+    answers again, the next probe says healthy."""
     import base64
 
     from aiohttp import web
@@ -267,13 +277,20 @@ def test_probe_recovers_after_the_apiserver_hung() -> None:
 
     thawed = asyncio.Event()
 
-    async def readyz(_request: web.Request) -> web.Response:
-        await thawed.wait()  # hung until thawed (like SIGSTOP): the request stays open
+    async def endpoint(request: web.Request) -> web.Response:
+        if thawed.is_set():
+            return web.Response(text="ok")
+        if request.path in hang:
+            await thawed.wait()  # hung until thawed (like SIGSTOP): the request stays open
+            return web.Response(text="ok")
+        if request.path == "/readyz" or (request.path == "/readyz/etcd" and not etcd_ok):
+            return web.Response(status=500, text="[-]etcd failed: reason withheld")
         return web.Response(text="ok")
 
     async def scenario() -> list[Verdict]:
         app = web.Application()
-        app.router.add_get("/readyz", readyz)
+        for path in ("/readyz", "/readyz/etcd", "/livez/ping"):
+            app.router.add_get(path, endpoint)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -290,7 +307,7 @@ def test_probe_recovers_after_the_apiserver_hung() -> None:
         api = Api([])
         monitor = HealthMonitor(api=api, reconciler=FakeReconciler(api), probe_timeout=0.3)  # type: ignore[arg-type]
         status = TenantStatus.from_dict(_status(backend="pods"))
-        verdicts = [await monitor.probe(status) for _ in range(3)]
+        verdicts = [await monitor.probe(status) for _ in range(2)]
         thawed.set()
         verdicts.append(await monitor.probe(status))
         await monitor.close()
@@ -298,5 +315,5 @@ def test_probe_recovers_after_the_apiserver_hung() -> None:
         return verdicts
 
     verdicts = asyncio.run(scenario())
-    assert [v.reason for v in verdicts] == [APISERVER_UNREACHABLE] * 3 + ["Ready"]
+    assert [v.reason for v in verdicts] == [expected] * 2 + ["Ready"]
     assert verdicts[-1].healthy
