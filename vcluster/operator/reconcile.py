@@ -125,7 +125,11 @@ class Reconciler:
         no Event; any other change of one does (``Warning`` when it is ``False``).
         """
         meta = body["metadata"]
-        old = TenantStatus.from_dict(body.get("status"))
+        # The status as it is now, not as ``body`` saw it: the health loop may have written it
+        # meanwhile (a reconcile can wait minutes on a hung apiserver), and every change of a
+        # condition since must get its Event.
+        current = await self.api.get_or_none(r.TENANTS, meta["name"])
+        old = TenantStatus.from_dict((current if current is not None else body).get("status"))
         generation = meta.get("generation")
         events: list[tuple[str, str, str]] = []
 

@@ -317,3 +317,35 @@ def test_probe_tells_the_faults_apart_and_recovers(hang: set[str], etcd_ok: bool
     verdicts = asyncio.run(scenario())
     assert [v.reason for v in verdicts] == [expected] * 2 + ["Ready"]
     assert verdicts[-1].healthy
+
+
+def test_report_judges_changes_against_the_current_status(tmp_path: Path) -> None:
+    """A reconcile that started before the health loop marked the tenant down still posts its "back" Event."""
+    from vcluster.kube import resources as r
+    from vcluster.operator.reconcile import Reconciler
+
+    current = _tenant("a", phase=DEGRADED, ready="False", reason=APISERVER_UNREACHABLE)
+
+    class Api:
+        def __init__(self) -> None:
+            self.events: list[dict[str, Any]] = []
+            self.patches: list[dict[str, Any]] = []
+
+        async def get_or_none(self, resource: r.Resource, name: str, **_: Any) -> dict[str, Any] | None:
+            assert (resource, name) == (r.TENANTS, "a")
+            return current
+
+        async def patch(self, _resource: r.Resource, _name: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+            self.patches.append(body)
+            return body
+
+        async def create(self, _resource: r.Resource, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+            self.events.append(body)
+            return body
+
+    api = Api()
+    reconciler = Reconciler(api=api, local=LocalBackend(state_dir=tmp_path,  # type: ignore[arg-type]
+                                                        binary_settings=BinarySettings()))
+    stale = _tenant("a")  # what the reconcile read when it started: Ready=True
+    asyncio.run(reconciler._report(stale, phase="Ready", ready=True, reason="Ready", message="m"))
+    assert [(e["type"], e["reason"]) for e in api.events] == [("Normal", "Ready")]
