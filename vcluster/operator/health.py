@@ -23,7 +23,8 @@ generation), a bounded number at a time:
   (a hung etcd makes ``/readyz`` itself hang past the probe timeout, so
   "no answer" alone cannot tell), else ``ApiserverNotReady``.  These count after
   ``health_failure_threshold`` failed rounds in a row, so one slow answer
-  under load does not make the syncer drop a tenant.
+  under load does not make the syncer drop a tenant; while a failure awaits
+  confirmation the next round comes after 1 s instead of the interval.
 
 :func:`transition` (pure) decides what to write: ``Ready=False`` with that
 reason and phase ``Degraded`` when a healthy tenant fails, back to
@@ -152,9 +153,16 @@ class HealthMonitor:
                     await asyncio.sleep(outage.failed(exc))
                     continue
                 outage.succeeded()
-                await asyncio.sleep(self.interval)
+                await asyncio.sleep(self.next_delay())
         finally:
             await self.close()
+
+    def next_delay(self) -> float:
+        """Seconds to the next round: ``interval``, or 1 s while a failed probe awaits confirmation
+        (so the threshold costs about a second of detection, not another interval)."""
+        if any(0 < failures < self.threshold for failures in self._failures.values()):
+            return min(self.interval, 1.0)
+        return self.interval
 
     async def close(self) -> None:
         for task in self._repairs.values():

@@ -175,6 +175,21 @@ def test_loop_reports_down_then_back_one_write_each() -> None:
     assert reconciler.reconciled == []  # an unreachable apiserver is reported, not restarted
 
 
+def test_a_failed_probe_is_confirmed_after_a_second_not_an_interval() -> None:
+    monitor, _ = _monitor([_tenant("a")], {"a": [DOWN, DOWN, DOWN]})
+    monitor.interval = 5.0
+    delays = []
+
+    async def rounds() -> None:
+        for _ in range(3):
+            await monitor.round()
+            delays.append(monitor.next_delay())
+        await monitor.close()
+
+    asyncio.run(rounds())
+    assert delays == [1.0, 5.0, 5.0]  # suspected, then confirmed (reported), then still down
+
+
 def test_loop_repairs_an_exited_process() -> None:
     monitor, reconciler = _monitor([_tenant("a")], {"a": [GONE, Verdict(True)]})
 
