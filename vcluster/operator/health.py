@@ -240,8 +240,10 @@ class HealthMonitor:
         # Not ready, or no answer in time (a hung etcd makes /readyz itself hang past the probe
         # timeout): /livez/ping needs nothing but the apiserver process, /readyz/etcd only etcd.
         try:
-            await client.request("GET", "/livez/ping", raw=True)
-        except ApiError:
+            # the process answers a ping at once, if at all: a short timeout keeps detection quick
+            async with asyncio.timeout(min(1.0, self.probe_timeout)):
+                await client.request("GET", "/livez/ping", raw=True)
+        except (ApiError, TimeoutError):
             await self._drop_client(key)  # the next round starts with fresh connections
             return Verdict(False, APISERVER_UNREACHABLE, f"tenant apiserver {status.endpoint} does not answer")
         try:
