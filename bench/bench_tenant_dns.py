@@ -5,8 +5,8 @@ cluster, so a new tenant Service resolves once the syncer has made its super
 copy and CoreDNS' watch has seen it.  This script measures that chain on the
 local test bed (one real node, for the host address a tenant DNS is served
 on: there is none on loopback; it asks the tenant's CoreDNS directly on the
-host) and, as the baseline in the same run, the time until the super copy exists (the syncer's part).  Not a test: it prints the
-numbers.  Run it holding the test-bed lock:
+host) and, as the baseline in the same run, the time until the super copy
+exists (the syncer's part).  Not a test: it prints the numbers.  Run it holding the test-bed lock:
 
     flock /work/.testbed.lock python bench/bench_tenant_dns.py [--services 20]
 """

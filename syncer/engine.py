@@ -71,7 +71,7 @@ class Syncer:
             shared.super_informers[k.kind] = extra_kinds.super_informer(shared, k, f"super/{k.resource.plural}")
         self.event_informer = Informer(
             super_api, resources.EVENTS, handler=lambda event, p_event: routing.on_super_event(shared, event, p_event),
-            store=False, watch_timeout=settings.watch_timeout, name="super/events",
+            store=False, watch_timeout=settings.watch_timeout, name="super/events", remote=self.metrics.remote,
         )
         self._lease_lost = False
         self.ready = asyncio.Event()

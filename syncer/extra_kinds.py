@@ -99,13 +99,14 @@ async def resolve(shared: Shared, rt: TenantRuntime, entry: str) -> Kind | tuple
 def super_informer(shared: Shared, kind: Kind, name: str) -> Informer:
     """The super informer of one kind, shared by every tenant (managed objects only)."""
     return Informer(shared.super_api, kind.resource, handler=super_handler(shared, kind), transform=kind.slim_super,
-                    label_selector=MANAGED_SELECTOR, watch_timeout=shared.settings.watch_timeout, name=name)
+                    label_selector=MANAGED_SELECTOR, watch_timeout=shared.settings.watch_timeout, name=name,
+                    remote=shared.metrics.remote)
 
 
 def tenant_informer(shared: Shared, rt: TenantRuntime, kind: Kind, name: str) -> Informer:
     """One tenant's informer of one kind."""
     return Informer(rt.api, kind.resource, handler=tenant_handler(shared, rt, kind), transform=kind.slim_tenant,
-                    watch_timeout=shared.settings.watch_timeout, name=name)
+                    watch_timeout=shared.settings.watch_timeout, name=name, remote=shared.metrics.remote)
 
 
 async def start(shared: Shared, rt: TenantRuntime, kind: Kind) -> None:

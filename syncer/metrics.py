@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from vcluster.backoff import RemoteMetrics
+
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -63,6 +65,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_QueueDepth(self._queue_depths))
+        #: ``vc_remote_up`` / ``vc_remote_failures_total`` of the informers (shared with the virtual nodes).
+        self.remote = RemoteMetrics.of(self.registry)
 
     def _queue_depths(self) -> dict[str, int]:
         return self.depths()

@@ -12,6 +12,7 @@ next tenant with work gets its turn.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -45,11 +46,17 @@ class FairQueue:
         weight: Callable[[str], int] = lambda _tenant: 1,
         backoff_base: float = 0.005,
         backoff_max: float = 30.0,
+        backoff_jitter: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self._weight = weight
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
+        #: Up to this fraction of a retry delay is taken off at random, so that keys that failed
+        #: together (a tenant apiserver that went away) do not all retry in the same instant.
+        self._backoff_jitter = backoff_jitter
+        self._rng = rng
         self._clock = clock
         self._queues: dict[str, deque[SyncKey]] = {}
         self._ring: deque[str] = deque()
@@ -117,7 +124,8 @@ class FairQueue:
         return delay
 
     def backoff_delay(self, failures: int) -> float:
-        return float(min(self._backoff_base * 2 ** min(failures - 1, 30), self._backoff_max))
+        base = float(min(self._backoff_base * 2 ** min(failures - 1, 30), self._backoff_max))
+        return base * (1.0 - self._backoff_jitter * self._rng())
 
     def forget(self, key: SyncKey) -> None:
         """Reset ``key``'s back-off (after a success)."""

@@ -30,7 +30,8 @@ EXPOSE_TYPES: tuple[str, ...] = ("ClusterIP", "NodePort", "LoadBalancer")
 DEFAULT_EXPOSE_TYPE = "ClusterIP"
 POD_SECURITY_LEVELS: tuple[str, ...] = ("privileged", "baseline", "restricted")
 DEFAULT_POD_SECURITY = "baseline"
-PHASES: tuple[str, ...] = ("Pending", "Provisioning", "Ready", "Failed", "Terminating")
+#: ``Degraded``: provisioned, but the control plane is not healthy right now (see the ``Ready`` condition).
+PHASES: tuple[str, ...] = ("Pending", "Provisioning", "Ready", "Degraded", "Failed", "Terminating")
 CONDITION_STATUSES: tuple[str, ...] = ("True", "False", "Unknown")
 TOLERATION_OPERATORS: tuple[str, ...] = ("Exists", "Equal")
 TAINT_EFFECTS: tuple[str, ...] = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -496,6 +497,8 @@ def tenant_crd() -> Schema:
         status=True,
         columns=[
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+            {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
             {"name": "Version", "type": "string", "jsonPath": ".status.version"},
             {"name": "Backend", "type": "string", "jsonPath": ".spec.controlPlane.backend", "priority": 1},
             {"name": "Key", "type": "string", "jsonPath": ".status.clusterKey", "priority": 1},

@@ -19,7 +19,7 @@ PACKAGES = ("vcluster", "syncer", "tenant_crd", "virtual_node")
 
 FOUNDATION = frozenset({"vcluster.errors", "vcluster.settings", "vcluster.naming", "vcluster.logs", "vcluster.clock",
                         "vcluster.files", "vcluster.process", "vcluster.health", "vcluster.kubeconfig",
-                        "vcluster.pki"})
+                        "vcluster.pki", "vcluster.backoff", "vcluster.supervisor"})
 #: Package ``__init__`` modules (re-exports only); they belong to no component of their own.
 PACKAGE_ROOTS = frozenset({"vcluster", "syncer", "tenant_crd", "virtual_node"})
 #: Component → the components it may import (besides itself and the foundation).

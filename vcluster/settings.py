@@ -208,3 +208,38 @@ class BinarySettings:
             etcd_path=env_path("VC_ETCD", None, env=env),
             coredns_version=env_str("VC_COREDNS_VERSION", DEFAULT_COREDNS_VERSION, env=env),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorSettings:
+    """How the embedded default's supervisor restarts an exited component (``VC_SUPERVISOR_*``).
+
+    Like a kubelet's restart policy ``Always``, with shorter delays (a laptop, not a fleet):
+    the delay doubles per exit from ``backoff_initial`` up to ``backoff_max`` and starts over
+    once a component has run ``backoff_reset`` seconds.
+    """
+
+    #: Seconds before the first restart (``VC_SUPERVISOR_BACKOFF_INITIAL``).
+    backoff_initial: float = 1.0
+    #: Longest delay between restarts (``VC_SUPERVISOR_BACKOFF_MAX``).
+    backoff_max: float = 60.0
+    #: Seconds of running after which the delay starts over (``VC_SUPERVISOR_BACKOFF_RESET``).
+    backoff_reset: float = 120.0
+    #: Seconds between looks at the components (``VC_SUPERVISOR_POLL_INTERVAL``).
+    poll_interval: float = 1.0
+    #: Seconds a component gets between SIGTERM and SIGKILL when the supervisor stops (``VC_SUPERVISOR_GRACE``).
+    grace: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> SupervisorSettings:
+        out = cls(
+            backoff_initial=env_float("VC_SUPERVISOR_BACKOFF_INITIAL", 1.0, positive=True),
+            backoff_max=env_float("VC_SUPERVISOR_BACKOFF_MAX", 60.0, positive=True),
+            backoff_reset=env_float("VC_SUPERVISOR_BACKOFF_RESET", 120.0, positive=True),
+            poll_interval=env_float("VC_SUPERVISOR_POLL_INTERVAL", 1.0, positive=True),
+            grace=env_float("VC_SUPERVISOR_GRACE", 10.0, positive=True),
+        )
+        if out.backoff_max < out.backoff_initial:
+            raise SettingsError(f"VC_SUPERVISOR_BACKOFF_MAX={out.backoff_max:g} must be at least "
+                                f"VC_SUPERVISOR_BACKOFF_INITIAL={out.backoff_initial:g}")
+        return out

@@ -16,7 +16,11 @@ away once nothing of the tenant runs there.  The syncer owns the tenants and cal
   heartbeat (Lease renewals, status posts) and garbage collection.
 
 Each tenant has its own loop task, so a slow or dead tenant apiserver never
-delays another tenant's heartbeats.
+delays another tenant's heartbeats.  A failed heartbeat is retried sooner
+(back-off with jitter from 1 s up to the heartbeat period) and logged once
+per outage (``virtual_node.heartbeat.down`` / ``.still_down`` / ``.back``,
+``vc_remote_up{component="virtual-node-heartbeat",target=<key>}``); the
+super node watch the same way (``virtual_node.super_watch.*``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vcluster import naming
+from vcluster.backoff import BackoffPolicy, Outage, RemoteMetrics
 from vcluster.errors import VClusterError
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, Gone, NotFound
 from vcluster.kube import resources as r
@@ -73,6 +78,8 @@ class _Tenant:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     task: asyncio.Task[None] | None = None
+    #: The tenant apiserver as the heartbeats see it (back-off, one log line per state change).
+    outage: Outage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,7 @@ class VirtualNodeManager:
         self._clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
         self._metrics = _Metrics.create(self.registry)
+        self._remote = RemoteMetrics.of(self.registry)
         self._tenants: dict[str, _Tenant] = {}
         self._super_nodes: dict[str, dict[str, Any]] = {}
         self._super_synced = asyncio.Event()
@@ -122,6 +130,11 @@ class VirtualNodeManager:
         if key in self._tenants:
             await self.detach_tenant(key, cleanup=False)
         tenant = _Tenant(key=key, client=tenant_client)
+        tenant.outage = Outage(
+            logger=log.bind(tenant=key), event="virtual_node.heartbeat",
+            policy=BackoffPolicy(initial=1.0, cap=self._settings.heartbeat_period, jitter=0.2),
+            clock=self._clock, metrics=self._remote, component="virtual-node-heartbeat", target=key,
+        )
         self._tenants[key] = tenant
         try:
             items, _ = await tenant_client.list_all(r.NODES, label_selector=f"{naming.LABEL_VIRTUAL_NODE}=true")
@@ -172,6 +185,8 @@ class VirtualNodeManager:
             self._metrics.heartbeat_failures.remove(key)
         with contextlib.suppress(KeyError):
             self._metrics.collected.remove(key)
+        if tenant.outage is not None:
+            tenant.outage.forget()
         log.info("virtual_node.tenant_detached", tenant=key)
 
     async def _cleanup(self, tenant: _Tenant) -> None:
@@ -228,7 +243,9 @@ class VirtualNodeManager:
                 tenant.wake.set()
 
     async def _watch_super_nodes(self) -> None:
-        backoff = 0.5
+        super_outage = Outage(logger=log, event="virtual_node.super_watch",
+                              policy=BackoffPolicy(initial=0.5, cap=15.0, jitter=0.2), clock=self._clock,
+                              metrics=self._remote, component="virtual-node-super-watch", target="super/nodes")
         rv: str | None = None
         while True:
             try:
@@ -239,6 +256,7 @@ class VirtualNodeManager:
                     changed |= {n for n in fresh if self._super_nodes.get(n) != fresh[n]}
                     self._super_nodes = fresh
                     self._super_synced.set()
+                    super_outage.succeeded()
                     for name in changed:
                         self._super_node_changed(name)
                 async for event in self._super.watch(r.NODES, resource_version=rv):
@@ -253,14 +271,11 @@ class VirtualNodeManager:
                     else:
                         self._super_nodes[name] = obj
                     self._super_node_changed(name)
-                backoff = 0.5
             except Gone:
                 rv = None
             except (ApiError, OSError, TimeoutError) as exc:
-                log.warning("virtual_node.super_watch_failed", error=str(exc))
                 rv = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await asyncio.sleep(super_outage.failed(exc))
 
     # ---- one tenant's loop --------------------------------------------------------------------
     async def _tenant_loop(self, tenant: _Tenant) -> None:
@@ -273,8 +288,8 @@ class VirtualNodeManager:
             tenant.wake.clear()
             try:
                 if self._clock() >= next_beat:
-                    next_beat = self._clock() + period
-                    await self._heartbeat(tenant)
+                    next_beat = self._clock() + period  # if _beat raises, the next try is a period away
+                    next_beat = self._clock() + await self._beat(tenant)
                 elif tenant.dirty:
                     dirty, tenant.dirty = tenant.dirty, set()
                     async with tenant.lock:
@@ -283,12 +298,30 @@ class VirtualNodeManager:
                                 await self._post_status(tenant, name, force=False)
             except ApiError as exc:
                 self._metrics.heartbeat_failures.labels(tenant.key).inc()
-                log.warning("virtual_node.heartbeat_failed", tenant=tenant.key, error=str(exc))
+                if tenant.outage is not None:
+                    next_beat = min(next_beat, self._clock() + tenant.outage.failed(exc))
             except Exception:  # never let one bad round end a tenant's heartbeats
                 self._metrics.heartbeat_failures.labels(tenant.key).inc()
                 log.exception("virtual_node.heartbeat_crashed", tenant=tenant.key)
 
-    async def _heartbeat(self, tenant: _Tenant) -> None:
+    async def _beat(self, tenant: _Tenant) -> float:
+        """One heartbeat of every node of ``tenant``; the seconds until the next one.
+
+        A failed write makes it sooner (back-off from 1 s up to the period, with jitter) and is
+        logged once per outage (``virtual_node.heartbeat.down`` / ``.still_down`` / ``.back``).
+        """
+        failed = await self._heartbeat(tenant)
+        period = self._settings.heartbeat_period
+        if tenant.outage is None:
+            return period
+        if failed is None:
+            tenant.outage.succeeded()
+            return period
+        return min(period, tenant.outage.failed(failed))
+
+    async def _heartbeat(self, tenant: _Tenant) -> ApiError | None:
+        """Renew every node's Lease and post status where due; the first write that failed, if any."""
+        failed: ApiError | None = None
         tenant.dirty.clear()
         for name in list(tenant.nodes):
             async with tenant.lock:
@@ -307,7 +340,8 @@ class VirtualNodeManager:
                     await self._create_node(tenant, name, await self._super_node(name))
                 except ApiError as exc:
                     self._metrics.heartbeat_failures.labels(tenant.key).inc()
-                    log.warning("virtual_node.heartbeat_failed", tenant=tenant.key, node=name, error=str(exc))
+                    failed = failed or exc
+        return failed
 
     # ---- writes -------------------------------------------------------------------------------
     async def _create_node(self, tenant: _Tenant, name: str, p_node: dict[str, Any] | None) -> None:

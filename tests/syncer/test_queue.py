@@ -67,8 +67,15 @@ def test_a_flood_does_not_starve_a_quiet_tenant() -> None:
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    q = FairQueue(backoff_base=0.01, backoff_max=0.05)
+    q = FairQueue(backoff_base=0.01, backoff_max=0.05, backoff_jitter=0.0)
     assert [q.backoff_delay(n) for n in (1, 2, 3, 4, 10)] == [0.01, 0.02, 0.04, 0.05, 0.05]
+
+
+def test_backoff_jitter_only_shortens() -> None:
+    q = FairQueue(backoff_base=0.01, backoff_max=0.05, backoff_jitter=0.2, rng=lambda: 0.5)
+    assert [q.backoff_delay(n) for n in (1, 10)] == pytest.approx([0.009, 0.045])
+    top = FairQueue(backoff_base=0.01, backoff_max=0.05, backoff_jitter=0.2, rng=lambda: 0.0)
+    assert top.backoff_delay(10) == 0.05
 
 
 async def test_retry_requeues_after_the_delay_and_forget_resets() -> None:

@@ -167,7 +167,7 @@ def test_close_cancels_timers_and_refuses_new_keys() -> None:
 
 def test_retry_waits_the_backoff_and_forget_starts_over() -> None:
     async def body(loop: VirtualTimeLoop) -> None:
-        q = FairQueue(backoff_base=1.0, backoff_max=100.0)
+        q = FairQueue(backoff_base=1.0, backoff_max=100.0, backoff_jitter=0.0)
         for failures, delay in ((1, 1.0), (2, 2.0), (3, 4.0)):
             assert q.retry(k()) == delay
             assert q.failures(k()) == failures
@@ -186,7 +186,7 @@ def test_retry_waits_the_backoff_and_forget_starts_over() -> None:
 
 def test_back_off_is_per_key() -> None:
     async def body(_loop: VirtualTimeLoop) -> None:
-        q = FairQueue(backoff_base=1.0)
+        q = FairQueue(backoff_base=1.0, backoff_jitter=0.0)
         q.retry(k(name="x"))
         q.retry(k(name="x"))
         assert q.retry(k(name="y")) == 1.0
@@ -202,7 +202,7 @@ def test_back_off_is_per_key() -> None:
     ids=["first", "second", "fourth", "fifth", "capped", "huge-count"],
 )
 def test_backoff_delay_doubles_from_the_base_up_to_the_cap(failures: int, expected: float) -> None:
-    assert FairQueue(backoff_base=0.5, backoff_max=10.0).backoff_delay(failures) == expected
+    assert FairQueue(backoff_base=0.5, backoff_max=10.0, backoff_jitter=0.0).backoff_delay(failures) == expected
 
 
 # ---- the queued-at clock ---------------------------------------------------------------------
@@ -289,7 +289,7 @@ def test_close_cancels_waiting_workers() -> None:
 
 def test_drop_tenant_cancels_only_its_timers_and_back_off() -> None:
     async def body(loop: VirtualTimeLoop) -> None:
-        q = FairQueue(backoff_base=1.0)
+        q = FairQueue(backoff_base=1.0, backoff_jitter=0.0)
         q.retry(k(tenant="a"))
         q.retry(k(tenant="b"))
         q.add(k(tenant="a", name="waiting"))

@@ -14,9 +14,16 @@ another shell later.  So everything lives in one state folder:
   endpoint, so ``status`` and ``down`` find them (a pid is trusted only when
   its ``/proc/<pid>/cmdline`` is that argv, see :mod:`vcluster.process`).
 
-``down`` stops the components, then the super cluster, then sweeps any
-process whose command line points into the state folder (the tenants' local
-control planes, which outlive an operator restart on purpose).
+The components run under one supervisor process (``python -m
+vcluster.cli.supervise <state folder>``, :mod:`vcluster.supervisor`) that
+``up`` leaves behind: it restarts an exited component with back-off, the way
+a kubelet restarts a crashed container, and keeps restart counts and the
+last exit reason in ``run/supervisor.json`` for ``status``.
+
+``down`` stops the supervisor (which stops its components), the components
+it may have left, then the super cluster, then sweeps any process whose
+command line points into the state folder (the tenants' local control
+planes, which outlive an operator restart on purpose).
 
 The components are an explicit registry (:data:`COMPONENTS`); one whose
 entry point does not exist yet is reported as missing, not faked.
@@ -44,7 +51,9 @@ from vcluster.process import (
     pick_free_port,
     processes_in,
     terminate,
+    wait_until,
 )
+from vcluster.supervisor import STOPPED, WAITING, describe, read_status, write_status
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +77,7 @@ class Layout:
         self.run = self.root / "run"
         self.logs = self.root / "logs"
         self.state = self.root / STATE_FILE
+        self.supervisor_status = self.run / "supervisor.json"
 
     def pid(self, name: str) -> Path:
         return self.run / f"{name}.pid"
@@ -91,6 +101,8 @@ class Context:
     base_env: Mapping[str, str]
     ports: Mapping[str, int]
     start_timeout: float
+    #: Where tenant apiservers bind: loopback, or with real nodes the address pods reach.
+    local_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +127,8 @@ def _operator_env(ctx: Context) -> dict[str, str]:
         "VC_OPERATOR_STATE_DIR": str(ctx.layout.operator_dir),
         "VC_OPERATOR_HEALTH_PORT": str(ctx.ports["operator-health"]),
         "VC_OPERATOR_START_TIMEOUT": str(int(ctx.start_timeout)),
+        # tenant apiservers bind where the super cluster's pods can reach them
+        "VC_OPERATOR_LOCAL_HOST": ctx.local_host,
     }
 
 
@@ -193,6 +207,9 @@ class ComponentRecord:
     health_url: str
     endpoint: str | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    #: The component's own variables (``spec.env``: paths and ports, no secrets); the supervisor
+    #: starts it with its own environment plus ``KUBECONFIG`` and these.
+    env: dict[str, str] = field(default_factory=dict)
 
     def process(self, name: str, *, env: Mapping[str, str] | None = None) -> ManagedProcess:
         return ManagedProcess(name=name, argv=self.argv, log_path=Path(self.log_file),
@@ -227,6 +244,10 @@ class ComponentStatus:
     pid: int | None
     state: str
     endpoint: str
+    #: Restarts by the supervisor (``None``: not supervised, e.g. the super cluster's components).
+    restarts: int | None = None
+    #: Why it last exited, and when (``-``: never).
+    last_exit: str = "-"
 
 
 def super_cluster_running(layout: Layout) -> bool:
@@ -285,6 +306,12 @@ def status(layout: Layout) -> tuple[list[ComponentStatus], int]:
             }.get(name, "")
             rows.append(ComponentStatus(name, pid, "running" if pid else "stopped", endpoint))
     records = read_records(layout)
+    sup = _running_supervisor(layout) if records else None
+    sup_running = sup is not None
+    if records:
+        rows.append(ComponentStatus(SUPERVISOR, sup.pid if sup is not None else None,
+                                    "running" if sup_running else "stopped", "restarts the components below"))
+    supervised = read_status(layout.supervisor_status)
     for spec in COMPONENTS:
         rec = records.get(spec.name)
         if rec is None:
@@ -294,11 +321,61 @@ def status(layout: Layout) -> tuple[list[ComponentStatus], int]:
         proc = rec.process(spec.name)
         running = proc.adopt()
         endpoint = rec.endpoint or rec.health_url
-        rows.append(ComponentStatus(spec.name, proc.pid if running else None,
-                                    "running" if running else "stopped", endpoint))
+        seen = supervised.get(spec.name)
+        state = "running" if running else "stopped"
+        if not running and seen is not None and seen.state == WAITING and sup_running:
+            state = "restarting"  # exited; the supervisor starts it again after its back-off
+        rows.append(ComponentStatus(spec.name, proc.pid if running else None, state, endpoint,
+                                    restarts=seen.restarts if seen is not None else 0,
+                                    last_exit=describe(seen) if seen is not None else "-"))
     super_pids = {r.pid for r in rows if r.pid}
     tenants = [pid for pid, _ in state_processes(layout) if pid not in super_pids]
     return rows, len(tenants)
+
+
+# ---- the supervisor ---------------------------------------------------------------------------
+
+SUPERVISOR = "supervisor"
+SUPERVISOR_MODULE = "vcluster.cli.supervise"
+
+
+def supervisor_process(layout: Layout, *, python: str = sys.executable,
+                       env: Mapping[str, str] | None = None) -> ManagedProcess:
+    """The supervisor of ``layout``'s components (its argv names the state folder, so ``down``'s sweep finds it too)."""
+    return ManagedProcess(name=SUPERVISOR, argv=[python, "-m", SUPERVISOR_MODULE, str(layout.root)],
+                          log_path=layout.log(SUPERVISOR), pid_path=layout.pid(SUPERVISOR), env=env)
+
+
+def _running_supervisor(layout: Layout) -> ManagedProcess | None:
+    """The live supervisor of ``layout`` started by any Python (its pid file names it), or ``None``."""
+    for python in dict.fromkeys((sys.executable, *_recorded_pythons(layout))):
+        proc = supervisor_process(layout, python=python)
+        if proc.adopt():
+            return proc
+    return None
+
+
+def _recorded_pythons(layout: Layout) -> list[str]:
+    with contextlib.suppress(EmbeddedError):
+        return [rec.argv[0] for rec in read_records(layout).values()]
+    return []
+
+
+def _forget_waiting(layout: Layout) -> None:
+    """Mark what a dead supervisor left "waiting" as stopped (counts and reasons kept), so a new one's
+    start is not mistaken for an exit by :func:`component_exit`."""
+    children = read_status(layout.supervisor_status)
+    if any(c.state == WAITING for c in children.values()):
+        for child in children.values():
+            if child.state == WAITING:
+                child.state, child.next_start_at = STOPPED, None
+        write_status(layout.supervisor_status, children)
+
+
+def component_exit(layout: Layout, name: str) -> str | None:
+    """Why the supervisor last saw ``name`` exit (``None``: it did not), for ``up``'s health waits."""
+    seen = read_status(layout.supervisor_status).get(name)
+    return seen.last_exit if seen is not None and seen.state == WAITING else None
 
 
 # ---- up ----------------------------------------------------------------------------------------
@@ -370,7 +447,13 @@ def up(
     step: Callable[[str], contextlib.AbstractContextManager[None]],
     note: Say,
 ) -> UpResult:
-    """Start whatever of the embedded default is not running; roll back what this call started on failure."""
+    """Start whatever of the embedded default is not running; roll back on failure.
+
+    The components are started by the supervisor this call leaves running (or
+    by the one already running, which restarts what exited); ``up`` waits for
+    each one's health.  On failure the supervisor and its components stop, and
+    the super cluster too if this call started it.
+    """
     from vcluster import binaries
     from vcluster.settings import BinarySettings
     from vcluster.testbed import LocalSuperCluster, TestbedSettings, read_info
@@ -378,13 +461,14 @@ def up(
     result = UpResult()
     records = read_records(layout)
     super_was_running = super_cluster_running(layout)
+    supervisor = _running_supervisor(layout)
     running_components = {
         spec.name for spec in COMPONENTS
         if spec.name in records and records[spec.name].process(spec.name).adopt()
     }
     wanted = {spec.name for spec in COMPONENTS if available(spec.module)}
     result.missing = [spec.name for spec in COMPONENTS if spec.name not in wanted]
-    if super_was_running and wanted <= running_components:
+    if super_was_running and wanted <= running_components and supervisor is not None:
         info = read_info(layout.super_dir)
         result.already_up = True
         result.server, result.nodes = info.server, len(info.node_names)
@@ -392,7 +476,7 @@ def up(
         result.adopted = sorted(running_components)
         return result
 
-    started: list[ManagedProcess] = []
+    started_supervisor: ManagedProcess | None = None
     cluster: LocalSuperCluster | None = None
     try:
         if not super_was_running:
@@ -413,60 +497,110 @@ def up(
         with step("Tenant/ClusterVersion CRDs and namespace vc-system"):
             ensure_super_prerequisites(layout, timeout=start_timeout)
 
-        ctx_ports: dict[str, int] = {}
-        taken: list[int] = []
-        for rec in records.values():
-            taken.extend(rec.ports.values())
+        if supervisor is None:
+            records = _plan_components(layout, records, running_components, wanted, env=env,
+                                       start_timeout=start_timeout)
+            _forget_waiting(layout)
+            with step("supervisor: restarts exited components with back-off"):
+                started_supervisor = supervisor_process(layout, env={**env, "KUBECONFIG": str(layout.super_kubeconfig)})
+                started_supervisor.start()
+                supervisor = started_supervisor
         for spec in COMPONENTS:
             if spec.name not in wanted:
                 continue
-            old = records.get(spec.name)
-            if spec.name in running_components and old is not None:
-                ctx_ports.update(old.ports)
+            if spec.name in running_components:
                 result.adopted.append(spec.name)
                 continue
-            prev = old.ports if old is not None else {}
-            ctx_ports.update(_pick_ports(spec.port_names, prev, [p for p in taken if p not in prev.values()]))
-            ctx = Context(
-                layout=layout, python=sys.executable, super_kubeconfig=layout.super_kubeconfig,
-                super_pki=layout.super_dir / "pki", base_env=env, ports=dict(ctx_ports),
-                start_timeout=start_timeout,
-            )
-            health_url = f"http://{HEALTH_HOST}:{ctx_ports[spec.port_names[0]]}{spec.health_path}"
-            rec = ComponentRecord(
-                argv=spec.argv(ctx), pid_file=str(layout.pid(spec.name)), log_file=str(layout.log(spec.name)),
-                health_url=health_url, endpoint=spec.endpoint(ctx),
-                ports={n: ctx_ports[n] for n in spec.port_names},
-            )
-            child_env = {**env, "KUBECONFIG": str(layout.super_kubeconfig), **spec.env(ctx)}
-            if spec.name == "operator":
-                # tenant apiservers bind where the super cluster's pods can reach them
-                child_env["VC_OPERATOR_LOCAL_HOST"] = info.host_address
             with step(f"{spec.name}: {spec.describe}"):
-                proc = rec.process(spec.name, env=child_env)
-                if proc.adopt():  # a live process from the pid file that `embedded.json` forgot
-                    proc.stop()
-                proc.start()
-                started.append(proc)
-                records[spec.name] = rec
-                write_records(layout, records)
-                try:
-                    proc.wait_ready(_http_check(health_url), timeout=start_timeout,
-                                    what=f"{spec.name} {spec.health_path}")
-                except ProcessError as exc:
-                    raise EmbeddedError(str(exc)) from None
+                _wait_component(layout, spec, records[spec.name], supervisor, timeout=start_timeout)
             result.started.append(spec.name)
     except BaseException:
         note("start failed: stopping what this run started")
-        for proc in reversed(started):
+        if started_supervisor is not None:
             with contextlib.suppress(VClusterError):
-                proc.stop(grace=5.0)
+                started_supervisor.stop(grace=5.0 * (len(COMPONENTS) + 1))
+            for spec in COMPONENTS:  # what the supervisor could not stop, or started as it died
+                rec = records.get(spec.name)
+                proc = rec.process(spec.name) if rec is not None else None
+                if proc is not None and spec.name not in running_components and proc.adopt():
+                    with contextlib.suppress(VClusterError):
+                        proc.stop(grace=5.0)
         if cluster is not None:
             with contextlib.suppress(VClusterError):
                 cluster.stop()
             _sweep(layout, grace=5.0)
         raise
     return result
+
+
+def _plan_components(
+    layout: Layout,
+    records: dict[str, ComponentRecord],
+    running: set[str],
+    wanted: set[str],
+    *,
+    env: Mapping[str, str],
+    start_timeout: float,
+) -> dict[str, ComponentRecord]:
+    """The records the supervisor starts from: running components keep theirs (ports, argv), the rest get new ones."""
+    from vcluster.testbed import read_info
+
+    out = dict(records)
+    local_host = read_info(layout.super_dir).host_address
+    ctx_ports: dict[str, int] = {}
+    taken: list[int] = []
+    for rec in records.values():
+        taken.extend(rec.ports.values())
+    for spec in COMPONENTS:
+        if spec.name not in wanted:
+            continue
+        old = records.get(spec.name)
+        if spec.name in running and old is not None:
+            ctx_ports.update(old.ports)
+        else:
+            prev = old.ports if old is not None else {}
+            ctx_ports.update(_pick_ports(spec.port_names, prev, [p for p in taken if p not in prev.values()]))
+        ctx = Context(
+            layout=layout, python=sys.executable, super_kubeconfig=layout.super_kubeconfig,
+            super_pki=layout.super_dir / "pki", base_env=env, ports=dict(ctx_ports), start_timeout=start_timeout,
+            local_host=local_host,
+        )
+        if spec.name in running and old is not None:
+            # the record of a process started before the supervisor existed may lack its variables
+            out[spec.name] = ComponentRecord(**{**asdict(old), "env": old.env or spec.env(ctx)})
+            continue
+        rec = ComponentRecord(
+            argv=spec.argv(ctx), pid_file=str(layout.pid(spec.name)), log_file=str(layout.log(spec.name)),
+            health_url=f"http://{HEALTH_HOST}:{ctx_ports[spec.port_names[0]]}{spec.health_path}",
+            endpoint=spec.endpoint(ctx), ports={n: ctx_ports[n] for n in spec.port_names}, env=spec.env(ctx),
+        )
+        proc = rec.process(spec.name)
+        if proc.adopt():  # a live process from the pid file that `embedded.json` forgot
+            proc.stop()
+        out[spec.name] = rec
+    write_records(layout, out)
+    return out
+
+
+def _wait_component(layout: Layout, spec: ComponentSpec, rec: ComponentRecord, supervisor: ManagedProcess, *,
+                    timeout: float) -> None:
+    """Wait for ``spec``'s health; fail at once (with its last log line) when it exits or the supervisor dies."""
+    proc = rec.process(spec.name)
+
+    def abort() -> str | None:
+        reason = component_exit(layout, spec.name)
+        if reason is None and not supervisor.is_running():
+            reason = f"the supervisor {supervisor.exit_reason()} (log: {supervisor.log_path})"
+        if reason is None:
+            return None
+        tail = proc.log_tail(lines=1).strip()
+        return reason + (f"; last log line: {tail}" if tail else "") + f" (log: {proc.log_path})"
+
+    try:
+        wait_until(_http_check(rec.health_url), timeout=timeout, what=f"{spec.name} {spec.health_path}", abort=abort)
+    except ProcessError as exc:
+        text = str(exc)
+        raise EmbeddedError(text if "(log:" in text else f"{text} (log: {proc.log_path})") from None
 
 
 # ---- down -----------------------------------------------------------------------------------
@@ -494,17 +628,25 @@ def down(layout: Layout, *, grace: float = 10.0) -> DownResult:
 
     result = DownResult()
     records = read_records(layout)
-    for spec in reversed(COMPONENTS):
-        rec = records.get(spec.name)
-        if rec is None:
-            continue
-        proc = rec.process(spec.name)
+    procs = [(spec.name, records[spec.name].process(spec.name)) for spec in reversed(COMPONENTS)
+             if spec.name in records]
+    running = [name for name, proc in procs if proc.adopt()]
+    supervisor = _running_supervisor(layout)
+    if supervisor is not None:  # first, or it would restart what is being stopped; it stops its components
+        try:
+            supervisor.stop(grace=grace * (len(COMPONENTS) + 1))
+            result.stopped.append(SUPERVISOR)
+        except ProcessError as exc:
+            result.errors.append(str(exc))
+    for name, proc in procs:
         if proc.adopt():
             try:
                 proc.stop(grace=grace)
-                result.stopped.append(spec.name)
             except ProcessError as exc:
                 result.errors.append(str(exc))
+                continue
+        if name in running:
+            result.stopped.append(name)
     if layout.super_state.exists():
         try:
             result.stopped.extend(stop_state_dir(layout.super_dir, grace=grace))

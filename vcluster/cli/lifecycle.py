@@ -89,6 +89,7 @@ def down(args: argparse.Namespace, settings: CliSettings) -> int:
 def status(args: argparse.Namespace, settings: CliSettings) -> int:
     layout = embedded.Layout(settings.state_dir)
     rows, tenant_procs = embedded.status(layout)
+    # "restarting" is not up: the supervisor is waiting out a back-off after the component exited
     up_now = bool(rows) and all(r.state == "running" for r in rows if r.state != "missing")
     up_now = up_now and embedded.super_cluster_running(layout)
     if args.output == "json":
@@ -100,8 +101,9 @@ def status(args: argparse.Namespace, settings: CliSettings) -> int:
     if not layout.super_state.exists():
         print(f"virtualcluster is not up (no state in {layout.root}); start it with 'kubectl vc up'")
         return EXIT_NOT_RUNNING
-    print(table([[r.name, str(r.pid or "-"), r.state, r.endpoint or "-"] for r in rows],
-                ("COMPONENT", "PID", "STATE", "ENDPOINT")), end="")
+    print(table([[r.name, str(r.pid or "-"), r.state, "-" if r.restarts is None else str(r.restarts),
+                  r.last_exit, r.endpoint or "-"] for r in rows],
+                ("COMPONENT", "PID", "STATE", "RESTARTS", "LAST EXIT", "ENDPOINT")), end="")
     print(f"tenant control-plane processes: {tenant_procs}")
     if up_now:
         print(f"export KUBECONFIG={shlex.quote(str(layout.super_kubeconfig))}")

@@ -325,6 +325,25 @@ class LocalBackend:
         shutil.rmtree(self.tenant_dir(key), ignore_errors=True)
         log.info("controlplane.local.destroyed", key=key, stopped=len(procs))
 
+    def exited(self, key: str) -> list[str]:
+        """Components of the tenant whose process is gone (pid file missing, dead, or another program's pid).
+
+        Cheap enough for a health loop over every tenant: a pid file and ``/proc`` per component,
+        no spec built; whether the command line is still the wanted one is :meth:`healthy`'s question.
+        """
+        marker = f"{self.tenant_dir(key)}{os.sep}"
+        gone: list[str] = []
+        for name in cp.COMPONENTS:
+            try:
+                pid = int(self._pid_path(key, name).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                gone.append(name)
+                continue
+            cmd = read_cmdline(pid, settle=0) if pid_alive(pid) else None
+            if not cmd or Path(cmd[0]).name != name or not any(marker in arg for arg in cmd[1:]):
+                gone.append(name)
+        return gone
+
     def processes(self, key: str) -> list[tuple[int, list[str]]]:
         """Live processes of our components whose command line points into the tenant's folder."""
         names = (*cp.COMPONENTS, DNS_COMPONENT)

@@ -10,6 +10,7 @@ temporary/permanent errors.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ import structlog
 from tenant_crd import CLUSTER_VERSION_PLURAL, TENANT_PLURAL
 from vcluster import naming
 from vcluster.kubeconfig import KubeconfigInfo
+from vcluster.operator.health import HealthMonitor
 from vcluster.operator.reconcile import Invalid, Reconciler, Retry
 from vcluster.operator.settings import OperatorSettings
 
@@ -94,22 +96,6 @@ def register(
 
     kopf.on.delete(*RESOURCE, registry=registry, id="teardown")(teardown)
 
-    async def health(body: kopf.Body, **_: Any) -> None:
-        """Restart a Ready local control plane whose processes died (or were replaced)."""
-        name = body.metadata.name
-        lock = reconciler.lock(name)
-        if lock.locked() or body.metadata.get("deletionTimestamp"):
-            return
-        healthy = await reconciler.local_healthy(_body(body))
-        if healthy is not False:
-            return
-        log.warning("operator.tenant.unhealthy", tenant=name)
-        async with lock:
-            try:
-                await reconciler.reconcile(_body(body))
-            except (Retry, Invalid) as exc:
-                log.warning("operator.tenant.repair_failed", tenant=name, error=str(exc))
-
     async def cluster_version_changed(body: kopf.Body, **_: Any) -> None:
         """A ClusterVersion appeared or changed: the Tenants using it reconcile now (not at their next retry)."""
         touched = await reconciler.touch_tenants_of(_body(body))
@@ -119,5 +105,19 @@ def register(
     for cause, decorator in (("create", kopf.on.create), ("update", kopf.on.update), ("resume", kopf.on.resume)):
         decorator(*CV_RESOURCE, registry=registry, id=f"cluster-version-{cause}")(cluster_version_changed)
 
-    kopf.timer(*RESOURCE, registry=registry, id="health", interval=settings.health_interval,
-               initial_delay=settings.health_interval)(health)
+    # One health loop for all tenants (vcluster.operator.health), not a Kopf timer per Tenant.
+    monitor = HealthMonitor(api=reconciler.api, reconciler=reconciler, interval=settings.health_interval,
+                            threshold=settings.health_failure_threshold, probe_timeout=settings.health_probe_timeout)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start_health(**_: Any) -> None:
+        tasks.append(asyncio.create_task(monitor.run(), name="tenant-health"))
+
+    async def stop_health(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks.clear()
+
+    kopf.on.startup(registry=registry, id="tenant-health-start")(start_health)
+    kopf.on.cleanup(registry=registry, id="tenant-health-stop")(stop_health)

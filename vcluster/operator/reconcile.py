@@ -128,7 +128,11 @@ class Reconciler:
         no Event; any other change of one does (``Warning`` when it is ``False``).
         """
         meta = body["metadata"]
-        old = TenantStatus.from_dict(body.get("status"))
+        # The status as it is now, not as ``body`` saw it: the health loop may have written it
+        # meanwhile (a reconcile can wait minutes on a hung apiserver), and every change of a
+        # condition since must get its Event.
+        current = await self.api.get_or_none(r.TENANTS, meta["name"])
+        old = TenantStatus.from_dict((current if current is not None else body).get("status"))
         generation = meta.get("generation")
         events: list[tuple[str, str, str]] = []
 
@@ -202,6 +206,10 @@ class Reconciler:
         logger = log.bind(tenant=name)
         status = TenantStatus.from_dict(body.get("status"))
         was_ready = status.ready and status.phase == "Ready"
+        # Degraded: provisioned, but the health loop (vcluster.operator.health) found it unhealthy;
+        # a reconcile then is a repair, not a new provisioning.
+        degraded = status.phase == "Degraded"
+        settled = "Ready" if was_ready else ("Degraded" if degraded else "Provisioning")
 
         # 1. everything that can be wrong, before any write ------------------------------
         try:
@@ -245,7 +253,7 @@ class Reconciler:
 
         # 2. provision ------------------------------------------------------------------------
         common = {"clusterKey": key, "backend": backend, "version": plane.version}
-        if not was_ready and status.phase != "Provisioning":
+        if not was_ready and status.phase not in ("Provisioning", "Degraded"):
             await self._report(body, phase="Provisioning", ready=False, reason="Provisioning",
                                message=f"provisioning the {backend} control plane", extra=common,
                                event_type="Normal")
@@ -288,7 +296,7 @@ class Reconciler:
             await self._bootstrap_tenant(admin_kubeconfig, spec)
         except (ApiError, TimeoutError) as exc:
             message = f"tenant apiserver {plane.endpoint} not usable yet: {exc}"
-            await self._report(body, phase="Provisioning" if not was_ready else "Ready", ready=was_ready,
+            await self._report(body, phase=settled, ready=was_ready,
                                reason="WaitingForApiserver", message=message, extra=common,
                                conditions=conditions)
             raise Retry(message, delay=10) from None
@@ -534,35 +542,6 @@ class Reconciler:
         return len(namespaces)
 
     # ---- health and teardown ----------------------------------------------------------
-    async def local_healthy(self, body: Mapping[str, Any]) -> bool | None:
-        """For a Ready local tenant: whether its processes still run as built (``None``: not applicable)."""
-        status = TenantStatus.from_dict(body.get("status"))
-        if not status.ready or status.backend != "local" or not status.cluster_key:
-            return None
-        try:
-            spec = TenantSpec.from_dict(body.get("spec"))
-            if spec.control_plane.backend != "local":
-                return None
-            cluster_version = None
-            ref = spec.control_plane.cluster_version_ref
-            if ref:
-                cv = await self.api.get_or_none(r.CLUSTERVERSIONS, ref)
-                if cv is None:
-                    return None
-                cluster_version = ClusterVersionSpec.from_dict(cv.get("spec"))
-            plane = builder.build(
-                tenant_name=body["metadata"]["name"], cluster_key=status.cluster_key, tenant=spec,
-                cluster_version=cluster_version, layout=self.local.layout(status.cluster_key),
-            )
-        except (SpecError, VClusterError):
-            return None
-        if not await asyncio.to_thread(self.local.healthy, plane):
-            return False
-        try:
-            return not await self.local_dns_stale(status.cluster_key)
-        except ApiError:
-            return True  # the super apiserver did not answer: nothing to repair from here
-
     async def touch_tenants_of(self, cluster_version: Mapping[str, Any]) -> list[str]:
         """Annotate the Tenants that use a ClusterVersion with its generation, so they reconcile now."""
         meta = cluster_version["metadata"]

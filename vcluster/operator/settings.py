@@ -47,8 +47,9 @@ class OperatorSettings:
     state_dir: Path = Path("/nonexistent")
     #: Seconds a local component may take to become healthy.
     start_timeout: float = 90.0
-    #: Seconds between health checks of Ready tenants (restarts dead local processes).
-    health_interval: float = 20.0
+    #: Seconds between rounds of the tenant health loop (one loop probes every provisioned tenant,
+    #: reports ``Ready`` truthfully and restarts dead local processes).
+    health_interval: float = 5.0
     #: Seconds to wait for the tenant's default ServiceAccount (controller-manager up) before Ready.
     bootstrap_timeout: float = 90.0
     #: Apply the CRDs of tenant_crd on start.
@@ -68,6 +69,11 @@ class OperatorSettings:
     local_host: str = "127.0.0.1"
     #: The tenant DNS (``VC_OPERATOR_DNS_*``).
     dns: TenantDnsSettings = field(default_factory=TenantDnsSettings)
+    #: Failed apiserver probes in a row before a tenant reads ``Ready=False`` (a process found
+    #: gone counts at once): one slow answer under load must not make the syncer drop a tenant.
+    health_failure_threshold: int = 2
+    #: Seconds one probe of a tenant apiserver (``/readyz``) may take.
+    health_probe_timeout: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -76,7 +82,7 @@ class OperatorSettings:
             kubeconfig=env_path("VC_OPERATOR_KUBECONFIG", None, env=env),
             state_dir=env_path("VC_OPERATOR_STATE_DIR", state_home / "virtualcluster" / "operator", env=env),
             start_timeout=env_float("VC_OPERATOR_START_TIMEOUT", 90.0, env=env),
-            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 20.0, env=env),
+            health_interval=env_float("VC_OPERATOR_HEALTH_INTERVAL", 5.0, positive=True, env=env),
             bootstrap_timeout=env_float("VC_OPERATOR_BOOTSTRAP_TIMEOUT", 90.0, env=env),
             install_crds=env_bool("VC_OPERATOR_INSTALL_CRDS", True, env=env),
             health_port=env_int("VC_OPERATOR_HEALTH_PORT", None, minimum=0, maximum=65535, env=env),
@@ -86,4 +92,6 @@ class OperatorSettings:
             logs=LogSettings.from_env(env=env),
             local_host=env_str("VC_OPERATOR_LOCAL_HOST", "127.0.0.1", env=env),
             dns=TenantDnsSettings.from_env(env=env),
+            health_failure_threshold=env_int("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", 2, minimum=1, env=env),
+            health_probe_timeout=env_float("VC_OPERATOR_HEALTH_PROBE_TIMEOUT", 3.0, positive=True, env=env),
         )

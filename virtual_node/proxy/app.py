@@ -15,6 +15,12 @@ Forwarding:
   and from then on both connections are spliced.  aiohttp only knows the
   websocket upgrade, so after the ``101`` the client side is taken over with
   ``protocol.set_parser`` — the same hook aiohttp's own WebSocketResponse uses.
+
+A kubelet (per node) or the super apiserver that cannot be reached answers
+the request with 502/503 at once (the tenant's client retries); the proxy logs
+one line per state change of each (``kubelet_proxy.kubelet.down`` / ``.back``,
+``kubelet_proxy.super.down`` / ``.back``; :class:`vcluster.backoff.Outage`), not
+one per failed request, and exports ``vc_remote_up{component="kubelet-proxy"}``.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from vcluster.backoff import Outage, RemoteMetrics
 from vcluster.kube import ApiClient, ApiError, ClientConfig
 from virtual_node.proxy import routing
 from virtual_node.proxy.metrics import ProxyMetrics
@@ -61,6 +68,24 @@ class KubeletTLS:
     context: ssl.SSLContext | None = None
 
 
+class Remotes:
+    """The state of each remote side the proxy talks to: ``super`` and ``kubelet/<node>``."""
+
+    def __init__(self, metrics: RemoteMetrics) -> None:
+        self.metrics = metrics
+        self._outages: dict[str, Outage] = {}
+
+    def __call__(self, target: str) -> Outage:
+        outage = self._outages.get(target)
+        if outage is None:
+            event = "kubelet_proxy.super" if target == "super" else "kubelet_proxy.kubelet"
+            outage = self._outages[target] = Outage(
+                logger=log.bind(target=target), event=event, metrics=self.metrics, component="kubelet-proxy",
+                target=target,
+            )
+        return outage
+
+
 SETTINGS = web.AppKey("settings", ProxySettings)
 SUPER_CONFIG = web.AppKey("super_config", ClientConfig)
 KUBELET_TLS = web.AppKey("kubelet_tls", KubeletTLS)
@@ -68,6 +93,7 @@ METRICS = web.AppKey("metrics", ProxyMetrics)
 SUPER_CLIENT = web.AppKey("super_client", ApiClient)
 RESOLVER = web.AppKey("resolver", PodResolver)
 UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
+REMOTES = web.AppKey("remotes", Remotes)
 
 
 @dataclass(slots=True)
@@ -141,6 +167,7 @@ def create_app(
     app[SUPER_CONFIG] = super_config
     app[KUBELET_TLS] = tls
     app[METRICS] = metrics or ProxyMetrics.create()
+    app[REMOTES] = Remotes(RemoteMetrics.of(app[METRICS].registry))
     app[STREAMS] = OpenStreams(tasks=set())
     app.cleanup_ctx.append(_resources)
     app.router.add_route("*", "/{tail:.*}", handle)
@@ -167,12 +194,16 @@ async def handle(request: web.Request) -> web.StreamResponse:
         parsed = routing.parse_path(request.path)
         with metrics.lookup_seconds.time():
             target = await app[RESOLVER].resolve(key, parsed)
+        app[REMOTES]("super").succeeded()
     except routing.Denied as denied:
         bound.info("kubelet_proxy.denied", status=denied.status, reason=denied.message)
         metrics.requests.labels(tenant, action, str(denied.status)).inc()
         return _error(denied.status, denied.message)
     except ApiError as exc:
-        bound.warning("kubelet_proxy.lookup_failed", error=str(exc))
+        if exc.status == 0 or exc.status >= 500:  # the super apiserver is down, not a bad request
+            app[REMOTES]("super").failed(exc)
+        else:
+            bound.warning("kubelet_proxy.lookup_failed", error=str(exc))
         metrics.requests.labels(tenant, action, "503").inc()
         return _error(503, f"cannot look up the pod in the super cluster: {exc.message}")
     bound = bound.bind(namespace=parsed.namespace, pod=parsed.pod, node=target.node)
@@ -183,9 +214,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
         else:
             response = await _forward_plain(request, target, log_=bound)
     except (OSError, aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as exc:
-        bound.warning("kubelet_proxy.upstream_failed", error=str(exc) or type(exc).__name__)
+        app[REMOTES](f"kubelet/{target.node}").failed(exc.__class__.__name__ + (f": {exc}" if str(exc) else ""))
+        bound.debug("kubelet_proxy.upstream_failed", error=str(exc) or type(exc).__name__)
         metrics.requests.labels(key, action, "502").inc()
         return _error(502, f"the kubelet of node {target.node} cannot be reached")
+    app[REMOTES](f"kubelet/{target.node}").succeeded()
     metrics.requests.labels(key, action, str(response.status)).inc()
     return response
 

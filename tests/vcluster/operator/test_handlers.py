@@ -31,8 +31,12 @@ def test_register_is_explicit_and_complete(tmp_path: Path) -> None:
         local=LocalBackend(state_dir=tmp_path, binary_settings=BinarySettings()),
     )
     handlers.register(registry, reconciler=reconciler, settings=OperatorSettings(), connection=None)
-    assert {"reconcile-create", "reconcile-update", "reconcile-resume", "teardown", "health",
+    assert {"reconcile-create", "reconcile-update", "reconcile-resume", "teardown",
             "cluster-version-create", "cluster-version-update"} <= _ids(registry)
+    # health: one loop for every tenant (started and stopped with Kopf), no timer or daemon per Tenant
+    assert list(registry._spawning.get_all_handlers()) == []
+    activities = {str(h.id) for h in registry._activities.get_all_handlers()}
+    assert {"tenant-health-start", "tenant-health-stop"} <= activities
     # nothing leaked into Kopf's default (global) registry
     assert _ids(kopf.get_default_registry()) == set()
 

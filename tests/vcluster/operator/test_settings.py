@@ -6,6 +6,7 @@ import pytest
 
 from vcluster.errors import VClusterError
 from vcluster.operator.settings import OperatorSettings
+from vcluster.settings import SettingsError
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,7 @@ def test_numbers_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VC_OPERATOR_HEALTH_PORT", "0")
     monkeypatch.delenv("VC_OPERATOR_HEALTH_INTERVAL", raising=False)
     settings = OperatorSettings.from_env()
-    assert (settings.start_timeout, settings.health_port, settings.health_interval) == (12.5, 0, 20.0)
+    assert (settings.start_timeout, settings.health_port, settings.health_interval) == (12.5, 0, 5.0)
 
 
 @pytest.mark.parametrize(
@@ -83,3 +84,13 @@ def test_peering_flag_is_accepted_but_obsolete(capsys: pytest.CaptureFixture[str
     base = OperatorSettings()
     assert _parse(["--peering"], base) == _parse([], base)
     assert "--peering is obsolete" in capsys.readouterr().err
+
+
+def test_health_loop_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", "3")
+    monkeypatch.setenv("VC_OPERATOR_HEALTH_PROBE_TIMEOUT", "1.5")
+    settings = OperatorSettings.from_env()
+    assert (settings.health_failure_threshold, settings.health_probe_timeout) == (3, 1.5)
+    monkeypatch.setenv("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", "0")
+    with pytest.raises(SettingsError, match="VC_OPERATOR_HEALTH_FAILURE_THRESHOLD must be >= 1"):
+        OperatorSettings.from_env()

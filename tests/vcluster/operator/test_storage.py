@@ -27,6 +27,8 @@ class FakeApi:
         self.events: list[dict[str, Any]] = []
 
     async def get_or_none(self, resource: r.Resource, name: str, *, namespace: str | None = None) -> Any:
+        if resource == r.TENANTS:
+            return None  # _report reads the current status first; None: it goes by the body's
         assert (resource, name, namespace) == (r.STATEFULSETS, pods.ETCD_SERVICE, KEY)
         return self.statefulset
 

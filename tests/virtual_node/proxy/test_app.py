@@ -81,3 +81,29 @@ def test_query_is_forwarded_as_the_client_encoded_it() -> None:
                    app.KubeletTLS(), TARGET)
     # a '+' the client encoded stays a '+' (decoded and re-sent raw it would turn into a space)
     assert parse_qs(urlsplit(str(url)).query) == {"sinceTime": ["2026-11-30T08:00:00+01:00"]}
+
+
+def test_remotes_track_each_kubelet_and_the_super_apiserver_apart() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from vcluster.backoff import RemoteMetrics
+    from virtual_node.proxy.app import Remotes
+
+    registry = CollectorRegistry()
+    remotes = Remotes(RemoteMetrics.of(registry))
+    for _ in range(5):
+        remotes("kubelet/node-a").failed("connection refused")
+    remotes("kubelet/node-b").succeeded()
+    remotes("super").succeeded()
+
+    def up(target: str) -> float | None:
+        return registry.get_sample_value("vc_remote_up", {"component": "kubelet-proxy", "target": target})
+
+    assert (up("kubelet/node-a"), up("kubelet/node-b"), up("super")) == (0.0, 1.0, 1.0)
+    assert remotes("kubelet/node-a") is remotes("kubelet/node-a")
+    assert remotes("kubelet/node-a").event == "kubelet_proxy.kubelet"
+    assert remotes("super").event == "kubelet_proxy.super"
+    remotes("kubelet/node-a").succeeded()
+    assert up("kubelet/node-a") == 1.0
+    assert registry.get_sample_value("vc_remote_failures_total",
+                                     {"component": "kubelet-proxy", "target": "kubelet/node-a"}) == 5.0

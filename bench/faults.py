@@ -1,0 +1,171 @@
+"""Recovery times of faults on the embedded default: what notices each, and how long healing takes.
+
+Why: e2e/test_faults.py shows *that* the embedded default heals (no timing
+assertions in tests); this script measures *how fast*, for the "failure
+modes" table in docs/architecture.md.  Not a test: it prints numbers.
+
+It starts its own embedded default (``python -m vcluster up``) in a
+throw-away state folder with one tenant, then, one after the other:
+
+* operator SIGKILLed → the supervisor restarts it: seconds until its
+  ``/healthz`` answers again;
+* syncer SIGKILLed → the same;
+* tenant apiserver SIGSTOPped for ``--hang`` seconds → seconds until the
+  Tenant reads ``Ready=False`` (detection), and from SIGCONT until
+  ``Ready=True`` (recovery);
+* tenant etcd SIGSTOPped likewise;
+* tenant apiserver SIGKILLed → seconds until ``Ready=False ProcessExited``
+  and until ``Ready=True`` with a new apiserver (the operator's repair).
+
+Run it alone on the machine (it starts a real super cluster) and stop
+nothing by hand meanwhile; it always runs ``down`` at the end::
+
+    python bench/faults.py [--hang 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from e2e.operator_fixtures import control_plane_processes  # noqa: E402
+
+TENANT = "bench-faults"
+
+
+class Embedded:
+    """The CLI with a private state folder."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "VC_STATE_DIR")}
+        self.env.update(VC_STATE_DIR=str(state), VC_NODES="1")
+
+    def vc(self, *args: str, timeout: float = 600) -> str:
+        proc = subprocess.run([sys.executable, "-m", "vcluster", *args], capture_output=True, text=True,
+                              env=self.env, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"kubectl vc {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def kubectl(self, *args: str) -> str:
+        return subprocess.run(["kubectl", f"--kubeconfig={self.state / 'super' / 'kubeconfig'}", *args],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+
+    def components(self) -> dict[str, dict[str, Any]]:
+        proc = subprocess.run([sys.executable, "-m", "vcluster", "status", "-o", "json"], capture_output=True,
+                              text=True, env=self.env, timeout=60, check=False)
+        return {c["name"]: c for c in json.loads(proc.stdout)["components"]}
+
+    def health_url(self, name: str) -> str:
+        records = json.loads((self.state / "embedded.json").read_text())["components"]
+        return str(records[name]["health_url"])
+
+    def ready(self) -> tuple[str, str]:
+        obj = json.loads(self.kubectl("get", "tenant", TENANT, "-o", "json"))
+        cond = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+        return str(cond["status"]), str(cond["reason"])
+
+
+def until(check: Callable[[], bool], *, timeout: float = 300.0) -> float:
+    """Seconds until ``check`` passes (polled every 0.2 s); raises at ``timeout``."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise SystemExit(f"no recovery within {timeout:.0f}s")
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def leading(metrics_url: str) -> bool:
+    """Whether the operator behind ``metrics_url`` holds the Lease (``vc_operator_leader 1``)."""
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=1) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return False
+    return any(line.split()[:2] == ["vc_operator_leader", "1.0"] for line in text.splitlines())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hang", type=float, default=20.0, help="seconds a hung process stays stopped")
+    args = parser.parse_args()
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="vc-bench-faults-") as tmp:
+        bed = Embedded(Path(tmp))
+        try:
+            bed.vc("up")
+            bed.vc("create", TENANT, "--wait", "--timeout", "300")
+            for name in ("operator", "syncer"):
+                old = bed.components()[name]["pid"]
+                url = bed.health_url(name)
+                os.kill(old, signal.SIGKILL)
+                took = until(lambda: answers(url) and bed.components()[name]["pid"] not in (None, old))  # noqa: B023
+                rows.append((f"{name} SIGKILL: restarted", "supervisor (polls every 1 s)", f"{took:.1f}"))
+                if name == "operator":  # a new operator stands by until the old one's Lease expires
+                    metrics = url.rsplit("/", 1)[0] + "/metrics"
+                    leads = until(lambda: leading(metrics))  # noqa: B023
+                    rows.append(("operator SIGKILL: leading again", "its Lease expires (15 s)", f"{took + leads:.1f}"))
+            key = json.loads(bed.kubectl("get", "tenant", TENANT, "-o", "json"))["status"]["clusterKey"]
+
+            def pid_of(component: str) -> int:
+                """The component's pid (-1 while none runs)."""
+                pids = control_plane_processes(Path(tmp).resolve() / "operator", key).get(component) or [-1]
+                return pids[0]
+
+            for component, reason in (("kube-apiserver", "ApiserverUnreachable"), ("etcd", "EtcdUnhealthy")):
+                pid = pid_of(component)
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    seen = until(lambda: bed.ready() == ("False", reason))  # noqa: B023
+                    time.sleep(max(0.0, args.hang - seen))
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                back = until(lambda: bed.ready() == ("True", "Ready"))
+                rows.append((f"tenant {component} hung {args.hang:.0f}s", f"{seen:.1f} ({reason})", f"{back:.1f}"))
+            pid = pid_of("kube-apiserver")
+            os.kill(pid, signal.SIGKILL)
+            reasons: list[str] = []
+
+            def not_ready() -> bool:
+                status, reason = bed.ready()
+                reasons.append(reason)
+                return status == "False"
+
+            seen = until(not_ready)  # short-lived: the repair starts at once
+            back = until(lambda: bed.ready() == ("True", "Ready") and pid_of("kube-apiserver") != pid)
+            rows.append(("tenant kube-apiserver SIGKILL", f"{seen:.1f} ({reasons[-1]})", f"{seen + back:.1f}"))
+        finally:
+            subprocess.run([sys.executable, "-m", "vcluster", "down"], env=bed.env, capture_output=True,
+                           timeout=300, check=False)
+    width = max(len(r[0]) for r in rows)
+    print(f"{'fault':<{width}}  {'noticed after s':<30}  healed after s")
+    for fault, seen_s, back_s in rows:
+        print(f"{fault:<{width}}  {seen_s:<30}  {back_s}")
+    print("(healed: from the kill, or from SIGCONT for a hang, until healthy / Ready=True again)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""One health loop for every tenant control plane: a truthful ``Ready`` condition within seconds, and repair.
+
+Why this module exists: the Tenant's status used to be written only by the
+reconcile, so a tenant apiserver killed after provisioning left ``phase:
+Ready`` and ``Ready=True ... serving at https://...`` for as long as it was
+down -- a lie for the syncer (which serves a tenant only while it is Ready),
+the CLI's ``--wait`` and every admin reading ``kubectl get tnt``.  And each
+Tenant had its own Kopf timer, a task per tenant waking up even when
+nothing was wrong.
+
+:class:`HealthMonitor` is one task for all tenants.  Every
+``health_interval`` seconds it lists the Tenants once and probes each
+provisioned one (phase ``Ready`` or ``Degraded``, status of the current
+generation), a bounded number at a time:
+
+* ``local`` backend: are its processes alive (pid files and ``/proc``, no
+  spec built)?  One gone → ``ProcessExited`` at once, and a repair (the
+  reconcile restarts it) is started in the background;
+* ``GET /readyz`` on the tenant apiserver with the admin kubeconfig (a
+  client per tenant, kept between rounds); when it fails or does not
+  answer in time, ``/livez/ping`` (the process alone) unanswered →
+  ``ApiserverUnreachable``, else ``/readyz/etcd`` failing → ``EtcdUnhealthy``
+  (a hung etcd makes ``/readyz`` itself hang past the probe timeout, so
+  "no answer" alone cannot tell), else ``ApiserverNotReady``.  These count after
+  ``health_failure_threshold`` failed rounds in a row, so one slow answer
+  under load does not make the syncer drop a tenant; while a failure awaits
+  confirmation the next round comes after 1 s instead of the interval.
+
+:func:`transition` (pure) decides what to write: ``Ready=False`` with that
+reason and phase ``Degraded`` when a healthy tenant fails, back to
+``Ready=True``/``Ready`` when a tenant the loop marked degraded answers
+again; nothing otherwise (a reconcile owns every other state).  The write
+goes through :meth:`Reconciler._report`, which posts one Event per change of
+the condition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from tenant_crd import TenantStatus
+from vcluster.kube import ApiClient, ApiError, ClientConfig
+from vcluster.kube import resources as r
+from vcluster.operator.reconcile import Invalid, Reconciler, Retry
+
+log = structlog.get_logger(__name__)
+
+#: The phase of a provisioned tenant whose control plane is not healthy right now.
+DEGRADED = "Degraded"
+PROCESS_EXITED = "ProcessExited"
+APISERVER_UNREACHABLE = "ApiserverUnreachable"
+APISERVER_NOT_READY = "ApiserverNotReady"
+ETCD_UNHEALTHY = "EtcdUnhealthy"
+#: Reasons this loop writes (and may therefore take back).
+REASONS = frozenset({PROCESS_EXITED, APISERVER_UNREACHABLE, APISERVER_NOT_READY, ETCD_UNHEALTHY})
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one probe found."""
+
+    healthy: bool
+    reason: str = "Ready"
+    message: str = ""
+    #: Known for sure at once (a process is gone), not only after ``threshold`` probes.
+    certain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A Ready condition (and phase) to write."""
+
+    ready: bool
+    phase: str
+    reason: str
+    message: str
+
+
+def transition(status: TenantStatus, verdict: Verdict, *, failures: int, threshold: int) -> Write | None:
+    """What the loop writes for ``verdict`` after ``failures`` failed probes in a row (``None``: nothing)."""
+    cond = status.condition("Ready")
+    ready = cond is not None and cond.status == "True"
+    ours = cond is not None and cond.reason in REASONS
+    if verdict.healthy:
+        if not ready and (ours or status.phase == DEGRADED):
+            where = f" at {status.endpoint}" if status.endpoint else ""
+            return Write(True, "Ready", "Ready", f"control plane ({status.backend}, {status.version}) is serving"
+                         f"{where} again")
+        return None
+    if not verdict.certain and failures < threshold:
+        return None
+    if ready or (ours and cond is not None and cond.reason != verdict.reason):
+        return Write(False, DEGRADED, verdict.reason, verdict.message)
+    return None
+
+
+def eligible(body: Mapping[str, Any]) -> bool:
+    """A tenant the loop looks after: provisioned, not being deleted, status of the current generation."""
+    meta = body.get("metadata") or {}
+    status = TenantStatus.from_dict(body.get("status"))
+    return (
+        not meta.get("deletionTimestamp")
+        and status.phase in ("Ready", DEGRADED)
+        and bool(status.cluster_key and status.endpoint and status.kubeconfig_secret)
+        and status.observed_generation == meta.get("generation")
+    )
+
+
+class HealthMonitor:
+    """Probes every provisioned tenant each ``interval`` seconds; reports and repairs (see the module doc)."""
+
+    def __init__(
+        self,
+        *,
+        api: ApiClient,
+        reconciler: Reconciler,
+        interval: float = 5.0,
+        threshold: int = 2,
+        probe_timeout: float = 3.0,
+        concurrency: int = 16,
+    ) -> None:
+        self.api = api
+        self.reconciler = reconciler
+        self.interval = interval
+        self.threshold = threshold
+        self.probe_timeout = probe_timeout
+        self._slots = asyncio.Semaphore(concurrency)
+        self._failures: dict[str, int] = {}
+        self._clients: dict[str, ApiClient] = {}
+        self._repairs: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self) -> None:
+        """Rounds until cancelled; a failed round (super apiserver down) is logged once per state change."""
+        from vcluster.backoff import BackoffPolicy, Outage
+
+        outage = Outage(logger=log, event="operator.health.super", policy=BackoffPolicy(
+            initial=self.interval, cap=max(self.interval, 30.0), jitter=0.2))
+        try:
+            while True:
+                try:
+                    await self.round()
+                except ApiError as exc:
+                    await asyncio.sleep(outage.failed(exc))
+                    continue
+                except Exception as exc:  # a bug must not end the only health loop: logged, retried
+                    log.exception("operator.health.round_failed")
+                    await asyncio.sleep(outage.failed(exc))
+                    continue
+                outage.succeeded()
+                await asyncio.sleep(self.next_delay())
+        finally:
+            await self.close()
+
+    def next_delay(self) -> float:
+        """Seconds to the next round: ``interval``, or 1 s while a failed probe awaits confirmation
+        (so the threshold costs about a second of detection, not another interval)."""
+        if any(0 < failures < self.threshold for failures in self._failures.values()):
+            return min(self.interval, 1.0)
+        return self.interval
+
+    async def close(self) -> None:
+        for task in self._repairs.values():
+            task.cancel()
+        await asyncio.gather(*self._repairs.values(), return_exceptions=True)
+        self._repairs.clear()
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+    async def round(self) -> None:
+        """One look at every tenant."""
+        tenants, _ = await self.api.list_all(r.TENANTS)
+        live = {t["metadata"]["name"] for t in tenants}
+        for name in [n for n in self._failures if n not in live]:
+            self._failures.pop(name, None)
+        for key in [k for k in self._clients if k not in {self._key(t) for t in tenants}]:
+            await self._clients.pop(key).close()
+        await asyncio.gather(*(self._check(t) for t in tenants if eligible(t)))
+
+    @staticmethod
+    def _key(body: Mapping[str, Any]) -> str | None:
+        return TenantStatus.from_dict(body.get("status")).cluster_key
+
+    async def _check(self, body: Mapping[str, Any]) -> None:
+        # Also while a reconcile holds the tenant's lock: one that waits on a hung apiserver
+        # (up to the start timeout) must not keep the status from telling the truth meanwhile;
+        # its own report at the end is newer and wins.
+        name = body["metadata"]["name"]
+        status = TenantStatus.from_dict(body.get("status"))
+        async with self._slots:
+            try:
+                verdict = await self.probe(status)
+            except Exception as exc:  # e.g. an aiohttp error the API layer does not wrap
+                if status.cluster_key:
+                    await self._drop_client(status.cluster_key)
+                verdict = Verdict(False, APISERVER_UNREACHABLE,
+                                  f"tenant apiserver {status.endpoint}: probe failed: {type(exc).__name__}: {exc}")
+        if verdict.healthy != (self._failures.get(name, 0) == 0):
+            log.debug("operator.health.probe", tenant=name, healthy=verdict.healthy, reason=verdict.reason,
+                      message=verdict.message)
+        failures = 0 if verdict.healthy else self._failures.get(name, 0) + 1
+        self._failures[name] = failures
+        write = transition(status, verdict, failures=failures, threshold=self.threshold)
+        if write is not None:
+            logger = log.bind(tenant=name)
+            if write.ready:
+                logger.info("operator.tenant.healthy", reason=write.reason, message=write.message)
+            else:
+                logger.warning("operator.tenant.unhealthy", reason=write.reason, message=write.message)
+            await self.reconciler._report(body, phase=write.phase, ready=write.ready, reason=write.reason,
+                                          message=write.message)
+        if verdict.reason == PROCESS_EXITED and name not in self._repairs:
+            self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
+        elif verdict.healthy and status.backend == "local" and status.cluster_key and name not in self._repairs \
+                and await self._dns_stale(status.cluster_key):
+            # the tenant DNS is not part of Ready: its server gone, its token past half its life or a
+            # new shortened namespace to map is repaired without touching the condition
+            self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
+
+    async def _dns_stale(self, key: str) -> bool:
+        try:
+            return await self.reconciler.local_dns_stale(key)
+        except ApiError:
+            return False  # the super apiserver did not answer: nothing to repair from here
+
+    async def probe(self, status: TenantStatus) -> Verdict:
+        """Probe one tenant's control plane (see the module doc)."""
+        key = status.cluster_key
+        assert key is not None
+        assert status.endpoint is not None
+        if status.backend == "local":
+            gone = await asyncio.to_thread(self.reconciler.local.exited, key)
+            if gone:
+                return Verdict(False, PROCESS_EXITED, f"{', '.join(gone)} of the local control plane exited; "
+                               "the operator restarts it", certain=True)
+        try:
+            client = await self._client(key, status)
+        except (ApiError, ValueError, KeyError) as exc:
+            return Verdict(False, APISERVER_UNREACHABLE, f"cannot read the tenant's kubeconfig Secret: {exc}")
+        try:
+            await client.request("GET", "/readyz", raw=True)
+            return Verdict(True)
+        except ApiError as exc:
+            first = str(exc) if exc.status else "no answer"
+        # Not ready, or no answer in time (a hung etcd makes /readyz itself hang past the probe
+        # timeout): /livez/ping needs nothing but the apiserver process, /readyz/etcd only etcd.
+        try:
+            # the process answers a ping at once, if at all: a short timeout keeps detection quick
+            async with asyncio.timeout(min(1.0, self.probe_timeout)):
+                await client.request("GET", "/livez/ping", raw=True)
+        except (ApiError, TimeoutError):
+            await self._drop_client(key)  # the next round starts with fresh connections
+            return Verdict(False, APISERVER_UNREACHABLE, f"tenant apiserver {status.endpoint} does not answer")
+        try:
+            await client.request("GET", "/readyz/etcd", raw=True)
+        except ApiError:
+            return Verdict(False, ETCD_UNHEALTHY, f"tenant apiserver {status.endpoint} cannot reach its etcd")
+        return Verdict(False, APISERVER_NOT_READY, f"tenant apiserver {status.endpoint} is not ready: {first}")
+
+    async def _client(self, key: str, status: TenantStatus) -> ApiClient:
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        assert status.kubeconfig_secret is not None
+        namespace, name = status.kubeconfig_secret
+        secret = await self.api.get(r.SECRETS, name, namespace=namespace)
+        from vcluster import naming
+
+        text = base64.b64decode((secret.get("data") or {})[naming.KUBECONFIG_SECRET_KEY]).decode()
+        config = ClientConfig.from_kubeconfig(text, request_timeout=self.probe_timeout, retries=1,
+                                              max_connections=2, user_agent="vc-operator-health")
+        client = self._clients[key] = ApiClient(config)
+        return client
+
+    async def _drop_client(self, key: str) -> None:
+        client = self._clients.pop(key, None)
+        if client is not None:
+            await client.close()
+
+    async def _repair(self, name: str) -> None:
+        """Reconcile one tenant (restarts its dead local processes); one at a time per tenant."""
+        try:
+            async with self.reconciler.lock(name):
+                body = await self.api.get_or_none(r.TENANTS, name)
+                if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                    return
+                log.info("operator.tenant.repairing", tenant=name)
+                self._failures.pop(name, None)
+                await self.reconciler.reconcile(body)
+        except (ApiError, Retry, Invalid) as exc:
+            log.warning("operator.tenant.repair_failed", tenant=name, error=str(exc))
+        finally:
+            self._repairs.pop(name, None)
