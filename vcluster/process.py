@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 
 log = structlog.get_logger(__name__)
 
@@ -363,9 +364,7 @@ class ManagedProcess:
             except OSError as exc:
                 raise ProcessError(f"{self.name}: cannot start {binary}: {exc.strerror}") from exc
         self._pid = self._popen.pid
-        tmp = self.pid_path.with_name(f".{self.pid_path.name}.tmp")
-        tmp.write_text(f"{self._pid}\n")
-        tmp.replace(self.pid_path)
+        write_atomic(self.pid_path, f"{self._pid}\n")
         self._log.info("process.started", pid=self._pid, log_file=str(self.log_path))
         return self._pid
 

@@ -32,6 +32,7 @@ import structlog
 
 from vcluster.backoff import BackoffPolicy, Clock
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 
 log = structlog.get_logger(__name__)
 
@@ -210,10 +211,7 @@ class Supervisor:
 
 def write_status(path: Path, children: Mapping[str, ChildStatus]) -> None:
     """Write the status file atomically (a reader never sees half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"children": {n: asdict(s) for n, s in children.items()}}, indent=2))
-    tmp.replace(path)
+    write_atomic(path, json.dumps({"children": {n: asdict(s) for n, s in children.items()}}, indent=2))
 
 
 def read_status(path: Path) -> dict[str, ChildStatus]:

@@ -44,6 +44,7 @@ from typing import Any
 import structlog
 
 from vcluster.errors import VClusterError
+from vcluster.files import write_atomic
 from vcluster.process import (
     ManagedProcess,
     ProcessError,
@@ -227,10 +228,7 @@ def read_records(layout: Layout) -> dict[str, ComponentRecord]:
 
 
 def write_records(layout: Layout, records: Mapping[str, ComponentRecord]) -> None:
-    layout.root.mkdir(parents=True, exist_ok=True)
-    tmp = layout.state.with_name(f".{layout.state.name}.tmp")
-    tmp.write_text(json.dumps({"components": {n: asdict(r) for n, r in records.items()}}, indent=2))
-    tmp.replace(layout.state)
+    write_atomic(layout.state, json.dumps({"components": {n: asdict(r) for n, r in records.items()}}, indent=2))
 
 
 # ---- status ---------------------------------------------------------------------------------
