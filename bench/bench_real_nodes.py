@@ -61,7 +61,8 @@ def main() -> int:
     started = time.monotonic() - t0
     kubectl = ["kubectl", f"--kubeconfig={cluster.kubeconfig}"]
     try:
-        shims_before = len(realnodes.shim_pids(str(state / "nodes")))
+        sockets = str(realnodes.socket_root(state))
+        shims_before = len(realnodes.shim_pids(sockets))
         node_parents = cluster.info.cgroup_parents
         idle_pods_mib = sum(cgroup_rss_mib(p) for p in node_parents)
         latencies: list[float] = []
@@ -78,7 +79,7 @@ def main() -> int:
                            check=True, capture_output=True)
             latencies.append(time.monotonic() - t)
         time.sleep(2)  # let the shims settle before reading their memory
-        shim_pids = realnodes.shim_pids(str(state / "nodes"))
+        shim_pids = realnodes.shim_pids(sockets)
         shim_mib = sum(rss_mib(p) for p in shim_pids)
         pods_mib = sum(cgroup_rss_mib(p) for p in node_parents)
         print(f"real nodes: {args.nodes}; super cluster with real nodes Ready in {started:.1f} s")

@@ -640,10 +640,12 @@ def test_down_after_a_crash_leaves_the_host_as_it_was(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid_text[0]), signal.SIGKILL)
     time.sleep(1)
-    assert realnodes.shim_pids(str(super_cluster.state_dir / "nodes")), "containers should outlive the crash"
+    sockets = str(realnodes.socket_root(super_cluster.state_dir))
+    assert realnodes.shim_pids(sockets), "containers should outlive the crash"
     stop_state_dir(super_cluster.state_dir, grace=5)
     after = host_snapshot()
     diff = snapshot_diff(host_before, after)
     assert not diff, diff
-    assert not realnodes.shim_pids(str(super_cluster.state_dir / "nodes"))
+    assert not realnodes.shim_pids(sockets)
+    assert not Path(sockets).exists()
 

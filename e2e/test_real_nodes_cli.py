@@ -63,6 +63,8 @@ def test_up_with_a_real_node_runs_a_container_and_down_leaves_nothing(
     finally:
         down = vc("down")
     assert down.returncode == 0, down.stderr
-    assert not realnodes.shim_pids(str(tmp_path / "vc")), "containers outlived down"
+    sockets = realnodes.socket_root(tmp_path / "vc" / "super")
+    assert not realnodes.shim_pids(str(sockets)), "containers outlived down"
+    assert not sockets.exists()
     diff = snapshot_diff(before, host_snapshot())
     assert not diff, diff

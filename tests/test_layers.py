@@ -34,7 +34,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "vcluster.policy": frozenset({"tenant_crd"}),
     "vcluster.bootstrap": frozenset({"vcluster.kube", "tenant_crd"}),
     "vcluster.testbed": frozenset({"vcluster.binaries", "vcluster.images"}),
-    "vcluster.imagebuild": frozenset({"vcluster.binaries", "vcluster.images"}),
+    "vcluster.imagebuild": frozenset({"vcluster.binaries", "vcluster.images", "vcluster.testbed"}),
     "vcluster.controlplane": frozenset({"vcluster.kube", "vcluster.binaries", "tenant_crd"}),
     "virtual_node": frozenset({"vcluster.kube", "vcluster.kubelet_ca"}),
     "syncer": frozenset({"vcluster.kube", "vcluster.leader", "vcluster.policy", "tenant_crd", "virtual_node"}),

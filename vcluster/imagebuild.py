@@ -24,6 +24,7 @@ from pathlib import Path
 from vcluster import binaries, images
 from vcluster.errors import VClusterError
 from vcluster.settings import BinarySettings
+from vcluster.testbed import realnodes
 
 REPO = Path(__file__).resolve().parent.parent
 #: Debian's interpreter and standard library (``python3.11-minimal``, ``libpython3.11-stdlib``).
@@ -68,7 +69,7 @@ def build(*, out: Path, settings: BinarySettings, version: str | None = None) ->
 
 def node_sockets(state_dir: Path) -> list[Path]:
     """The containerd socket of every real node of the test bed in ``state_dir``."""
-    return sorted((state_dir / "nodes").glob("*/containerd/containerd.sock"))
+    return sorted(realnodes.socket_root(state_dir).glob("*/containerd.sock"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise images.ImageError(f"no real node in {args.load} (start the test bed with --real-nodes)")
             for socket in sockets:
                 images.import_into(built.archive, address=socket)
-                print(f"loaded into {socket.parent.parent.parent.name}")
+                print(f"loaded into {socket.parent.name}")
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -201,3 +201,12 @@ def test_oom_score_restriction_follows_cap_sys_resource_in_the_bounding_set(monk
         pytest.skip(str(exc))
     assert without.can_lower_oom_score is False
     assert with_cap.can_lower_oom_score is True
+
+
+def test_containerd_sockets_fit_a_unix_socket_path_whatever_the_state_folder(tmp_path: Path) -> None:
+    """A test's temporary state folder can be long; a unix socket path may not exceed 107 bytes."""
+    deep = tmp_path / ("x" * 60) / "test_up_with_a_real_node_runs_a_container_and_down_leaves_nothing0" / "vc" / "super"
+    lay = realnodes.NodeLayout(deep, "real-node-7")
+    assert len(f"{lay.containerd_socket}.ttrpc".encode()) <= 107
+    assert lay.containerd_socket.parent == realnodes.socket_root(deep) / "real-node-7"
+    assert realnodes.socket_root(deep) != realnodes.socket_root(tmp_path)

@@ -560,7 +560,7 @@ class LocalSuperCluster:
         for net in plan.nodes:
             node = realnodes.NodeLayout(lay.root, net.name)
             for folder in (node.containerd_root, node.containerd_state, node.cni_conf_dir, node.cni_data_dir,
-                           node.kubelet_root, node.pod_logs, node.pki):
+                           node.kubelet_root, node.pod_logs, node.pki, node.sockets):
                 folder.mkdir(parents=True, exist_ok=True)
             write_atomic(node.containerd_config, realnodes.containerd_config(
                 node, cni_bin_dir=facts.cni_bin_dir, restrict_oom_score_adj=not facts.can_lower_oom_score))
@@ -866,15 +866,19 @@ def _before_stop(name: str, argv: tuple[str, ...] | list[str], root: Path) -> li
 def _clean_host(root: Path, info: TestbedInfo | None, facts: realnodes.HostFacts | None) -> list[str]:
     """After the real nodes' processes are stopped: shims and leftover container processes,
     mounts, cgroups, then the host network (bridges, chain, address, sysctls)."""
+    import shutil
+
     errors: list[str] = []
     nodes_dir = root / "nodes"
+    sockets = realnodes.socket_root(root)
     if nodes_dir.is_dir():
-        realnodes.kill_pids(realnodes.shim_pids(str(nodes_dir)))
+        realnodes.kill_pids(realnodes.shim_pids(str(nodes_dir)) + realnodes.shim_pids(str(sockets)))
     for parent in info.cgroup_parents if info is not None else ():
         realnodes.kill_cgroup(facts, parent)
     if nodes_dir.is_dir():
-        realnodes.kill_pids(realnodes.shim_pids(str(nodes_dir)))
+        realnodes.kill_pids(realnodes.shim_pids(str(nodes_dir)) + realnodes.shim_pids(str(sockets)))
         errors += realnodes.unmount_all(nodes_dir)
+    shutil.rmtree(sockets, ignore_errors=True)
     for parent in info.cgroup_parents if info is not None else ():
         errors += [f"cgroup {c} not removed" for c in realnodes.remove_cgroup(parent)]
     try:

@@ -38,7 +38,7 @@ from vcluster import naming
 from vcluster.errors import VClusterError
 from vcluster.files import write_atomic
 from vcluster.images import PAUSE_IMAGE
-from vcluster.testbed.hostnet import HostPlan, NodeNet
+from vcluster.testbed.hostnet import HostPlan, NodeNet, tag_of
 
 log = structlog.get_logger(__name__)
 
@@ -113,15 +113,22 @@ def preflight() -> HostFacts:
 # ---- layout ------------------------------------------------------------------------------------
 
 
+def socket_root(state_dir: Path) -> Path:
+    """Where the nodes' containerd sockets live: a short path (``/tmp/vc-<tag>``), since a unix socket
+    path may not exceed 107 bytes and a state folder (a test's temporary folder) can be long."""
+    return Path("/tmp") / f"vc-{tag_of(state_dir)}"
+
+
 class NodeLayout:
-    """Every path of one real node, under ``<state>/nodes/<name>/``."""
+    """Every path of one real node, under ``<state>/nodes/<name>/`` (its sockets under :func:`socket_root`)."""
 
     def __init__(self, state_dir: Path, name: str) -> None:
         self.name = name
         self.root = state_dir / "nodes" / name
         self.containerd_root = self.root / "containerd" / "root"
         self.containerd_state = self.root / "containerd" / "state"
-        self.containerd_socket = self.root / "containerd" / "containerd.sock"
+        self.sockets = socket_root(state_dir) / name
+        self.containerd_socket = self.sockets / "containerd.sock"
         self.containerd_config = self.root / "containerd" / "config.toml"
         self.cni_conf_dir = self.root / "cni" / "net.d"
         self.cni_data_dir = self.root / "cni" / "ipam"
