@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -528,7 +527,7 @@ def test_exit_code_restarts_and_previous_logs_show_in_the_tenant(
 
 
 def test_tenant_logs_and_exec_go_through_the_proxy_and_other_tenants_are_refused(
-    super_cluster: SuperCluster, tenants: Any, syncer: Any
+    super_cluster: SuperCluster, tenants: Any, syncer: Any, tmp_path: Path
 ) -> None:
     a, b = tenants
     ns = "talk"
@@ -546,7 +545,7 @@ def test_tenant_logs_and_exec_go_through_the_proxy_and_other_tenants_are_refused
     assert "/dev/pts/" in tty.stdout, tty.stdout
     assert "tty-ok" in tty.stdout
     # kubectl cp (tar through exec)
-    target = Path(tempfile.mkdtemp(prefix="vc-cp-")) / "passwd"
+    target = tmp_path / "passwd"
     a.kubectl("cp", f"{ns}/talker:/etc/passwd", str(target))
     assert target.read_text().startswith("root:x:0:0:")
     # logs -f streams what the container writes after the request
