@@ -210,3 +210,11 @@ def test_containerd_sockets_fit_a_unix_socket_path_whatever_the_state_folder(tmp
     assert len(f"{lay.containerd_socket}.ttrpc".encode()) <= 107
     assert lay.containerd_socket.parent == realnodes.socket_root(deep) / "real-node-7"
     assert realnodes.socket_root(deep) != realnodes.socket_root(tmp_path)
+
+
+def test_the_kubelets_socket_folders_are_short_too(tmp_path: Path) -> None:
+    deep = tmp_path / ("y" * 80) / "vc" / "super"
+    lay = realnodes.NodeLayout(deep, "real-node-0")
+    # the kubelet makes sockets like <root-dir>/pod-resources/<8 digits> and plugins_registry/<name>.sock
+    assert len(f"{lay.kubelet_root}/plugins_registry/csi-something-long-reg.sock".encode()) <= 107
+    assert len(f"{lay.kubelet_root}/pod-resources/92191001".encode()) <= 107

@@ -878,7 +878,11 @@ def _clean_host(root: Path, info: TestbedInfo | None, facts: realnodes.HostFacts
     if nodes_dir.is_dir():
         realnodes.kill_pids(realnodes.shim_pids(str(nodes_dir)) + realnodes.shim_pids(str(sockets)))
         errors += realnodes.unmount_all(nodes_dir)
-    shutil.rmtree(sockets, ignore_errors=True)
+    if sockets.is_dir():
+        left = realnodes.unmount_all(sockets)
+        errors += left
+        if not left and not realnodes.mounts_under(sockets):
+            shutil.rmtree(sockets, ignore_errors=True)
     for parent in info.cgroup_parents if info is not None else ():
         errors += [f"cgroup {c} not removed" for c in realnodes.remove_cgroup(parent)]
     try:

@@ -114,8 +114,9 @@ def preflight() -> HostFacts:
 
 
 def socket_root(state_dir: Path) -> Path:
-    """Where the nodes' containerd sockets live: a short path (``/tmp/vc-<tag>``), since a unix socket
-    path may not exceed 107 bytes and a state folder (a test's temporary folder) can be long."""
+    """Where the nodes' sockets live (containerd's, and the kubelet's root folder with its pod-resources
+    and plugin sockets): a short path (``/tmp/vc-<tag>``), since a unix socket path may not exceed
+    107 bytes and a state folder (a test's temporary folder) can be long."""
     return Path("/tmp") / f"vc-{tag_of(state_dir)}"
 
 
@@ -132,7 +133,7 @@ class NodeLayout:
         self.containerd_config = self.root / "containerd" / "config.toml"
         self.cni_conf_dir = self.root / "cni" / "net.d"
         self.cni_data_dir = self.root / "cni" / "ipam"
-        self.kubelet_root = self.root / "kubelet"
+        self.kubelet_root = self.sockets / "kubelet"
         self.kubelet_config = self.root / "kubelet-config.yaml"
         self.kubelet_kubeconfig = self.root / "kubelet.kubeconfig"
         self.pod_logs = self.root / "pod-logs"
