@@ -294,11 +294,10 @@ class LocalBackend:
                     _terminate(pid, cmd)
             if not adopted:
                 proc.start()
-            check = checks.get(comp.name)
-            if check is not None:
-                proc.wait_ready(check, timeout=self.start_timeout, what=f"{comp.name} of tenant {spec.tenant_name}")
-            elif proc.exit_reason() is not None:
-                raise BackendError(f"{comp.name} of tenant {spec.tenant_name} {proc.exit_reason()}")
+            # a component without a health endpoint (the controller-manager) is ready once it runs its own
+            # binary: right after the fork its command line is still ours, and a scan would miss it
+            check = checks.get(comp.name) or _runs_argv(proc)
+            proc.wait_ready(check, timeout=self.start_timeout, what=f"{comp.name} of tenant {spec.tenant_name}")
         logger.info("controlplane.local.ready", endpoint=spec.endpoint)
 
     def healthy(self, spec: cp.ControlPlaneSpec) -> bool:
@@ -348,6 +347,15 @@ class LocalBackend:
         """Live processes of our components whose command line points into the tenant's folder."""
         names = (*cp.COMPONENTS, DNS_COMPONENT)
         return processes_in(self.tenant_dir(key), keep=lambda cmd: Path(cmd[0]).name in names)
+
+
+def _runs_argv(proc: ManagedProcess) -> HealthCheck:
+    """Whether ``proc`` has finished its exec: its command line is the one it was started with."""
+
+    def check() -> bool:
+        return proc.pid is not None and read_cmdline(proc.pid, settle=0) == proc.argv
+
+    return check
 
 
 def _as_tuple(ports: LocalPorts) -> tuple[int, ...]:
