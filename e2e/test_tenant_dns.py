@@ -18,6 +18,7 @@ not asserted here.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import uuid
@@ -141,6 +142,10 @@ def world(super_cluster: SuperCluster, vc_operator: Any,  # noqa: F811
         for tenant in tenants.values():
             for pod in ("web-0", "db-0", "client"):
                 _wait_ready(super_cluster, naming.super_namespace(tenant.cluster_key, NS), pod)
+        for label in tenants:
+            # the tenant DNS' super Service is a few seconds old for the last tenant made: kube-proxy
+            # programs it asynchronously, so the first answer is awaited here, not in the tests
+            poll(f"tenant {label}'s DNS answers", functools.partial(_answers, w, label, "web"), timeout=TIMEOUT)
         yield w
 
 
@@ -150,6 +155,10 @@ def _wait_ready(super_cluster: SuperCluster, ns: str, pod: str) -> None:
                                      check=False).returncode == 0
 
     poll(f"super pod {ns}/{pod} Ready", ready, timeout=TIMEOUT)
+
+
+def _answers(world: World, label: str, name: str) -> bool:
+    return bool(_resolves_to(world.sh(label, f"nslookup {name}").stdout))
 
 
 def _text(proc: subprocess.CompletedProcess[str]) -> str:
