@@ -158,8 +158,9 @@ def _equivalents() -> dict[str, dict[str, str]]:
 
 
 def run_module(module: str, *, budget: float, children: int, want_diffs: bool) -> Result:
+    commit = _commit()
     work = _prepare(module, MODULES[module])
-    result = Result(module)
+    result = Result(module, commit=commit)
     start = time.monotonic()
     log = work / "mutmut.log"
     with log.open("w") as out:
@@ -171,7 +172,6 @@ def run_module(module: str, *, budget: float, children: int, want_diffs: bool) -
             print(f"  {module}: time budget of {budget:.0f} s spent; unchecked mutants are left out", file=sys.stderr)
     result.seconds = time.monotonic() - start
     result.date = time.strftime("%Y-%m-%d", time.gmtime())
-    result.commit = _commit()
     meta = work / "mutants" / (module + ".meta")
     if not meta.exists():
         raise SystemExit(f"error: mutmut produced no results for {module}; see {log}")
@@ -203,11 +203,12 @@ def run_module(module: str, *, budget: float, children: int, want_diffs: bool) -
 
 
 def _commit() -> str:
-    """The short commit the run measured, ``-dirty`` when tracked files differ from it."""
+    """The short commit a module's scratch copy is taken from, ``-dirty`` when the copied folders (the packages
+    and the unit tests) differ from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *PACKAGES, "tests"], cwd=REPO,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
