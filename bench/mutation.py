@@ -52,8 +52,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "vcluster/policy.py": ("tests/vcluster/test_policy*.py", "tests/syncer/test_pod_policy_fields.py"),
     "vcluster/naming.py": ("tests/vcluster/test_naming*.py",),
     "syncer/resources/networkpolicy.py": ("tests/syncer/test_resources*.py", "tests/syncer/test_networkpolicy*.py"),
+    # The pod's hooks (context, before_create, prepare, the lost-pod delete) run inside the reconcile: its
+    # engine tests state what they do.
     "syncer/resources/pod.py": (
         "tests/syncer/test_resources*.py", "tests/syncer/test_pod*.py",
+        "tests/syncer/test_engine_*.py", "tests/syncer/test_downward*.py",
     ),
     "virtual_node/proxy/resolver.py": ("tests/virtual_node/proxy/test_*.py",),
     "virtual_node/proxy/routing.py": ("tests/virtual_node/proxy/test_*.py",),
