@@ -52,8 +52,11 @@ MODULES: dict[str, tuple[str, ...]] = {
     "vcluster/policy.py": ("tests/vcluster/test_policy*.py", "tests/syncer/test_pod_policy_fields.py"),
     "vcluster/naming.py": ("tests/vcluster/test_naming*.py",),
     "syncer/resources/networkpolicy.py": ("tests/syncer/test_resources*.py", "tests/syncer/test_networkpolicy*.py"),
+    # The pod's hooks (context, before_create, prepare, the lost-pod delete) run inside the reconcile: its
+    # engine tests state what they do.
     "syncer/resources/pod.py": (
         "tests/syncer/test_resources*.py", "tests/syncer/test_pod*.py",
+        "tests/syncer/test_engine_*.py", "tests/syncer/test_downward*.py",
     ),
     "virtual_node/proxy/resolver.py": ("tests/virtual_node/proxy/test_*.py",),
     "virtual_node/proxy/routing.py": ("tests/virtual_node/proxy/test_*.py",),
@@ -85,6 +88,9 @@ class Result:
     not_checked: int = 0
     diffs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: When the run finished (UTC day) and on which commit of the repository (``-dirty``: with local changes).
+    date: str = ""
+    commit: str = ""
 
     @property
     def rate(self) -> float:
@@ -155,8 +161,9 @@ def _equivalents() -> dict[str, dict[str, str]]:
 
 
 def run_module(module: str, *, budget: float, children: int, want_diffs: bool) -> Result:
+    commit = _commit()
     work = _prepare(module, MODULES[module])
-    result = Result(module)
+    result = Result(module, commit=commit)
     start = time.monotonic()
     log = work / "mutmut.log"
     with log.open("w") as out:
@@ -167,6 +174,7 @@ def run_module(module: str, *, budget: float, children: int, want_diffs: bool) -
         except subprocess.TimeoutExpired:
             print(f"  {module}: time budget of {budget:.0f} s spent; unchecked mutants are left out", file=sys.stderr)
     result.seconds = time.monotonic() - start
+    result.date = time.strftime("%Y-%m-%d", time.gmtime())
     meta = work / "mutants" / (module + ".meta")
     if not meta.exists():
         raise SystemExit(f"error: mutmut produced no results for {module}; see {log}")
@@ -197,17 +205,32 @@ def run_module(module: str, *, budget: float, children: int, want_diffs: bool) -
     return result
 
 
+def _commit() -> str:
+    """The short commit a module's scratch copy is taken from, ``-dirty`` when the copied folders (the packages
+    and the unit tests) differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *PACKAGES, "tests"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
 def _natural(name: str) -> tuple[str, int]:
     head, _, number = name.rpartition("_")
     return (head, int(number) if number.isdigit() else 0)
 
 
 def _table(results: list[Result]) -> list[str]:
-    rows = ["| module | mutants | killed | timeout | survived | no tests | not checked | equivalent | kill rate |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| module | mutants | killed | timeout | survived | no tests | not checked | equivalent | kill rate "
+            "| date | commit |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in results:
         rows.append(f"| `{r.module}` | {r.mutants} | {r.killed} | {r.timeout} | {len(r.survived)} | "
-                    f"{len(r.no_tests)} | {r.not_checked} | {len(r.equivalent)} | {r.rate:.1%} |")
+                    f"{len(r.no_tests)} | {r.not_checked} | {len(r.equivalent)} | {r.rate:.1%} | {r.date} | "
+                    f"`{r.commit}` |")
     return rows
 
 
@@ -284,7 +307,8 @@ def _write_report(path: Path, results: list[Result]) -> None:
         f"Written by `scripts/mutation --report {path.relative_to(REPO) if path.is_absolute() else path}` "
         f"({version}, Python {sys.version_info.major}.{sys.version_info.minor}); target: {TARGET:.0%} per module.",
         "Kill rate = (killed + timeout) / (mutants − equivalent − not checked). Equivalent mutants are justified in",
-        "`docs/mutation-equivalents.toml`. See CONTRIBUTING.md for when to run it.",
+        "`docs/mutation-equivalents.toml`. Date and commit: when a module's row was measured, on which commit",
+        "(`-dirty`: with uncommitted changes). See CONTRIBUTING.md for when to run it.",
         "",
         *_table([]),
         *(_table([by_module[m]])[2] if m in by_module else kept_rows[m] for m in order),

@@ -2,7 +2,9 @@
 
 * The proxy in front of kwok's real kubelet API (logs and websocket exec of a
   simulated pod), with client certificates from the shared CA: a tenant reaches
-  its pod, another tenant does not, not even by naming the super namespace.
+  its pod, another tenant does not, not even by naming the super namespace, nor
+  through a pod in its own super namespace that belongs to another tenant (the
+  resolver's ownership check, the only thing that stops that request).
 * The VirtualNodeManager against a second real kube-apiserver (with its own
   kube-controller-manager) standing in for a tenant control plane: exactly the
   nodes that run the tenant's pods appear, Ready, with a fresh Lease; a lost
@@ -113,9 +115,12 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, within: float 
     raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
-async def _super_pod(api: ApiClient, key: str, tenant_ns: str, name: str, *, node: str | None = None) -> dict[str, Any]:
-    """A pod as the syncer would create it: in the tenant's super namespace, with the tenant's labels."""
+async def _super_pod(api: ApiClient, key: str, tenant_ns: str, name: str, *, node: str | None = None,
+                     owner: str | None = None) -> dict[str, Any]:
+    """A pod as the syncer would create it: in the tenant's super namespace, with the tenant's labels
+    (``owner``: with another tenant's labels instead, a pod in the wrong tenant's namespace)."""
     super_ns = naming.super_namespace(key, tenant_ns)
+    owner = owner or key
     if await api.get_or_none(r.NAMESPACES, super_ns) is None:
         await api.create(r.NAMESPACES, {"metadata": {
             "name": super_ns, "labels": {naming.LABEL_CLUSTER_KEY: key},
@@ -125,7 +130,7 @@ async def _super_pod(api: ApiClient, key: str, tenant_ns: str, name: str, *, nod
         spec["nodeName"] = node
     await api.create(r.PODS, {
         "metadata": {"name": name, "namespace": super_ns,
-                     "labels": naming.owner_labels(key, key.rsplit("-", 1)[0]),
+                     "labels": naming.owner_labels(owner, owner.rsplit("-", 1)[0]),
                      "annotations": {naming.ANN_OBJECT_UID: "0000-1111", naming.ANN_OBJECT_NAME: name}},
         "spec": spec,
     })
@@ -159,6 +164,10 @@ async def test_proxy_serves_logs_and_exec_to_the_owning_tenant_only(
         ca = await ensure_ca_secret(api)
         assert (await ensure_ca_secret(api)).cert_pem == ca.cert_pem  # idempotent
         pod = await _super_pod(api, KEY_A, "default", unique_name)
+        # A pod in tenant B's own super namespace that is tenant A's (labelled for A): B's request for it passes
+        # the namespace mapping and finds a running pod; only the resolver's ownership check refuses it.
+        misfiled = f"{unique_name}-a"
+        await _super_pod(api, KEY_B, "default", misfiled, owner=KEY_A)
         proxy = await _start_test_proxy(super_config)
         try:
             base = f"https://127.0.0.1:{proxy.port}"
@@ -179,6 +188,12 @@ async def test_proxy_serves_logs_and_exec_to_the_owning_tenant_only(
                         body = await resp.text()
                         assert resp.status == 404, body
                         assert LOG_LINE not in body
+                async with http.get(f"{base}/containerLogs/default/{misfiled}/app",
+                                    ssl=_client_ssl(ca, cert_b)) as resp:
+                    body = await resp.text()
+                    assert resp.status == 404, body
+                    assert f"pod default/{misfiled} not found" in body
+                    assert LOG_LINE not in body
                 # Node-level kubelet endpoints are not for tenants.
                 async with http.get(f"{base}/stats/summary", ssl=_client_ssl(ca, cert_a)) as resp:
                     assert resp.status == 403
@@ -194,7 +209,7 @@ async def test_proxy_serves_logs_and_exec_to_the_owning_tenant_only(
             assert proxy.health is not None
             async with aiohttp.ClientSession() as http, http.get(f"{proxy.health.url}/metrics") as resp:
                 metrics = await resp.text()
-            denied_b = f'vc_kubelet_proxy_requests_total{{action="containerLogs",code="404",tenant="{KEY_B}"}} 2.0'
+            denied_b = f'vc_kubelet_proxy_requests_total{{action="containerLogs",code="404",tenant="{KEY_B}"}} 3.0'
             assert denied_b in metrics
         finally:
             await proxy.stop()

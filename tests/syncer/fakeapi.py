@@ -20,6 +20,8 @@ Behaviour kept from kube-apiserver, as the engine meets it:
 * patch: JSON merge; strategic merge for the pod lists the engine patches (containers by name);
   the ``status`` subresource writes only status; ``pods/binding`` sets the node once (a second binding or
   a uid that is not the pod's → ``Conflict``) and the ``PodScheduled`` condition.
+* ``serviceaccounts/token`` (TokenRequest): ``NotFound`` for a missing service account, else the request
+  answered with a token that names the account (requests are kept in :attr:`FakeServer.token_requests`).
 * delete: ``preconditions.uid`` not the stored uid → ``Conflict``; an object with finalizers, a namespace
   and a pod bound to a node (grace not 0) only get ``deletionTimestamp`` (the namespace controller and
   kubelet finish them: :meth:`FakeServer.finish_deletions`).
@@ -37,7 +39,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from vcluster.kube import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound, Resource, WatchEvent, resources
+from vcluster.kube import (
+    AlreadyExists,
+    ClientConfig,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    Resource,
+    WatchEvent,
+    resources,
+)
 
 Obj = dict[str, Any]
 
@@ -72,6 +85,8 @@ class FakeServer:
     writes: list[tuple[str, ...]] = field(default_factory=list)
     #: Called with (verb, resource, namespace, name) before a write; may raise (a refusing admission).
     admission: list[Any] = field(default_factory=list)
+    #: Every TokenRequest answered, as (namespace, service account, the request's ``spec``).
+    token_requests: list[tuple[str, str, Obj]] = field(default_factory=list)
     _rv: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _uid: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _ip: itertools.count[int] = field(default_factory=lambda: itertools.count(10))
@@ -181,6 +196,8 @@ class FakeServer:
                name: str | None) -> Obj:
         body = copy.deepcopy(body)
         if subresource is not None:
+            if resource == resources.SERVICEACCOUNTS and subresource == "token" and name is not None:
+                return self._token(name, namespace or "", body)
             if resource != resources.PODS or subresource != "binding" or name is None:
                 raise NotImplementedError(f"POST {resource.plural}/{subresource}")
             return self._bind(name, namespace or "", body)
@@ -191,6 +208,15 @@ class FakeServer:
         out = self._create(resource, body)
         self.writes.append(("create", resource.plural, out["metadata"].get("namespace", ""), out["metadata"]["name"]))
         return out
+
+    def _token(self, name: str, namespace: str, request: Obj) -> Obj:
+        self._stored(resources.SERVICEACCOUNTS, namespace, name)  # NotFound for a missing account
+        spec = copy.deepcopy(request.get("spec") or {})
+        self.token_requests.append((namespace, name, spec))
+        self.writes.append(("create", "serviceaccounts", namespace, name, "token"))
+        token = f"{self.name}-token-{namespace}-{name}-{next(self._uid)}"
+        return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec,
+                "status": {"token": token, "expirationTimestamp": CREATED}}
 
     def _bind(self, name: str, namespace: str, binding: Obj) -> Obj:
         pod = self._stored(resources.PODS, namespace, name)
@@ -379,6 +405,8 @@ class FakeApi:
 
     def __init__(self, server: FakeServer) -> None:
         self.server = server
+        #: What ``ApiClient.config`` holds; nothing connects to it (the CA is what token Secrets carry).
+        self.config = ClientConfig(server=f"https://{server.name}.fake", ca_pem=f"CA of {server.name}\n".encode())
         #: Writes whose caller asked for the answer decoded (``decode`` not False), as (verb, plural).
         self.decoded: builtins.list[tuple[str, str]] = []
 
