@@ -208,7 +208,9 @@ def test_cluster_version_kill_restart_and_delete(super_cluster: Any, vc_operator
     while not any(e["reason"] == "ClusterVersionNotFound" for e in _events(super_cluster, name)):
         assert time.monotonic() < deadline, "no ClusterVersionNotFound Event"
         time.sleep(0.5)
-    assert super_cluster.kubectl("get", "ns", t.cluster_key, check=False).returncode != 0
+    absent = super_cluster.kubectl("get", "ns", t.cluster_key, check=False)
+    assert absent.returncode != 0
+    assert "(NotFound)" in absent.stderr, absent.stderr
     assert control_plane_processes(vc_operator.state_dir, t.cluster_key) == {}
 
     # the ClusterVersion appears: provisioning starts; SIGKILL the operator in the middle of it
