@@ -86,6 +86,7 @@ def _selector(spec: cp.ControlPlaneSpec, component: str) -> dict[str, str]:
 def _pod_template(
     spec: cp.ControlPlaneSpec, comp: cp.Component, *, volumes: list[dict[str, Any]],
     mounts: list[dict[str, Any]], ports: list[dict[str, Any]], probe: dict[str, Any] | None,
+    placement: Mapping[str, Any],
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": comp.name,
@@ -99,7 +100,8 @@ def _pod_template(
         container["readinessProbe"] = probe
     return {
         "metadata": {"labels": _labels(spec, comp.name)},
-        "spec": {"automountServiceAccountToken": False, "containers": [container], "volumes": volumes},
+        "spec": {"automountServiceAccountToken": False, "containers": [container], "volumes": volumes,
+                 **placement},
     }
 
 
@@ -168,8 +170,12 @@ def storage_change(wanted: cp.EtcdStorage | None, current: cp.EtcdStorage | None
     )
 
 
-def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> list[dict[str, Any]]:
-    """Every object of the control plane (besides the PKI Secret), in apply order."""
+def render(
+    spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str, placement: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every object of the control plane (besides the PKI Secret), in apply order; ``placement`` (the
+    operator's ``nodeSelector``/``tolerations``) goes into every pod template."""
+    placement = dict(placement or {})
     pki_vol, pki_mount = _pki_volume()
 
     def meta(name: str, component: str) -> dict[str, Any]:
@@ -186,7 +192,7 @@ def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> 
             volumes=[pki_vol] if storage is not None else [pki_vol, {"name": DATA_VOLUME, "emptyDir": {}}],
             mounts=[pki_mount, {"name": DATA_VOLUME, "mountPath": ETCD_DATA}],
             ports=[{"name": "client", "containerPort": ETCD_PORT}],
-            probe={"tcpSocket": {"port": ETCD_PORT}, "periodSeconds": 5},
+            probe={"tcpSocket": {"port": ETCD_PORT}, "periodSeconds": 5}, placement=placement,
         ),
         "persistentVolumeClaimRetentionPolicy": dict(PVC_RETENTION),
     }
@@ -221,6 +227,7 @@ def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> 
                 ports=[{"name": "https", "containerPort": APISERVER_PORT}],
                 probe={"httpGet": {"path": "/readyz", "port": APISERVER_PORT, "scheme": "HTTPS"},
                        "periodSeconds": 5},
+                placement=placement,
             ),
         },
     }
@@ -253,7 +260,7 @@ def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> 
                 volumes=[pki_vol, {"name": "kubeconfig", "secret": {"secretName": cp.CM_KUBECONFIG_SECRET,
                                                                     "defaultMode": 0o400}}],
                 mounts=[pki_mount, {"name": "kubeconfig", "mountPath": KUBECONFIG_MOUNT, "readOnly": True}],
-                ports=[], probe=None,
+                ports=[], probe=None, placement=placement,
             ),
         },
     }

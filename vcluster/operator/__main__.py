@@ -164,6 +164,7 @@ async def run(settings: OperatorSettings) -> None:
                                start_timeout=settings.start_timeout, host=settings.local_host),
             bootstrap_timeout=settings.bootstrap_timeout,
             dns=settings.dns,
+            placement=settings.placement,
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)

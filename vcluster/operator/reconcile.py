@@ -43,7 +43,7 @@ from vcluster.controlplane.local import BackendError, LocalBackend, VersionUnava
 from vcluster.errors import VClusterError
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, ClientConfig, Conflict, NotFound
 from vcluster.kube import resources as r
-from vcluster.operator.settings import TenantDnsSettings
+from vcluster.operator.settings import ControlPlanePlacement, TenantDnsSettings
 
 log = structlog.get_logger(__name__)
 
@@ -96,11 +96,12 @@ class Reconciler:
 
     def __init__(
         self, *, api: ApiClient, local: LocalBackend, bootstrap_timeout: float = 90.0,
-        dns: TenantDnsSettings | None = None,
+        dns: TenantDnsSettings | None = None, placement: ControlPlanePlacement | None = None,
     ) -> None:
         self.api = api
         self.local = local
         self.dns = dns if dns is not None else TenantDnsSettings()
+        self.placement = placement if placement is not None else ControlPlanePlacement()
         self.pods = pods.PodsBackend()
         self.bootstrap_timeout = bootstrap_timeout
         self._locks: dict[str, asyncio.Lock] = {}
@@ -271,7 +272,8 @@ class Reconciler:
             if backend == "local":
                 await asyncio.to_thread(self.local.apply, plane, pki_files=files, cm_kubeconfig=cm_kubeconfig)
             else:
-                await self.pods.apply(self.api, pods.render(plane, namespace=key, cm_kubeconfig=cm_kubeconfig))
+                await self.pods.apply(self.api, pods.render(plane, namespace=key, cm_kubeconfig=cm_kubeconfig,
+                                                            placement=self.placement.pod_spec()))
                 waiting = await self.pods.progress(self.api, plane, namespace=key)
                 if waiting:
                     message = f"waiting for {', '.join(waiting)} in namespace {key}"
@@ -462,7 +464,8 @@ class Reconciler:
                 apiserver_ip=None, upstream=await self._dns_upstream(),
                 long_namespaces=await self._long_namespaces(key),
             )
-            for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile):
+            for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile,
+                                       placement=self.placement.pod_spec()):
                 await self._apply(r.BY_KIND[obj["kind"]], obj)
             await self._apply(r.SERVICES, dns.service(key, name, target_port=dns.POD_PORT, selector=True))
             status = {}

@@ -106,3 +106,25 @@ def test_storage_change_is_named(wanted: cp.EtcdStorage | None, current: cp.Etcd
         assert got is not None
         assert needle in got
         assert "immutable" in got
+
+
+def test_placement_goes_into_every_control_plane_pod() -> None:
+    """The operator's VC_OPERATOR_CONTROL_PLANE_* settings put etcd, apiserver and controller-manager
+    (and the tenant DNS) on the nodes the admin keeps for them."""
+    from vcluster.controlplane import dns
+
+    placement = {"nodeSelector": {"pool": "cp"}, "tolerations": [{"key": "cp", "operator": "Exists"}]}
+    spec = builder.build(tenant_name="acme", cluster_key=KEY, tenant=TenantSpec.from_dict({}),
+                         cluster_version=None, layout=pods.layout(KEY))
+    objs = pods.render(spec, namespace=KEY, cm_kubeconfig="kc", placement=placement)
+    templates = [o["spec"]["template"]["spec"] for o in objs if o["kind"] in ("StatefulSet", "Deployment")]
+    assert len(templates) == 3
+    for tmpl in templates:
+        assert tmpl["nodeSelector"] == {"pool": "cp"}
+        assert tmpl["tolerations"] == [{"key": "cp", "operator": "Exists"}]
+    (deployment,) = [o for o in dns.pod_objects(KEY, "acme", image="dns", corefile_text=".:53 {}",
+                                                  placement=placement) if o["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "cp"}
+    # none given: the scheduler's choice, as before
+    plain = pods.render(spec, namespace=KEY, cm_kubeconfig="kc")
+    assert all("nodeSelector" not in o["spec"]["template"]["spec"] for o in plain if "template" in o.get("spec", {}))

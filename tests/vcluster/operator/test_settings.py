@@ -94,3 +94,36 @@ def test_health_loop_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", "0")
     with pytest.raises(SettingsError, match="VC_OPERATOR_HEALTH_FAILURE_THRESHOLD must be >= 1"):
         OperatorSettings.from_env()
+
+
+def test_control_plane_placement_is_read_into_pod_spec_fields() -> None:
+    from vcluster.operator.settings import ControlPlanePlacement
+
+    env = {"VC_OPERATOR_CONTROL_PLANE_NODE_SELECTOR": "pool=control-planes, zone=a",
+           "VC_OPERATOR_CONTROL_PLANE_TOLERATIONS": "dedicated=cp:NoSchedule,example.com/real-node:NoExecute,any"}
+    placement = ControlPlanePlacement.from_env(env)
+    assert placement.pod_spec() == {
+        "nodeSelector": {"pool": "control-planes", "zone": "a"},
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "cp", "effect": "NoSchedule"},
+            {"key": "example.com/real-node", "operator": "Exists", "effect": "NoExecute"},
+            {"key": "any", "operator": "Exists"},
+        ],
+    }
+    assert ControlPlanePlacement.from_env({}).pod_spec() == {}
+    assert OperatorSettings.from_env(env).placement == placement
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        pytest.param("VC_OPERATOR_CONTROL_PLANE_NODE_SELECTOR", "pool", "not key=value", id="selector-no-value"),
+        pytest.param("VC_OPERATOR_CONTROL_PLANE_TOLERATIONS", "=x:NoSchedule", "has no key", id="toleration-no-key"),
+        pytest.param("VC_OPERATOR_CONTROL_PLANE_TOLERATIONS", "k:Sometimes", "effect must be", id="bad-effect"),
+    ],
+)
+def test_bad_placement_is_a_clear_error(name: str, value: str, message: str) -> None:
+    from vcluster.operator.settings import ControlPlanePlacement
+
+    with pytest.raises(SettingsError, match=f"{name}.*{message}"):
+        ControlPlanePlacement.from_env({name: value})
