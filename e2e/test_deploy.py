@@ -8,29 +8,43 @@ authorization): the images ``scripts/images`` builds are imported into the node,
 ``overlays/testbed`` (the manifests with those images and the real node's
 placement) is applied, and the operator, the syncer and the kubelet proxy must
 run from the project image, pass their probes, elect leaders, and hold exactly
-the RBAC a committed table says they need.
+the RBAC a committed table says they need.  Then the ``pods`` backend for real:
+the local-path provisioner (``overlays/testbed-storage``) is the default
+StorageClass, a Tenant with ``backend: pods`` gets etcd (on a claim),
+kube-apiserver, kube-controller-manager and its DNS as pods that become Ready,
+tenant kubectl works through the apiserver Service, the syncer pod runs a
+tenant workload on the real node with logs and exec through the kubelet proxy
+pods, and deleting the Tenant leaves nothing behind.
 
 Costs: one test bed with one real node and no kwok node (a pod that does not
 fit the real node stays Pending instead of "running" on kwok), the image build
-(seconds when pip's cache is warm) and five component pods.
+(seconds when pip's cache is warm), five component pods, one provisioner and
+one tenant control plane (six pods).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from e2e.conftest import SuperCluster, running_super_cluster
 from e2e.syncer_fixtures import REPO, poll
+from tenant_crd import models as tenant_models
 from vcluster import imagebuild, images, naming
 from vcluster.settings import BinarySettings
-from vcluster.testbed import TestbedSettings
+from vcluster.testbed import TestbedSettings, realnodes
 
 pytestmark = pytest.mark.e2e
 
@@ -307,3 +321,174 @@ def test_the_rules_review_sees_a_missing_or_extra_grant(installed: SuperCluster)
     assert ("", "secrets", "list", "") not in proxy
     assert ("", "secrets", "get", "kubelet-proxy-ca") in proxy
     assert needed("vc-kubelet-proxy", NS) != needed("vc-kubelet-proxy", "default")
+
+
+# ---- the pods backend: a tenant's control plane as pods on the real node -------------------------------
+
+STORAGE = REPO / "overlays" / "testbed-storage"
+#: Where the test bed's local-path StorageClass keeps volumes (overlays/testbed-storage).
+LOCAL_PATH_ROOT = Path("/var/lib/virtualcluster-testbed/local-path")
+TENANT = "pods-e2e"
+PLACEMENT = {"nodeSelector": {naming.LABEL_REAL_NODE: "true"}, "tolerations": [realnodes.toleration()]}
+
+
+def _json(cluster: SuperCluster, *args: str) -> Any:
+    got = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(got.stdout) if got.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def storage(installed: SuperCluster) -> Iterator[str]:
+    """README's storage step on the test bed: the local-path provisioner as the default StorageClass."""
+    installed.kubectl("apply", "--server-side", "-k", str(STORAGE), timeout=120)
+    poll("local-path provisioner Ready",
+         lambda: any(_ready(p) for p in (_json(installed, "pods", "-n", "local-path-storage") or {}).get("items", [])),
+         timeout=TIMEOUT, detail=lambda: installed.kubectl("get", "pods,events", "-n", "local-path-storage",
+                                                            check=False).stdout)
+    try:
+        yield "local-path"
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(LOCAL_PATH_ROOT.parent)
+
+
+def _cluster_version(binary_settings: BinarySettings) -> dict[str, Any]:
+    """The control-plane images ``scripts/images`` built, as a ClusterVersion (samples/clusterversion.yaml's shape)."""
+    def image(component: str) -> str:
+        return images.component_image_name(component, imagebuild.component_version(component, binary_settings))
+
+    return {"apiVersion": "tenancy.virtualcluster.dev/v1alpha1", "kind": "ClusterVersion",
+            "metadata": {"name": "local-images"},
+            "spec": {"version": binary_settings.kube_version,
+                     "images": {"etcd": image("etcd"), "apiserver": image("kube-apiserver"),
+                                "controllerManager": image("kube-controller-manager")}}}
+
+
+@dataclass(frozen=True)
+class PodsTenant:
+    key: str
+    status: dict[str, Any]
+    kubeconfig: Path
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args], capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tenant kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+
+@pytest.fixture(scope="module")
+def pods_tenant(installed: SuperCluster, storage: str, binary_settings: BinarySettings,
+                tmp_path_factory: pytest.TempPathFactory) -> PodsTenant:
+    tenant = {"apiVersion": "tenancy.virtualcluster.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": TENANT},
+              "spec": {"controlPlane": {"backend": "pods", "clusterVersionRef": "local-images"},
+                       "isolation": PLACEMENT}}
+    installed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([_cluster_version(binary_settings), tenant]))
+
+    def ready() -> dict[str, Any] | None:
+        obj = _json(installed, "tenant", TENANT)
+        return obj if obj and tenant_models.is_ready(obj) else None
+
+    def detail() -> str:
+        obj = _json(installed, "tenant", TENANT) or {}
+        key = (obj.get("status") or {}).get("clusterKey", "")
+        pods = installed.kubectl("get", "pods,pvc,svc", "-n", key, "-o", "wide", check=False).stdout if key else ""
+        events = installed.kubectl("get", "events", "-n", key, check=False).stdout[-2500:] if key else ""
+        return f"\nstatus: {obj.get('status')}\n{pods}\n{events}{_diagnosis(installed)}"
+
+    obj = poll(f"Tenant {TENANT} (backend pods) Ready", ready, timeout=420, interval=2, detail=detail)
+    status = obj["status"]
+    secret = _json(installed, "secret", "-n", status["kubeconfigSecret"]["namespace"],
+                   status["kubeconfigSecret"]["name"])
+    text = base64.b64decode(secret["data"][naming.KUBECONFIG_SECRET_KEY]).decode()
+    kubeconfig = yaml.safe_load(text)
+    # The kubeconfig names the apiserver Service (a cluster DNS name); this host is a node, not a pod, so
+    # it reaches the Service's ClusterIP through kube-proxy and checks the certificate for that name.
+    svc = _json(installed, "svc", "-n", status["clusterKey"], "apiserver")
+    server = urlsplit(kubeconfig["clusters"][0]["cluster"]["server"])
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://{svc['spec']['clusterIP']}:{server.port}"
+    kubeconfig["clusters"][0]["cluster"]["tls-server-name"] = server.hostname
+    path = tmp_path_factory.mktemp("podstenant") / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    return PodsTenant(key=status["clusterKey"], status=status, kubeconfig=path)
+
+
+def test_pods_backend_control_plane_runs_on_the_real_node(installed: SuperCluster, pods_tenant: PodsTenant) -> None:
+    key = pods_tenant.key
+    assert pods_tenant.status["backend"] == "pods"
+    assert pods_tenant.status["endpoint"] == f"https://apiserver.{key}.svc:6443"
+    pods = _json(installed, "pods", "-n", key)["items"]
+    by_component = {p["metadata"]["labels"].get("app.kubernetes.io/component", p["metadata"]["labels"].get(
+        "app.kubernetes.io/name")): p for p in pods}
+    for component in ("etcd", "apiserver", "controller-manager"):
+        pod = next((p for p in pods if component in p["metadata"]["name"]), None)
+        assert pod is not None, f"no {component} pod in {key}: {sorted(by_component)}"
+        assert pod["spec"]["nodeName"] == "real-node-0"
+        assert _ready(pod), pod["status"]
+    assert all(p["spec"]["nodeName"] == "real-node-0" and _ready(p) for p in pods), [
+        (p["metadata"]["name"], p["status"].get("phase")) for p in pods]
+    # etcd keeps its data on a volume the provisioner made for its claim
+    (claim,) = _json(installed, "pvc", "-n", key)["items"]
+    assert claim["status"]["phase"] == "Bound"
+    assert claim["spec"]["storageClassName"] == "local-path"
+    volume = _json(installed, "pv", claim["spec"]["volumeName"])
+    assert volume["spec"]["storageClassName"] == "local-path"
+    # the kubeconfig Secret's server is the endpoint the Tenant reports
+    secret = _json(installed, "secret", "-n", key, naming.kubeconfig_secret_name())
+    text = base64.b64decode(secret["data"][naming.KUBECONFIG_SECRET_KEY]).decode()
+    assert yaml.safe_load(text)["clusters"][0]["cluster"]["server"] == pods_tenant.status["endpoint"]
+
+
+def test_tenant_kubectl_works_through_the_apiserver_service(pods_tenant: PodsTenant) -> None:
+    pods_tenant.kubectl("create", "namespace", "shop")
+    namespaces = pods_tenant.kubectl("get", "namespaces", "-o", "name").stdout.split()
+    assert "namespace/shop" in namespaces
+    assert "namespace/kube-system" in namespaces
+
+
+def test_syncer_pod_runs_a_tenant_workload_with_logs_and_exec(installed: SuperCluster,
+                                                             pods_tenant: PodsTenant) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello", "namespace": "default"},
+           "spec": {"containers": [{"name": "main", "image": images.BUSYBOX_IMAGE,
+                                    "command": ["sh", "-c", "echo hello-from-$(hostname); exec sleep 600"]}],
+                    "terminationGracePeriodSeconds": 1}}
+    subprocess.run(["kubectl", f"--kubeconfig={pods_tenant.kubeconfig}", "apply", "-f", "-"],
+                   input=json.dumps(pod), capture_output=True, text=True, check=True, timeout=60)
+    super_ns = naming.super_namespace(pods_tenant.key, "default")
+
+    def running() -> bool:
+        got = pods_tenant.kubectl("get", "pod", "hello", "-o", "jsonpath={.status.phase}", check=False)
+        return got.stdout == "Running"
+
+    poll("tenant pod Running", running, timeout=TIMEOUT,
+         detail=lambda: installed.kubectl("get", "pods,events", "-n", super_ns, check=False).stdout
+         + _diagnosis(installed))
+    super_pod = _json(installed, "pod", "-n", super_ns, "hello")
+    assert super_pod["spec"]["nodeName"] == "real-node-0"
+    # logs and exec: tenant apiserver pod -> kubelet proxy pods (Service) -> the real kubelet
+    assert "hello-from-hello" in pods_tenant.kubectl("logs", "hello", timeout=60).stdout
+    out = pods_tenant.kubectl("exec", "hello", "--", "cat", "/proc/1/cmdline", timeout=60).stdout
+    assert out.startswith("sleep")
+
+
+def test_deleting_the_tenant_leaves_nothing(installed: SuperCluster, pods_tenant: PodsTenant) -> None:
+    key = pods_tenant.key
+    volumes_before = {v["metadata"]["name"] for v in _json(installed, "pv")["items"]
+                      if (v["spec"].get("claimRef") or {}).get("namespace") == key}
+    assert volumes_before, "etcd's volume should exist before the deletion"
+    installed.kubectl("delete", "tenant", TENANT, "--wait=true", "--timeout=240s", timeout=300)
+
+    def gone() -> bool:
+        namespaces = [n["metadata"]["name"] for n in _json(installed, "namespaces")["items"]]
+        volumes = {v["metadata"]["name"] for v in _json(installed, "pv")["items"]}
+        return not [n for n in namespaces if n == key or n.startswith(key)] and not volumes & volumes_before
+
+    poll("the tenant's namespaces and volumes gone", gone, timeout=TIMEOUT,
+         detail=lambda: installed.kubectl("get", "ns,pv", check=False).stdout)
+    selector = f"{naming.LABEL_CLUSTER_KEY}={key}"
+    for kind in ("pods", "services", "secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts"):
+        left = _json(installed, kind, "-A", "-l", selector)["items"]
+        assert left == [], f"{kind} left: {[o['metadata']['name'] for o in left]}"
+    # the provisioner's teardown helper removed the volume's folder on the node
+    assert not any(LOCAL_PATH_ROOT.glob(f"*{key}*")), list(LOCAL_PATH_ROOT.iterdir())
