@@ -44,7 +44,7 @@ from e2e.syncer_fixtures import REPO, poll
 from tenant_crd import models as tenant_models
 from vcluster import imagebuild, images, naming
 from vcluster.settings import BinarySettings
-from vcluster.testbed import TestbedSettings, realnodes
+from vcluster.testbed import TestbedSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -328,8 +328,8 @@ def test_the_rules_review_sees_a_missing_or_extra_grant(installed: SuperCluster)
 STORAGE = REPO / "overlays" / "testbed-storage"
 #: Where the test bed's local-path StorageClass keeps volumes (overlays/testbed-storage).
 LOCAL_PATH_ROOT = Path("/var/lib/virtualcluster-testbed/local-path")
+TENANT_OVERLAY = REPO / "overlays" / "testbed-tenant"
 TENANT = "pods-e2e"
-PLACEMENT = {"nodeSelector": {naming.LABEL_REAL_NODE: "true"}, "tolerations": [realnodes.toleration()]}
 
 
 def _json(cluster: SuperCluster, *args: str) -> Any:
@@ -352,18 +352,6 @@ def storage(installed: SuperCluster) -> Iterator[str]:
             shutil.rmtree(LOCAL_PATH_ROOT.parent)
 
 
-def _cluster_version(binary_settings: BinarySettings) -> dict[str, Any]:
-    """The control-plane images ``scripts/images`` built, as a ClusterVersion (samples/clusterversion.yaml's shape)."""
-    def image(component: str) -> str:
-        return images.component_image_name(component, imagebuild.component_version(component, binary_settings))
-
-    return {"apiVersion": "tenancy.virtualcluster.dev/v1alpha1", "kind": "ClusterVersion",
-            "metadata": {"name": "local-images"},
-            "spec": {"version": binary_settings.kube_version,
-                     "images": {"etcd": image("etcd"), "apiserver": image("kube-apiserver"),
-                                "controllerManager": image("kube-controller-manager")}}}
-
-
 @dataclass(frozen=True)
 class PodsTenant:
     key: str
@@ -379,12 +367,10 @@ class PodsTenant:
 
 
 @pytest.fixture(scope="module")
-def pods_tenant(installed: SuperCluster, storage: str, binary_settings: BinarySettings,
-                tmp_path_factory: pytest.TempPathFactory) -> PodsTenant:
-    tenant = {"apiVersion": "tenancy.virtualcluster.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": TENANT},
-              "spec": {"controlPlane": {"backend": "pods", "clusterVersionRef": "local-images"},
-                       "isolation": PLACEMENT}}
-    installed.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([_cluster_version(binary_settings), tenant]))
+def pods_tenant(installed: SuperCluster, storage: str, tmp_path_factory: pytest.TempPathFactory) -> PodsTenant:
+    """README's tenant step: ``kubectl apply -k overlays/testbed-tenant`` (a ClusterVersion of the built
+    control-plane images, a Tenant with ``backend: pods``), then Ready, and its kubeconfig Secret."""
+    installed.kubectl("apply", "-k", str(TENANT_OVERLAY))
 
     def ready() -> dict[str, Any] | None:
         obj = _json(installed, "tenant", TENANT)
