@@ -165,6 +165,7 @@ async def run(settings: OperatorSettings) -> None:
             bootstrap_timeout=settings.bootstrap_timeout,
             dns=settings.dns,
             placement=settings.placement,
+            default_backend=settings.default_backend,
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)

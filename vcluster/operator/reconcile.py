@@ -36,6 +36,7 @@ import structlog
 
 from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
 from tenant_crd.models import IsolationSpec
+from tenant_crd.schema import DEFAULT_BACKEND
 from vcluster import clock, kubelet_ca, naming, policy
 from vcluster.controlplane import builder, certs, dns, pods
 from vcluster.controlplane import spec as cp
@@ -82,6 +83,12 @@ class Outcome:
     backend: str
 
 
+def resolve_backend(wanted: str | None, current: str | None, default: str) -> str:
+    """The backend a Tenant gets: the one it names; else the one it already has (``status.backend``: an
+    operator restarted with another default never moves a running control plane); else the default."""
+    return wanted or current or default
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -97,7 +104,10 @@ class Reconciler:
     def __init__(
         self, *, api: ApiClient, local: LocalBackend, bootstrap_timeout: float = 90.0,
         dns: TenantDnsSettings | None = None, placement: ControlPlanePlacement | None = None,
+        default_backend: str = DEFAULT_BACKEND,
     ) -> None:
+        #: The backend of a Tenant that names none (``OperatorSettings.default_backend``).
+        self.default_backend = default_backend
         self.api = api
         self.local = local
         self.dns = dns if dns is not None else TenantDnsSettings()
@@ -236,7 +246,12 @@ class Reconciler:
                 raise await self._invalid(
                     body, reason="InvalidClusterVersion", message=f"ClusterVersion {ref!r}: {exc}"
                 ) from None
-        backend = spec.control_plane.backend
+        backend = resolve_backend(spec.control_plane.backend, status.backend, self.default_backend)
+        if backend == "local" and spec.control_plane.replicas != 1:
+            raise await self._invalid(body, reason="InvalidSpec", message=(
+                f"spec.controlPlane.replicas {spec.control_plane.replicas}: the local backend (the operator's "
+                "default here) runs exactly one replica; set spec.controlPlane.backend: pods"))
+        spec = dataclasses.replace(spec, control_plane=dataclasses.replace(spec.control_plane, backend=backend))
         layout = self.local.layout(key) if backend == "local" else pods.layout(key, host=spec.control_plane.expose.host)
         try:
             plane = builder.build(

@@ -101,6 +101,17 @@ class ControlPlanePlacement:
         return cls(node_selector=tuple(selector), tolerations=tuple(tolerations))
 
 
+BACKENDS = ("local", "pods")
+
+
+def _default_backend(env: Mapping[str, str] | None) -> str:
+    in_pod = bool(env_str("KUBERNETES_SERVICE_HOST", "", env=env))
+    value = env_str("VC_OPERATOR_DEFAULT_BACKEND", "pods" if in_pod else "local", env=env)
+    if value not in BACKENDS:
+        raise SettingsError(f"VC_OPERATOR_DEFAULT_BACKEND must be one of {', '.join(BACKENDS)}; got {value!r}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorSettings:
     """What the operator needs besides the Tenant objects themselves."""
@@ -133,6 +144,9 @@ class OperatorSettings:
     local_host: str = "127.0.0.1"
     #: The tenant DNS (``VC_OPERATOR_DNS_*``).
     dns: TenantDnsSettings = field(default_factory=TenantDnsSettings)
+    #: The backend of a Tenant that names none (``VC_OPERATOR_DEFAULT_BACKEND``): ``pods`` when the
+    #: operator runs in a pod (``KUBERNETES_SERVICE_HOST`` set: a real cluster), else ``local``.
+    default_backend: str = "local"
     #: Where the pods backend's control-plane pods go (``VC_OPERATOR_CONTROL_PLANE_*``).
     placement: ControlPlanePlacement = field(default_factory=ControlPlanePlacement)
     #: Failed apiserver probes in a row before a tenant reads ``Ready=False`` (a process found
@@ -159,6 +173,7 @@ class OperatorSettings:
             local_host=env_str("VC_OPERATOR_LOCAL_HOST", "127.0.0.1", env=env),
             dns=TenantDnsSettings.from_env(env=env),
             placement=ControlPlanePlacement.from_env(env=env),
+            default_backend=_default_backend(env),
             health_failure_threshold=env_int("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", 2, minimum=1, env=env),
             health_probe_timeout=env_float("VC_OPERATOR_HEALTH_PROBE_TIMEOUT", 3.0, positive=True, env=env),
         )
