@@ -429,7 +429,9 @@ def build_local_path(settings: BinarySettings, progress: Progress = print) -> Pa
     """Build rancher/local-path-provisioner at ``settings.local_path_version`` into the cache.
 
     The test bed's real nodes get their PersistentVolumes from it (a hostPath folder per claim,
-    made and removed by a helper pod on the claim's node), as kind and k3s clusters do.
+    made and removed by a helper pod on the claim's node), as kind and k3s clusters do.  Its
+    ``main`` package is the module's root, which a wrapper module cannot import
+    (:func:`_build_one`), so ``go install module@version`` builds it with its own go.mod.
     """
     target = local_path_dir(settings)
     if (target / "local-path-provisioner").is_file():
