@@ -169,7 +169,8 @@ class StorageSpec:
 class ControlPlaneSpec:
     version: str | None = None
     cluster_version_ref: str | None = None
-    backend: str = s.DEFAULT_BACKEND
+    #: ``None``: the operator's default (``OperatorSettings.default_backend``), kept once chosen.
+    backend: str | None = None
     replicas: int = s.MIN_REPLICAS
     expose: ExposeSpec = field(default_factory=ExposeSpec)
     apiserver_args: Mapping[str, str] = field(default_factory=dict)
@@ -183,7 +184,7 @@ class ControlPlaneSpec:
         out = cls(
             version=at.opt_str("version", pattern=s.VERSION_PATTERN),
             cluster_version_ref=at.opt_str("clusterVersionRef", pattern=s.NAME_PATTERN),
-            backend=at.str_("backend", default=s.DEFAULT_BACKEND, enum=s.BACKENDS),
+            backend=at.opt_str("backend", enum=s.BACKENDS),
             replicas=at.int_("replicas", default=s.MIN_REPLICAS, minimum=s.MIN_REPLICAS, maximum=s.MAX_REPLICAS),
             expose=ExposeSpec(
                 type=expose.str_("type", default=s.DEFAULT_EXPOSE_TYPE, enum=s.EXPOSE_TYPES),
@@ -195,7 +196,7 @@ class ControlPlaneSpec:
         )
         if out.version and out.cluster_version_ref:
             raise SpecError(f"{at.path}: set at most one of version and clusterVersionRef")
-        if out.backend != "pods" and out.replicas != 1:
+        if out.backend == "local" and out.replicas != 1:
             raise SpecError(f"{at.path}: the local backend runs exactly one replica")
         return out
 

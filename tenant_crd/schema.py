@@ -25,6 +25,7 @@ CLUSTER_VERSION_PLURAL = "clusterversions"
 CLUSTER_VERSION_SHORT = "cv"
 
 BACKENDS: tuple[str, ...] = ("local", "pods")
+#: The operator's default backend outside a pod (in a pod: ``pods``); see ``OperatorSettings.default_backend``.
 DEFAULT_BACKEND = "local"
 EXPOSE_TYPES: tuple[str, ...] = ("ClusterIP", "NodePort", "LoadBalancer")
 DEFAULT_EXPOSE_TYPE = "ClusterIP"
@@ -123,8 +124,9 @@ def _control_plane() -> Schema:
             ),
             "backend": _str(
                 enum=list(BACKENDS),
-                default=DEFAULT_BACKEND,
-                description="local: supervised processes next to the operator; pods: workloads in the root namespace.",
+                description="local: supervised processes next to the operator; pods: workloads in the root "
+                            "namespace. Unset: the operator's default (pods when it runs in a pod, else local), "
+                            "kept once chosen (status.backend).",
             ),
             "replicas": {
                 "type": "integer",
@@ -189,7 +191,7 @@ def _control_plane() -> Schema:
                 "message": "set at most one of controlPlane.version and controlPlane.clusterVersionRef",
             },
             {
-                "rule": "!has(self.replicas) || self.replicas == 1 || (has(self.backend) && self.backend == 'pods')",
+                "rule": "!has(self.replicas) || self.replicas == 1 || !has(self.backend) || self.backend == 'pods'",
                 "message": "the local backend runs exactly one replica",
             },
         ],

@@ -56,7 +56,11 @@ COREDNS_PLUGINS: tuple[str, ...] = (
 )
 
 #: Every binary the cache holds, in build order.
-ALL_COMPONENTS: tuple[str, ...] = ("etcd", *KUBE_COMPONENTS, *NODE_COMPONENTS, "kwok", "coredns", "pause")
+ALL_COMPONENTS: tuple[str, ...] = ("etcd", *KUBE_COMPONENTS, *NODE_COMPONENTS, "kwok", "coredns", "pause",
+                                   "local-path-provisioner")
+
+#: The Go module of the test bed's volume provisioner (a well-kept one: k3s' and kind's default storage).
+LOCAL_PATH_MODULE = "github.com/rancher/local-path-provisioner"
 
 #: kwok's own stage sets we run (nodes Ready with a lease; pods Running); kept beside the binary.
 KWOK_STAGE_SETS: tuple[str, ...] = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
@@ -95,6 +99,11 @@ def coredns_dir(settings: BinarySettings) -> Path:
     return settings.cache_dir / f"coredns-{settings.coredns_version}"
 
 
+def local_path_dir(settings: BinarySettings) -> Path:
+    """The cache folder of the local-path-provisioner binary of one version."""
+    return settings.cache_dir / f"local-path-provisioner-{settings.local_path_version}"
+
+
 def pause_dir(settings: BinarySettings) -> Path:
     """The cache folder of the pause binary (Kubernetes' own pause.c of one Kubernetes version)."""
     return settings.cache_dir / f"pause-{settings.kube_version}"
@@ -112,6 +121,8 @@ def binary_path(name: str, settings: BinarySettings) -> Path:
         return coredns_dir(settings) / "coredns"
     if name == "pause":
         return pause_dir(settings) / "pause"
+    if name == "local-path-provisioner":
+        return local_path_dir(settings) / name
     raise BuildError(f"unknown component {name!r}")
 
 
@@ -414,6 +425,38 @@ def build_kwok(settings: BinarySettings, progress: Progress = print) -> Path:
     return target
 
 
+def build_local_path(settings: BinarySettings, progress: Progress = print) -> Path:
+    """Build rancher/local-path-provisioner at ``settings.local_path_version`` into the cache.
+
+    The test bed's real nodes get their PersistentVolumes from it (a hostPath folder per claim,
+    made and removed by a helper pod on the claim's node), as kind and k3s clusters do.  Its
+    ``main`` package is the module's root, which a wrapper module cannot import
+    (:func:`_build_one`), so ``go install module@version`` builds it with its own go.mod.
+    """
+    target = local_path_dir(settings)
+    if (target / "local-path-provisioner").is_file():
+        return target
+    go = _go(settings)
+    env = _go_env(settings)
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    version = settings.local_path_version
+    log = settings.cache_dir / f"build-local-path-provisioner-{version}.log"
+    log.write_text("")
+    tmp = Path(tempfile.mkdtemp(prefix="local-path-build-", dir=settings.cache_dir))
+    env["GOBIN"] = str(tmp)
+    progress(f"building local-path-provisioner {version}")
+    ldflags = f"-s -w -X main.VERSION={version}"
+    try:
+        _run([go, "install", "-trimpath", "-ldflags", ldflags, f"{LOCAL_PATH_MODULE}@{version}"],
+             cwd=tmp, env=env, log=log, what="local-path-provisioner")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 @contextlib.contextmanager
 def _build_lock(settings: BinarySettings) -> Iterator[None]:
     """One build at a time per cache folder, across processes (tests, CLI, CI)."""
@@ -443,6 +486,7 @@ def ensure(settings: BinarySettings | None = None, progress: Progress = print) -
         build_kwok(settings, progress)
         build_coredns(settings, progress)
         build_pause(settings, progress)
+        build_local_path(settings, progress)
     return settings
 
 
@@ -460,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}\t{binary_path(name, settings)}")
         else:
             print(f"etcd\t{settings.etcd_version}\nkubernetes\t{settings.kube_version}\nkwok\t{settings.kwok_version}"
-                  f"\ncoredns\t{settings.coredns_version}")
+                  f"\ncoredns\t{settings.coredns_version}\nlocal-path-provisioner\t{settings.local_path_version}")
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -32,6 +32,14 @@ DEBIAN_PYTHON = Path("/usr/bin/python3.11")
 DEBIAN_STDLIB = Path("/usr/lib/python3.11")
 #: Control-plane components of the ``pods`` backend, each its own image.
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "coredns")
+#: What the test bed's real nodes need besides: the volume provisioner behind its default StorageClass.
+TESTBED = ("local-path-provisioner",)
+
+
+def component_version(component: str, settings: BinarySettings) -> str:
+    """The tag of a component's image: the version its binary was built at."""
+    return {"etcd": settings.etcd_version, "coredns": settings.coredns_version,
+            "local-path-provisioner": settings.local_path_version}.get(component, settings.kube_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +63,11 @@ def build(*, out: Path, settings: BinarySettings, version: str | None = None) ->
     site = images.project_site(out / "site", source=REPO, pip=[sys.executable, "-m", "pip"])
     runtime = images.python_runtime(DEBIAN_PYTHON, DEBIAN_STDLIB, extensions=site)
     specs = [images.project_image(version=version, runtime=runtime, site=site)]
-    for component in CONTROL_PLANE:
+    for component in (*CONTROL_PLANE, *TESTBED):
         path = binaries.binary_path(component, settings)
         if not path.is_file():
             raise images.ImageError(f"{component} not built at {path}: run `python -m vcluster.binaries build`")
-        tag = settings.etcd_version if component == "etcd" else (
-            settings.coredns_version if component == "coredns" else settings.kube_version)
-        specs.append(images.component_image(component, path, version=tag))
+        specs.append(images.component_image(component, path, version=component_version(component, settings)))
     built = [images.build(spec) for spec in specs]
     archive = images.write_archive(built, out / "virtualcluster-images.tar")
     return Built(archive=archive, names=tuple(b.name for b in built))

@@ -16,7 +16,7 @@ import contextlib
 import structlog
 
 from vcluster import naming, pki
-from vcluster.kube import AlreadyExists, ApiClient
+from vcluster.kube import AlreadyExists, ApiClient, NotFound
 from vcluster.kube import resources as r
 
 log = structlog.get_logger(__name__)
@@ -44,10 +44,6 @@ async def ensure_ca_secret(super_client: ApiClient) -> pki.CertKeyPair:
     existing = await super_client.get_or_none(r.SECRETS, name, namespace=namespace)
     if existing is not None:
         return _decode(existing)
-    if await super_client.get_or_none(r.NAMESPACES, namespace) is None:
-        with contextlib.suppress(AlreadyExists):
-            await super_client.create(r.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
-                                                      "metadata": {"name": namespace}})
     ca = pki.generate_ca(common_name=CA_COMMON_NAME)
     body = {
         "apiVersion": "v1",
@@ -58,7 +54,15 @@ async def ensure_ca_secret(super_client: ApiClient) -> pki.CertKeyPair:
         "data": {"tls.crt": base64.b64encode(ca.cert_pem).decode(), "tls.key": base64.b64encode(ca.key_pem).decode()},
     }
     try:
-        await super_client.create(r.SECRETS, body, namespace=namespace)
+        try:
+            await super_client.create(r.SECRETS, body, namespace=namespace)
+        except NotFound:
+            # no vc-system yet (the operator or a local proxy first on a fresh cluster). The namespace is
+            # only touched then: the proxy in a pod runs in vc-system and may not read namespaces at all.
+            with contextlib.suppress(AlreadyExists):
+                await super_client.create(r.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                                          "metadata": {"name": namespace}})
+            await super_client.create(r.SECRETS, body, namespace=namespace)
     except AlreadyExists:
         log.info("kubelet_proxy.ca.lost_race")
         return _decode(await super_client.get(r.SECRETS, name, namespace=namespace))

@@ -23,6 +23,8 @@ DEFAULT_KWOK_VERSION = "v0.8.0"
 DEFAULT_ETCD_VERSION = "v3.6.16"
 #: CoreDNS (the super cluster's DNS and the tenants' DNS), built from github.com/coredns/coredns.
 DEFAULT_COREDNS_VERSION = "v1.14.7"
+#: rancher/local-path-provisioner: the test bed's volume provisioner (a default StorageClass on real nodes).
+DEFAULT_LOCAL_PATH_VERSION = "v0.0.30"
 
 
 _D = TypeVar("_D", int, float, None)
@@ -197,6 +199,8 @@ class BinarySettings:
     etcd_path: Path | None = None
     #: CoreDNS version built from its Go module (plugins: :data:`vcluster.binaries.COREDNS_PLUGINS`).
     coredns_version: str = DEFAULT_COREDNS_VERSION
+    #: rancher/local-path-provisioner version built from its Go module (the test bed's storage).
+    local_path_version: str = DEFAULT_LOCAL_PATH_VERSION
 
     @classmethod
     def from_env(cls, *, env: Env | None = None) -> BinarySettings:
@@ -207,6 +211,7 @@ class BinarySettings:
             cache_dir=env_path("VC_CACHE_DIR", _cache_home(env) / "virtualcluster" / "bin", env=env),
             etcd_path=env_path("VC_ETCD", None, env=env),
             coredns_version=env_str("VC_COREDNS_VERSION", DEFAULT_COREDNS_VERSION, env=env),
+            local_path_version=env_str("VC_LOCAL_PATH_VERSION", DEFAULT_LOCAL_PATH_VERSION, env=env),
         )
 
 

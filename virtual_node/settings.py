@@ -82,6 +82,10 @@ class ProxySettings:
     kubelet_client_cert_file: Path | None = None
     kubelet_client_key_file: Path | None = None
     kubelet_ca_file: Path | None = None
+    #: A file holding a bearer token for the real kubelets (``VC_KUBELET_TOKEN_FILE``), read again
+    #: whenever it changes: in a pod, the service account's own token, which kubelets accept through
+    #: webhook authentication (the account needs ``nodes/proxy``).  Instead of, or with, a client certificate.
+    kubelet_token_file: Path | None = None
     #: Node address types to try, in order (kube-apiserver's --kubelet-preferred-address-types).
     kubelet_address_types: tuple[str, ...] = ("InternalIP", "Hostname", "InternalDNS", "ExternalIP", "ExternalDNS")
     #: Port of the plain-HTTP metrics and health endpoint (0: a free port; -1: off).
@@ -113,6 +117,7 @@ class ProxySettings:
             kubelet_client_cert_file=_path("VC_KUBELET_CLIENT_CERT_FILE"),
             kubelet_client_key_file=_path("VC_KUBELET_CLIENT_KEY_FILE"),
             kubelet_ca_file=_path("VC_KUBELET_CA_FILE"),
+            kubelet_token_file=_path("VC_KUBELET_TOKEN_FILE"),
             kubelet_address_types=types or d.kubelet_address_types,
             metrics_port=env_int("VC_PROXY_METRICS_PORT", d.metrics_port, minimum=-1, maximum=65535),
             lookup_cache_seconds=env_float("VC_PROXY_LOOKUP_CACHE_SECONDS", d.lookup_cache_seconds, positive=True),

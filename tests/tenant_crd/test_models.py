@@ -12,7 +12,7 @@ from tenant_crd.models import Condition, parse_quantity
 
 def test_empty_spec_gets_safe_defaults() -> None:
     spec = TenantSpec.from_dict({})
-    assert spec.control_plane.backend == "local"
+    assert spec.control_plane.backend is None  # the operator's default (OperatorSettings.default_backend)
     assert spec.control_plane.replicas == 1
     assert spec.isolation.pod_security == "baseline"
     assert spec.isolation.network_policy is True
@@ -54,7 +54,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("backend-enum", {"controlPlane": {"backend": "vm"}}, "spec.controlPlane.backend"),
     ("version-pattern", {"controlPlane": {"version": "1.36"}}, "spec.controlPlane.version"),
     ("both-version-and-ref", {"controlPlane": {"version": "v1.36.3", "clusterVersionRef": "x"}}, "at most one"),
-    ("local-replicas", {"controlPlane": {"replicas": 3}}, "exactly one replica"),
+    ("local-replicas", {"controlPlane": {"backend": "local", "replicas": 3}}, "exactly one replica"),
     ("replicas-range", {"controlPlane": {"backend": "pods", "replicas": 9}}, "between 1 and 5"),
     ("replicas-type", {"controlPlane": {"replicas": "2"}}, "must be an integer"),
     ("pod-security", {"isolation": {"podSecurity": "none"}}, "spec.isolation.podSecurity"),

@@ -57,7 +57,7 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("replicas-string", {"controlPlane": {"backend": "pods", "replicas": "3"}}, "spec.controlPlane.replicas"),
     ("replicas-zero", {"controlPlane": {"backend": "pods", "replicas": 0}}, "spec.controlPlane.replicas"),
     ("replicas-above-max", {"controlPlane": {"backend": "pods", "replicas": 6}}, "spec.controlPlane.replicas"),
-    ("local-backend-two-replicas", {"controlPlane": {"replicas": 2}}, "spec.controlPlane"),
+    ("local-backend-two-replicas", {"controlPlane": {"backend": "local", "replicas": 2}}, "spec.controlPlane"),
     ("version-and-ref", {"controlPlane": {"version": "v1.36.0", "clusterVersionRef": "cv"}}, "spec.controlPlane"),
     ("bad-version", {"controlPlane": {"version": "1.36.0"}}, "spec.controlPlane.version"),
     ("unknown-backend", {"controlPlane": {"backend": "vm"}}, "spec.controlPlane.backend"),
@@ -173,7 +173,7 @@ def test_an_empty_spec_reads_the_schema_defaults() -> None:
     for spec in empty:
         t = TenantSpec.from_dict(spec)
         assert (t.control_plane.backend, t.control_plane.replicas, t.control_plane.expose.type) == (
-            "local", 1, "ClusterIP")
+            None, 1, "ClusterIP")  # backend None: the operator's default
         assert (t.isolation.pod_security, t.isolation.network_policy) == ("baseline", True)
         assert t.isolation.resource_quota is None
         assert t.isolation.limit_range is None

@@ -44,7 +44,7 @@ def test_missing_lists_what_is_not_built(tmp_path: Path) -> None:
     settings = BinarySettings(cache_dir=tmp_path)
     assert set(binaries.missing(settings)) == {
         "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kwok",
-        "coredns", "pause",
+        "coredns", "pause", "local-path-provisioner",
     }
     assert "etcd" not in binaries.missing(BinarySettings(cache_dir=tmp_path, etcd_path=Path("/bin/true")))
     kwok = binaries.binary_path("kwok", settings)
@@ -76,3 +76,13 @@ def test_node_components_live_with_the_kubernetes_binaries_and_coredns_apart(tmp
 def test_unknown_component_is_refused() -> None:
     with pytest.raises(binaries.BuildError, match="unknown component"):
         binaries.binary_path("kubelet-ish", BinarySettings())
+
+
+def test_local_path_provisioner_is_cached_by_version(tmp_path: Path) -> None:
+    settings = BinarySettings(cache_dir=tmp_path, local_path_version="v0.0.30")
+    path = binaries.binary_path("local-path-provisioner", settings)
+    assert path == tmp_path / "local-path-provisioner-v0.0.30" / "local-path-provisioner"
+    path.parent.mkdir()
+    path.write_text("built")
+    # a cached binary is not rebuilt (no Go toolchain needed)
+    assert binaries.build_local_path(settings, progress=lambda _: None) == path.parent

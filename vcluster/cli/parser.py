@@ -118,7 +118,8 @@ def build_parser() -> Parser:
     create.add_argument("--version", dest="kube_version", metavar="VERSION",
                         help="Kubernetes version of the control plane (e.g. v1.36.3)")
     create.add_argument("--cluster-version", metavar="NAME", help="a ClusterVersion to use as the template")
-    create.add_argument("--backend", choices=BACKENDS, help="where the control plane runs (default: local)")
+    create.add_argument("--backend", choices=BACKENDS,
+                        help="where the control plane runs (default: the operator's; pods when it runs in a pod)")
     create.add_argument("--owner", action="append", default=[], metavar="USER",
                         help="user made cluster-admin of the tenant (repeatable)")
     create.add_argument("--owner-group", action="append", default=[], metavar="GROUP",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec
+from tenant_crd.schema import DEFAULT_BACKEND
 from vcluster import naming
 from vcluster.controlplane import spec as cp
 from vcluster.settings import DEFAULT_KUBE_VERSION
@@ -189,7 +190,7 @@ def build(
         tenant_name=tenant_name,
         cluster_key=cluster_key,
         version=version,
-        backend=cpl.backend,
+        backend=cpl.backend or DEFAULT_BACKEND,  # the operator resolves it first (reconcile.resolve_backend)
         replicas=cpl.replicas,
         expose_type=cpl.expose.type,
         etcd_prefix=etcd_prefix,

@@ -278,9 +278,12 @@ def endpoint_slice(key: str, tenant_name: str, *, address: str, port: int) -> di
     }
 
 
-def pod_objects(key: str, tenant_name: str, *, image: str, corefile_text: str) -> list[dict[str, Any]]:
+def pod_objects(
+    key: str, tenant_name: str, *, image: str, corefile_text: str, placement: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """The pods backend's tenant DNS: a ConfigMap with the Corefile and a two-replica Deployment
-    running as the tenant DNS' ServiceAccount (in-cluster credentials, rotated by the kubelet)."""
+    running as the tenant DNS' ServiceAccount (in-cluster credentials, rotated by the kubelet), placed
+    like the control plane (``placement``: the operator's ``nodeSelector``/``tolerations``)."""
     ns = naming.root_namespace(key)
     labels = _labels(key, tenant_name)
     selector = {naming.LABEL_CLUSTER_KEY: key, "app.kubernetes.io/name": naming.TENANT_DNS_APP}
@@ -313,6 +316,7 @@ def pod_objects(key: str, tenant_name: str, *, image: str, corefile_text: str) -
                     "automountServiceAccountToken": True,
                     "containers": [container],
                     "volumes": [{"name": "config", "configMap": {"name": naming.TENANT_DNS_SERVICE}}],
+                    **(placement or {}),
                 },
             },
         },

@@ -44,6 +44,13 @@ FIELD_MANAGER = "vc-operator"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 #: The etcd data volume: the claim template's name (claims are ``data-etcd-<ordinal>``).
 DATA_VOLUME = "data"
+#: The user the control-plane images run as (``vcluster.images.component_image``: 65534, nobody). The pod
+#: runs as it with that group as ``fsGroup``, so the PKI and kubeconfig Secrets (mode 0440) and etcd's
+#: data volume are readable by it and by nobody else in the pod.
+COMPONENT_UID = 65534
+SECRET_MODE = 0o440
+#: The pod's own IP, which kube-apiserver advertises (pods have no default route to derive one from).
+POD_IP_ENV = "POD_IP"
 #: Claims are removed with the StatefulSet; a scale-down (never done: etcd runs one replica) keeps them.
 PVC_RETENTION = {"whenDeleted": "Delete", "whenScaled": "Retain"}
 
@@ -86,26 +93,37 @@ def _selector(spec: cp.ControlPlaneSpec, component: str) -> dict[str, str]:
 def _pod_template(
     spec: cp.ControlPlaneSpec, comp: cp.Component, *, volumes: list[dict[str, Any]],
     mounts: list[dict[str, Any]], ports: list[dict[str, Any]], probe: dict[str, Any] | None,
+    placement: Mapping[str, Any],
 ) -> dict[str, Any]:
+    command = [comp.name, *comp.args]
     container: dict[str, Any] = {
         "name": comp.name,
         "image": comp.image,
-        "command": [comp.name, *comp.args],
+        "command": command,
         "ports": ports,
         "volumeMounts": mounts,
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
+    if comp.name == cp.APISERVER_COMPONENT and not any(a.startswith("--advertise-address") for a in comp.args):
+        # kube-apiserver derives the address it advertises (the tenant's `kubernetes` Endpoints) from the
+        # default route, which a pod may not have (the test bed's pods have none): give it the pod's IP.
+        container["env"] = [{"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+        command.append(f"--advertise-address=$({POD_IP_ENV})")
     if probe is not None:
         container["readinessProbe"] = probe
+    security = {"runAsNonRoot": True, "runAsUser": COMPONENT_UID, "runAsGroup": COMPONENT_UID,
+                "fsGroup": COMPONENT_UID, "seccompProfile": {"type": "RuntimeDefault"}}
     return {
         "metadata": {"labels": _labels(spec, comp.name)},
-        "spec": {"automountServiceAccountToken": False, "containers": [container], "volumes": volumes},
+        "spec": {"automountServiceAccountToken": False, "securityContext": security, "containers": [container],
+                 "volumes": volumes, **placement},
     }
 
 
 def _pki_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     return (
-        {"name": "pki", "secret": {"secretName": cp.PKI_SECRET, "defaultMode": 0o400}},
+        {"name": "pki", "secret": {"secretName": cp.PKI_SECRET, "defaultMode": SECRET_MODE}},
         {"name": "pki", "mountPath": PKI_MOUNT, "readOnly": True},
     )
 
@@ -168,8 +186,12 @@ def storage_change(wanted: cp.EtcdStorage | None, current: cp.EtcdStorage | None
     )
 
 
-def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> list[dict[str, Any]]:
-    """Every object of the control plane (besides the PKI Secret), in apply order."""
+def render(
+    spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str, placement: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every object of the control plane (besides the PKI Secret), in apply order; ``placement`` (the
+    operator's ``nodeSelector``/``tolerations``) goes into every pod template."""
+    placement = dict(placement or {})
     pki_vol, pki_mount = _pki_volume()
 
     def meta(name: str, component: str) -> dict[str, Any]:
@@ -186,7 +208,7 @@ def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> 
             volumes=[pki_vol] if storage is not None else [pki_vol, {"name": DATA_VOLUME, "emptyDir": {}}],
             mounts=[pki_mount, {"name": DATA_VOLUME, "mountPath": ETCD_DATA}],
             ports=[{"name": "client", "containerPort": ETCD_PORT}],
-            probe={"tcpSocket": {"port": ETCD_PORT}, "periodSeconds": 5},
+            probe={"tcpSocket": {"port": ETCD_PORT}, "periodSeconds": 5}, placement=placement,
         ),
         "persistentVolumeClaimRetentionPolicy": dict(PVC_RETENTION),
     }
@@ -221,6 +243,7 @@ def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> 
                 ports=[{"name": "https", "containerPort": APISERVER_PORT}],
                 probe={"httpGet": {"path": "/readyz", "port": APISERVER_PORT, "scheme": "HTTPS"},
                        "periodSeconds": 5},
+                placement=placement,
             ),
         },
     }
@@ -251,9 +274,9 @@ def render(spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str) -> 
             "template": _pod_template(
                 spec, spec.controller_manager,
                 volumes=[pki_vol, {"name": "kubeconfig", "secret": {"secretName": cp.CM_KUBECONFIG_SECRET,
-                                                                    "defaultMode": 0o400}}],
+                                                                    "defaultMode": SECRET_MODE}}],
                 mounts=[pki_mount, {"name": "kubeconfig", "mountPath": KUBECONFIG_MOUNT, "readOnly": True}],
-                ports=[], probe=None,
+                ports=[], probe=None, placement=placement,
             ),
         },
     }

@@ -164,6 +164,8 @@ async def run(settings: OperatorSettings) -> None:
                                start_timeout=settings.start_timeout, host=settings.local_host),
             bootstrap_timeout=settings.bootstrap_timeout,
             dns=settings.dns,
+            placement=settings.placement,
+            default_backend=settings.default_backend,
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)

@@ -36,6 +36,7 @@ import structlog
 
 from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
 from tenant_crd.models import IsolationSpec
+from tenant_crd.schema import DEFAULT_BACKEND
 from vcluster import clock, kubelet_ca, naming, policy
 from vcluster.controlplane import builder, certs, dns, pods
 from vcluster.controlplane import spec as cp
@@ -43,7 +44,7 @@ from vcluster.controlplane.local import BackendError, LocalBackend, VersionUnava
 from vcluster.errors import VClusterError
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, ClientConfig, Conflict, NotFound
 from vcluster.kube import resources as r
-from vcluster.operator.settings import TenantDnsSettings
+from vcluster.operator.settings import ControlPlanePlacement, TenantDnsSettings
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +83,12 @@ class Outcome:
     backend: str
 
 
+def resolve_backend(wanted: str | None, current: str | None, default: str) -> str:
+    """The backend a Tenant gets: the one it names; else the one it already has (``status.backend``: an
+    operator restarted with another default never moves a running control plane); else the default."""
+    return wanted or current or default
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -96,11 +103,15 @@ class Reconciler:
 
     def __init__(
         self, *, api: ApiClient, local: LocalBackend, bootstrap_timeout: float = 90.0,
-        dns: TenantDnsSettings | None = None,
+        dns: TenantDnsSettings | None = None, placement: ControlPlanePlacement | None = None,
+        default_backend: str = DEFAULT_BACKEND,
     ) -> None:
+        #: The backend of a Tenant that names none (``OperatorSettings.default_backend``).
+        self.default_backend = default_backend
         self.api = api
         self.local = local
         self.dns = dns if dns is not None else TenantDnsSettings()
+        self.placement = placement if placement is not None else ControlPlanePlacement()
         self.pods = pods.PodsBackend()
         self.bootstrap_timeout = bootstrap_timeout
         self._locks: dict[str, asyncio.Lock] = {}
@@ -235,7 +246,12 @@ class Reconciler:
                 raise await self._invalid(
                     body, reason="InvalidClusterVersion", message=f"ClusterVersion {ref!r}: {exc}"
                 ) from None
-        backend = spec.control_plane.backend
+        backend = resolve_backend(spec.control_plane.backend, status.backend, self.default_backend)
+        if backend == "local" and spec.control_plane.replicas != 1:
+            raise await self._invalid(body, reason="InvalidSpec", message=(
+                f"spec.controlPlane.replicas {spec.control_plane.replicas}: the local backend (the operator's "
+                "default here) runs exactly one replica; set spec.controlPlane.backend: pods"))
+        spec = dataclasses.replace(spec, control_plane=dataclasses.replace(spec.control_plane, backend=backend))
         layout = self.local.layout(key) if backend == "local" else pods.layout(key, host=spec.control_plane.expose.host)
         try:
             plane = builder.build(
@@ -271,7 +287,8 @@ class Reconciler:
             if backend == "local":
                 await asyncio.to_thread(self.local.apply, plane, pki_files=files, cm_kubeconfig=cm_kubeconfig)
             else:
-                await self.pods.apply(self.api, pods.render(plane, namespace=key, cm_kubeconfig=cm_kubeconfig))
+                await self.pods.apply(self.api, pods.render(plane, namespace=key, cm_kubeconfig=cm_kubeconfig,
+                                                            placement=self.placement.pod_spec()))
                 waiting = await self.pods.progress(self.api, plane, namespace=key)
                 if waiting:
                     message = f"waiting for {', '.join(waiting)} in namespace {key}"
@@ -463,7 +480,8 @@ class Reconciler:
                 apiserver_ip=None, upstream=await self._dns_upstream(),
                 long_namespaces=await self._long_namespaces(key), domain=domain, super_domain=self.dns.super_domain,
             )
-            for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile):
+            for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile,
+                                       placement=self.placement.pod_spec()):
                 await self._apply(r.BY_KIND[obj["kind"]], obj)
             await self._apply(r.SERVICES, dns.service(key, name, target_port=dns.POD_PORT, selector=True))
             status = {}

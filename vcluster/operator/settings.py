@@ -9,8 +9,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from vcluster.settings import LeaseTiming, LogSettings, env_bool, env_float, env_int, env_list, env_path, env_str
+from vcluster.settings import (
+    LeaseTiming,
+    LogSettings,
+    SettingsError,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+)
+
+#: Taint effects a toleration may name (empty: every effect).
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,67 @@ class TenantDnsSettings:
             image=env_str("VC_OPERATOR_DNS_IMAGE", "registry.k8s.io/coredns/coredns:v1.12.1", env=env),
             super_domain=env_str("VC_OPERATOR_DNS_SUPER_DOMAIN", "cluster.local", env=env),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlanePlacement:
+    """Where the ``pods`` backend runs tenant control planes and tenant DNS (``VC_OPERATOR_CONTROL_PLANE_*``).
+
+    The admin's choice (a node pool kept for control planes, tainted nodes), never the tenant's:
+    a Tenant places its own workloads with ``spec.isolation``, not the pods that enforce it.
+    """
+
+    #: ``VC_OPERATOR_CONTROL_PLANE_NODE_SELECTOR``: ``key=value`` pairs, comma-separated.
+    node_selector: tuple[tuple[str, str], ...] = ()
+    #: ``VC_OPERATOR_CONTROL_PLANE_TOLERATIONS``: ``key[=value][:Effect]``, comma-separated; without a
+    #: value the toleration matches any (``Exists``), without an effect every effect.
+    tolerations: tuple[tuple[str, str, str], ...] = ()
+
+    def pod_spec(self) -> dict[str, Any]:
+        """The pod-spec fields (``nodeSelector``, ``tolerations``) to merge into every control-plane pod."""
+        out: dict[str, Any] = {}
+        if self.node_selector:
+            out["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            tolerations = []
+            for key, value, effect in self.tolerations:
+                tol = {"key": key, "operator": "Equal", "value": value} if value else {"key": key, "operator": "Exists"}
+                if effect:
+                    tol["effect"] = effect
+                tolerations.append(tol)
+            out["tolerations"] = tolerations
+        return out
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ControlPlanePlacement:
+        selector: list[tuple[str, str]] = []
+        for item in env_list("VC_OPERATOR_CONTROL_PLANE_NODE_SELECTOR", env=env):
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise SettingsError(f"VC_OPERATOR_CONTROL_PLANE_NODE_SELECTOR: {item!r} is not key=value")
+            selector.append((key, value))
+        tolerations: list[tuple[str, str, str]] = []
+        for item in env_list("VC_OPERATOR_CONTROL_PLANE_TOLERATIONS", env=env):
+            rest, _, effect = item.partition(":")
+            key, _, value = rest.partition("=")
+            if not key:
+                raise SettingsError(f"VC_OPERATOR_CONTROL_PLANE_TOLERATIONS: {item!r} has no key")
+            if effect and effect not in TAINT_EFFECTS:
+                raise SettingsError(f"VC_OPERATOR_CONTROL_PLANE_TOLERATIONS: {item!r}: effect must be one of "
+                                    f"{', '.join(TAINT_EFFECTS)}")
+            tolerations.append((key, value, effect))
+        return cls(node_selector=tuple(selector), tolerations=tuple(tolerations))
+
+
+BACKENDS = ("local", "pods")
+
+
+def _default_backend(env: Mapping[str, str] | None) -> str:
+    in_pod = bool(env_str("KUBERNETES_SERVICE_HOST", "", env=env))
+    value = env_str("VC_OPERATOR_DEFAULT_BACKEND", "pods" if in_pod else "local", env=env)
+    if value not in BACKENDS:
+        raise SettingsError(f"VC_OPERATOR_DEFAULT_BACKEND must be one of {', '.join(BACKENDS)}; got {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +148,11 @@ class OperatorSettings:
     local_host: str = "127.0.0.1"
     #: The tenant DNS (``VC_OPERATOR_DNS_*``).
     dns: TenantDnsSettings = field(default_factory=TenantDnsSettings)
+    #: The backend of a Tenant that names none (``VC_OPERATOR_DEFAULT_BACKEND``): ``pods`` when the
+    #: operator runs in a pod (``KUBERNETES_SERVICE_HOST`` set: a real cluster), else ``local``.
+    default_backend: str = "local"
+    #: Where the pods backend's control-plane pods go (``VC_OPERATOR_CONTROL_PLANE_*``).
+    placement: ControlPlanePlacement = field(default_factory=ControlPlanePlacement)
     #: Failed apiserver probes in a row before a tenant reads ``Ready=False`` (a process found
     #: gone counts at once): one slow answer under load must not make the syncer drop a tenant.
     health_failure_threshold: int = 2
@@ -96,6 +176,8 @@ class OperatorSettings:
             logs=LogSettings.from_env(env=env),
             local_host=env_str("VC_OPERATOR_LOCAL_HOST", "127.0.0.1", env=env),
             dns=TenantDnsSettings.from_env(env=env),
+            placement=ControlPlanePlacement.from_env(env=env),
+            default_backend=_default_backend(env),
             health_failure_threshold=env_int("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", 2, minimum=1, env=env),
             health_probe_timeout=env_float("VC_OPERATOR_HEALTH_PROBE_TIMEOUT", 3.0, positive=True, env=env),
         )

@@ -30,6 +30,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -59,6 +60,32 @@ _MAX_HEAD = 64 * 1024
 _HIGH_WATER = 1 << 20
 
 
+class BearerToken:
+    """A bearer token read from a file, read again whenever the file changes.
+
+    In a pod this is the service account's projected token: the kubelet rewrites the file
+    before the token expires, so the token the proxy sends is always the current one.  A real
+    kubelet accepts it through its webhook authentication (a TokenReview) and authorizes the
+    service account for ``nodes/proxy``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._token = ""
+
+    def value(self) -> str:
+        """The current token (an empty file or one that cannot be read raises :class:`OSError`)."""
+        st = self.path.stat()
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp != self._stamp:
+            token = self.path.read_text().strip()
+            if not token:
+                raise OSError(f"the kubelet token file {self.path} is empty")
+            self._token, self._stamp = token, stamp
+        return self._token
+
+
 @dataclass(frozen=True, slots=True)
 class KubeletTLS:
     """How the proxy talks to the real kubelets."""
@@ -66,6 +93,11 @@ class KubeletTLS:
     scheme: str = "https"
     #: ``None``: no TLS (http), else the client context (CA, client certificate).
     context: ssl.SSLContext | None = None
+    #: Sent as ``Authorization: Bearer`` to every kubelet (``None``: none, e.g. a client certificate).
+    token: BearerToken | None = None
+
+    def authorization(self) -> str | None:
+        return f"Bearer {self.token.value()}" if self.token is not None else None
 
 
 class Remotes:
@@ -108,8 +140,9 @@ STREAMS = web.AppKey("streams", OpenStreams)
 
 def kubelet_tls(settings: ProxySettings) -> KubeletTLS:
     """The client TLS context for real kubelets, from the settings' files."""
+    token = BearerToken(settings.kubelet_token_file) if settings.kubelet_token_file is not None else None
     if settings.kubelet_scheme == "http":
-        return KubeletTLS(scheme="http", context=None)
+        return KubeletTLS(scheme="http", context=None, token=token)
     if settings.kubelet_ca_file:
         ctx = ssl.create_default_context(cafile=str(settings.kubelet_ca_file))
     else:
@@ -118,7 +151,7 @@ def kubelet_tls(settings: ProxySettings) -> KubeletTLS:
         ctx.verify_mode = ssl.CERT_NONE
     if settings.kubelet_client_cert_file and settings.kubelet_client_key_file:
         ctx.load_cert_chain(str(settings.kubelet_client_cert_file), str(settings.kubelet_client_key_file))
-    return KubeletTLS(scheme="https", context=ctx)
+    return KubeletTLS(scheme="https", context=ctx, token=token)
 
 
 def peer_identity(request: web.Request) -> tuple[str, list[str]]:
@@ -209,10 +242,17 @@ async def handle(request: web.Request) -> web.StreamResponse:
     bound = bound.bind(namespace=parsed.namespace, pod=parsed.pod, node=target.node)
     upgrade = "upgrade" in request.headers.get("Connection", "").lower() and bool(request.headers.get("Upgrade"))
     try:
+        authorization = app[KUBELET_TLS].authorization()
+    except OSError as exc:  # the proxy's own credential, not the kubelet, is the problem
+        bound.error("kubelet_proxy.token_unreadable", error=str(exc))
+        metrics.requests.labels(key, action, "503").inc()
+        return _error(503, "the kubelet proxy cannot read its kubelet credentials")
+    try:
         if upgrade:
-            response = await _forward_upgrade(request, target, tenant=key, action=action, log_=bound)
+            response = await _forward_upgrade(request, target, tenant=key, action=action, log_=bound,
+                                              authorization=authorization)
         else:
-            response = await _forward_plain(request, target, log_=bound)
+            response = await _forward_plain(request, target, log_=bound, authorization=authorization)
     except (OSError, aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as exc:
         app[REMOTES](f"kubelet/{target.node}").failed(exc.__class__.__name__ + (f": {exc}" if str(exc) else ""))
         bound.debug("kubelet_proxy.upstream_failed", error=str(exc) or type(exc).__name__)
@@ -223,11 +263,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _forward_headers(request: web.Request) -> CIMultiDict[str]:
+def _forward_headers(request: web.Request, authorization: str | None = None) -> CIMultiDict[str]:
+    """The client's headers minus hop-by-hop ones and its credentials; the proxy's own, if any."""
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
         if name.lower() not in _HOP_BY_HOP:
             headers.add(name, value)
+    if authorization is not None:
+        headers["Authorization"] = authorization
     return headers
 
 
@@ -246,11 +289,14 @@ def _hostport(target: Target) -> str:
     return f"{host}:{target.port}"
 
 
-async def _forward_plain(request: web.Request, target: Target, *, log_: Any) -> web.StreamResponse:
+async def _forward_plain(
+    request: web.Request, target: Target, *, log_: Any, authorization: str | None
+) -> web.StreamResponse:
     app = request.app
     body = request.content if request.can_read_body else None
+    tls = app[KUBELET_TLS]
     async with app[UPSTREAM].request(
-        request.method, _url(request, app[KUBELET_TLS], target), headers=_forward_headers(request), data=body,
+        request.method, _url(request, tls, target), headers=_forward_headers(request, authorization), data=body,
         allow_redirects=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
     ) as upstream:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
@@ -303,12 +349,14 @@ class _RawSink:
         self._writer.close()
 
 
-def _request_head(request: web.Request, target: Target) -> bytes:
+def _request_head(request: web.Request, target: Target, authorization: str | None = None) -> bytes:
     lines = [f"{request.method} {target.path}{_query(request)} HTTP/1.1", f"Host: {_hostport(target)}"]
     for name, value in request.headers.items():
         lname = name.lower()
         if lname in ("connection", "upgrade") or lname not in _HOP_BY_HOP:
             lines.append(f"{name}: {value}")
+    if authorization is not None:
+        lines.append(f"Authorization: {authorization}")
     lines.append("Content-Length: 0")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -346,7 +394,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: CIMultiDict[str]) ->
 
 
 async def _forward_upgrade(
-    request: web.Request, target: Target, *, tenant: str, action: str, log_: Any
+    request: web.Request, target: Target, *, tenant: str, action: str, log_: Any, authorization: str | None
 ) -> web.StreamResponse:
     app = request.app
     tls = app[KUBELET_TLS]
@@ -358,7 +406,7 @@ async def _forward_upgrade(
         timeout=10,
     )
     try:
-        writer.write(_request_head(request, target))
+        writer.write(_request_head(request, target, authorization))
         await writer.drain()
         raw_head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
         status, reason, headers = _parse_head(raw_head[:-4])

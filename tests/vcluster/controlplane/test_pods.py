@@ -106,3 +106,47 @@ def test_storage_change_is_named(wanted: cp.EtcdStorage | None, current: cp.Etcd
         assert got is not None
         assert needle in got
         assert "immutable" in got
+
+
+def test_placement_goes_into_every_control_plane_pod() -> None:
+    """The operator's VC_OPERATOR_CONTROL_PLANE_* settings put etcd, apiserver and controller-manager
+    (and the tenant DNS) on the nodes the admin keeps for them."""
+    from vcluster.controlplane import dns
+
+    placement = {"nodeSelector": {"pool": "cp"}, "tolerations": [{"key": "cp", "operator": "Exists"}]}
+    spec = builder.build(tenant_name="acme", cluster_key=KEY, tenant=TenantSpec.from_dict({}),
+                         cluster_version=None, layout=pods.layout(KEY))
+    objs = pods.render(spec, namespace=KEY, cm_kubeconfig="kc", placement=placement)
+    templates = [o["spec"]["template"]["spec"] for o in objs if o["kind"] in ("StatefulSet", "Deployment")]
+    assert len(templates) == 3
+    for tmpl in templates:
+        assert tmpl["nodeSelector"] == {"pool": "cp"}
+        assert tmpl["tolerations"] == [{"key": "cp", "operator": "Exists"}]
+    (deployment,) = [o for o in dns.pod_objects(KEY, "acme", image="dns", corefile_text=".:53 {}",
+                                                  placement=placement) if o["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "cp"}
+    # none given: the scheduler's choice, as before
+    plain = pods.render(spec, namespace=KEY, cm_kubeconfig="kc")
+    assert all("nodeSelector" not in o["spec"]["template"]["spec"] for o in plain if "template" in o.get("spec", {}))
+
+
+def test_components_can_read_their_secrets_and_the_apiserver_advertises_its_pod_ip() -> None:
+    """Found on a real node: the images run as 65534, so root-owned 0400 Secret files were unreadable
+    (etcd, controller-manager: permission denied), and kube-apiserver found no default route to derive
+    the address it advertises from ('Unable to find suitable network address')."""
+    objs = _render({"controlPlane": {"backend": "pods"}})
+    for kind, name in (("StatefulSet", "etcd"), ("Deployment", "apiserver"), ("Deployment", "controller-manager")):
+        pod = objs[(kind, name)]["spec"]["template"]["spec"]
+        security = pod["securityContext"]
+        assert security["runAsUser"] == security["fsGroup"] == pods.COMPONENT_UID
+        assert security["runAsNonRoot"] is True
+        for volume in pod["volumes"]:
+            if "secret" in volume:
+                assert volume["secret"]["defaultMode"] & 0o040, f"{name}: {volume} not readable by the fsGroup"
+        (container,) = pod["containers"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    (apiserver,) = objs[("Deployment", "apiserver")]["spec"]["template"]["spec"]["containers"]
+    assert "--advertise-address=$(POD_IP)" in apiserver["command"]
+    assert apiserver["env"] == [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    (etcd,) = objs[("StatefulSet", "etcd")]["spec"]["template"]["spec"]["containers"]
+    assert "env" not in etcd

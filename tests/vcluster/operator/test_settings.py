@@ -94,3 +94,70 @@ def test_health_loop_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", "0")
     with pytest.raises(SettingsError, match="VC_OPERATOR_HEALTH_FAILURE_THRESHOLD must be >= 1"):
         OperatorSettings.from_env()
+
+
+def test_control_plane_placement_is_read_into_pod_spec_fields() -> None:
+    from vcluster.operator.settings import ControlPlanePlacement
+
+    env = {"VC_OPERATOR_CONTROL_PLANE_NODE_SELECTOR": "pool=control-planes, zone=a",
+           "VC_OPERATOR_CONTROL_PLANE_TOLERATIONS": "dedicated=cp:NoSchedule,example.com/real-node:NoExecute,any"}
+    placement = ControlPlanePlacement.from_env(env)
+    assert placement.pod_spec() == {
+        "nodeSelector": {"pool": "control-planes", "zone": "a"},
+        "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "cp", "effect": "NoSchedule"},
+            {"key": "example.com/real-node", "operator": "Exists", "effect": "NoExecute"},
+            {"key": "any", "operator": "Exists"},
+        ],
+    }
+    assert ControlPlanePlacement.from_env({}).pod_spec() == {}
+    assert OperatorSettings.from_env(env).placement == placement
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        pytest.param("VC_OPERATOR_CONTROL_PLANE_NODE_SELECTOR", "pool", "not key=value", id="selector-no-value"),
+        pytest.param("VC_OPERATOR_CONTROL_PLANE_TOLERATIONS", "=x:NoSchedule", "has no key", id="toleration-no-key"),
+        pytest.param("VC_OPERATOR_CONTROL_PLANE_TOLERATIONS", "k:Sometimes", "effect must be", id="bad-effect"),
+    ],
+)
+def test_bad_placement_is_a_clear_error(name: str, value: str, message: str) -> None:
+    from vcluster.operator.settings import ControlPlanePlacement
+
+    with pytest.raises(SettingsError, match=f"{name}.*{message}"):
+        ControlPlanePlacement.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, "local", id="outside-a-pod"),
+        pytest.param({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, "pods", id="in-a-pod"),
+        pytest.param({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "VC_OPERATOR_DEFAULT_BACKEND": "local"}, "local",
+                     id="in-a-pod-told-local"),
+        pytest.param({"VC_OPERATOR_DEFAULT_BACKEND": "pods"}, "pods", id="told-pods"),
+    ],
+)
+def test_default_backend_is_pods_in_a_cluster(env: dict[str, str], expected: str) -> None:
+    assert OperatorSettings.from_env(env).default_backend == expected
+
+
+def test_bad_default_backend_is_a_clear_error() -> None:
+    with pytest.raises(SettingsError, match="VC_OPERATOR_DEFAULT_BACKEND"):
+        OperatorSettings.from_env({"VC_OPERATOR_DEFAULT_BACKEND": "vm"})
+
+
+@pytest.mark.parametrize(
+    ("wanted", "current", "default", "expected"),
+    [
+        pytest.param("local", "pods", "pods", "local", id="named-wins"),
+        pytest.param(None, "local", "pods", "local", id="kept-once-chosen"),
+        pytest.param(None, None, "pods", "pods", id="new-gets-default"),
+    ],
+)
+def test_a_tenant_without_a_backend_gets_the_default_once(wanted: str | None, current: str | None, default: str,
+                                                         expected: str) -> None:
+    from vcluster.operator.reconcile import resolve_backend
+
+    assert resolve_backend(wanted, current, default) == expected

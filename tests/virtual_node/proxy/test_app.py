@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -107,3 +108,48 @@ def test_remotes_track_each_kubelet_and_the_super_apiserver_apart() -> None:
     assert up("kubelet/node-a") == 1.0
     assert registry.get_sample_value("vc_remote_failures_total",
                                      {"component": "kubelet-proxy", "target": "kubelet/node-a"}) == 5.0
+
+
+def test_kubelet_token_goes_to_the_kubelet_instead_of_the_clients_credentials(tmp_path: Path) -> None:
+    """In a pod the proxy proves itself to real kubelets with its service-account token."""
+    token_file = tmp_path / "token"
+    token_file.write_text("sa-token-1\n")
+    tls = app.KubeletTLS(token=app.BearerToken(token_file))
+    req = _request({"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "Authorization": "Bearer tenant-secret"})
+    lines = app._request_head(req, TARGET, tls.authorization()).decode().split("\r\n")
+    assert [line for line in lines if line.lower().startswith("authorization")] == ["Authorization: Bearer sa-token-1"]
+    plain = app._forward_headers(_request({"Authorization": "Bearer tenant-secret"}), tls.authorization())
+    assert plain.getall("Authorization") == ["Bearer sa-token-1"]
+
+
+def test_kubelet_token_is_read_again_when_the_file_is_rotated(tmp_path: Path) -> None:
+    """The kubelet rewrites a projected token before it expires (a new file renamed over the old one)."""
+    token_file = tmp_path / "token"
+    token_file.write_text("old")
+    token = app.BearerToken(token_file)
+    assert token.value() == "old"
+    fresh = tmp_path / "token.new"
+    fresh.write_text("new")
+    fresh.replace(token_file)
+    assert token.value() == "new"
+
+
+def test_empty_or_missing_kubelet_token_is_an_error(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    with pytest.raises(FileNotFoundError):
+        app.BearerToken(token_file).value()
+    token_file.write_text("  \n")
+    with pytest.raises(OSError, match="empty"):
+        app.BearerToken(token_file).value()
+
+
+def test_settings_read_the_kubelet_token_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from virtual_node.settings import ProxySettings
+
+    monkeypatch.setenv("VC_KUBELET_TOKEN_FILE", str(tmp_path / "t"))
+    (tmp_path / "t").write_text("x")
+    settings = ProxySettings.from_env()
+    assert settings.kubelet_token_file == tmp_path / "t"
+    assert app.kubelet_tls(settings).authorization() == "Bearer x"
+    monkeypatch.delenv("VC_KUBELET_TOKEN_FILE")
+    assert app.kubelet_tls(ProxySettings.from_env()).authorization() is None

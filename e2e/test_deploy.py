@@ -1,0 +1,498 @@
+"""The installation an admin applies, running as pods on a real node.
+
+Why this module exists: README tells admins to build the images and
+``kubectl apply -k`` the manifests, and until this module that path had only
+been dry-run.  Here it runs the way README says, on a test bed with one real
+node (kubelet on containerd, no anonymous access, webhook authentication and
+authorization): the images ``scripts/images`` builds are imported into the node,
+``overlays/testbed`` (the manifests with those images and the real node's
+placement) is applied, and the operator, the syncer and the kubelet proxy must
+run from the project image, pass their probes, elect leaders, and hold exactly
+the RBAC a committed table says they need.  Then the ``pods`` backend for real:
+the local-path provisioner (``overlays/testbed-storage``) is the default
+StorageClass, a Tenant with ``backend: pods`` gets etcd (on a claim),
+kube-apiserver, kube-controller-manager and its DNS as pods that become Ready,
+tenant kubectl works through the apiserver Service, the syncer pod runs a
+tenant workload on the real node with logs and exec through the kubelet proxy
+pods, and deleting the Tenant leaves nothing behind.
+
+Costs: one test bed with one real node and no kwok node (a pod that does not
+fit the real node stays Pending instead of "running" on kwok), the image build
+(seconds when pip's cache is warm), five component pods, one provisioner and
+one tenant control plane (six pods).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from e2e.conftest import SuperCluster, running_super_cluster
+from e2e.syncer_fixtures import REPO, poll
+from tenant_crd import models as tenant_models
+from vcluster import imagebuild, images, naming
+from vcluster.settings import BinarySettings
+from vcluster.testbed import TestbedSettings
+
+pytestmark = pytest.mark.e2e
+
+OVERLAY = REPO / "overlays" / "testbed"
+NS = naming.SYSTEM_NAMESPACE
+#: Deployment -> (ServiceAccount, replicas the manifests ask for).
+COMPONENTS = {"vc-operator": ("vc-operator", 1), "vc-syncer": ("vc-syncer", 2),
+              "vc-kubelet-proxy": ("vc-kubelet-proxy", 2)}
+TIMEOUT = 240.0
+
+
+# ---- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def super_cluster(  # overrides the session fixture of conftest: one real node, no kwok node
+    binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path],
+) -> Iterator[SuperCluster]:
+    settings = TestbedSettings(state_dir=tmp_path_factory.mktemp("deploysuper"), nodes=0, real_nodes=1,
+                               binaries=binary_settings)
+    with running_super_cluster(settings, component_logs) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def loaded_images(super_cluster: SuperCluster, binary_settings: BinarySettings,
+                  tmp_path_factory: pytest.TempPathFactory) -> imagebuild.Built:
+    """``scripts/images --load STATE_DIR``: every image built and imported into the real node."""
+    out = tmp_path_factory.mktemp("images")
+    proc = subprocess.run(
+        [sys.executable, "-m", "vcluster.imagebuild", "--out", str(out),
+         "--load", str(super_cluster.state_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert proc.returncode == 0, f"image build failed: {proc.stderr}"
+    names = tuple(line.strip() for line in proc.stdout.splitlines() if line.startswith("  "))
+    assert images.project_image_name(imagebuild.project_version()) in names
+    assert "loaded into real-node-0" in proc.stdout, proc.stdout
+    return imagebuild.Built(archive=out / "virtualcluster-images.tar", names=names)
+
+
+def _pods_of(cluster: SuperCluster, deployment: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", "pods", "-n", NS, "-l", f"app.kubernetes.io/name={deployment}", "-o", "json")
+    pods: list[dict[str, Any]] = json.loads(out.stdout)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
+
+
+def _diagnosis(cluster: SuperCluster) -> str:
+    pods = cluster.kubectl("get", "pods", "-n", NS, "-o", "wide", check=False).stdout
+    events = cluster.kubectl("get", "events", "-n", NS, "--sort-by=.lastTimestamp", check=False).stdout
+    logs = []
+    for deployment in COMPONENTS:
+        for pod in _pods_of(cluster, deployment):
+            name = pod["metadata"]["name"]
+            for previous in ("--previous=false", "--previous=true"):
+                got = cluster.kubectl("logs", "-n", NS, name, previous, "--tail=15", check=False)
+                logs.append(f"--- {name} {previous}\n{got.stdout}{got.stderr}")
+    return f"\n{pods}\n{events[-3000:]}\n" + "\n".join(logs)
+
+
+@pytest.fixture(scope="module")
+def installed(super_cluster: SuperCluster, loaded_images: imagebuild.Built) -> Iterator[SuperCluster]:
+    """README's ``kubectl apply --server-side -k overlays/testbed``, then every Deployment available.
+
+    Afterwards everything is removed again while the control plane still runs (tenants first, so the
+    operator tears their control planes down; then the namespaces): the test bed's stop refuses to
+    leave pods on a real node, and controllers would recreate any pod it drained.
+    """
+    super_cluster.kubectl("apply", "--server-side", "-k", str(OVERLAY), timeout=180)
+    try:
+        yield _wait_installed(super_cluster)
+    finally:
+        _uninstall(super_cluster)
+
+
+def _uninstall(cluster: SuperCluster) -> None:
+    cluster.kubectl("delete", "tenants", "--all", "--wait=true", "--timeout=180s", check=False, timeout=200)
+    namespaces = [n["metadata"]["name"] for n in (_json(cluster, "namespaces") or {}).get("items", [])
+                  if naming.LABEL_CLUSTER_KEY in (n["metadata"].get("labels") or {})]
+    cluster.kubectl("delete", "namespace", "--ignore-not-found", "--wait=true", "--timeout=180s",
+                    *namespaces, NS, "local-path-storage", check=False, timeout=200)
+    with contextlib.suppress(OSError):
+        shutil.rmtree(LOCAL_PATH_ROOT.parent)
+
+
+def _wait_installed(super_cluster: SuperCluster) -> SuperCluster:
+    def all_ready() -> bool:
+        for deployment, (_, replicas) in COMPONENTS.items():
+            pods = _pods_of(super_cluster, deployment)
+            if len(pods) != replicas or not all(_ready(p) for p in pods):
+                return False
+        return True
+
+    poll("operator, syncer and kubelet proxy pods Ready", all_ready, timeout=TIMEOUT,
+         detail=lambda: _diagnosis(super_cluster))
+    return super_cluster
+
+
+# ---- the components as pods -------------------------------------------------------------------------
+
+
+def test_components_run_from_the_project_image_and_pass_their_probes(installed: SuperCluster) -> None:
+    project = images.project_image_name(imagebuild.project_version())
+    for deployment, (account, replicas) in COMPONENTS.items():
+        pods = _pods_of(installed, deployment)
+        assert len(pods) == replicas, deployment
+        for pod in pods:
+            spec, status = pod["spec"], pod["status"]
+            assert spec["nodeName"] == "real-node-0"
+            assert spec["serviceAccountName"] == account
+            (container,) = spec["containers"]
+            assert container["image"] == project
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            (cstatus,) = status["containerStatuses"]
+            assert cstatus["ready"] is True, cstatus
+            assert "running" in cstatus["state"], cstatus
+            assert cstatus["restartCount"] == 0, f"{pod['metadata']['name']} restarted: {cstatus}"
+    # the process inside really is the project's, as the image's non-root user
+    operator = _pods_of(installed, "vc-operator")[0]["metadata"]["name"]
+    out = installed.kubectl("exec", "-n", NS, operator, "--", "python", "-c",
+                            "import os, vcluster; print(os.getuid(), vcluster.__file__)").stdout.split()
+    assert out == [str(images.PROJECT_UID), f"/{images.SITE_DIR}/vcluster/__init__.py"]
+
+
+def _metric(cluster: SuperCluster, pod: str, name: str) -> float | None:
+    """A sample of the pod's /metrics, read through the super apiserver's pod proxy."""
+    text = cluster.kubectl("get", "--raw", f"/api/v1/namespaces/{NS}/pods/{pod}:9090/proxy/metrics").stdout
+    for line in text.splitlines():
+        if line.startswith((name + " ", name + "{")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_exactly_one_leader_per_lease(installed: SuperCluster) -> None:
+    """Two syncer replicas: the Lease names one of them, which syncs; the other stands by, still ready."""
+    syncers = [p["metadata"]["name"] for p in _pods_of(installed, "vc-syncer")]
+    assert len(syncers) == 2
+
+    def holder(lease: str) -> str:
+        got = installed.kubectl("get", "lease", "-n", NS, lease, "-o", "jsonpath={.spec.holderIdentity}", check=False)
+        return got.stdout.strip()
+
+    leader = poll("vc-syncer Lease held", lambda: holder("vc-syncer") in syncers and holder("vc-syncer"),
+                  timeout=60)
+    gauges = poll("both syncers report vc_syncer_leader",
+                  lambda: (g := {p: _metric(installed, p, "vc_syncer_leader") for p in syncers})
+                  and None not in g.values() and g, timeout=60)
+    assert gauges == {p: (1.0 if p == leader else 0.0) for p in syncers}
+    operators = [p["metadata"]["name"] for p in _pods_of(installed, "vc-operator")]
+    assert poll("vc-operator Lease held", lambda: holder("vc-operator"), timeout=60).startswith(operators[0])
+    assert _metric(installed, operators[0], "vc_operator_leader") == 1.0
+
+
+# ---- least privilege -------------------------------------------------------------------------------
+
+#: What each component needs, as ``group resource verbs [resourceName]`` (``""`` group: core), per scope:
+#: ``*`` cluster-wide (every namespace), or one namespace.  Why each line is there is said in the
+#: component's rbac.yaml; a grant there that is not here (or the other way round) fails the test.
+NEEDS: dict[str, dict[str, str]] = {
+    "vc-operator": {
+        "*": """
+            tenancy.virtualcluster.dev tenants get,list,watch,patch,update
+            tenancy.virtualcluster.dev clusterversions get,list,watch,patch,update
+            tenancy.virtualcluster.dev tenants/status get,patch,update
+            apiextensions.k8s.io customresourcedefinitions get,list,watch
+            "" namespaces get,list,watch,create,patch,update,delete
+            "" secrets get,list,watch,create,patch,update,delete
+            apps statefulsets get,list,watch,create,patch,update,delete
+            apps deployments get,list,watch,create,patch,update,delete
+            "" services get,list,watch,create,patch,update,delete
+            "" configmaps get,list,watch,create,patch,update,delete
+            "" pods get,list,watch
+            "" resourcequotas get,list,watch,create,patch,update,delete
+            "" limitranges get,list,watch,create,patch,update,delete
+            networking.k8s.io networkpolicies get,list,watch,create,patch,update,delete
+            "" events create,patch
+            events.k8s.io events create,patch
+            "" serviceaccounts get,create,patch,update
+            "" serviceaccounts/token create
+            discovery.k8s.io endpointslices get,list,watch,create,patch,update,delete
+            rbac.authorization.k8s.io clusterroles get,create,patch,update,delete
+            rbac.authorization.k8s.io clusterrolebindings get,create,patch,update,delete
+            rbac.authorization.k8s.io clusterroles bind vc-tenant-dns
+        """,
+        NS: """
+            coordination.k8s.io leases get,update,patch vc-operator
+            coordination.k8s.io leases create
+        """,
+    },
+    "vc-syncer": {
+        "*": """
+            tenancy.virtualcluster.dev tenants get,list,watch
+            tenancy.virtualcluster.dev tenants/status get,patch
+            "" namespaces get,list,watch,create,patch,update,delete
+            "" pods get,list,watch,create,patch,update,delete
+            "" services get,list,watch,create,patch,update,delete
+            "" endpoints get,list,watch,create,patch,update,delete
+            "" secrets get,list,watch,create,patch,update,delete
+            "" configmaps get,list,watch,create,patch,update,delete
+            "" serviceaccounts get,list,watch,create,patch,update,delete
+            "" persistentvolumeclaims get,list,watch,create,patch,update,delete
+            networking.k8s.io ingresses get,list,watch,create,patch,update,delete
+            networking.k8s.io networkpolicies get,list,watch,create,patch,update,delete
+            policy poddisruptionbudgets get,list,watch,create,patch,update,delete
+            "" resourcequotas get,list,watch,create,patch,update,delete
+            "" limitranges get,list,watch,create,patch,update,delete
+            "" events get,list,watch
+            "" nodes get,list,watch
+            "" persistentvolumes get,list,watch
+            events.k8s.io events get,list,watch
+            storage.k8s.io storageclasses get,list,watch
+            scheduling.k8s.io priorityclasses get,list,watch
+        """,
+        NS: """
+            coordination.k8s.io leases get,update,patch vc-syncer
+            coordination.k8s.io leases create
+        """,
+        "default": """
+            "" events create,patch
+        """,
+    },
+    "vc-kubelet-proxy": {
+        "*": """
+            "" pods get
+            "" nodes get
+            "" nodes/proxy get,create
+        """,
+        NS: """
+            "" secrets get kubelet-proxy-ca
+            "" secrets create
+        """,
+    },
+}
+
+Rule = tuple[str, str, str, str]  # group, resource, verb, resourceName ("" = any)
+
+
+def _parse_needs(text: str) -> set[Rule]:
+    out: set[Rule] = set()
+    for line in text.strip().splitlines():
+        group, resource, verbs, *name = line.split()
+        out |= {(group.strip('"'), resource, verb, name[0] if name else "") for verb in verbs.split(",")}
+    return out
+
+
+def needed(account: str, namespace: str) -> set[Rule]:
+    scopes = NEEDS[account]
+    return _parse_needs(scopes["*"]) | _parse_needs(scopes.get(namespace, ""))
+
+
+#: What the apiserver grants every authenticated identity (system:basic-user): not the manifests'.
+_EVERYONE = {("authorization.k8s.io", "selfsubjectaccessreviews"), ("authorization.k8s.io", "selfsubjectrulesreviews"),
+             ("authentication.k8s.io", "selfsubjectreviews")}
+
+
+def granted(cluster: SuperCluster, account: str, namespace: str) -> set[Rule]:
+    """What the apiserver says ``vc-system:<account>`` may do in ``namespace`` (a SelfSubjectRulesReview)."""
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+              "spec": {"namespace": namespace}}
+    # --validate=false: client-side validation would list CRDs as that account (the proxy may not)
+    out = cluster.kubectl("create", "--validate=false", "-f", "-", "-o", "json",
+                          f"--as=system:serviceaccount:{NS}:{account}", input=json.dumps(review)).stdout
+    status = json.loads(out)["status"]
+    assert not status.get("incomplete"), status
+    rules: set[Rule] = set()
+    for rule in status["resourceRules"]:
+        for group in rule.get("apiGroups", [""]):
+            for resource in rule["resources"]:
+                if (group, resource) in _EVERYONE:
+                    continue
+                for verb in rule["verbs"]:
+                    for name in rule.get("resourceNames") or [""]:
+                        rules.add((group, resource, verb, name))
+    return rules
+
+
+@pytest.mark.parametrize("account", list(NEEDS))
+def test_service_accounts_hold_exactly_what_they_need(installed: SuperCluster, account: str) -> None:
+    for namespace in (NS, "default", "some-tenant-namespace"):
+        got, want = granted(installed, account, namespace), needed(account, namespace)
+        assert got == want, (f"{account} in {namespace}: granted but not needed {sorted(got - want)}; "
+                             f"needed but not granted {sorted(want - got)}")
+
+
+def test_the_rules_review_sees_a_missing_or_extra_grant(installed: SuperCluster) -> None:
+    """The comparison above can fail: the syncer holds no kubelet API, the proxy no Secret listing."""
+    syncer = granted(installed, "vc-syncer", "some-tenant-namespace")
+    assert ("", "nodes/proxy", "get", "") not in syncer
+    assert ("", "pods", "create", "") in syncer
+    proxy = granted(installed, "vc-kubelet-proxy", NS)
+    assert ("", "secrets", "list", "") not in proxy
+    assert ("", "secrets", "get", "kubelet-proxy-ca") in proxy
+    assert needed("vc-kubelet-proxy", NS) != needed("vc-kubelet-proxy", "default")
+
+
+# ---- the pods backend: a tenant's control plane as pods on the real node -------------------------------
+
+STORAGE = REPO / "overlays" / "testbed-storage"
+#: Where the test bed's local-path StorageClass keeps volumes (overlays/testbed-storage).
+LOCAL_PATH_ROOT = Path("/var/lib/virtualcluster-testbed/local-path")
+TENANT_OVERLAY = REPO / "overlays" / "testbed-tenant"
+TENANT = "pods-e2e"
+
+
+def _json(cluster: SuperCluster, *args: str) -> Any:
+    got = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(got.stdout) if got.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def storage(installed: SuperCluster) -> str:
+    """README's storage step on the test bed: the local-path provisioner as the default StorageClass."""
+    installed.kubectl("apply", "--server-side", "-k", str(STORAGE), timeout=120)
+    poll("local-path provisioner Ready",
+         lambda: any(_ready(p) for p in (_json(installed, "pods", "-n", "local-path-storage") or {}).get("items", [])),
+         timeout=TIMEOUT, detail=lambda: installed.kubectl("get", "pods,events", "-n", "local-path-storage",
+                                                            check=False).stdout)
+    return "local-path"  # removed with everything else by ``installed``
+
+
+@dataclass(frozen=True)
+class PodsTenant:
+    key: str
+    status: dict[str, Any]
+    kubeconfig: Path
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args], capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tenant kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+
+@pytest.fixture(scope="module")
+def pods_tenant(installed: SuperCluster, storage: str, tmp_path_factory: pytest.TempPathFactory) -> PodsTenant:
+    """README's tenant step: ``kubectl apply -k overlays/testbed-tenant`` (a ClusterVersion of the built
+    control-plane images, a Tenant with ``backend: pods``), then Ready, and its kubeconfig Secret."""
+    installed.kubectl("apply", "-k", str(TENANT_OVERLAY))
+
+    def ready() -> dict[str, Any] | None:
+        obj = _json(installed, "tenant", TENANT)
+        return obj if obj and tenant_models.is_ready(obj) else None
+
+    def detail() -> str:
+        obj = _json(installed, "tenant", TENANT) or {}
+        key = (obj.get("status") or {}).get("clusterKey", "")
+        pods = installed.kubectl("get", "pods,pvc,svc", "-n", key, "-o", "wide", check=False).stdout if key else ""
+        events = installed.kubectl("get", "events", "-n", key, check=False).stdout[-2500:] if key else ""
+        return f"\nstatus: {obj.get('status')}\n{pods}\n{events}{_diagnosis(installed)}"
+
+    obj = poll(f"Tenant {TENANT} (backend pods) Ready", ready, timeout=420, interval=2, detail=detail)
+    status = obj["status"]
+    secret = _json(installed, "secret", "-n", status["kubeconfigSecret"]["namespace"],
+                   status["kubeconfigSecret"]["name"])
+    text = base64.b64decode(secret["data"][naming.KUBECONFIG_SECRET_KEY]).decode()
+    kubeconfig = yaml.safe_load(text)
+    # The kubeconfig names the apiserver Service (a cluster DNS name); this host is a node, not a pod, so
+    # it reaches the Service's ClusterIP through kube-proxy and checks the certificate for that name.
+    svc = _json(installed, "svc", "-n", status["clusterKey"], "apiserver")
+    server = urlsplit(kubeconfig["clusters"][0]["cluster"]["server"])
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"https://{svc['spec']['clusterIP']}:{server.port}"
+    kubeconfig["clusters"][0]["cluster"]["tls-server-name"] = server.hostname
+    path = tmp_path_factory.mktemp("podstenant") / "kubeconfig"
+    path.write_text(yaml.safe_dump(kubeconfig))
+    return PodsTenant(key=status["clusterKey"], status=status, kubeconfig=path)
+
+
+def test_pods_backend_control_plane_runs_on_the_real_node(installed: SuperCluster, pods_tenant: PodsTenant) -> None:
+    key = pods_tenant.key
+    assert pods_tenant.status["backend"] == "pods"
+    assert pods_tenant.status["endpoint"] == f"https://apiserver.{key}.svc:6443"
+    pods = _json(installed, "pods", "-n", key)["items"]
+    by_component = {p["metadata"]["labels"].get("app.kubernetes.io/component", p["metadata"]["labels"].get(
+        "app.kubernetes.io/name")): p for p in pods}
+    for component in ("etcd", "apiserver", "controller-manager"):
+        pod = next((p for p in pods if component in p["metadata"]["name"]), None)
+        assert pod is not None, f"no {component} pod in {key}: {sorted(by_component)}"
+        assert pod["spec"]["nodeName"] == "real-node-0"
+        assert _ready(pod), pod["status"]
+    assert all(p["spec"]["nodeName"] == "real-node-0" and _ready(p) for p in pods), [
+        (p["metadata"]["name"], p["status"].get("phase")) for p in pods]
+    # etcd keeps its data on a volume the provisioner made for its claim
+    (claim,) = _json(installed, "pvc", "-n", key)["items"]
+    assert claim["status"]["phase"] == "Bound"
+    assert claim["spec"]["storageClassName"] == "local-path"
+    volume = _json(installed, "pv", claim["spec"]["volumeName"])
+    assert volume["spec"]["storageClassName"] == "local-path"
+    # the kubeconfig Secret's server is the endpoint the Tenant reports
+    secret = _json(installed, "secret", "-n", key, naming.kubeconfig_secret_name())
+    text = base64.b64decode(secret["data"][naming.KUBECONFIG_SECRET_KEY]).decode()
+    assert yaml.safe_load(text)["clusters"][0]["cluster"]["server"] == pods_tenant.status["endpoint"]
+
+
+def test_tenant_kubectl_works_through_the_apiserver_service(pods_tenant: PodsTenant) -> None:
+    pods_tenant.kubectl("create", "namespace", "shop")
+    namespaces = pods_tenant.kubectl("get", "namespaces", "-o", "name").stdout.split()
+    assert "namespace/shop" in namespaces
+    assert "namespace/kube-system" in namespaces
+
+
+def test_syncer_pod_runs_a_tenant_workload_with_logs_and_exec(installed: SuperCluster,
+                                                             pods_tenant: PodsTenant) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello", "namespace": "default"},
+           "spec": {"containers": [{"name": "main", "image": images.BUSYBOX_IMAGE,
+                                    "command": ["sh", "-c", "echo hello-from-$(hostname); exec sleep 600"]}],
+                    "terminationGracePeriodSeconds": 1}}
+    subprocess.run(["kubectl", f"--kubeconfig={pods_tenant.kubeconfig}", "apply", "-f", "-"],
+                   input=json.dumps(pod), capture_output=True, text=True, check=True, timeout=60)
+    super_ns = naming.super_namespace(pods_tenant.key, "default")
+
+    def running() -> bool:
+        got = pods_tenant.kubectl("get", "pod", "hello", "-o", "jsonpath={.status.phase}", check=False)
+        return got.stdout == "Running"
+
+    poll("tenant pod Running", running, timeout=TIMEOUT,
+         detail=lambda: installed.kubectl("get", "pods,events", "-n", super_ns, check=False).stdout
+         + _diagnosis(installed))
+    super_pod = _json(installed, "pod", "-n", super_ns, "hello")
+    assert super_pod["spec"]["nodeName"] == "real-node-0"
+    # logs and exec: tenant apiserver pod -> kubelet proxy pods (Service) -> the real kubelet
+    assert "hello-from-hello" in pods_tenant.kubectl("logs", "hello", timeout=60).stdout
+    out = pods_tenant.kubectl("exec", "hello", "--", "cat", "/proc/1/cmdline", timeout=60).stdout
+    assert out.startswith("sleep")
+
+
+def test_deleting_the_tenant_leaves_nothing(installed: SuperCluster, pods_tenant: PodsTenant) -> None:
+    key = pods_tenant.key
+    volumes_before = {v["metadata"]["name"] for v in _json(installed, "pv")["items"]
+                      if (v["spec"].get("claimRef") or {}).get("namespace") == key}
+    assert volumes_before, "etcd's volume should exist before the deletion"
+    installed.kubectl("delete", "tenant", TENANT, "--wait=true", "--timeout=240s", timeout=300)
+
+    def gone() -> bool:
+        namespaces = [n["metadata"]["name"] for n in _json(installed, "namespaces")["items"]]
+        volumes = {v["metadata"]["name"] for v in _json(installed, "pv")["items"]}
+        return not [n for n in namespaces if n == key or n.startswith(key)] and not volumes & volumes_before
+
+    poll("the tenant's namespaces and volumes gone", gone, timeout=TIMEOUT,
+         detail=lambda: installed.kubectl("get", "ns,pv", check=False).stdout)
+    selector = f"{naming.LABEL_CLUSTER_KEY}={key}"
+    for kind in ("pods", "services", "secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts"):
+        left = _json(installed, kind, "-A", "-l", selector)["items"]
+        assert left == [], f"{kind} left: {[o['metadata']['name'] for o in left]}"
+    # the provisioner's teardown helper removed the volume's folder on the node
+    assert not any(LOCAL_PATH_ROOT.glob(f"*{key}*")), list(LOCAL_PATH_ROOT.iterdir())
