@@ -210,6 +210,7 @@ class Syncer:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
         self.queue.drop_tenant(key)
+        self.shared.retries.drop_tenant(key)
         self.mirror.detach(key)
         with contextlib.suppress(Exception):
             await self.nodes.detach_tenant(key, cleanup=cleanup_nodes)
@@ -226,19 +227,12 @@ class Syncer:
             try:
                 await self.reconcile(key)
                 queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except (RetryLater, ApiError, OSError) as exc:
+                self.shared.retries.succeeded(key)
+            except Exception as exc:  # logged per state change of the key (syncer.retries)
                 self.metrics.errors.labels(key.kind, key.direction).inc()
                 delay = queue.retry(key)
-                level = log.debug if queue.failures(key) < 5 else log.warning
-                level("sync.retry", tenant=key.tenant, kind=key.kind, direction=key.direction,
-                      key=f"{key.namespace}/{key.name}", error=str(exc), retry_in=round(delay, 3))
-            except Exception:
-                self.metrics.errors.labels(key.kind, key.direction).inc()
-                queue.retry(key)
-                log.exception("sync.failed", tenant=key.tenant, kind=key.kind, direction=key.direction,
-                              key=f"{key.namespace}/{key.name}")
+                self.shared.retries.failed(key, exc, failures=queue.failures(key), retry_in=delay,
+                                           unexpected=not isinstance(exc, (RetryLater, ApiError, OSError)))
             finally:
                 queue.done(key)
                 child = latencies.get(key.tenant)

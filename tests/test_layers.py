@@ -53,7 +53,7 @@ SYNCER_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"syncer.routing"}),
     frozenset({"syncer.shared"}),
     frozenset({"syncer.runtime", "syncer.leader", "syncer.mirror"}),
-    frozenset({"syncer.informer", "syncer.queue", "syncer.metrics", "syncer.nodes", "syncer.tenants",
+    frozenset({"syncer.informer", "syncer.queue", "syncer.retries", "syncer.metrics", "syncer.nodes", "syncer.tenants",
                "syncer.settings"}),
     frozenset({"syncer.resources"}),
 )
