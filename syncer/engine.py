@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from syncer import downward, extra_kinds, routing, upward
+from syncer import downward, extra_kinds, reporting, routing, upward
 from syncer import patrol as patrol_mod
 from syncer.informer import Informer
 from syncer.metrics import Metrics
@@ -38,7 +38,9 @@ from syncer.routing import EVENT
 from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
 from syncer.shared import Shared
+from syncer.tenant_status import TenantStatusWriter
 from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
+from vcluster import clock
 from vcluster.kube import ApiClient, ApiError, ClientConfig, resources
 
 __all__ = ["EVENT", "RetryLater", "Syncer", "TenantRuntime"]
@@ -122,13 +124,19 @@ class Syncer:
             tasks.append(asyncio.create_task(self.mirror.run(), name="mirror"))
             if self.settings.patrol_period > 0:
                 tasks.append(asyncio.create_task(self._patrol_loop(), name="patrol"))
+            if self.settings.status_period > 0:  # the Synced condition on each served Tenant
+                tasks.append(asyncio.create_task(reporting.run(self.shared, TenantStatusWriter(self.super_api),
+                                                               period=self.settings.status_period), name="status"))
             self.ready.set()
             log.info("syncer.started", workers=self.settings.workers)
             async for change in self.source.changes():
-                if isinstance(change, TenantUp):
-                    await self.add_tenant(change.info)
-                elif isinstance(change, TenantDown):
-                    await self.remove_tenant(change.key, reason=change.reason)
+                try:  # one tenant's broken input must not stop the loop that serves every tenant
+                    if isinstance(change, TenantUp):
+                        await self.add_tenant(change.info)
+                    elif isinstance(change, TenantDown):
+                        await self.remove_tenant(change.key, reason=change.reason)
+                except Exception:
+                    log.exception("syncer.tenant_change_failed", change=type(change).__name__)
         finally:
             await self.close(cleanup_nodes=not self._lease_lost)
 
@@ -192,6 +200,7 @@ class Syncer:
         with contextlib.suppress(Exception):
             await self.nodes.attach_tenant(rt.info.key, rt.api)
         rt.synced.set()
+        rt.last_full_sync = clock.timestamp()
         self.mirror.attach(rt.info.key, rt.api)
         self.enqueue_all(rt)
         log.info("syncer.tenant_synced", tenant=rt.info.key,
@@ -244,9 +253,8 @@ class Syncer:
         """One key: a super Event to copy up, or one object of one kind, downward or upward."""
         shared = self.shared
         rt = shared.tenants.get(key.tenant)
-        if rt is None:
-            return
-        await rt.synced.wait()
+        if rt is None or not rt.synced.is_set():
+            return  # not listed yet: every key is queued once it is (a worker never waits on a tenant)
         if key.kind == EVENT:
             await upward.event_up(shared, rt, key)
             return

@@ -38,6 +38,9 @@ class SyncerSettings:
     default_weight: int = 1
     #: Seconds between two patrols (full diffs); 0 turns the patrol off.
     patrol_period: float = 60.0
+    #: Seconds between two writes of each served Tenant's ``Synced`` condition (only when it changed);
+    #: 0 turns them off.
+    status_period: float = 10.0
     #: Port of the Prometheus endpoint; 0 turns it off.
     metrics_port: int = 0
     #: Per-key back-off after a failed reconcile: first delay and cap, in seconds.
@@ -68,6 +71,7 @@ class SyncerSettings:
             weights=MappingProxyType(parse_weights(env_str("VC_SYNCER_WEIGHTS", "", env=env))),
             default_weight=env_int("VC_SYNCER_DEFAULT_WEIGHT", 1, minimum=1, env=env),
             patrol_period=env_float("VC_SYNCER_PATROL_PERIOD", 60.0, minimum=0.0, env=env),
+            status_period=env_float("VC_SYNCER_STATUS_PERIOD", 10.0, minimum=0.0, env=env),
             metrics_port=env_int("VC_SYNCER_METRICS_PORT", 0, minimum=0, maximum=65535, env=env),
             backoff_base=env_float("VC_SYNCER_BACKOFF_BASE", 0.005, minimum=0.001, env=env),
             backoff_max=env_float("VC_SYNCER_BACKOFF_MAX", 30.0, minimum=0.01, env=env),
