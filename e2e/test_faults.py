@@ -22,6 +22,7 @@ under a streaming ``kubectl logs -f``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -121,10 +122,10 @@ def _ready_is(cli: Cli, status: str, reason: str) -> Callable[[], dict[str, Any]
     return check
 
 
-def _events(cli: Cli) -> list[tuple[str, str]]:
+def _events(cli: Cli, name: str = TENANT) -> list[tuple[str, str]]:
     """``(type, reason)`` of the Tenant's Events, oldest first."""
     items = json.loads(cli.kubectl("get", "events", "-n", "default", "--field-selector",
-                                   f"involvedObject.name={TENANT}", "-o", "json"))["items"]
+                                   f"involvedObject.name={name}", "-o", "json"))["items"]
     items.sort(key=lambda e: (e.get("firstTimestamp") or "", e["metadata"]["creationTimestamp"]))
     return [(e["type"], e["reason"]) for e in items]
 
@@ -452,3 +453,81 @@ def test_kubelet_proxy_killed_under_logs_follow(cli: Cli, tenant_kubeconfig: Pat
     logs = _poll(lambda: (r := _tenant(tenant_kubeconfig, "logs", "talker")).returncode == 0 and r.stdout,
                  what="kubectl logs works again", timeout=60)
     assert SIMULATED_LOG_LINE in logs
+
+
+# ---- the syncer's word on the Tenant, and broken tenants ----------------------------------------
+
+
+def _synced(cli: Cli, name: str = TENANT) -> dict[str, Any]:
+    obj = json.loads(cli.kubectl("get", "tenant", name, "-o", "json"))
+    status = obj.get("status") or {}
+    cond: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Synced"), {})
+    return {**cond, "sync": status.get("sync") or {}, "ready": _ready_of(obj)}
+
+
+def _ready_of(obj: dict[str, Any]) -> str:
+    return str(next((c["status"] for c in obj["status"].get("conditions") or [] if c["type"] == "Ready"), ""))
+
+
+def test_synced_condition_and_columns(cli: Cli) -> None:
+    got = _poll(lambda: (s := _synced(cli)).get("status") == "True" and s, what="Synced=True on the Tenant")
+    assert got["reason"] == "Synced"
+    assert got["ready"] == "True"  # the operator's condition is still there beside the syncer's
+    assert got["sync"]["reachable"] is True
+    assert isinstance(got["sync"]["pending"], int)
+    assert got["sync"]["lastFullSync"].endswith("Z")
+    table = cli.kubectl("get", "tenant", TENANT).splitlines()
+    header = table[0].split()
+    assert header[:6] == ["NAME", "PHASE", "READY", "REASON", "SYNCED", "PENDING"]
+    assert table[1].split()[4] == "True"
+    assert "LAST SYNC" in cli.kubectl("get", "tenant", TENANT, "-o", "wide").splitlines()[0]
+
+
+def test_broken_tenant_wedges_nothing(cli: Cli, tenant_kubeconfig: Path, tmp_path: Path) -> None:
+    """Tenant ``victim``'s kubeconfig Secret is corrupted (the syncer restarts and cannot use it), then its
+    apiserver hangs: each is told on ``victim``, and tenant ``faulty``'s objects keep syncing meanwhile."""
+    victim = "victim"
+    cli.ok("create", victim, "--wait", "--timeout", "300")
+    try:
+        status = json.loads(cli.kubectl("get", "tenant", victim, "-o", "json"))["status"]
+        ref = status["kubeconfigSecret"]
+        secret = ["secret", ref["name"], "-n", ref["namespace"]]
+        original = json.loads(cli.kubectl("get", *secret, "-o", "json"))["data"][naming.KUBECONFIG_SECRET_KEY]
+        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced")
+
+        garbage = base64.b64encode(b"apiVersion: v1\nclusters: [oops").decode()
+        cli.kubectl("patch", *secret, "--type=merge", "-p",
+                    json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: garbage}}))
+        old = cli.components()["syncer"]["pid"]
+        os.kill(old, signal.SIGKILL)  # a new syncer reads the Secret again
+        _poll(lambda: (c := cli.components()["syncer"])["state"] == "running" and c["pid"] != old,
+              what="the syncer restarted", timeout=60)
+        with Load(tenant_kubeconfig, "beside-broken") as load:
+            told = _poll(lambda: (s := _synced(cli, victim)).get("reason") == "KubeconfigUnreadable" and s,
+                         what="victim Synced=False KubeconfigUnreadable", timeout=120)
+            load.wait_created(15)
+        assert told["status"] == "False"
+        assert "not a usable kubeconfig" in told["message"]
+        assert ("Warning", "KubeconfigUnreadable") in _events(cli, victim)
+        assert_converged(cli, tenant_kubeconfig, load)  # the other tenant kept syncing
+        assert _synced(cli)["status"] == "True"
+
+        cli.kubectl("patch", *secret, "--type=merge", "-p",
+                    json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: original}}))
+        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced again (Secret repaired)",
+              timeout=120)
+
+        pids = control_plane_processes(cli.state_dir.resolve() / "operator", status["clusterKey"])
+        (apiserver,) = pids["kube-apiserver"]
+        os.kill(apiserver, signal.SIGSTOP)  # hangs: connections accepted, nothing answered
+        try:
+            with Load(tenant_kubeconfig, "beside-hung") as load:
+                _poll(lambda: _synced(cli, victim).get("status") == "False", what="victim not Synced while hung",
+                      timeout=120)
+                load.wait_created(15)
+            assert_converged(cli, tenant_kubeconfig, load)
+        finally:
+            os.kill(apiserver, signal.SIGCONT)
+        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced after the thaw", timeout=180)
+    finally:
+        cli.run("delete", victim, "--wait", timeout=240)
