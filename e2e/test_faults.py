@@ -483,39 +483,33 @@ def test_synced_condition_and_columns(cli: Cli) -> None:
     assert "LAST SYNC" in cli.kubectl("get", "tenant", TENANT, "-o", "wide").splitlines()[0]
 
 
-def test_broken_tenant_wedges_nothing(cli: Cli, tenant_kubeconfig: Path, tmp_path: Path) -> None:
-    """Tenant ``victim``'s kubeconfig Secret is corrupted (the syncer restarts and cannot use it), then its
-    apiserver hangs: each is told on ``victim``, and tenant ``faulty``'s objects keep syncing meanwhile."""
+def test_broken_tenant_wedges_nothing(cli: Cli, tenant_kubeconfig: Path) -> None:
+    """Tenant ``victim``'s kubeconfig Secret is corrupted, then its apiserver hangs: each is told on
+    ``victim`` and heals, and tenant ``faulty``'s objects keep converging meanwhile."""
     victim = "victim"
     cli.ok("create", victim, "--wait", "--timeout", "300")
     try:
         status = json.loads(cli.kubectl("get", "tenant", victim, "-o", "json"))["status"]
         ref = status["kubeconfigSecret"]
         secret = ["secret", ref["name"], "-n", ref["namespace"]]
-        original = json.loads(cli.kubectl("get", *secret, "-o", "json"))["data"][naming.KUBECONFIG_SECRET_KEY]
         _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced")
 
         garbage = base64.b64encode(b"apiVersion: v1\nclusters: [oops").decode()
         cli.kubectl("patch", *secret, "--type=merge", "-p",
                     json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: garbage}}))
-        old = cli.components()["syncer"]["pid"]
-        os.kill(old, signal.SIGKILL)  # a new syncer reads the Secret again
-        _poll(lambda: (c := cli.components()["syncer"])["state"] == "running" and c["pid"] != old,
-              what="the syncer restarted", timeout=60)
         with Load(tenant_kubeconfig, "beside-broken") as load:
-            told = _poll(lambda: (s := _synced(cli, victim)).get("reason") == "KubeconfigUnreadable" and s,
-                         what="victim Synced=False KubeconfigUnreadable", timeout=120)
+            # told on the Tenant (the operator's health loop reads the Secret again within 30 s; a
+            # syncer that loads the tenant meanwhile says the same in Synced)
+            _poll(lambda: ("Warning", "KubeconfigUnreadable") in _events(cli, victim),
+                  what="a KubeconfigUnreadable Event on victim", timeout=120)
             load.wait_created(15)
-        assert told["status"] == "False"
-        assert "not a usable kubeconfig" in told["message"]
-        assert ("Warning", "KubeconfigUnreadable") in _events(cli, victim)
         assert_converged(cli, tenant_kubeconfig, load)  # the other tenant kept syncing
         assert _synced(cli)["status"] == "True"
-
-        cli.kubectl("patch", *secret, "--type=merge", "-p",
-                    json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: original}}))
-        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced again (Secret repaired)",
-              timeout=120)
+        # ... and healed: the operator wrote the Secret again, the syncer serves victim again
+        _poll(lambda: json.loads(cli.kubectl("get", *secret, "-o", "json"))["data"][
+            naming.KUBECONFIG_SECRET_KEY] != garbage, what="the operator wrote the Secret again", timeout=120)
+        _poll(lambda: (s := _synced(cli, victim))["ready"] == "True" and s.get("status") == "True",
+              what="victim Ready and Synced again", timeout=180)
 
         pids = control_plane_processes(cli.state_dir.resolve() / "operator", status["clusterKey"])
         (apiserver,) = pids["kube-apiserver"]
