@@ -144,6 +144,17 @@ def apply_tenant(tenant: TenantHandle, *objs: dict[str, Any]) -> None:
     tenant.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
 
 
+def wait_default_service_account(tenant: TenantHandle, ns: str) -> None:
+    """The tenant's controller-manager made ``ns``'s default ServiceAccount (pods need it)."""
+    poll("default ServiceAccount", lambda: tenant_json(tenant, "sa", "-n", ns, "default"), timeout=60)
+
+
+def tenant_namespace(tenant: TenantHandle, ns: str) -> None:
+    """A namespace in the tenant, ready for pods."""
+    apply_tenant(tenant, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    wait_default_service_account(tenant, ns)
+
+
 def tenant_json(tenant: TenantHandle, *args: str) -> Any:
     got = tenant.kubectl("get", *args, "-o", "json", check=False)
     return json.loads(got.stdout) if got.returncode == 0 else None
@@ -328,8 +339,7 @@ def test_in_cluster_config_reaches_the_own_tenant_apiserver_only(
     a, b = tenants
     ns = "incluster"
     others = f"{super_cluster.server} {b.endpoint}"
-    apply_tenant(a, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    tenant_namespace(a, ns)
     apply_tenant(a, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                      "metadata": {"name": "view", "namespace": ns},
                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
@@ -373,7 +383,7 @@ def test_environment_downward_api_and_volumes_match_what_the_tenant_wrote(
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": ns},
          "spec": {"selector": {"app": "db"}, "ports": [{"name": "sql", "port": 5432}]}},
     )
-    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    wait_default_service_account(a, ns)
     script = (
         "echo POD_NS=$POD_NS; echo POD_NAME=$POD_NAME; echo POD_UID=$POD_UID; echo POD_LABEL=$POD_LABEL; "
         "echo DB_PORT=$DB_SERVICE_PORT; echo DB_HOST=$DB_SERVICE_HOST; "
@@ -430,7 +440,7 @@ def test_pod_to_pod_and_pod_to_service_within_a_tenant(
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
          "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}},
     )
-    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    wait_default_service_account(a, ns)
     apply_tenant(a, busybox_pod("server", ns, serve, metadata={"labels": {"app": "web"}},
                                 container={"ports": [{"containerPort": 8080}]}))
     server = wait_tenant_phase(a, ns, "server", ("Running",))
@@ -482,7 +492,7 @@ def test_readiness_probe_gates_the_tenant_service_endpoints(
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gated", "namespace": ns},
          "spec": {"selector": {"app": "gated"}, "ports": [{"port": 80}]}},
     )
-    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    wait_default_service_account(a, ns)
     apply_tenant(a, busybox_pod("gated", ns, "exec sleep 3600", metadata={"labels": {"app": "gated"}}, container={
         "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1,
                            "failureThreshold": 1},
@@ -509,8 +519,7 @@ def test_exit_code_restarts_and_previous_logs_show_in_the_tenant(
 ) -> None:
     a, _ = tenants
     ns = "crash"
-    apply_tenant(a, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    tenant_namespace(a, ns)
     apply_tenant(a, busybox_pod("crasher", ns, "echo run-$(date +%s%N); sleep 1; exit 7",
                                 spec={"restartPolicy": "Always"}))
 
@@ -531,8 +540,7 @@ def test_tenant_logs_and_exec_go_through_the_proxy_and_other_tenants_are_refused
 ) -> None:
     a, b = tenants
     ns = "talk"
-    apply_tenant(a, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    tenant_namespace(a, ns)
     apply_tenant(a, busybox_pod("talker", ns, "echo line-one; echo line-two; exec sleep 3600"))
     wait_tenant_phase(a, ns, "talker", ("Running",))
     assert "line-two" in tenant_logs(a, ns, "talker", "--since=1h")
@@ -576,8 +584,7 @@ def test_proxy_serves_a_pod_to_its_tenant_and_refuses_the_other_tenants_certific
 
     a, b = tenants
     ns = "owned"
-    apply_tenant(a, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    tenant_namespace(a, ns)
     apply_tenant(a, busybox_pod("mine", ns, "echo only-for-a; exec sleep 3600"))
     wait_tenant_phase(a, ns, "mine", ("Running",))
 
@@ -605,8 +612,7 @@ def test_attach_sends_stdin_to_the_running_container(
 ) -> None:
     a, _ = tenants
     ns = "attach"
-    apply_tenant(a, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    poll("default ServiceAccount", lambda: tenant_json(a, "sa", "-n", ns, "default"), timeout=60)
+    tenant_namespace(a, ns)
     # stdinOnce: when the attached client closes stdin the container reads EOF and exits
     apply_tenant(a, busybox_pod("echoer", ns, "while read line; do echo got-$line; done",
                                 container={"stdin": True, "stdinOnce": True}))

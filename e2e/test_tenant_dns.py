@@ -40,8 +40,12 @@ pytestmark = pytest.mark.e2e
 BUSYBOX = images.BUSYBOX_IMAGE
 TIMEOUT = 120.0
 NS = "shop"
-NAME_FORMS = ("web", f"web.{NS}", f"web.{NS}.svc", f"web.{NS}.svc.cluster.local")
+NAME_FORMS = ("web", f"web.{NS}", f"web.{NS}.svc", f"web.{NS}.svc.{{domain}}")
 PLACEMENT = {"nodeSelector": {naming.LABEL_REAL_NODE: "true"}, "tolerations": [realnodes.toleration()]}
+#: Tenant ``b`` chooses its own cluster domain (``spec.dns.clusterDomain``); ``a`` keeps the default.
+DOMAIN = {"a": "cluster.local", "b": "corp.example"}
+#: Tenant ``a`` may have ExternalName Services (``spec.isolation.exposure.externalName``).
+EXPOSURE = {"a": {"externalName": True}, "b": {}}
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +93,10 @@ def _objects(label: str) -> list[dict[str, Any]]:
         _service("db", {"app": "db"}, port=5432, target=5432, port_name="pg", headless=True),
         statefulset,
         _pod("client", "exec sleep 3600"),
+        # an alias (CNAME) to the tenant's own web Service: allowed in tenant a only
+        *([{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "alias", "namespace": NS},
+            "spec": {"type": "ExternalName", "externalName": f"web.{NS}.svc.{DOMAIN[label]}"}}]
+          if EXPOSURE[label] else []),
     ]
 
 
@@ -120,7 +128,9 @@ class World:
 def world(super_cluster: SuperCluster, vc_operator: Any,  # noqa: F811
           tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path]) -> Iterator[World]:
     suffix = uuid.uuid4().hex[:5]
-    tenants = {label: create_tenant(super_cluster, f"dns-{label}-{suffix}", isolation=PLACEMENT)
+    tenants = {label: create_tenant(super_cluster, f"dns-{label}-{suffix}",
+                                    isolation={**PLACEMENT, "exposure": EXPOSURE[label]},
+                                    dns={"clusterDomain": DOMAIN[label]})
                for label in ("a", "b")}
     for tenant in tenants.values():
         assert (tenant.status.get("dns") or {}).get("clusterIP"), f"no status.dns on {tenant.name}: {tenant.status}"
@@ -156,7 +166,8 @@ def test_tenant_pods_use_their_tenant_dns(world: World) -> None:
     for label, tenant in world.tenants.items():
         conf = world.sh(label, "cat /etc/resolv.conf", check=True).stdout
         assert f"nameserver {tenant.status['dns']['clusterIP']}" in conf
-        assert f"search {NS}.svc.cluster.local svc.cluster.local cluster.local" in conf
+        d = DOMAIN[label]
+        assert f"search {NS}.svc.{d} svc.{d} {d}" in conf
 
 
 @pytest.mark.parametrize("name", NAME_FORMS)
@@ -165,6 +176,7 @@ def test_every_name_form_resolves_and_connects_to_the_own_tenants_service(world:
     names the tenant.  busybox ``nslookup`` skips the search path for dotted names, so the address itself
     is compared for the short name (search path) and the full name (asked as is)."""
     for label in world.tenants:
+        name = name.format(domain=DOMAIN[label])
         got = world.sh(label, f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {name} 80")
         assert f"hello-from-{label}" in got.stdout, _text(got)
         if name.count(".") in (0, 4):
@@ -190,7 +202,8 @@ def test_other_tenants_and_super_names_are_nxdomain(world: World) -> None:
 def test_headless_service_and_statefulset_pod_names(world: World) -> None:
     for label in world.tenants:
         pod_ip = world.super_pod_ip(label, "db-0")
-        for name in ("db", f"db.{NS}.svc.cluster.local", f"db-0.db.{NS}.svc.cluster.local"):
+        d = DOMAIN[label]
+        for name in ("db", f"db.{NS}.svc.{d}", f"db-0.db.{NS}.svc.{d}"):
             out = world.sh(label, f"nslookup {name}")
             assert _resolves_to(out.stdout) == [pod_ip], (label, name, out.stdout)
 
@@ -208,8 +221,38 @@ def test_srv_records_for_named_ports_name_the_tenant_names(world: World) -> None
 def test_kubernetes_default_is_the_tenants_own_apiserver(world: World) -> None:
     host = world.super_cluster.info.host_address
     for label in world.tenants:
-        out = world.sh(label, "nslookup kubernetes.default.svc.cluster.local")
+        out = world.sh(label, f"nslookup kubernetes.default.svc.{DOMAIN[label]}")
         assert _resolves_to(out.stdout) == [host], out.stdout
+
+
+def test_a_tenant_with_its_own_domain_never_reaches_the_super_clusters_names(world: World) -> None:
+    """Tenant b's zone is ``corp.example``: the super cluster's own zone (``cluster.local``), which
+    the super resolver would answer, is sealed in b's DNS, so is its own names' default-domain form."""
+    a_key = world.tenants["a"].cluster_key
+    for name in ("kube-dns.kube-system.svc.cluster.local", "kubernetes.default.svc.cluster.local",
+                 f"web.{naming.super_namespace(a_key, NS)}.svc.cluster.local", f"web.{NS}.svc.cluster.local"):
+        out = world.sh("b", f"nslookup {name}")
+        assert "NXDOMAIN" in _text(out), (name, _text(out))
+        assert not _resolves_to(out.stdout), (name, out.stdout)
+
+
+def test_reverse_lookups_never_name_a_super_namespace(world: World) -> None:
+    """The super cluster's resolver answers PTR for every super Service (``web.<key>--shop.svc...``):
+    asked there, one tenant would learn another's cluster key, namespaces and Service names."""
+    for label, other in (("a", "b"), ("b", "a")):
+        for ip in (world.super_service_ip(other, "web"), world.super_service_ip(label, "web"),
+                   world.super_pod_ip(other, "web-0")):
+            out = world.sh(label, f"nslookup {ip}")
+            assert "NXDOMAIN" in _text(out), (label, ip, _text(out))
+            assert naming.SEPARATOR not in out.stdout, (label, ip, out.stdout)
+
+
+def test_external_name_is_an_alias_where_the_policy_allows_it(world: World) -> None:
+    got = world.sh("a", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 alias 80")
+    assert "hello-from-a" in got.stdout, _text(got)
+    out = world.sh("a", f"nslookup -type=CNAME alias.{NS}.svc.cluster.local")
+    assert f"web.{NS}.svc.cluster.local" in out.stdout, _text(out)
+    assert "NXDOMAIN" in _text(world.sh("b", "nslookup alias"))
 
 
 def test_a_service_created_after_the_client_resolves_and_a_deleted_one_stops(world: World) -> None:

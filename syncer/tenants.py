@@ -22,7 +22,7 @@ import structlog
 
 from syncer.informer import DELETED, Informer
 from syncer.tenant_status import KUBECONFIG_UNREADABLE, NOT_SERVED, SyncState, TenantStatusWriter
-from tenant_crd.models import SpecError, SyncSpec, TenantSpec, TenantStatus
+from tenant_crd.models import DnsSpec, SpecError, SyncSpec, TenantSpec, TenantStatus
 from vcluster import naming
 from vcluster.kube import ApiClient, ApiError, ClientConfig, resources
 from vcluster.policy import PodPolicy, pod_policy
@@ -49,6 +49,8 @@ class TenantInfo:
     sync: SyncSpec = field(default_factory=SyncSpec)
     #: ``status.dns.clusterIP``: the tenant DNS the operator provides (nameserver of ClusterFirst pods).
     dns_ip: str | None = None
+    #: ``spec.dns.clusterDomain``: the pods' search path (the tenant DNS serves that zone).
+    cluster_domain: str = DnsSpec().cluster_domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,12 +240,12 @@ class CrdTenantSource:
         spec = tenant.get("spec") or {}
         try:
             parsed = TenantSpec.from_dict(spec)
-            policy, sync = pod_policy(parsed.isolation), parsed.sync
+            policy, sync, dns = pod_policy(parsed.isolation), parsed.sync, parsed.dns
         except SpecError as exc:
             # The operator refuses such specs; if one slips through, serve with the safe default.
             log.warning("tenants.bad_spec", tenant=meta.get("name"), error=str(exc))
-            policy, sync = PodPolicy(), SyncSpec()
+            policy, sync, dns = PodPolicy(), SyncSpec(), DnsSpec()
         return TenantInfo(
             key=key, name=str(meta.get("name")), uid=str(meta.get("uid")), kubeconfig=kubeconfig,
-            policy=policy, spec=spec, sync=sync, dns_ip=status.dns_cluster_ip,
+            policy=policy, spec=spec, sync=sync, dns_ip=status.dns_cluster_ip, cluster_domain=dns.cluster_domain,
         )

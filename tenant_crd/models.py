@@ -374,11 +374,27 @@ class SyncSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsSpec:
+    #: The tenant's cluster domain (``spec.dns.clusterDomain``).
+    cluster_domain: str = s.DEFAULT_CLUSTER_DOMAIN
+
+    @classmethod
+    def read(cls, at: _At) -> DnsSpec:
+        domain = at.str_("clusterDomain", default=s.DEFAULT_CLUSTER_DOMAIN)
+        if len(domain) > 253 or not re.match(s.DOMAIN_PATTERN, domain):
+            raise SpecError(f"{at.path}.clusterDomain: {domain!r} is not a DNS subdomain (like cluster.local)")
+        if domain == "arpa" or domain.endswith(".arpa"):
+            raise SpecError(f"{at.path}.clusterDomain: {domain!r} is a reverse-lookup zone")
+        return cls(cluster_domain=domain)
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSpec:
     control_plane: ControlPlaneSpec = field(default_factory=ControlPlaneSpec)
     owners: OwnersSpec = field(default_factory=OwnersSpec)
     isolation: IsolationSpec = field(default_factory=IsolationSpec)
     sync: SyncSpec = field(default_factory=SyncSpec)
+    dns: DnsSpec = field(default_factory=DnsSpec)
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any] | None) -> TenantSpec:
@@ -397,6 +413,7 @@ class TenantSpec:
                     "transparentMetadataPrefixes", pattern=s.PREFIX_PATTERN
                 ),
             ),
+            dns=DnsSpec.read(at.child("dns")),
         )
 
     def problems(self) -> list[str]:
@@ -533,6 +550,15 @@ class TenantStatus:
             observed_generation=gen if isinstance(gen, int) else None,
             dns_cluster_ip=_dns_ip(data.get("dns")),
         )
+
+
+def cluster_domain(obj: Mapping[str, Any]) -> str:
+    """A Tenant object's cluster domain (``spec.dns.clusterDomain``); the default for a spec that
+    does not read (the operator reports such specs; a reader here must not fail on them)."""
+    try:
+        return TenantSpec.from_dict(obj.get("spec")).dns.cluster_domain
+    except SpecError:
+        return DnsSpec().cluster_domain
 
 
 def _dns_ip(dns: Any) -> str | None:

@@ -60,6 +60,10 @@ EXTRA_KIND_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 CIDR_PATTERN = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
 #: Image references: no whitespace.
 IMAGE_PATTERN = r"^[^\s]+$"
+#: A DNS subdomain whose labels are at most 63 characters (a tenant's cluster domain).
+DOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+#: The cluster domain of a tenant that names none (Kubernetes' default).
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 
 def _str(**extra: Any) -> Schema:
@@ -296,6 +300,27 @@ def _exposure() -> Schema:
     }
 
 
+def _dns() -> Schema:
+    return {
+        "type": "object",
+        "default": {},
+        "description": "The tenant's DNS (one CoreDNS per tenant, provided by the operator).",
+        "properties": {
+            "clusterDomain": _str(
+                default=DEFAULT_CLUSTER_DOMAIN, pattern=DOMAIN_PATTERN, maxLength=253,
+                description="The tenant's cluster domain: its pods resolve <service>.<namespace>.svc.<clusterDomain> "
+                            "and search it. Set at creation; it cannot change (running pods keep their search "
+                            "path).",
+                **{"x-kubernetes-validations": [
+                    {"rule": "self == oldSelf", "message": "spec.dns.clusterDomain cannot change once set"},
+                    {"rule": "!(self == 'arpa' || self.endsWith('.arpa'))",
+                     "message": "spec.dns.clusterDomain must not be a reverse-lookup zone (arpa)"},
+                ]},
+            ),
+        },
+    }
+
+
 def _sync() -> Schema:
     return {
         "type": "object",
@@ -395,6 +420,7 @@ def tenant_schema() -> Schema:
                     },
                     "isolation": _isolation(),
                     "sync": _sync(),
+                    "dns": _dns(),
                 },
             },
             "status": _tenant_status(),

@@ -55,7 +55,7 @@ def synced(obj: Obj) -> Obj:
     ]
     out = meta_synced(obj)
     out["spec"] = {"selector": spec.get("selector") or {}, "ports": ports, "type": spec.get("type", "ClusterIP"),
-                   "headless": spec.get("clusterIP") == "None"}
+                   "headless": spec.get("clusterIP") == "None", "externalName": spec.get("externalName")}
     return out
 
 

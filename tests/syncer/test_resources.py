@@ -94,6 +94,20 @@ def test_pod_gets_tenant_dns_and_policy() -> None:
     assert spec["runtimeClassName"] == "gvisor"
 
 
+def test_a_changed_external_name_is_drift() -> None:
+    """An ExternalName Service (where the policy allows it) whose alias the tenant changes must be
+    updated below: the alias is part of what is kept equal."""
+    kind = BY_KIND["Service"]
+    v = {"metadata": {"name": "alias", "namespace": "shop", "uid": "svc"},
+         "spec": {"type": "ExternalName", "externalName": "web.shop.svc.cluster.local"}}
+    super_copy = kind.to_super(v, CTX)
+    assert super_copy["spec"]["externalName"] == "web.shop.svc.cluster.local"
+    assert kind.synced(kind.to_super(v, CTX)) == kind.synced(super_copy)
+    changed = copy.deepcopy(v)
+    changed["spec"]["externalName"] = "db.shop.svc.cluster.local"
+    assert kind.synced(kind.to_super(changed, CTX)) != kind.synced(super_copy)
+
+
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [

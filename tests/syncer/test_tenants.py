@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
 
-from syncer.tenants import readiness
+from syncer.tenants import CrdTenantSource, TenantInfo, readiness
+from tenant_crd.models import TenantStatus
+from tests.syncer.fakeapi import FakeServer
+from vcluster import naming
+from vcluster.kube import resources
 
 
 def tenant(ready: str = "True", key: str | None = "t-abc123", secret: bool = True,
@@ -37,3 +42,38 @@ def test_readiness(obj: dict[str, Any], ok: bool, why: str) -> None:
     got_ok, got_why = readiness(obj)
     assert got_ok is ok
     assert why in got_why
+
+
+#: A kubeconfig the client can use (the syncer refuses anything else: ``Synced=False KubeconfigUnreadable``).
+KC = """apiVersion: v1
+kind: Config
+clusters: [{name: t, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+users: [{name: t, user: {token: abc}}]
+contexts: [{name: t, context: {cluster: t, user: t}}]
+current-context: t
+"""
+
+
+def _served_tenant(spec: dict[str, Any]) -> tuple[CrdTenantSource, dict[str, Any]]:
+    server = FakeServer()
+    server.put(resources.NAMESPACES, {"metadata": {"name": "t-abc123"}})
+    server.put(resources.SECRETS, {"metadata": {"name": "admin-kubeconfig", "namespace": "t-abc123"},
+                                   "data": {naming.KUBECONFIG_SECRET_KEY: base64.b64encode(KC.encode()).decode()}})
+    source = CrdTenantSource(server.api())  # type: ignore[arg-type]
+    obj = {**tenant(), "spec": spec}
+    return source, obj
+
+
+@pytest.mark.parametrize(("spec", "domain"), [
+    pytest.param({}, "cluster.local", id="default"),
+    pytest.param({"dns": {"clusterDomain": "corp.example"}}, "corp.example", id="own-domain"),
+    # a spec that does not read is served with the safe defaults (the operator reports it)
+    pytest.param({"dns": {"clusterDomain": "in-addr.arpa"}}, "cluster.local", id="bad-spec"),
+])
+async def test_the_tenants_cluster_domain_reaches_the_syncer(spec: dict[str, Any], domain: str) -> None:
+    source, obj = _served_tenant(spec)
+    status = TenantStatus.from_dict(obj["status"])
+    info = await source._load(obj, "t-abc123", status)
+    assert isinstance(info, TenantInfo)
+    assert info.kubeconfig == KC
+    assert info.cluster_domain == domain

@@ -71,6 +71,13 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("storage-size-int", {"controlPlane": {"storage": {"size": 5}}}, "spec.controlPlane.storage.size"),
     ("storage-class-name", {"controlPlane": {"storage": {"storageClassName": "Fast_SSD"}}},
      "spec.controlPlane.storage.storageClassName"),
+    ("cluster-domain-upper", {"dns": {"clusterDomain": "Corp.Example"}}, "spec.dns.clusterDomain"),
+    ("cluster-domain-dot", {"dns": {"clusterDomain": "corp.example."}}, "spec.dns.clusterDomain"),
+    ("cluster-domain-label", {"dns": {"clusterDomain": "a" * 64 + ".local"}}, "spec.dns.clusterDomain"),
+    ("cluster-domain-long", {"dns": {"clusterDomain": ".".join(["a" * 60] * 5)}}, "spec.dns.clusterDomain"),
+    ("cluster-domain-reverse", {"dns": {"clusterDomain": "10.in-addr.arpa"}}, "reverse-lookup zone"),
+    ("cluster-domain-arpa", {"dns": {"clusterDomain": "arpa"}}, "reverse-lookup zone"),
+    ("cluster-domain-type", {"dns": {"clusterDomain": 5}}, "spec.dns.clusterDomain"),
 ]
 
 
@@ -159,3 +166,17 @@ def _ready(status: str = "True", **extra: Any) -> dict[str, Any]:
 )
 def test_is_ready_is_generation_aware(obj: dict[str, Any] | None, expected: bool) -> None:
     assert models.is_ready(obj) is expected
+
+
+@pytest.mark.parametrize(("spec", "domain"), [
+    ({}, "cluster.local"), ({"dns": {}}, "cluster.local"), ({"dns": {"clusterDomain": "corp"}}, "corp"),
+    ({"dns": {"clusterDomain": "team-a.corp.example"}}, "team-a.corp.example"),
+])
+def test_cluster_domain_is_read_with_kubernetes_default(spec: dict[str, Any], domain: str) -> None:
+    assert TenantSpec.from_dict(spec).dns.cluster_domain == domain
+    assert models.cluster_domain({"spec": spec}) == domain
+
+
+def test_cluster_domain_of_an_unreadable_spec_is_the_default() -> None:
+    assert models.cluster_domain({"spec": {"dns": {"clusterDomain": "ip6.arpa"}}}) == "cluster.local"
+    assert models.cluster_domain({"spec": {"isolation": []}}) == "cluster.local"

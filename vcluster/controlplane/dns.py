@@ -21,7 +21,12 @@ So the tenant's DNS reads the **super** cluster, restricted to that tenant:
   ``reload``), and one that has no rule yet simply does not resolve;
 * ``kubernetes.default`` answers the tenant's own apiserver (``hosts``);
 * names outside the cluster domain go to the super cluster's resolver
-  (``forward``, when the operator knows one), nothing else leaves.
+  (``forward``, when the operator knows one), nothing else leaves: reverse
+  lookups and the super cluster's own domain are answered NXDOMAIN here
+  (:func:`sealed_zones`), since the super resolver would name other tenants'
+  super namespaces;
+* a Tenant may choose its own cluster domain (``spec.dns.clusterDomain``): the
+  zone, the rewrites and the pods' search path (the syncer) use it.
 
 No fork and no records maintained by us: freshness is CoreDNS' watch on the
 super apiserver.  Everything here is pure rendering; the operator does the
@@ -36,7 +41,8 @@ from typing import Any
 
 from vcluster import naming
 
-#: The cluster domain of every tenant (the Tenant has no setting for another one yet).
+#: The cluster domain of a tenant that names none (``spec.dns.clusterDomain``), and of the super
+#: cluster unless the operator is told otherwise (``VC_OPERATOR_DNS_SUPER_DOMAIN``).
 CLUSTER_DOMAIN = "cluster.local"
 #: What the tenant DNS' identity may read in the super cluster: exactly what the ``kubernetes``
 #: plugin lists and watches (Services, EndpointSlices, Namespaces for ``namespace_labels``).
@@ -116,6 +122,7 @@ def corefile(
     upstream: Sequence[str] = (),
     long_namespaces: Mapping[str, str] | None = None,
     domain: str = CLUSTER_DOMAIN,
+    super_domain: str = CLUSTER_DOMAIN,
 ) -> str:
     """The Corefile of one tenant's CoreDNS (pure).
 
@@ -123,7 +130,9 @@ def corefile(
     ``host:port`` of the ``ready`` plugin (200 once the super cluster's objects are listed);
     ``kubeconfig``: the super cluster as the tenant DNS' identity (``None``: in-cluster);
     ``apiserver_ip``: what ``kubernetes.default`` answers (``None``: nothing);
-    ``upstream``: where names outside ``domain`` go (empty: nowhere, REFUSED by CoreDNS).
+    ``upstream``: where names outside ``domain`` go (empty: nowhere, REFUSED by CoreDNS);
+    ``domain``: the tenant's cluster domain (``spec.dns.clusterDomain``); ``super_domain``: the
+    super cluster's, whose names (and reverse lookups) never go upstream (:func:`sealed_zones`).
     """
     lines: list[str] = []
     if bind:
@@ -144,9 +153,43 @@ def corefile(
     if kubeconfig:
         k8s.insert(0, f"kubeconfig {kubeconfig}")
     lines.append(f"kubernetes {domain} {{\n" + "".join(f"        {x}\n" for x in k8s) + "    }")
+    sealed = sealed_zones(domain, super_domain)
+    if sealed:
+        lines.append(f"template ANY ANY {' '.join(sealed)} {{\n        rcode NXDOMAIN\n    }}")
     if upstream:
-        lines.append(f"forward . {' '.join(upstream)}")
+        never = " ".join(_never_upstream(super_domain))
+        lines.append(f"forward . {' '.join(upstream)} {{\n        except {never}\n    }}")
     return f".:{port} {{\n{_block(lines)}}}\n"
+
+
+#: Reverse-lookup zones: the super cluster's resolver would name any super Service or pod by its
+#: IP there (another tenant's namespace and name), so they are never asked upstream.
+REVERSE_ZONES: tuple[str, ...] = ("in-addr.arpa", "ip6.arpa")
+
+
+def _under(name: str, zone: str) -> bool:
+    return name == zone or name.endswith(f".{zone}")
+
+
+def _never_upstream(super_domain: str) -> list[str]:
+    """Zones the tenant DNS must not forward: the super cluster's names and every reverse lookup
+    (the tenant's own zone never reaches ``forward``: the ``kubernetes`` plugin answers it)."""
+    return list(dict.fromkeys([super_domain, *REVERSE_ZONES]))
+
+
+def sealed_zones(domain: str, super_domain: str) -> list[str]:
+    """Zones the tenant DNS answers NXDOMAIN itself (``template``), before anything else could.
+
+    Why: the upstream is the super cluster's resolver, which answers for the *super* cluster: a
+    reverse lookup of a super IP there names another tenant's super namespace and Service, and a
+    tenant whose cluster domain differs from the super cluster's could ask for
+    ``kube-dns.kube-system.svc.<super domain>``.  The super domain is sealed here only when it
+    is not the tenant's own and does not contain it (``template`` would otherwise also catch the
+    tenant's own names, rewritten into its zone); in that case ``forward``'s ``except`` still
+    keeps it from going upstream (SERVFAIL instead of NXDOMAIN).
+    """
+    zones = [] if _under(domain, super_domain) or _under(super_domain, domain) else [super_domain]
+    return [*zones, *REVERSE_ZONES]
 
 
 def super_kubeconfig(*, server: str, ca_pem: bytes | None, token_file: str) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from typing import Any
 import structlog
 
 from tenant_crd import TenantStatus
+from tenant_crd.models import cluster_domain
 from vcluster import naming
 from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound
 from vcluster.kube import resources as r
@@ -244,14 +245,14 @@ class HealthMonitor:
         if verdict.reason in REPAIRED and name not in self._repairs:
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
         elif verdict.healthy and status.backend == "local" and status.cluster_key and name not in self._repairs \
-                and await self._dns_stale(status.cluster_key):
+                and await self._dns_stale(status.cluster_key, cluster_domain(body)):
             # the tenant DNS is not part of Ready: its server gone, its token past half its life or a
             # new shortened namespace to map is repaired without touching the condition
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
 
-    async def _dns_stale(self, key: str) -> bool:
+    async def _dns_stale(self, key: str, domain: str) -> bool:
         try:
-            return await self.reconciler.local_dns_stale(key)
+            return await self.reconciler.local_dns_stale(key, domain)
         except ApiError:
             return False  # the super apiserver did not answer: nothing to repair from here
 

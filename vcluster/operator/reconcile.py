@@ -327,7 +327,7 @@ class Reconciler:
 
         # 4. the tenant's DNS, isolation of its existing super namespaces ---------------------
         try:
-            dns_status = await self.ensure_dns(key, name, backend)
+            dns_status = await self.ensure_dns(key, name, backend, domain=spec.dns.cluster_domain)
         except (BackendError, ApiError) as exc:
             message = f"tenant DNS: {exc}"
             await self._report(body, phase="Provisioning" if not was_ready else "Ready", ready=was_ready,
@@ -450,7 +450,8 @@ class Reconciler:
                 await asyncio.sleep(0.5)
 
     # ---- tenant DNS (vcluster.controlplane.dns) -------------------------------------------
-    async def ensure_dns(self, key: str, name: str, backend: str) -> dict[str, str] | None:
+    async def ensure_dns(self, key: str, name: str, backend: str, *,
+                         domain: str = dns.CLUSTER_DOMAIN) -> dict[str, str] | None:
         """Provide the tenant's DNS server and its super Service; the status part (``status.dns``).
 
         The identity first (ClusterRole, ServiceAccount, binding), then the server (a local CoreDNS
@@ -468,7 +469,7 @@ class Reconciler:
             await self._apply(r.BY_KIND[obj["kind"]], obj)
         root = naming.root_namespace(key)
         if backend == "local":
-            corefile = await self._local_corefile(key)
+            corefile = await self._local_corefile(key, domain)
             age = self.local.dns_token_age(key)
             token = await self._dns_token(key) if age is None or age > self.dns.token_seconds / 2 else None
             files = self.local.dns_files(key)
@@ -484,7 +485,7 @@ class Reconciler:
             corefile = dns.corefile(
                 key=key, port=dns.POD_PORT, bind=None, ready=f":{dns.POD_READY_PORT}", kubeconfig=None,
                 apiserver_ip=None, upstream=await self._dns_upstream(),
-                long_namespaces=await self._long_namespaces(key),
+                long_namespaces=await self._long_namespaces(key), domain=domain, super_domain=self.dns.super_domain,
             )
             for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile):
                 await self._apply(r.BY_KIND[obj["kind"]], obj)
@@ -496,13 +497,14 @@ class Reconciler:
             status["clusterIP"] = ip
         return status
 
-    async def _local_corefile(self, key: str) -> str:
+    async def _local_corefile(self, key: str, domain: str) -> str:
         ports = await asyncio.to_thread(self.local.dns_ports, key)
         host = self.local.host
         return dns.corefile(
             key=key, port=ports.dns, bind=host, ready=f"{host}:{ports.ready}",
             kubeconfig=str(self.local.dns_files(key).kubeconfig), apiserver_ip=host,
             upstream=await self._dns_upstream(), long_namespaces=await self._long_namespaces(key),
+            domain=domain, super_domain=self.dns.super_domain,
         )
 
     async def _dns_upstream(self) -> tuple[str, ...]:
@@ -526,7 +528,7 @@ class Reconciler:
                                        name=naming.TENANT_DNS_SERVICE_ACCOUNT, subresource="token")
         return str(answer["status"]["token"])
 
-    async def local_dns_stale(self, key: str) -> bool:
+    async def local_dns_stale(self, key: str, domain: str = dns.CLUSTER_DOMAIN) -> bool:
         """Whether the local tenant DNS needs the reconcile: not running, token past half its life, or
         its Corefile no longer the one the tenant's namespaces ask for (a new shortened namespace)."""
         if not self.dns.enabled or ipaddress.ip_address(self.local.host).is_loopback:
@@ -540,7 +542,7 @@ class Reconciler:
             current = self.local.dns_files(key).corefile.read_text()
         except OSError:
             return True
-        return current != await self._local_corefile(key)
+        return current != await self._local_corefile(key, domain)
 
     async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec, *, endpoint: str = "") -> int:
         """Apply the policy to every existing workload super namespace of the tenant; return their count.

@@ -26,6 +26,9 @@ class TenantDnsSettings:
     token_seconds: int = 3600
     #: CoreDNS image of the pods backend.
     image: str = "registry.k8s.io/coredns/coredns:v1.12.1"
+    #: The super cluster's own cluster domain (``VC_OPERATOR_DNS_SUPER_DOMAIN``): the tenant DNS
+    #: never forwards its names (nor reverse lookups) to the super cluster's resolver.
+    super_domain: str = "cluster.local"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TenantDnsSettings:
@@ -34,6 +37,7 @@ class TenantDnsSettings:
             upstream=env_list("VC_OPERATOR_DNS_UPSTREAM", env=env),
             token_seconds=env_int("VC_OPERATOR_DNS_TOKEN_SECONDS", 3600, minimum=600, env=env),
             image=env_str("VC_OPERATOR_DNS_IMAGE", "registry.k8s.io/coredns/coredns:v1.12.1", env=env),
+            super_domain=env_str("VC_OPERATOR_DNS_SUPER_DOMAIN", "cluster.local", env=env),
         )
 
 

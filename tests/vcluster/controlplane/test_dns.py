@@ -105,7 +105,51 @@ def test_kubernetes_default_answers_the_tenant_apiserver() -> None:
 
 def test_outside_names_go_only_to_the_given_upstream() -> None:
     assert "forward" not in _corefile()
-    assert "forward . 10.96.0.10\n" in _corefile(upstream=("10.96.0.10",))
+    text = _corefile(upstream=("10.96.0.10",))
+    forward = re.search(r"forward \. (\S+) \{\n\s+except (.*)\n\s+\}", text)
+    assert forward, text
+    assert forward.group(1) == "10.96.0.10"
+    # the super resolver names any super IP (another tenant's namespace and Service) and every
+    # super Service: neither reverse lookups nor the super domain are ever asked there
+    assert set(forward.group(2).split()) == {"cluster.local", "in-addr.arpa", "ip6.arpa"}
+
+
+def _sealed(text: str) -> set[str]:
+    m = re.search(r"template ANY ANY (.*) \{\n\s+rcode NXDOMAIN\n\s+\}", text)
+    return set(m.group(1).split()) if m else set()
+
+
+def test_reverse_lookups_are_answered_nxdomain_by_the_tenant_dns_itself() -> None:
+    assert _sealed(_corefile()) == {"in-addr.arpa", "ip6.arpa"}
+    assert _sealed(_corefile(upstream=("10.96.0.10",))) == {"in-addr.arpa", "ip6.arpa"}
+
+
+@pytest.mark.parametrize(("domain", "super_domain", "sealed_super"), [
+    ("corp.example", "cluster.local", True),     # apart: the super domain is sealed
+    ("cluster.local", "cluster.local", False),   # the same zone: the kubernetes plugin answers it
+    ("a.cluster.local", "cluster.local", False),  # the tenant's zone inside: sealing would catch its own names
+    ("local", "cluster.local", False),            # the super zone inside the tenant's: the plugin answers it
+], ids=["apart", "same", "tenant-inside-super", "super-inside-tenant"])
+def test_the_super_domain_is_sealed_when_that_cannot_catch_the_tenants_own_names(
+        domain: str, super_domain: str, sealed_super: bool) -> None:
+    text = _corefile(domain=domain, super_domain=super_domain, upstream=("10.96.0.10",))
+    assert (super_domain in _sealed(text)) is sealed_super
+    assert f"kubernetes {domain} {{" in text
+    # whatever the zones, the super domain never goes upstream
+    assert re.search(rf"except {re.escape(super_domain)} ", text)
+
+
+def test_a_tenant_cluster_domain_is_the_zone_of_the_rewrites_and_of_kubernetes_default() -> None:
+    text = _corefile(domain="corp.example")
+    rules = _rewrites(text)
+    question = "web.shop.svc.corp.example."
+    rewritten, answer = _apply(rules, question)
+    assert rewritten == f"web.{KEY}--shop.svc.corp.example."
+    assert answer is not None
+    assert _revert(answer, rewritten) == question
+    # the default domain's names are not the tenant's: not rewritten into its namespaces
+    assert _apply(rules, "web.shop.svc.cluster.local.")[0] == "web.shop.svc.cluster.local."
+    assert f"kubernetes.{KEY}--default.svc.corp.example" in text
 
 
 def test_bind_is_omitted_in_a_pod_and_the_in_cluster_identity_is_used() -> None:

@@ -137,7 +137,7 @@ class FakeReconciler:
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         self.reconciled.append(body["metadata"]["name"])
 
-    async def local_dns_stale(self, key: str) -> bool:
+    async def local_dns_stale(self, key: str, domain: str = "cluster.local") -> bool:
         return False  # the tenant DNS has tests of its own (test_dns_loopback)
 
 
