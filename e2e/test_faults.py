@@ -6,7 +6,7 @@ say so); a tenant control plane that hangs, loses its etcd or dies must show
 ``Ready=False`` with the reason within seconds -- and ``Ready=True`` again
 once it is repaired -- with an Event per change.  Like ``e2e/test_cli.py``
 this starts its own embedded default in a private state folder (it cannot
-reuse the session super cluster), so it is one lean test; the supervisor and
+reuse the session super cluster), shared by all of its tests; the supervisor and
 the operator's health loop run with their default settings.
 
 The faults of the super side are injected while the tenant keeps creating
@@ -16,7 +16,10 @@ no orphan, no duplicate, and the pods' statuses came back up.  Each fault is
 a real one: the super etcd stopped and started again, the syncer's
 connections to the super apiserver reset by the kernel (``ss -K``), the
 operator SIGKILLed while it provisions a Tenant, the kubelet proxy SIGKILLed
-under a streaming ``kubectl logs -f``.
+under a streaming ``kubectl logs -f``.  The syncer's ``Synced`` condition is
+read from the Tenant as a user would (``kubectl get tenant``), and a second
+tenant with broken input (its kubeconfig Secret corrupted, then its
+apiserver hung) is told on its Tenant while the first keeps converging.
 """
 
 from __future__ import annotations
