@@ -129,7 +129,9 @@ def _events(cli: Cli, name: str = TENANT) -> list[tuple[str, str]]:
     """``(type, reason)`` of the Tenant's Events, oldest first."""
     items = json.loads(cli.kubectl("get", "events", "-n", "default", "--field-selector",
                                    f"involvedObject.name={name}", "-o", "json"))["items"]
-    items.sort(key=lambda e: (e.get("firstTimestamp") or "", e["metadata"]["creationTimestamp"]))
+    # in the order they were made: timestamps have whole seconds (two Events of one second, e.g. the health
+    # loop's and a resumed reconcile's, would tie); one etcd's resourceVersions only grow
+    items.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
     return [(e["type"], e["reason"]) for e in items]
 
 
