@@ -15,7 +15,19 @@ throw-away state folder with one tenant, then, one after the other:
   ``Ready=True`` (recovery);
 * tenant etcd SIGSTOPped likewise;
 * tenant apiserver SIGKILLed → seconds until ``Ready=False ProcessExited``
-  and until ``Ready=True`` with a new apiserver (the operator's repair).
+  and until ``Ready=True`` with a new apiserver (the operator's repair);
+* super etcd stopped and started again → seconds from the start until a
+  tenant ConfigMap created meanwhile has its super copy;
+* the syncer's connections to the super apiserver reset (``ss -K``) →
+  seconds until a tenant pod created right after is Running in the tenant
+  (its status came up through the super watch again);
+* kubelet proxy SIGKILLed → seconds until the tenant's ``kubectl logs``
+  works again (the supervisor's restart);
+* a second tenant whose kubeconfig Secret is corrupted → seconds until it
+  reads ``KubeconfigUnreadable`` (operator or syncer) and until it is
+  Ready and Synced again (the operator writes the Secret again), and the
+  first tenant's create → super copy time before and while the second is
+  broken (the others' latency).
 
 Run it alone on the machine (it starts a real super cluster) and stop
 nothing by hand meanwhile; it always runs ``down`` at the end::
@@ -26,8 +38,10 @@ nothing by hand meanwhile; it always runs ``down`` at the end::
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,6 +56,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from e2e.operator_fixtures import control_plane_processes  # noqa: E402
+from vcluster import naming  # noqa: E402
+from vcluster.process import ManagedProcess  # noqa: E402
+from vcluster.testbed import read_info  # noqa: E402
 
 TENANT = "bench-faults"
 
@@ -75,9 +92,23 @@ class Embedded:
         return str(records[name]["health_url"])
 
     def ready(self) -> tuple[str, str]:
-        obj = json.loads(self.kubectl("get", "tenant", TENANT, "-o", "json"))
-        cond = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
-        return str(cond["status"]), str(cond["reason"])
+        return self.condition(TENANT, "Ready")
+
+    def condition(self, tenant: str, type_: str) -> tuple[str, str]:
+        obj = json.loads(self.kubectl("get", "tenant", tenant, "-o", "json"))
+        cond: dict[str, Any] = next((c for c in obj["status"].get("conditions") or [] if c["type"] == type_), {})
+        return str(cond.get("status")), str(cond.get("reason"))
+
+    def tenant(self, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    def copied(self, key: str, ns: str, name: str) -> bool:
+        """Whether tenant ConfigMap ``ns/name`` has its super copy."""
+        got = subprocess.run(["kubectl", f"--kubeconfig={self.state / 'super' / 'kubeconfig'}", "get", "cm", name,
+                              "-n", naming.super_namespace(key, ns)], capture_output=True, text=True, timeout=60,
+                             check=False)
+        return got.returncode == 0
 
 
 def until(check: Callable[[], bool], *, timeout: float = 300.0) -> float:
@@ -106,6 +137,71 @@ def leading(metrics_url: str) -> bool:
     except OSError:
         return False
     return any(line.split()[:2] == ["vc_operator_leader", "1.0"] for line in text.splitlines())
+
+
+def super_side_faults(bed: Embedded, tmp: Path, key: str, rows: list[tuple[str, str, str]]) -> None:
+    """The super etcd restarted, the syncer's super connections reset, the kubelet proxy killed, a broken
+    second tenant: rows of (fault, noticed, healed) appended to ``rows`` as they are measured."""
+    kubeconfig = tmp / "tenant.kubeconfig"
+    bed.vc("kubeconfig", TENANT, "-o", str(kubeconfig))
+    bed.tenant(kubeconfig, "create", "namespace", "bench")
+    until(lambda: bed.tenant(kubeconfig, "get", "sa", "default", "-n", "bench").returncode == 0)
+    n = 0
+
+    def one_copy() -> float:
+        """Seconds from a tenant ConfigMap's create to its super copy."""
+        nonlocal n
+        n += 1
+        bed.tenant(kubeconfig, "create", "configmap", f"cm-{n}", "-n", "bench")
+        return until(lambda: bed.copied(key, "bench", f"cm-{n}"))
+
+    baseline = sorted(one_copy() for _ in range(5))[2]
+    info = read_info(tmp / "super")
+    comp = info.components["etcd"]
+    etcd = ManagedProcess(name="etcd", argv=list(comp.argv), log_path=Path(comp.log_file),
+                          pid_path=Path(comp.pid_file))
+    if etcd.adopt():
+        etcd.stop(grace=10)
+        n += 1
+        bed.tenant(kubeconfig, "create", "configmap", f"cm-{n}", "-n", "bench")  # while the super side has no storage
+        etcd.start()
+        took = until(lambda: bed.copied(key, "bench", f"cm-{n}"))
+        rows.append(("super etcd stopped, started", "informers/workers (retries)", f"{took:.1f}"))
+
+    port = int(info.server.rsplit(":", 1)[1])
+    syncer = bed.components()["syncer"]["pid"]
+    out = subprocess.run(["ss", "-Htnp", "state", "established", "dst", f"127.0.0.1:{port}"], capture_output=True,
+                         text=True, check=True).stdout
+    for line in out.splitlines():
+        if re.search(rf"pid={syncer},", line):
+            subprocess.run(["ss", "-K", "-Htn", "src", line.split()[2], "dst", f"127.0.0.1:{port}"],
+                           capture_output=True, check=False)
+    start = time.monotonic()
+    bed.tenant(kubeconfig, "run", "after-cut", "-n", "bench", "--image=registry.invalid/app:1")
+    until(lambda: bed.tenant(kubeconfig, "get", "pod", "after-cut", "-n", "bench", "-o",
+                             "jsonpath={.status.phase}").stdout == "Running")
+    rows.append(("syncer's super connections reset (ss -K)", "informers (watch ends)",
+                 f"{time.monotonic() - start:.1f} (pod Running)"))
+
+    proxy = bed.components()["kubelet-proxy"]["pid"]
+    os.kill(proxy, signal.SIGKILL)
+    took = until(lambda: bed.tenant(kubeconfig, "logs", "after-cut", "-n", "bench").returncode == 0)
+    rows.append(("kubelet proxy SIGKILL", "supervisor", f"{took:.1f} (kubectl logs works)"))
+
+    second = "bench-broken"
+    bed.vc("create", second, "--wait", "--timeout", "300")
+    ref = json.loads(bed.kubectl("get", "tenant", second, "-o", "json"))["status"]["kubeconfigSecret"]
+    garbage = base64.b64encode(b"clusters: [oops").decode()
+    bed.kubectl("patch", "secret", ref["name"], "-n", ref["namespace"], "--type=merge", "-p",
+                json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: garbage}}))
+    broken = {"KubeconfigUnreadable"}
+    seen = until(lambda: bed.condition(second, "Ready")[1] in broken or bed.condition(second, "Synced")[1] in broken)
+    beside = sorted(one_copy() for _ in range(5))[2]
+    healed = until(lambda: bed.condition(second, "Ready") == ("True", "Ready")
+                   and bed.condition(second, "Synced")[0] == "True")
+    rows.append(("second tenant's kubeconfig Secret corrupted", f"{seen:.1f} (KubeconfigUnreadable)",
+                 f"{seen + healed:.1f} (written again, Synced); the first tenant's create-to-copy "
+                 f"{baseline:.2f} s before, {beside:.2f} s beside it (medians of 5)"))
 
 
 def main() -> None:
@@ -157,6 +253,10 @@ def main() -> None:
             seen = until(not_ready)  # short-lived: the repair starts at once
             back = until(lambda: bed.ready() == ("True", "Ready") and pid_of("kube-apiserver") != pid)
             rows.append(("tenant kube-apiserver SIGKILL", f"{seen:.1f} ({reasons[-1]})", f"{seen + back:.1f}"))
+            try:
+                super_side_faults(bed, Path(tmp), key, rows)
+            except (SystemExit, subprocess.SubprocessError, OSError) as exc:  # keep the rows measured so far
+                rows.append((f"(the super-side faults stopped: {exc})", "", ""))
         finally:
             subprocess.run([sys.executable, "-m", "vcluster", "down"], env=bed.env, capture_output=True,
                            timeout=300, check=False)

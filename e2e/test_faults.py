@@ -6,27 +6,49 @@ say so); a tenant control plane that hangs, loses its etcd or dies must show
 ``Ready=False`` with the reason within seconds -- and ``Ready=True`` again
 once it is repaired -- with an Event per change.  Like ``e2e/test_cli.py``
 this starts its own embedded default in a private state folder (it cannot
-reuse the session super cluster), so it is one lean test; the supervisor and
+reuse the session super cluster), shared by all of its tests; the supervisor and
 the operator's health loop run with their default settings.
+
+The faults of the super side are injected while the tenant keeps creating
+objects (:class:`Load`), and each ends with the same invariant
+(:func:`assert_converged`): every tenant object has exactly one super copy,
+no orphan, no duplicate, and the pods' statuses came back up.  Each fault is
+a real one: the super etcd stopped and started again, the syncer's
+connections to the super apiserver reset by the kernel (``ss -K``), the
+operator SIGKILLed while it provisions a Tenant, the kubelet proxy SIGKILLed
+under a streaming ``kubectl logs -f``.  The syncer's ``Synced`` condition is
+read from the Tenant as a user would (``kubectl get tenant``), and a second
+tenant with broken input (its kubeconfig Secret corrupted, then its
+apiserver hung) is told on its Tenant while the first keeps converging.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from e2e.operator_fixtures import control_plane_processes
 from vcluster import naming
-from vcluster.process import pid_alive
+from vcluster.controlplane.local import PORTS_FILE, LocalBackend
+from vcluster.kube import ApiClient, ApiError, resources
+from vcluster.process import ManagedProcess, pid_alive
+from vcluster.settings import BinarySettings
+from vcluster.testbed import read_info
+from vcluster.testbed.kwok import SIMULATED_LOG_LINE
 
 pytestmark = pytest.mark.e2e
 
@@ -103,11 +125,13 @@ def _ready_is(cli: Cli, status: str, reason: str) -> Callable[[], dict[str, Any]
     return check
 
 
-def _events(cli: Cli) -> list[tuple[str, str]]:
+def _events(cli: Cli, name: str = TENANT) -> list[tuple[str, str]]:
     """``(type, reason)`` of the Tenant's Events, oldest first."""
     items = json.loads(cli.kubectl("get", "events", "-n", "default", "--field-selector",
-                                   f"involvedObject.name={TENANT}", "-o", "json"))["items"]
-    items.sort(key=lambda e: (e.get("firstTimestamp") or "", e["metadata"]["creationTimestamp"]))
+                                   f"involvedObject.name={name}", "-o", "json"))["items"]
+    # in the order they were made: timestamps have whole seconds (two Events of one second, e.g. the health
+    # loop's and a resumed reconcile's, would tie); one etcd's resourceVersions only grow
+    items.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
     return [(e["type"], e["reason"]) for e in items]
 
 
@@ -203,3 +227,306 @@ def test_super_apiserver_stall_heals_by_itself(cli: Cli, tmp_path: Path) -> None
     _poll(lambda: all(c["state"] == "running" for c in cli.components().values()),
           what="every component running again", timeout=120)
     assert _ready(cli)["status"] == "True"
+
+
+# ---- faults while the tenant creates objects ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tenant_kubeconfig(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("faults-tenant") / "tenant.kubeconfig"
+    cli.ok("kubeconfig", TENANT, "-o", str(path))
+    return path
+
+
+def _tenant(kubeconfig: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+class Load:
+    """Creates ConfigMaps and Pods (label ``load=<ns>``) in tenant namespace ``ns`` until stopped.
+
+    Runs in a thread with its own event loop, so the test can inject its fault meanwhile; the tenant
+    apiserver is not the one hurt, so its creates succeed (a failed one is recorded, not retried).
+    """
+
+    def __init__(self, kubeconfig: Path, ns: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.ns = ns
+        self.created = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        async with ApiClient.from_kubeconfig(self.kubeconfig) as api:
+            labels = {"load": self.ns}
+            while not self._stop.is_set():
+                n = self.created
+                try:
+                    await api.create(resources.CONFIGMAPS, {
+                        "apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": f"cm-{n:04d}", "namespace": self.ns, "labels": labels},
+                        "data": {"n": str(n)}})
+                    if n % 3 == 0:
+                        await api.create(resources.PODS, {
+                            "apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": f"pod-{n:04d}", "namespace": self.ns, "labels": labels},
+                            "spec": {"terminationGracePeriodSeconds": 0,
+                                     "containers": [{"name": "c", "image": "registry.invalid/app:1"}]}})
+                except ApiError as exc:
+                    self.errors.append(str(exc))
+                self.created += 1
+                await asyncio.sleep(0.2)
+
+    def wait_created(self, count: int) -> None:
+        _poll(lambda: self.created >= count, what=f"{count} tenant objects created", timeout=120)
+
+    def __enter__(self) -> Load:
+        made = _tenant(self.kubeconfig, "create", "namespace", self.ns)
+        assert made.returncode == 0, made.stderr
+        _poll(lambda: _tenant(self.kubeconfig, "get", "sa", "default", "-n", self.ns).returncode == 0,
+              what=f"the default ServiceAccount of {self.ns}")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def _copies(cli: Cli, kind: str, p_ns: str, ns: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(cli.kubectl("get", kind, "-n", p_ns, "-l", f"load={ns}",
+                                                         "-o", "json"))["items"]
+    return [o for o in items if not o["metadata"].get("deletionTimestamp")]
+
+
+def assert_converged(cli: Cli, kubeconfig: Path, load: Load) -> tuple[int, int]:
+    """Every tenant object of the load has exactly one super copy (none missing, orphaned or duplicated),
+    and every tenant pod is Running (its status came back up).  Returns (configmaps, pods)."""
+    assert not load.errors, load.errors[:3]
+    key = json.loads(cli.kubectl("get", "tenant", TENANT, "-o", "json"))["status"]["clusterKey"]
+    p_ns = naming.super_namespace(key, load.ns)
+    last: dict[str, Any] = {}
+
+    def same() -> tuple[int, int] | None:
+        counts = []
+        for kind in ("configmaps", "pods"):
+            made = _tenant(kubeconfig, "get", kind, "-n", load.ns, "-l", f"load={load.ns}", "-o", "json")
+            assert made.returncode == 0, made.stderr
+            tenant_items = json.loads(made.stdout)["items"]
+            want = {o["metadata"]["name"]: o["metadata"]["uid"] for o in tenant_items}
+            copies = _copies(cli, kind, p_ns, load.ns)
+            got = {o["metadata"]["name"]: o["metadata"]["annotations"][naming.ANN_OBJECT_UID] for o in copies}
+            last[kind] = (len(want), len(got), len(copies), sorted(set(want) ^ set(got))[:5])
+            if want != got or len(copies) != len(got):
+                return None
+            if kind == "pods" and any((o.get("status") or {}).get("phase") != "Running" for o in tenant_items):
+                last["pods not Running"] = [o["metadata"]["name"] for o in tenant_items
+                                            if (o.get("status") or {}).get("phase") != "Running"][:5]
+                return None
+            counts.append(len(want))
+        return counts[0], counts[1]
+
+    try:
+        got: tuple[int, int] = _poll(same, what="the super copies equal the tenant's objects", timeout=240)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last (tenant, super names, super objects, differing): {last}") from None
+    assert got[0] == load.created, (got, load.created)
+    return got
+
+
+def test_super_etcd_restart_loses_nothing(cli: Cli, tenant_kubeconfig: Path) -> None:
+    info = read_info(cli.state_dir.resolve() / "super")
+    comp = info.components["etcd"]
+    etcd = ManagedProcess(name="etcd", argv=list(comp.argv), log_path=Path(comp.log_file),
+                          pid_path=Path(comp.pid_file))
+    assert etcd.adopt(), "the super etcd runs from its pid file"
+    with Load(tenant_kubeconfig, "etcd-restart") as load:
+        load.wait_created(10)
+        etcd.stop(grace=10)
+        time.sleep(3)  # the fault: the super cluster has no storage for a while
+        etcd.start()   # same argv, same data folder (``down`` finds it through the pid file)
+        restarted_at = load.created
+        load.wait_created(restarted_at + 10)
+    assert_converged(cli, tenant_kubeconfig, load)
+    assert cli.components()["etcd"]["state"] == "running"
+
+
+def _connections(pid: int, port: int) -> list[str]:
+    """``src`` addresses of ``pid``'s established TCP connections to 127.0.0.1:``port``."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established", "dst", f"127.0.0.1:{port}"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    return [line.split()[2] for line in out.splitlines() if re.search(rf"pid={pid},", line)]
+
+
+def test_cut_super_watch_resumes(cli: Cli, tenant_kubeconfig: Path) -> None:
+    """The kernel resets every connection of the syncer to the super apiserver, its watches among them."""
+    syncer = cli.components()["syncer"]
+    port = urlsplit(read_info(cli.state_dir.resolve() / "super").server).port
+    assert port is not None
+    log_path = cli.state_dir / "logs" / "syncer.log"
+    with Load(tenant_kubeconfig, "watch-cut") as load:
+        load.wait_created(10)
+        before = log_path.stat().st_size
+        conns = _connections(syncer["pid"], port)
+        assert conns, "the syncer holds connections to the super apiserver"
+        for src in conns:
+            subprocess.run(["ss", "-K", "-Htn", "src", src, "dst", f"127.0.0.1:{port}"], capture_output=True,
+                           check=True, timeout=30)
+        cut_at = load.created
+        load.wait_created(cut_at + 10)
+    assert_converged(cli, tenant_kubeconfig, load)
+    with log_path.open("rb") as fh:
+        fh.seek(before)
+        after = fh.read().decode(errors="replace")
+    assert "informer.remote.down" in after  # the cut was seen (and survived: the objects above converged)
+    assert cli.components()["syncer"]["pid"] == syncer["pid"]  # no crash, no restart
+
+
+def _listening(pids: set[int]) -> set[int]:
+    """TCP ports these pids listen on."""
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True, timeout=30).stdout
+    ports: set[int] = set()
+    for line in out.splitlines():
+        if any(f"pid={pid}," in line for pid in pids):
+            ports.add(int(line.split()[3].rsplit(":", 1)[1]))
+    return ports
+
+
+def test_operator_killed_mid_provisioning(cli: Cli) -> None:
+    name = "halfmade"
+    operator_dir = cli.state_dir.resolve() / "operator"
+    made = cli.run("create", name)
+    assert made.returncode == 0, made.stderr
+    uid = json.loads(cli.kubectl("get", "tenant", name, "-o", "json"))["metadata"]["uid"]
+    key = naming.cluster_key(name, uid)
+    # Kill it once the control plane is half there: some of its processes run, the Tenant is not Ready.
+    _poll(lambda: control_plane_processes(operator_dir, key), what="the first control-plane process", timeout=180)
+    old = cli.components()["operator"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    try:
+        obj = _poll(lambda: (o := json.loads(cli.kubectl("get", "tenant", name, "-o", "json")))["status"].get(
+            "phase") == "Ready" and o, what=f"{name} Ready after the operator's restart", timeout=300)
+        assert cli.components()["operator"]["restarts"] >= 1
+        assert obj["status"]["clusterKey"] == key
+        # One healthy control plane: one process per component, no leftover of the killed attempt.
+        procs = control_plane_processes(operator_dir, key)
+        assert {c: len(p) for c, p in procs.items()} == {"etcd": 1, "kube-apiserver": 1,
+                                                           "kube-controller-manager": 1}, procs
+        backend = LocalBackend(state_dir=operator_dir, binary_settings=BinarySettings.from_env())
+        everything = backend.processes(key)
+        assert len(everything) == 3, everything
+        # No leaked ports: what the tenant's processes listen on is what its ports file names.
+        recorded = set(json.loads((backend.tenant_dir(key) / PORTS_FILE).read_text()).values())
+        assert _listening({pid for pid, _ in everything}) <= recorded
+        # No leaked namespaces: every namespace of the tenant carries this key; one root.
+        namespaces = json.loads(cli.kubectl("get", "ns", "-l", f"{naming.LABEL_TENANT}={name}",
+                                            "-o", "json"))["items"]
+        assert {n["metadata"]["labels"][naming.LABEL_CLUSTER_KEY] for n in namespaces} == {key}
+        roots = [n for n in namespaces if n["metadata"]["labels"].get(naming.LABEL_NAMESPACE_ROLE) == naming.ROLE_ROOT]
+        assert [n["metadata"]["name"] for n in roots] == [key]
+        assert sorted(p.name for p in operator_dir.iterdir() if p.is_dir() and p.name.startswith(name)) == [key]
+    finally:
+        cli.run("delete", name, "--wait", timeout=240)
+
+
+def test_kubelet_proxy_killed_under_logs_follow(cli: Cli, tenant_kubeconfig: Path) -> None:
+    made = _tenant(tenant_kubeconfig, "run", "talker", "--image=registry.invalid/app:1")
+    assert made.returncode == 0, made.stderr
+    waited = _tenant(tenant_kubeconfig, "wait", "pod/talker", "--for=condition=Ready", "--timeout=180s",
+                     timeout=200)
+    assert waited.returncode == 0, waited.stderr
+    follow = subprocess.Popen(["kubectl", f"--kubeconfig={tenant_kubeconfig}", "logs", "-f", "talker"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follow.stdout is not None
+        assert SIMULATED_LOG_LINE in follow.stdout.readline()  # streaming, through the proxy
+        assert follow.poll() is None, "kubectl logs -f is still following"
+        proxy = cli.components()["kubelet-proxy"]["pid"]
+        os.kill(proxy, signal.SIGKILL)
+        # The stream ends (the tenant apiserver's connection to the proxy is gone); it does not hang.
+        follow.wait(timeout=120)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+        follow.wait()
+    _poll(lambda: (c := cli.components()["kubelet-proxy"])["state"] == "running" and c["pid"] != proxy,
+          what="the supervisor restarted the kubelet proxy", timeout=60)
+    # The tenant's next request works, once the proxy answers again.
+    logs = _poll(lambda: (r := _tenant(tenant_kubeconfig, "logs", "talker")).returncode == 0 and r.stdout,
+                 what="kubectl logs works again", timeout=60)
+    assert SIMULATED_LOG_LINE in logs
+
+
+# ---- the syncer's word on the Tenant, and broken tenants ----------------------------------------
+
+
+def _synced(cli: Cli, name: str = TENANT) -> dict[str, Any]:
+    obj = json.loads(cli.kubectl("get", "tenant", name, "-o", "json"))
+    status = obj.get("status") or {}
+    cond: dict[str, Any] = next((c for c in status.get("conditions") or [] if c["type"] == "Synced"), {})
+    return {**cond, "sync": status.get("sync") or {}, "ready": _ready_of(obj)}
+
+
+def _ready_of(obj: dict[str, Any]) -> str:
+    return str(next((c["status"] for c in obj["status"].get("conditions") or [] if c["type"] == "Ready"), ""))
+
+
+def test_synced_condition_and_columns(cli: Cli) -> None:
+    got = _poll(lambda: (s := _synced(cli)).get("status") == "True" and s, what="Synced=True on the Tenant")
+    assert got["reason"] == "Synced"
+    assert got["ready"] == "True"  # the operator's condition is still there beside the syncer's
+    assert got["sync"]["reachable"] is True
+    assert isinstance(got["sync"]["pending"], int)
+    assert got["sync"]["lastFullSync"].endswith("Z")
+    table = cli.kubectl("get", "tenant", TENANT).splitlines()
+    header = table[0].split()
+    assert header[:6] == ["NAME", "PHASE", "READY", "REASON", "SYNCED", "PENDING"]
+    assert table[1].split()[4] == "True"
+    assert "LAST SYNC" in cli.kubectl("get", "tenant", TENANT, "-o", "wide").splitlines()[0]
+
+
+def test_broken_tenant_wedges_nothing(cli: Cli, tenant_kubeconfig: Path) -> None:
+    """Tenant ``victim``'s kubeconfig Secret is corrupted, then its apiserver hangs: each is told on
+    ``victim`` and heals, and tenant ``faulty``'s objects keep converging meanwhile."""
+    victim = "victim"
+    cli.ok("create", victim, "--wait", "--timeout", "300")
+    try:
+        status = json.loads(cli.kubectl("get", "tenant", victim, "-o", "json"))["status"]
+        ref = status["kubeconfigSecret"]
+        secret = ["secret", ref["name"], "-n", ref["namespace"]]
+        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced")
+
+        garbage = base64.b64encode(b"apiVersion: v1\nclusters: [oops").decode()
+        cli.kubectl("patch", *secret, "--type=merge", "-p",
+                    json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: garbage}}))
+        with Load(tenant_kubeconfig, "beside-broken") as load:
+            # told on the Tenant (the operator's health loop reads the Secret again within 30 s; a
+            # syncer that loads the tenant meanwhile says the same in Synced)
+            _poll(lambda: ("Warning", "KubeconfigUnreadable") in _events(cli, victim),
+                  what="a KubeconfigUnreadable Event on victim", timeout=120)
+            load.wait_created(15)
+        assert_converged(cli, tenant_kubeconfig, load)  # the other tenant kept syncing
+        assert _synced(cli)["status"] == "True"
+        # ... and healed: the operator wrote the Secret again, the syncer serves victim again
+        _poll(lambda: json.loads(cli.kubectl("get", *secret, "-o", "json"))["data"][
+            naming.KUBECONFIG_SECRET_KEY] != garbage, what="the operator wrote the Secret again", timeout=120)
+        _poll(lambda: (s := _synced(cli, victim))["ready"] == "True" and s.get("status") == "True",
+              what="victim Ready and Synced again", timeout=180)
+
+        pids = control_plane_processes(cli.state_dir.resolve() / "operator", status["clusterKey"])
+        (apiserver,) = pids["kube-apiserver"]
+        os.kill(apiserver, signal.SIGSTOP)  # hangs: connections accepted, nothing answered
+        try:
+            with Load(tenant_kubeconfig, "beside-hung") as load:
+                _poll(lambda: _synced(cli, victim).get("status") == "False", what="victim not Synced while hung",
+                      timeout=120)
+                load.wait_created(15)
+            assert_converged(cli, tenant_kubeconfig, load)
+        finally:
+            os.kill(apiserver, signal.SIGCONT)
+        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced after the thaw", timeout=180)
+    finally:
+        cli.run("delete", victim, "--wait", timeout=240)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from syncer import downward, extra_kinds, routing, upward
+from syncer import downward, extra_kinds, reporting, routing, upward
 from syncer import patrol as patrol_mod
 from syncer.informer import Informer
 from syncer.metrics import Metrics
@@ -38,7 +38,9 @@ from syncer.routing import EVENT
 from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
 from syncer.shared import Shared
+from syncer.tenant_status import TenantStatusWriter
 from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
+from vcluster import clock
 from vcluster.kube import ApiClient, ApiError, ClientConfig, resources
 
 __all__ = ["EVENT", "RetryLater", "Syncer", "TenantRuntime"]
@@ -61,7 +63,7 @@ class Syncer:
     ) -> None:
         settings = settings or SyncerSettings()
         queue = FairQueue(weight=settings.weight, backoff_base=settings.backoff_base,
-                          backoff_max=settings.backoff_max)
+                          backoff_max=settings.backoff_max, tenant_limit=settings.tenant_limit())
         self.shared = shared = Shared(
             settings=settings, super_api=super_api, queue=queue,
             metrics=metrics or Metrics(depths=queue.depths), nodes=nodes or NullNodeProvider(), kinds=kinds,
@@ -122,13 +124,19 @@ class Syncer:
             tasks.append(asyncio.create_task(self.mirror.run(), name="mirror"))
             if self.settings.patrol_period > 0:
                 tasks.append(asyncio.create_task(self._patrol_loop(), name="patrol"))
+            if self.settings.status_period > 0:  # the Synced condition on each served Tenant
+                tasks.append(asyncio.create_task(reporting.run(self.shared, TenantStatusWriter(self.super_api),
+                                                               period=self.settings.status_period), name="status"))
             self.ready.set()
             log.info("syncer.started", workers=self.settings.workers)
             async for change in self.source.changes():
-                if isinstance(change, TenantUp):
-                    await self.add_tenant(change.info)
-                elif isinstance(change, TenantDown):
-                    await self.remove_tenant(change.key, reason=change.reason)
+                try:  # one tenant's broken input must not stop the loop that serves every tenant
+                    if isinstance(change, TenantUp):
+                        await self.add_tenant(change.info)
+                    elif isinstance(change, TenantDown):
+                        await self.remove_tenant(change.key, reason=change.reason)
+                except Exception:
+                    log.exception("syncer.tenant_change_failed", change=type(change).__name__)
         finally:
             await self.close(cleanup_nodes=not self._lease_lost)
 
@@ -193,6 +201,7 @@ class Syncer:
         with contextlib.suppress(Exception):
             await self.nodes.attach_tenant(rt.info.key, rt.api)
         rt.synced.set()
+        rt.last_full_sync = clock.timestamp()
         self.mirror.attach(rt.info.key, rt.api)
         self.enqueue_all(rt)
         log.info("syncer.tenant_synced", tenant=rt.info.key,
@@ -211,6 +220,7 @@ class Syncer:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
         self.queue.drop_tenant(key)
+        self.shared.retries.drop_tenant(key)
         self.mirror.detach(key)
         with contextlib.suppress(Exception):
             await self.nodes.detach_tenant(key, cleanup=cleanup_nodes)
@@ -227,19 +237,12 @@ class Syncer:
             try:
                 await self.reconcile(key)
                 queue.forget(key)
-            except asyncio.CancelledError:
-                raise
-            except (RetryLater, ApiError, OSError) as exc:
+                self.shared.retries.succeeded(key)
+            except Exception as exc:  # logged per state change of the key (syncer.retries)
                 self.metrics.errors.labels(key.kind, key.direction).inc()
                 delay = queue.retry(key)
-                level = log.debug if queue.failures(key) < 5 else log.warning
-                level("sync.retry", tenant=key.tenant, kind=key.kind, direction=key.direction,
-                      key=f"{key.namespace}/{key.name}", error=str(exc), retry_in=round(delay, 3))
-            except Exception:
-                self.metrics.errors.labels(key.kind, key.direction).inc()
-                queue.retry(key)
-                log.exception("sync.failed", tenant=key.tenant, kind=key.kind, direction=key.direction,
-                              key=f"{key.namespace}/{key.name}")
+                self.shared.retries.failed(key, exc, failures=queue.failures(key), retry_in=delay,
+                                           unexpected=not isinstance(exc, (RetryLater, ApiError, OSError)))
             finally:
                 queue.done(key)
                 child = latencies.get(key.tenant)
@@ -251,9 +254,8 @@ class Syncer:
         """One key: a super Event to copy up, or one object of one kind, downward or upward."""
         shared = self.shared
         rt = shared.tenants.get(key.tenant)
-        if rt is None:
-            return
-        await rt.synced.wait()
+        if rt is None or not rt.synced.is_set():
+            return  # not listed yet: every key is queued once it is (a worker never waits on a tenant)
         if key.kind == EVENT:
             await upward.event_up(shared, rt, key)
             return

@@ -30,6 +30,18 @@ class _QueueDepth(Collector):
         yield family
 
 
+class _FailingKeys(Collector):
+    def __init__(self, failing: Callable[[], dict[str, int]]) -> None:
+        self._failing = failing
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("vc_syncer_failing_keys", "Keys whose last reconcile failed (retried with back-off)",
+                                   labels=["tenant"])
+        for tenant, count in sorted(self._failing().items()):
+            family.add_metric([tenant], count)
+        yield family
+
+
 class Metrics:
     """The syncer's counters and histograms."""
 
@@ -41,6 +53,8 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         #: Queue depth per tenant; may be set after construction (the queue lives in the engine).
         self.depths = depths
+        #: Failing keys per tenant (``syncer.retries.RetryLog.failing``), set by the engine.
+        self.failing: Callable[[], dict[str, int]] = dict
         self.operations = Counter(
             "vc_syncer_operations", "Writes done, by kind, direction and operation",
             ["kind", "direction", "op"], registry=self.registry,
@@ -65,11 +79,15 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_QueueDepth(self._queue_depths))
+        self.registry.register(_FailingKeys(self._failing_keys))
         #: ``vc_remote_up`` / ``vc_remote_failures_total`` of the informers (shared with the virtual nodes).
         self.remote = RemoteMetrics.of(self.registry)
 
     def _queue_depths(self) -> dict[str, int]:
         return self.depths()
+
+    def _failing_keys(self) -> dict[str, int]:
+        return self.failing()
 
     def serve(self, port: int) -> None:
         """Expose ``/metrics`` on ``port`` (a background thread)."""

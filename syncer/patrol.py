@@ -26,7 +26,7 @@ from syncer.resources.base import (
     with_super_owned,
 )
 from syncer.shared import Shared
-from vcluster import naming
+from vcluster import clock, naming
 
 log = structlog.get_logger(__name__)
 
@@ -88,9 +88,11 @@ def scan(shared: Shared) -> dict[str, int]:
     """
     counts: dict[str, int] = {}
     super_by_tenant = {name: group_by_tenant(inf.items()) for name, inf in shared.super_informers.items()}
+    now = clock.timestamp()
     for rt in list(shared.tenants.values()):
         if not rt.synced.is_set():
             continue
+        rt.last_full_sync = now
         for kind in rt.kinds:
             tenant_items = {
                 k: v for k, v in rt.informers[kind.kind].items()

@@ -7,6 +7,13 @@ workers at once; a key added while it is being processed is handed out again
 when the worker is done), with one FIFO per tenant served in weighted
 round-robin: each turn a tenant may take up to ``weight`` keys before the
 next tenant with work gets its turn.
+
+``tenant_limit`` caps the keys of one tenant being processed at once: a
+tenant whose apiserver hangs makes each of its keys hold a worker until the
+request times out, and without a cap enough of them would hold every
+worker while the other tenants' keys wait.  With it, the others always
+have ``workers - tenant_limit`` workers (the engine sets it a little below
+the worker count, so one busy tenant alone keeps almost all of them).
 """
 
 from __future__ import annotations
@@ -49,8 +56,12 @@ class FairQueue:
         backoff_jitter: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
+        tenant_limit: int = 0,
     ) -> None:
         self._weight = weight
+        #: Keys of one tenant handed out and not yet done, at most (0: no cap).
+        self._tenant_limit = tenant_limit
+        self._in_flight: dict[str, int] = {}
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         #: Up to this fraction of a retry delay is taken off at random, so that keys that failed
@@ -139,9 +150,19 @@ class FairQueue:
         """The next key by weighted round-robin and when it was queued, or ``None`` if empty."""
         if not self._ring:
             return None
+        if self._tenant_limit > 0 and self._in_flight.get(self._ring[0], 0) >= self._tenant_limit:
+            for _ in range(len(self._ring) - 1):  # the next tenant below its cap takes the turn
+                self._ring.rotate(-1)
+                if self._in_flight.get(self._ring[0], 0) < self._tenant_limit:
+                    self._credit = self._weight(self._ring[0])
+                    break
+            else:
+                self._ring.rotate(-1)  # back to where it started
+                return None  # every tenant with work is at its cap: wait for a done()
         tenant = self._ring[0]
         q = self._queues[tenant]
         key = q.popleft()
+        self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
         self._credit -= 1
         if not q:
             self._ring.popleft()
@@ -180,7 +201,15 @@ class FairQueue:
 
     def done(self, key: SyncKey) -> None:
         """The worker finished ``key``; if it was added meanwhile, it is queued again."""
-        self._processing.discard(key)
+        if key in self._processing:
+            self._processing.discard(key)
+            left = self._in_flight.get(key.tenant, 0) - 1
+            if left > 0:
+                self._in_flight[key.tenant] = left
+            else:
+                self._in_flight.pop(key.tenant, None)
+            if self._tenant_limit > 0 and left == self._tenant_limit - 1 and key.tenant in self._queues:
+                self._wake_one()  # a waiting worker may take this tenant's next key now
         if key in self._dirty:
             self._push(key)
 

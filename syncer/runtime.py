@@ -31,6 +31,8 @@ class TenantRuntime:
     informers: dict[str, Informer] = field(default_factory=dict)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
+    #: When all of the tenant's objects were last compared (initial list, then each patrol): ``Synced``.
+    last_full_sync: str | None = None
     #: uids of tenant objects refused by policy (told once).
     refused: set[str] = field(default_factory=set)
     #: Super events waiting to be copied up, by (tenant namespace, event name).

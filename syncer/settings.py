@@ -33,11 +33,17 @@ class SyncerSettings:
 
     #: Concurrent reconcile workers (one asyncio task each).
     workers: int = 32
+    #: Keys of one tenant processed at once, at most (0: ``workers`` minus an eighth of them, at least
+    #: one worker left to the others): a tenant whose apiserver hangs cannot hold every worker.
+    tenant_in_flight: int = 0
     #: Relative share of the queue per tenant (by cluster key); tenants not listed get ``default_weight``.
     weights: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     default_weight: int = 1
     #: Seconds between two patrols (full diffs); 0 turns the patrol off.
     patrol_period: float = 60.0
+    #: Seconds between two writes of each served Tenant's ``Synced`` condition (only when it changed);
+    #: 0 turns them off.
+    status_period: float = 10.0
     #: Port of the Prometheus endpoint; 0 turns it off.
     metrics_port: int = 0
     #: Per-key back-off after a failed reconcile: first delay and cap, in seconds.
@@ -58,6 +64,12 @@ class SyncerSettings:
     #: ``VC_LOG_LEVEL`` / ``VC_LOG_JSON``, as for every process.
     logs: LogSettings = field(default_factory=LogSettings)
 
+    def tenant_limit(self) -> int:
+        """The cap of keys of one tenant in progress (``tenant_in_flight``, or its default)."""
+        if self.tenant_in_flight > 0:
+            return min(self.tenant_in_flight, self.workers)
+        return max(1, self.workers - max(1, self.workers // 8))
+
     def weight(self, cluster_key: str) -> int:
         return self.weights.get(cluster_key, self.default_weight)
 
@@ -65,9 +77,11 @@ class SyncerSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> SyncerSettings:
         return cls(
             workers=env_int("VC_SYNCER_WORKERS", 32, minimum=1, env=env),
+            tenant_in_flight=env_int("VC_SYNCER_TENANT_IN_FLIGHT", 0, minimum=0, env=env),
             weights=MappingProxyType(parse_weights(env_str("VC_SYNCER_WEIGHTS", "", env=env))),
             default_weight=env_int("VC_SYNCER_DEFAULT_WEIGHT", 1, minimum=1, env=env),
             patrol_period=env_float("VC_SYNCER_PATROL_PERIOD", 60.0, minimum=0.0, env=env),
+            status_period=env_float("VC_SYNCER_STATUS_PERIOD", 10.0, minimum=0.0, env=env),
             metrics_port=env_int("VC_SYNCER_METRICS_PORT", 0, minimum=0, maximum=65535, env=env),
             backoff_base=env_float("VC_SYNCER_BACKOFF_BASE", 0.005, minimum=0.001, env=env),
             backoff_max=env_float("VC_SYNCER_BACKOFF_MAX", 30.0, minimum=0.01, env=env),

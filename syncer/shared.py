@@ -19,6 +19,7 @@ from syncer.metrics import Metrics
 from syncer.nodes import NodeProvider
 from syncer.queue import FairQueue
 from syncer.resources.base import Kind, Obj, TranslateContext
+from syncer.retries import RetryLog
 from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
 from vcluster import naming
@@ -46,6 +47,8 @@ class Shared:
     super_informers: dict[str, Informer] = field(default_factory=dict)
     #: The syncer's long-running tasks (informers, workers, patrol, ...), cancelled by ``close``.
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    #: The workers' failing keys, logged per state change (``vc_syncer_failing_keys``).
+    retries: RetryLog = field(default_factory=RetryLog)
     #: Prometheus children by label values (``labels()`` costs a lock and a tuple per call).
     counters: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     #: The kind every namespaced object lives in (found by its resource, not by name); None in tests
@@ -55,6 +58,7 @@ class Shared:
     def __post_init__(self) -> None:
         self.by_kind.update({k.kind: k for k in self.kinds})
         self.namespace_kind = next((k for k in self.kinds if k.resource == resources.NAMESPACES), None)
+        self.metrics.failing = self.retries.failing
 
     def count(self, kind: str, direction: str, op: str) -> None:
         child = self.counters.get((kind, direction, op))

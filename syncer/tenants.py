@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,9 +21,10 @@ from typing import Any, Protocol
 import structlog
 
 from syncer.informer import DELETED, Informer
+from syncer.tenant_status import KUBECONFIG_UNREADABLE, NOT_SERVED, SyncState, TenantStatusWriter
 from tenant_crd.models import DnsSpec, SpecError, SyncSpec, TenantSpec, TenantStatus
 from vcluster import naming
-from vcluster.kube import ApiClient, ApiError, resources
+from vcluster.kube import ApiClient, ApiError, ClientConfig, resources
 from vcluster.policy import PodPolicy, pod_policy
 
 log = structlog.get_logger(__name__)
@@ -67,6 +69,8 @@ class TenantDown:
 
 
 TenantChange = TenantUp | TenantDown
+#: Queued by the source itself: look at this Tenant again (its kubeconfig was unusable).
+RETRY = "RETRY"
 
 
 class TenantSource(Protocol):
@@ -97,9 +101,29 @@ class StaticTenantSource:
 def _secret_value(secret: Mapping[str, Any], key: str) -> str | None:
     raw = (secret.get("data") or {}).get(key)
     if raw:
-        return base64.b64decode(raw).decode()
+        return base64.b64decode(raw, validate=True).decode()
     text = (secret.get("stringData") or {}).get(key)
     return str(text) if text else None
+
+
+def kubeconfig_problem(secret: Mapping[str, Any], where: str) -> tuple[str | None, str]:
+    """(the kubeconfig text, '') from a Secret, or (None, why it cannot be used) (pure).
+
+    A tenant is hostile and a Secret can be edited: anything but a kubeconfig the client can use is
+    a problem told on the Tenant (``Synced=False KubeconfigUnreadable``), never an exception in the
+    loop that serves every tenant.
+    """
+    try:
+        text = _secret_value(secret, naming.KUBECONFIG_SECRET_KEY)
+    except (binascii.Error, ValueError) as exc:  # not base64, or not UTF-8
+        return None, f"Secret {where}: key {naming.KUBECONFIG_SECRET_KEY!r} is not a readable value ({exc})"
+    if not text:
+        return None, f"Secret {where} has no {naming.KUBECONFIG_SECRET_KEY!r} key"
+    try:
+        ClientConfig.from_kubeconfig(text)
+    except Exception as exc:  # whatever a broken document makes the parser raise
+        return None, f"Secret {where}: not a usable kubeconfig ({type(exc).__name__}: {str(exc)[:200]})"
+    return text, ""
 
 
 def readiness(tenant: Mapping[str, Any]) -> tuple[bool, str]:
@@ -120,7 +144,8 @@ def readiness(tenant: Mapping[str, Any]) -> tuple[bool, str]:
 class CrdTenantSource:
     """Tenants from ``Tenant`` objects of the super cluster (the production source)."""
 
-    def __init__(self, super_api: ApiClient, *, watch_timeout: int = 300) -> None:
+    def __init__(self, super_api: ApiClient, *, watch_timeout: int = 300, retry_after: float = 30.0,
+                 status: TenantStatusWriter | None = None) -> None:
         self._api = super_api
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._informer = Informer(
@@ -128,6 +153,12 @@ class CrdTenantSource:
         )
         #: Served tenants: Tenant name → (cluster key, resourceVersion of the object served).
         self._served: dict[str, tuple[str, str]] = {}
+        #: Where unservable tenants are told (``Synced=False``); ``None`` in tests that only watch changes.
+        self._status = status if status is not None else TenantStatusWriter(super_api)
+        #: Seconds until a tenant whose kubeconfig could not be used is looked at again (the Secret
+        #: may be repaired without the Tenant changing).
+        self.retry_after = retry_after
+        self._retries: dict[str, asyncio.TimerHandle] = {}
 
     def _on_event(self, kind: str, obj: dict[str, Any]) -> None:
         self._queue.put_nowait((kind, obj))
@@ -137,10 +168,18 @@ class CrdTenantSource:
         try:
             while True:
                 kind, obj = await self._queue.get()
+                if kind == RETRY:  # look again at the Tenant as it is now (it may be gone)
+                    self._retries.pop(str((obj.get("metadata") or {}).get("name")), None)
+                    current = self._informer.get("", str((obj.get("metadata") or {}).get("name")))
+                    if current is None or current["metadata"].get("uid") != obj["metadata"].get("uid"):
+                        continue
+                    kind, obj = "MODIFIED", current
                 change = await self._evaluate(kind, obj)
                 if change is not None:
                     yield change
         finally:
+            for handle in self._retries.values():
+                handle.cancel()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
@@ -152,6 +191,8 @@ class CrdTenantSource:
         if not ok:
             if served is not None:
                 del self._served[name]
+                if kind != DELETED:
+                    await self._status.report(name, SyncState(problem=(NOT_SERVED, f"not synced: {why}")))
                 return TenantDown(served[0], why)
             log.info("tenants.waiting", tenant=name, reason=why)
             return None
@@ -162,7 +203,12 @@ class CrdTenantSource:
         if served is not None and served[1] == fingerprint:
             return None
         info = await self._load(tenant, key, status)
-        if info is None:
+        if isinstance(info, str):
+            await self._status.report(name, SyncState(problem=(KUBECONFIG_UNREADABLE, info)))
+            if (pending := self._retries.pop(name, None)) is not None:
+                pending.cancel()  # one look-again per tenant, however many events came meanwhile
+            self._retries[name] = asyncio.get_running_loop().call_later(
+                self.retry_after, self._queue.put_nowait, (RETRY, tenant))
             if served is not None:
                 del self._served[name]
                 return TenantDown(served[0], "kubeconfig unreadable")
@@ -175,7 +221,8 @@ class CrdTenantSource:
         self._served[name] = (key, fingerprint)
         return TenantUp(info)
 
-    async def _load(self, tenant: dict[str, Any], key: str, status: TenantStatus) -> TenantInfo | None:
+    async def _load(self, tenant: dict[str, Any], key: str, status: TenantStatus) -> TenantInfo | str:
+        """The tenant as the engine needs it, or why it cannot be served (its kubeconfig)."""
         meta = tenant.get("metadata") or {}
         assert status.kubeconfig_secret is not None
         ns, secret_name = status.kubeconfig_secret
@@ -184,11 +231,12 @@ class CrdTenantSource:
         except ApiError as exc:
             log.warning("tenants.kubeconfig_unreadable", tenant=meta.get("name"), secret=f"{ns}/{secret_name}",
                         error=str(exc))
-            return None
-        kubeconfig = _secret_value(secret, naming.KUBECONFIG_SECRET_KEY)
-        if not kubeconfig:
-            log.warning("tenants.kubeconfig_missing", tenant=meta.get("name"), secret=f"{ns}/{secret_name}")
-            return None
+            return f"Secret {ns}/{secret_name}: {exc}"
+        kubeconfig, problem = kubeconfig_problem(secret, f"{ns}/{secret_name}")
+        if kubeconfig is None:
+            log.warning("tenants.kubeconfig_unusable", tenant=meta.get("name"), secret=f"{ns}/{secret_name}",
+                        problem=problem)
+            return problem
         spec = tenant.get("spec") or {}
         try:
             parsed = TenantSpec.from_dict(spec)

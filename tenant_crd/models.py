@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -565,6 +565,34 @@ def cluster_domain(obj: Mapping[str, Any]) -> str:
 def _dns_ip(dns: Any) -> str | None:
     ip = dns.get("clusterIP") if isinstance(dns, Mapping) else None
     return str(ip) if ip else None
+
+
+#: The conditions the operator writes; any other type (the syncer's ``Synced``) it keeps as it finds it.
+OPERATOR_CONDITIONS = frozenset({"Ready", "StorageApplied"})
+#: The syncer's condition on each Tenant it serves (tenant reachable, last full sync, objects pending).
+SYNCED_CONDITION = "Synced"
+
+
+def merge_conditions(current: Sequence[Mapping[str, Any]], ours: Sequence[Mapping[str, Any]],
+                     *, owned: Iterable[str]) -> list[dict[str, Any]]:
+    """``current`` conditions with the ``owned`` types replaced by ``ours`` (pure).
+
+    ``status.conditions`` is one list written by two controllers, and a JSON merge patch replaces a
+    list whole: each writer sends the list as it read it (under a resourceVersion precondition),
+    with only its own entries changed.  Others' entries keep their place; an owned type absent from
+    ``ours`` is dropped; new ones are appended in ``ours``' order.
+    """
+    owned = set(owned) | {str(c.get("type")) for c in ours}
+    by_type = {str(c.get("type")): dict(c) for c in ours}
+    out: list[dict[str, Any]] = []
+    for cond in current:
+        type_ = str(cond.get("type"))
+        if type_ not in owned:
+            out.append(dict(cond))
+        elif type_ in by_type:
+            out.append(by_type.pop(type_))
+    out.extend(dict(c) for c in ours if str(c.get("type")) in by_type)
+    return out
 
 
 def ready_condition(obj: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

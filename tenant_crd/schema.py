@@ -382,6 +382,17 @@ def _tenant_status() -> Schema:
                 "description": "Counters the operator and syncer report.",
                 "additionalProperties": {"type": "integer"},
             },
+            "sync": {
+                "type": "object",
+                "description": "Written by the syncer (with the Synced condition): whether it reaches the "
+                               "tenant apiserver, objects waiting (queued or failing), and when it last "
+                               "compared all of the tenant's objects.",
+                "properties": {
+                    "reachable": {"type": "boolean"},
+                    "pending": {"type": "integer", "format": "int64", "minimum": 0},
+                    "lastFullSync": _str(format="date-time"),
+                },
+            },
         },
     }
 
@@ -527,6 +538,9 @@ def tenant_crd() -> Schema:
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
             {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+            {"name": "Synced", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Synced")].status'},
+            {"name": "Pending", "type": "integer", "jsonPath": ".status.sync.pending"},
+            {"name": "Last Sync", "type": "date", "jsonPath": ".status.sync.lastFullSync", "priority": 1},
             {"name": "Version", "type": "string", "jsonPath": ".status.version"},
             {"name": "Backend", "type": "string", "jsonPath": ".spec.controlPlane.backend", "priority": 1},
             {"name": "Key", "type": "string", "jsonPath": ".status.clusterKey", "priority": 1},

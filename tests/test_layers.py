@@ -48,12 +48,13 @@ ALLOWED: dict[str, frozenset[str]] = {
 SYNCER_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"syncer.__main__"}),
     frozenset({"syncer.engine"}),
-    frozenset({"syncer.extra_kinds", "syncer.patrol"}),
+    frozenset({"syncer.extra_kinds", "syncer.patrol", "syncer.reporting"}),
     frozenset({"syncer.downward", "syncer.upward"}),
     frozenset({"syncer.routing"}),
     frozenset({"syncer.shared"}),
     frozenset({"syncer.runtime", "syncer.leader", "syncer.mirror"}),
-    frozenset({"syncer.informer", "syncer.queue", "syncer.metrics", "syncer.nodes", "syncer.tenants",
+    frozenset({"syncer.informer", "syncer.queue", "syncer.retries", "syncer.metrics", "syncer.nodes", "syncer.tenants",
+               "syncer.tenant_status",
                "syncer.settings"}),
     frozenset({"syncer.resources"}),
 )

@@ -144,15 +144,16 @@ class World:
 
 def make_world(*, kinds: tuple[Kind, ...] = REGISTRY, policy: PodPolicy | None = None,
                spec: dict[str, Any] | None = None, metadata: MetadataRules = NO_RULES,
-               super_: FakeServer | None = None, tenant: FakeServer | None = None) -> World:
+               super_: FakeServer | None = None, tenant: FakeServer | None = None,
+               settings: SyncerSettings | None = None) -> World:
     """Tenant ``acme`` (:data:`KEY`) served by a syncer; pass the servers of another world to serve the same
     clusters again (a restarted syncer, or the tenant re-added with another policy)."""
     super_ = super_ or FakeServer("super", ip_prefix="10.200.0.")
     tenant = tenant or FakeServer("tenant")
     nodes = RecordingNodes()
     super_api, tenant_api = super_.api(), tenant.api()
-    syncer = Syncer(cast(ApiClient, super_api), StaticTenantSource(), settings=SyncerSettings(), nodes=nodes,
-                    kinds=kinds)
+    syncer = Syncer(cast(ApiClient, super_api), StaticTenantSource(), settings=settings or SyncerSettings(),
+                    nodes=nodes, kinds=kinds)
     policy = policy or PodPolicy()
     info = TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig="", policy=policy, spec=spec or {})
     rt = TenantRuntime(info=info, api=cast(ApiClient, tenant_api), kinds=kinds,

@@ -114,3 +114,57 @@ async def test_drop_tenant_forgets_its_keys_and_timers() -> None:
     await asyncio.sleep(0.03)
     assert drain(q) == [k("b", "y")]
     assert q.depths() == {}
+
+
+# ---- tenant_limit: one tenant's keys in progress are capped (a hung tenant holds at most that many workers) ----
+
+
+def test_a_tenant_at_its_cap_lets_the_others_take_every_turn() -> None:
+    q = FairQueue(tenant_limit=2)
+    for i in range(5):
+        q.add(k("hung", f"h{i}"))
+    q.add(k("ok", "a"))
+    q.add(k("ok", "b"))
+    taken = [q.get_nowait() for _ in range(4)]
+    got = [item[0] for item in taken if item is not None]
+    assert [key.tenant for key in got].count("hung") == 2  # the cap, though more are queued
+    assert {key.name for key in got if key.tenant == "ok"} == {"a", "b"}
+    assert q.get_nowait() is None  # only the capped tenant has work left
+    assert q.depths() == {"hung": 3}
+    q.done(next(key for key in got if key.tenant == "hung"))
+    item = q.get_nowait()
+    assert item is not None
+    assert item[0].tenant == "hung"  # a slot freed: its next key
+
+
+def test_without_a_cap_one_tenant_takes_everything() -> None:
+    q = FairQueue()
+    for i in range(5):
+        q.add(k("busy", f"b{i}"))
+    assert len(drain(q)) == 5
+
+
+async def test_a_worker_waiting_on_a_capped_tenant_wakes_when_a_slot_frees() -> None:
+    q = FairQueue(tenant_limit=1)
+    q.add(k("hung", "one"))
+    q.add(k("hung", "two"))
+    first = await q.get()
+    waiting = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    q.done(first[0])
+    second = await asyncio.wait_for(waiting, timeout=5)
+    assert second[0].name == "two"
+
+
+def test_done_of_a_dropped_tenants_key_frees_its_slot_once() -> None:
+    q = FairQueue(tenant_limit=1)
+    q.add(k("t", "a"))
+    item = q.get_nowait()
+    assert item is not None
+    q.drop_tenant("t")
+    q.done(item[0])
+    q.done(item[0])  # a second done is no second free slot
+    q.add(k("t", "b"))
+    q.add(k("t", "c"))
+    assert [key.name for key in (i[0] for i in (q.get_nowait(), q.get_nowait()) if i is not None)] == ["b"]

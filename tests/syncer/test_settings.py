@@ -33,3 +33,8 @@ def test_overrides_and_weights() -> None:
 def test_bad_values_are_clear_errors(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         SyncerSettings.from_env(env)
+
+
+@pytest.mark.parametrize(("workers", "asked", "limit"), [(32, 0, 28), (8, 0, 7), (1, 0, 1), (32, 40, 32), (32, 5, 5)])
+def test_tenant_limit(workers: int, asked: int, limit: int) -> None:
+    assert SyncerSettings(workers=workers, tenant_in_flight=asked).tenant_limit() == limit

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from syncer.tenants import CrdTenantSource, readiness
+from syncer.tenants import CrdTenantSource, TenantInfo, readiness
 from tenant_crd.models import TenantStatus
 from tests.syncer.fakeapi import FakeServer
 from vcluster import naming
@@ -44,11 +44,21 @@ def test_readiness(obj: dict[str, Any], ok: bool, why: str) -> None:
     assert why in got_why
 
 
+#: A kubeconfig the client can use (the syncer refuses anything else: ``Synced=False KubeconfigUnreadable``).
+KC = """apiVersion: v1
+kind: Config
+clusters: [{name: t, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+users: [{name: t, user: {token: abc}}]
+contexts: [{name: t, context: {cluster: t, user: t}}]
+current-context: t
+"""
+
+
 def _served_tenant(spec: dict[str, Any]) -> tuple[CrdTenantSource, dict[str, Any]]:
     server = FakeServer()
     server.put(resources.NAMESPACES, {"metadata": {"name": "t-abc123"}})
     server.put(resources.SECRETS, {"metadata": {"name": "admin-kubeconfig", "namespace": "t-abc123"},
-                                   "data": {naming.KUBECONFIG_SECRET_KEY: base64.b64encode(b"kc").decode()}})
+                                   "data": {naming.KUBECONFIG_SECRET_KEY: base64.b64encode(KC.encode()).decode()}})
     source = CrdTenantSource(server.api())  # type: ignore[arg-type]
     obj = {**tenant(), "spec": spec}
     return source, obj
@@ -64,6 +74,6 @@ async def test_the_tenants_cluster_domain_reaches_the_syncer(spec: dict[str, Any
     source, obj = _served_tenant(spec)
     status = TenantStatus.from_dict(obj["status"])
     info = await source._load(obj, "t-abc123", status)
-    assert info is not None
-    assert info.kubeconfig == "kc"
+    assert isinstance(info, TenantInfo)
+    assert info.kubeconfig == KC
     assert info.cluster_domain == domain

@@ -16,6 +16,10 @@ generation), a bounded number at a time:
 * ``local`` backend: are its processes alive (pid files and ``/proc``, no
   spec built)?  One gone → ``ProcessExited`` at once, and a repair (the
   reconcile restarts it) is started in the background;
+* the admin kubeconfig Secret (read again every ``secret_recheck`` s):
+  gone, not base64 or not a kubeconfig → ``KubeconfigUnreadable`` at once
+  (nobody, the syncer included, can use the tenant with it), and a repair
+  (the reconcile writes the Secret again);
 * ``GET /readyz`` on the tenant apiserver with the admin kubeconfig (a
   client per tenant, kept between rounds); when it fails or does not
   answer in time, ``/livez/ping`` (the process alone) unanswered →
@@ -38,7 +42,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+import binascii
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +52,8 @@ import structlog
 
 from tenant_crd import TenantStatus
 from tenant_crd.models import cluster_domain
-from vcluster.kube import ApiClient, ApiError, ClientConfig
+from vcluster import naming
+from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound
 from vcluster.kube import resources as r
 from vcluster.operator.reconcile import Invalid, Reconciler, Retry
 
@@ -58,8 +65,16 @@ PROCESS_EXITED = "ProcessExited"
 APISERVER_UNREACHABLE = "ApiserverUnreachable"
 APISERVER_NOT_READY = "ApiserverNotReady"
 ETCD_UNHEALTHY = "EtcdUnhealthy"
+KUBECONFIG_UNREADABLE = "KubeconfigUnreadable"
 #: Reasons this loop writes (and may therefore take back).
-REASONS = frozenset({PROCESS_EXITED, APISERVER_UNREACHABLE, APISERVER_NOT_READY, ETCD_UNHEALTHY})
+REASONS = frozenset({PROCESS_EXITED, APISERVER_UNREACHABLE, APISERVER_NOT_READY, ETCD_UNHEALTHY,
+                     KUBECONFIG_UNREADABLE})
+#: Reasons the loop repairs by reconciling the tenant (a process to start, a Secret to write again).
+REPAIRED = frozenset({PROCESS_EXITED, KUBECONFIG_UNREADABLE})
+
+
+class SecretProblem(Exception):
+    """The tenant's admin kubeconfig Secret cannot be used (gone, not base64, not a kubeconfig)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +116,10 @@ def transition(status: TenantStatus, verdict: Verdict, *, failures: int, thresho
     return None
 
 
+def _ref(status: TenantStatus) -> str:
+    return "/".join(status.kubeconfig_secret or ("?", "?"))
+
+
 def eligible(body: Mapping[str, Any]) -> bool:
     """A tenant the loop looks after: provisioned, not being deleted, status of the current generation."""
     meta = body.get("metadata") or {}
@@ -125,6 +144,8 @@ class HealthMonitor:
         threshold: int = 2,
         probe_timeout: float = 3.0,
         concurrency: int = 16,
+        secret_recheck: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
         self.reconciler = reconciler
@@ -134,6 +155,11 @@ class HealthMonitor:
         self._slots = asyncio.Semaphore(concurrency)
         self._failures: dict[str, int] = {}
         self._clients: dict[str, ApiClient] = {}
+        #: The kubeconfig each client was built from, and when its Secret was last read.
+        self._texts: dict[str, str] = {}
+        self._read_at: dict[str, float] = {}
+        self.secret_recheck = secret_recheck
+        self._clock = clock
         self._repairs: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
@@ -181,7 +207,7 @@ class HealthMonitor:
         for name in [n for n in self._failures if n not in live]:
             self._failures.pop(name, None)
         for key in [k for k in self._clients if k not in {self._key(t) for t in tenants}]:
-            await self._clients.pop(key).close()
+            await self._drop_client(key)
         await asyncio.gather(*(self._check(t) for t in tenants if eligible(t)))
 
     @staticmethod
@@ -216,7 +242,7 @@ class HealthMonitor:
                 logger.warning("operator.tenant.unhealthy", reason=write.reason, message=write.message)
             await self.reconciler._report(body, phase=write.phase, ready=write.ready, reason=write.reason,
                                           message=write.message)
-        if verdict.reason == PROCESS_EXITED and name not in self._repairs:
+        if verdict.reason in REPAIRED and name not in self._repairs:
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
         elif verdict.healthy and status.backend == "local" and status.cluster_key and name not in self._repairs \
                 and await self._dns_stale(status.cluster_key, cluster_domain(body)):
@@ -242,7 +268,9 @@ class HealthMonitor:
                                "the operator restarts it", certain=True)
         try:
             client = await self._client(key, status)
-        except (ApiError, ValueError, KeyError) as exc:
+        except SecretProblem as exc:
+            return Verdict(False, KUBECONFIG_UNREADABLE, f"{exc}; the operator writes it again", certain=True)
+        except ApiError as exc:  # the super apiserver did not answer the read
             return Verdict(False, APISERVER_UNREACHABLE, f"cannot read the tenant's kubeconfig Secret: {exc}")
         try:
             await client.request("GET", "/readyz", raw=True)
@@ -265,22 +293,47 @@ class HealthMonitor:
         return Verdict(False, APISERVER_NOT_READY, f"tenant apiserver {status.endpoint} is not ready: {first}")
 
     async def _client(self, key: str, status: TenantStatus) -> ApiClient:
+        """The tenant's probe client; its Secret is read again every ``secret_recheck`` seconds (a
+        changed one gets a new client, a broken one raises :class:`SecretProblem`)."""
         client = self._clients.get(key)
-        if client is not None:
+        now = self._clock()
+        if client is not None and now - self._read_at.get(key, now) < self.secret_recheck:
             return client
+        text = await self._kubeconfig_text(status)
+        self._read_at[key] = now
+        if client is not None and self._texts.get(key) == text:
+            return client
+        try:
+            config = ClientConfig.from_kubeconfig(text, request_timeout=self.probe_timeout, retries=1,
+                                                  max_connections=2, user_agent="vc-operator-health")
+        except Exception as exc:  # whatever a broken document makes the parser raise
+            raise SecretProblem(f"kubeconfig Secret {_ref(status)} is not a usable kubeconfig: "
+                                f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        await self._drop_client(key)
+        client = self._clients[key] = ApiClient(config)
+        self._texts[key] = text
+        self._read_at[key] = now
+        return client
+
+    async def _kubeconfig_text(self, status: TenantStatus) -> str:
         assert status.kubeconfig_secret is not None
         namespace, name = status.kubeconfig_secret
-        secret = await self.api.get(r.SECRETS, name, namespace=namespace)
-        from vcluster import naming
-
-        text = base64.b64decode((secret.get("data") or {})[naming.KUBECONFIG_SECRET_KEY]).decode()
-        config = ClientConfig.from_kubeconfig(text, request_timeout=self.probe_timeout, retries=1,
-                                              max_connections=2, user_agent="vc-operator-health")
-        client = self._clients[key] = ApiClient(config)
-        return client
+        try:
+            secret = await self.api.get(r.SECRETS, name, namespace=namespace)
+        except NotFound:
+            raise SecretProblem(f"kubeconfig Secret {_ref(status)} is gone") from None
+        raw = (secret.get("data") or {}).get(naming.KUBECONFIG_SECRET_KEY)
+        if not raw:
+            raise SecretProblem(f"kubeconfig Secret {_ref(status)} has no {naming.KUBECONFIG_SECRET_KEY!r} key")
+        try:
+            return base64.b64decode(raw, validate=True).decode()
+        except (binascii.Error, ValueError) as exc:
+            raise SecretProblem(f"kubeconfig Secret {_ref(status)} is not readable: {exc}") from None
 
     async def _drop_client(self, key: str) -> None:
         client = self._clients.pop(key, None)
+        self._texts.pop(key, None)
+        self._read_at.pop(key, None)
         if client is not None:
             await client.close()
 

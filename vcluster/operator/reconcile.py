@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec, TenantStatus
-from tenant_crd.models import IsolationSpec
+from tenant_crd.models import OPERATOR_CONDITIONS, IsolationSpec, merge_conditions
 from tenant_crd.schema import DEFAULT_BACKEND
 from vcluster import clock, kubelet_ca, naming, policy
 from vcluster.controlplane import builder, certs, dns, pods
@@ -58,6 +58,8 @@ EVENT_NAMESPACE = "default"
 
 #: Condition (pods backend): the etcd storage in place is the one the spec asks for.
 STORAGE_CONDITION = "StorageApplied"
+#: How often a status write is tried again after a 409 Conflict (another writer changed the Tenant).
+REPORT_ATTEMPTS = 5
 #: Its reason when a claim-template change was not applied (immutable in Kubernetes).
 STORAGE_NEEDS_MIGRATION = "StorageChangeNeedsMigration"
 
@@ -139,12 +141,38 @@ class Reconciler:
         no Event; any other change of one does (``Warning`` when it is ``False``).
         """
         meta = body["metadata"]
-        # The status as it is now, not as ``body`` saw it: the health loop may have written it
-        # meanwhile (a reconcile can wait minutes on a hung apiserver), and every change of a
-        # condition since must get its Event.
-        current = await self.api.get_or_none(r.TENANTS, meta["name"])
-        old = TenantStatus.from_dict((current if current is not None else body).get("status"))
-        generation = meta.get("generation")
+        for attempt in range(REPORT_ATTEMPTS):
+            # The status as it is now, not as ``body`` saw it: the health loop may have written it
+            # meanwhile (a reconcile can wait minutes on a hung apiserver), and every change of a
+            # condition since must get its Event.
+            current = await self.api.get_or_none(r.TENANTS, meta["name"])
+            if current is None:
+                return
+            events, status = self._status(current, generation=meta.get("generation"), phase=phase, ready=ready,
+                                          reason=reason, message=message, extra=extra, event_type=event_type,
+                                          conditions=conditions)
+            # ``conditions`` is one list shared with the syncer (``Synced``): a merge patch replaces it
+            # whole, so it is written only over the version it was read from (409 Conflict: read again).
+            patch = {"metadata": {"resourceVersion": current["metadata"].get("resourceVersion")}, "status": status}
+            try:
+                await self.api.patch(r.TENANTS, meta["name"], patch, subresource="status")
+                break
+            except NotFound:
+                return
+            except Conflict:
+                if attempt == REPORT_ATTEMPTS - 1:
+                    raise
+        for type_, why, text in events:
+            await self.event(body, type_=type_, reason=why, message=text)
+
+    def _status(
+        self, current: Mapping[str, Any], *, generation: Any, phase: str, ready: bool, reason: str, message: str,
+        extra: Mapping[str, Any] | None, event_type: str | None,
+        conditions: Sequence[tuple[str, bool, str, str]] | None,
+    ) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+        """The Events to post and the status to write over ``current`` (pure): the operator's
+        conditions replaced, every other writer's (``Synced``) kept as it is."""
+        old = TenantStatus.from_dict(current.get("status"))
         events: list[tuple[str, str, str]] = []
 
         def condition(type_: str, ok: bool, why: str, text: str, *, event: str | None) -> dict[str, Any]:
@@ -162,23 +190,19 @@ class Reconciler:
             return {"type": type_, "status": status_str, "reason": why, "message": text,
                     "observedGeneration": generation, "lastTransitionTime": transition}
 
-        others = (
-            [c.to_dict() for c in old.conditions if c.type != "Ready"]
-            if conditions is None
-            else [condition(type_, ok, why, text, event=None) for type_, ok, why, text in conditions]
-        )
+        ours = [condition("Ready", ready, reason, message, event=event_type)]
+        if conditions is None:  # keep the operator's other conditions as they are
+            ours += [c.to_dict() for c in old.conditions if c.type in OPERATOR_CONDITIONS and c.type != "Ready"]
+        else:
+            ours += [condition(type_, ok, why, text, event=None) for type_, ok, why, text in conditions]
+        found = [c.to_dict() for c in old.conditions]
         status: dict[str, Any] = {
             "phase": phase,
             "observedGeneration": generation,
-            "conditions": [condition("Ready", ready, reason, message, event=event_type), *others],
+            "conditions": merge_conditions(found, ours, owned=OPERATOR_CONDITIONS),
             **(extra or {}),
         }
-        try:
-            await self.api.patch(r.TENANTS, meta["name"], {"status": status}, subresource="status")
-        except NotFound:
-            return
-        for type_, why, text in events:
-            await self.event(body, type_=type_, reason=why, message=text)
+        return events, status
 
     async def event(self, body: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
         meta = body["metadata"]

@@ -22,6 +22,7 @@ from vcluster.operator.health import (
     APISERVER_UNREACHABLE,
     DEGRADED,
     ETCD_UNHEALTHY,
+    KUBECONFIG_UNREADABLE,
     PROCESS_EXITED,
     HealthMonitor,
     Verdict,
@@ -367,3 +368,77 @@ def test_report_judges_changes_against_the_current_status(tmp_path: Path) -> Non
     stale = _tenant("a")  # what the reconcile read when it started: Ready=True
     asyncio.run(reconciler._report(stale, phase="Ready", ready=True, reason="Ready", message="m"))
     assert [(e["type"], e["reason"]) for e in api.events] == [("Normal", "Ready")]
+
+
+# ---- the kubeconfig Secret: a broken one is told at once and written again -------------------------
+
+
+def test_loop_repairs_an_unreadable_kubeconfig_secret() -> None:
+    broken = Verdict(False, KUBECONFIG_UNREADABLE, "kubeconfig Secret a-123456/admin-kubeconfig is gone",
+                     certain=True)
+    monitor, reconciler = _monitor([_tenant("a")], {"a": [broken, Verdict(True)]})
+
+    async def rounds() -> None:
+        await monitor.round()
+        await asyncio.sleep(0)
+        await asyncio.gather(*list(monitor._repairs.values()))
+        await monitor.round()
+        await monitor.close()
+
+    asyncio.run(rounds())
+    assert reconciler.writes == [("a", False, DEGRADED, KUBECONFIG_UNREADABLE), ("a", True, "Ready", "Ready")]
+    assert reconciler.reconciled == ["a"]  # the reconcile writes the Secret again
+
+
+def test_probe_reads_the_secret_again_and_tells_a_broken_one() -> None:
+    """Against a stand-in apiserver that always answers: only the Secret decides the verdict."""
+    import base64
+
+    from aiohttp import web
+
+    from vcluster.kube import NotFound
+    from vcluster.kubeconfig import dump_kubeconfig, render_kubeconfig
+
+    async def ok(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def scenario() -> list[Verdict]:
+        app = web.Application()
+        app.router.add_get("/readyz", ok)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        good = base64.b64encode(dump_kubeconfig(render_kubeconfig(server=f"http://127.0.0.1:{port}", ca_pem=None,
+                                                                  token="t")).encode()).decode()
+        secrets: list[dict[str, Any] | None] = [
+            {"data": {"kubeconfig": good}},                                          # fine
+            {"data": {"kubeconfig": base64.b64encode(b"clusters: [oops").decode()}},  # corrupted
+            None,                                                                    # deleted
+            {"data": {"kubeconfig": "%% not base64"}},
+            {"data": {}},
+            {"data": {"kubeconfig": good}},                                          # written again
+        ]
+
+        class Api(FakeApi):
+            async def get(self, *_: Any, **__: Any) -> dict[str, Any]:
+                secret = secrets.pop(0)
+                if secret is None:
+                    raise NotFound(404, "NotFound", "secrets not found")
+                return secret
+
+        api = Api([])
+        monitor = HealthMonitor(api=api, reconciler=FakeReconciler(api), probe_timeout=1.0,  # type: ignore[arg-type]
+                                secret_recheck=0.0)
+        status = TenantStatus.from_dict(_status(backend="pods"))
+        verdicts = [await monitor.probe(status) for _ in range(6)]
+        await monitor.close()
+        await runner.cleanup()
+        return verdicts
+
+    verdicts = asyncio.run(scenario())
+    assert [v.reason for v in verdicts] == ["Ready", *[KUBECONFIG_UNREADABLE] * 4, "Ready"]
+    assert all(v.certain for v in verdicts[1:5])
+    assert "not a usable kubeconfig" in verdicts[1].message
+    assert "is gone" in verdicts[2].message

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tenant_crd import TenantSpec
+from tenant_crd.models import SYNCED_CONDITION
 from vcluster.controlplane import builder, pods
 from vcluster.controlplane import spec as cp
 from vcluster.controlplane.local import LocalBackend
+from vcluster.kube import Conflict
 from vcluster.kube import resources as r
 from vcluster.operator.reconcile import STORAGE_CONDITION, STORAGE_NEEDS_MIGRATION, Reconciler
 from vcluster.settings import BinarySettings
@@ -21,18 +24,27 @@ KEY = "acme-1a2b3c"
 class FakeApi:
     """Records status patches and Events; serves one optional etcd StatefulSet."""
 
-    def __init__(self, statefulset: dict[str, Any] | None = None) -> None:
+    def __init__(self, statefulset: dict[str, Any] | None = None, tenant: dict[str, Any] | None = None) -> None:
         self.statefulset = statefulset
+        #: The Tenant as the apiserver has it (``_report`` reads it first and writes over its resourceVersion).
+        self.tenant = tenant
         self.patches: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        #: Called before each status patch is taken; may change :attr:`tenant` (another writer, meanwhile).
+        self.meanwhile: list[Any] = []
 
     async def get_or_none(self, resource: r.Resource, name: str, *, namespace: str | None = None) -> Any:
         if resource == r.TENANTS:
-            return None  # _report reads the current status first; None: it goes by the body's
+            return copy.deepcopy(self.tenant)
         assert (resource, name, namespace) == (r.STATEFULSETS, pods.ETCD_SERVICE, KEY)
         return self.statefulset
 
     async def patch(self, resource: r.Resource, name: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if self.meanwhile:
+            self.meanwhile.pop(0)(self)
+        assert self.tenant is not None
+        if body["metadata"]["resourceVersion"] != self.tenant["metadata"]["resourceVersion"]:
+            raise Conflict(409, "Conflict", "the object has been modified")
         self.patches.append(body)
         return body
 
@@ -82,7 +94,7 @@ async def test_existing_storage_is_kept_and_a_change_reported(
 
 
 def _body(conditions: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"metadata": {"name": "acme", "uid": "u", "generation": 3},
+    return {"metadata": {"name": "acme", "uid": "u", "generation": 3, "resourceVersion": "7"},
             "status": {"phase": "Provisioning", "conditions": conditions}}
 
 
@@ -111,10 +123,11 @@ async def test_report_writes_every_condition_and_events_on_change(
     tmp_path: Path, old: list[dict[str, Any]], conditions: list[tuple[str, bool, str, str]] | None,
     event_reasons: list[str], types: list[str],
 ) -> None:
-    api = FakeApi()
+    api = FakeApi(tenant=_body(old))
     await _reconciler(api, tmp_path)._report(_body(old), phase="Provisioning", ready=False,
                                              reason="WaitingForApiserver", message="m", conditions=conditions)
     (patch,) = api.patches
+    assert patch["metadata"] == {"resourceVersion": "7"}  # written only over what was read
     written = patch["status"]["conditions"]
     assert [c["type"] for c in written] == types
     assert [e["reason"] for e in api.events] == event_reasons
@@ -125,3 +138,37 @@ async def test_report_writes_every_condition_and_events_on_change(
         assert storage["observedGeneration"] == 3
         if storage["status"] == OLD_APPLIED["status"] and old[-1] is OLD_APPLIED:
             assert storage["lastTransitionTime"] == OLD_APPLIED["lastTransitionTime"]
+
+
+SYNCED = {"type": SYNCED_CONDITION, "status": "True", "reason": "Synced", "message": "0 objects pending",
+          "lastTransitionTime": "2026-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize("conditions", [None, [], [APPLIED]], ids=["none", "empty", "storage"])
+async def test_report_keeps_the_syncers_condition(tmp_path: Path,
+                                                  conditions: list[tuple[str, bool, str, str]] | None) -> None:
+    api = FakeApi(tenant=_body([READY, SYNCED, OLD_APPLIED]))
+    await _reconciler(api, tmp_path)._report(_body([READY]), phase="Degraded", ready=False,
+                                             reason="ApiserverUnreachable", message="m", conditions=conditions)
+    (patch,) = api.patches
+    written = patch["status"]["conditions"]
+    assert next(c for c in written if c["type"] == SYNCED_CONDITION) == SYNCED
+    assert [c["type"] for c in written][:2] == ["Ready", SYNCED_CONDITION]
+
+
+async def test_report_written_meanwhile_is_read_again_not_clobbered(tmp_path: Path) -> None:
+    """The syncer writes its condition between the operator's read and its write: 409, read again."""
+    api = FakeApi(tenant=_body([READY]))
+
+    def syncer_writes(fake: FakeApi) -> None:
+        assert fake.tenant is not None
+        fake.tenant["status"]["conditions"].append(SYNCED)
+        fake.tenant["metadata"]["resourceVersion"] = "8"
+
+    api.meanwhile.append(syncer_writes)
+    await _reconciler(api, tmp_path)._report(_body([READY]), phase="Degraded", ready=False,
+                                             reason="ApiserverUnreachable", message="gone")
+    (patch,) = api.patches
+    assert patch["metadata"] == {"resourceVersion": "8"}
+    assert [c["type"] for c in patch["status"]["conditions"]] == ["Ready", SYNCED_CONDITION]
+    assert [e["reason"] for e in api.events] == ["ApiserverUnreachable"]  # one Event, not one per attempt
