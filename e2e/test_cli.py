@@ -11,40 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from e2e.cli_fixtures import Cli
 from vcluster.process import pid_alive
 from vcluster.testbed.kwok import SIMULATED_LOG_LINE
 
 pytestmark = pytest.mark.e2e
-
-
-class Cli:
-    """``python -m vcluster`` with a private state folder and no inherited KUBECONFIG."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "VC_STATE_DIR")}
-        self.env["VC_STATE_DIR"] = str(state_dir)
-        self.env["VC_NODES"] = "1"
-
-    def run(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None,
-            ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "vcluster", *args], capture_output=True, text=True, timeout=timeout,
-            env=env or self.env, check=False,
-        )
-
-    def ok(self, *args: str, timeout: float = 300) -> str:
-        proc = self.run(*args, timeout=timeout)
-        assert proc.returncode == 0, f"kubectl vc {' '.join(args)} -> {proc.returncode}: {proc.stderr.strip()}"
-        return proc.stdout
 
 
 def _one_line_error(proc: subprocess.CompletedProcess[str], code: int, text: str) -> None:

@@ -31,7 +31,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from e2e.cli_fixtures import Cli
 from e2e.operator_fixtures import control_plane_processes
 from vcluster import naming
 from vcluster.controlplane.local import PORTS_FILE, LocalBackend
@@ -53,36 +53,6 @@ from vcluster.testbed.kwok import SIMULATED_LOG_LINE
 pytestmark = pytest.mark.e2e
 
 TENANT = "faulty"
-
-
-class Cli:
-    """``python -m vcluster`` with a private state folder and no inherited KUBECONFIG."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "VC_STATE_DIR")}
-        self.env["VC_STATE_DIR"] = str(state_dir)
-        self.env["VC_NODES"] = "1"
-
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "vcluster", *args], capture_output=True, text=True,
-                              timeout=timeout, env=self.env, check=False)
-
-    def ok(self, *args: str, timeout: float = 300) -> str:
-        proc = self.run(*args, timeout=timeout)
-        assert proc.returncode == 0, f"kubectl vc {' '.join(args)} -> {proc.returncode}: {proc.stderr.strip()}"
-        return proc.stdout
-
-    def kubectl(self, *args: str) -> str:
-        kubeconfig = self.state_dir.resolve() / "super" / "kubeconfig"
-        proc = subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True,
-                              timeout=60, check=False)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
-
-    def components(self) -> dict[str, dict[str, Any]]:
-        out = json.loads(self.run("status", "-o", "json").stdout)
-        return {c["name"]: c for c in out["components"]}
 
 
 @pytest.fixture(scope="module")
