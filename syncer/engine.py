@@ -39,7 +39,8 @@ from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
 from syncer.shared import Shared
 from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
-from vcluster.kube import ApiClient, ApiError, ClientConfig, resources
+from vcluster import quota
+from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound, resources
 
 __all__ = ["EVENT", "RetryLater", "Syncer", "TenantRuntime"]
 
@@ -122,6 +123,8 @@ class Syncer:
             tasks.append(asyncio.create_task(self.mirror.run(), name="mirror"))
             if self.settings.patrol_period > 0:
                 tasks.append(asyncio.create_task(self._patrol_loop(), name="patrol"))
+            if self.settings.quota_status_period > 0:
+                tasks.append(asyncio.create_task(self._quota_status_loop(), name="quota-status"))
             self.ready.set()
             log.info("syncer.started", workers=self.settings.workers)
             async for change in self.source.changes():
@@ -275,6 +278,35 @@ class Syncer:
                 self.patrol()
             except Exception:
                 log.exception("patrol.failed")
+
+    async def _quota_status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.quota_status_period)
+            for rt in list(self.tenants.values()):
+                try:
+                    await self.report_quota(rt)
+                except (ApiError, OSError) as exc:
+                    log.warning("quota.status_failed", tenant=rt.info.key, error=str(exc))
+
+    async def report_quota(self, rt: TenantRuntime) -> bool:
+        """Write the tenant's usage of its quota to ``status.quota.used`` if it changed; True if written."""
+        limits = rt.info.quota
+        if limits is None:
+            return False
+        used = quota.status_used(self.shared.ledgers.get(rt.info.key), limits.names)
+        if used == rt.quota_reported:
+            return False
+        old = rt.quota_reported
+        if old is None:  # names a previous incarnation wrote and the quota no longer has are removed
+            tenant = await self.super_api.get_or_none(resources.TENANTS, rt.info.name)
+            old = (((tenant or {}).get("status") or {}).get("quota") or {}).get("used") or {}
+        patch = {"status": {"quota": {"used": {**{k: None for k in old if k not in used}, **used}}}}
+        try:
+            await self.super_api.patch(resources.TENANTS, rt.info.name, patch, subresource="status")
+        except NotFound:
+            return False
+        rt.quota_reported = used
+        return True
 
     def patrol(self) -> dict[str, int]:
         """One full diff of every kind of every synced tenant; differences are queued. Returns counts."""

@@ -49,6 +49,8 @@ class SyncerSettings:
     max_connections: int = 64
     #: Validity asked of the tenant's TokenRequest API for pod tokens.
     token_expiration: int = 86400 * 365
+    #: Seconds between two writes of each Tenant's ``status.quota.used`` (only when it changed); 0: never.
+    quota_status_period: float = 5.0
     #: Run leader election (a Lease in vc-system) so two replicas can run.
     leader_election: bool = False
     #: Identity written into the Lease; defaults to hostname and pid.
@@ -74,6 +76,7 @@ class SyncerSettings:
             watch_timeout=env_int("VC_SYNCER_WATCH_TIMEOUT", 300, minimum=1, env=env),
             max_connections=env_int("VC_SYNCER_MAX_CONNECTIONS", 64, minimum=1, env=env),
             token_expiration=env_int("VC_SYNCER_TOKEN_EXPIRATION", 86400 * 365, minimum=600, env=env),
+            quota_status_period=env_float("VC_SYNCER_QUOTA_STATUS_PERIOD", 5.0, minimum=0.0, env=env),
             leader_election=env_bool("VC_SYNCER_LEADER_ELECTION", False, env=env),
             identity=env_str("VC_SYNCER_IDENTITY", "", env=env),
             lease=LeaseTiming.from_env("VC_SYNCER", env=env),

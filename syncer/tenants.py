@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import structlog
 
 from syncer.informer import DELETED, Informer
-from tenant_crd.models import SpecError, SyncSpec, TenantSpec, TenantStatus
-from vcluster import naming
+from tenant_crd.models import IsolationSpec, SpecError, SyncSpec, TenantSpec, TenantStatus
+from vcluster import naming, quota
 from vcluster.kube import ApiClient, ApiError, resources
 from vcluster.policy import PodPolicy, pod_policy
 
@@ -47,6 +47,38 @@ class TenantInfo:
     sync: SyncSpec = field(default_factory=SyncSpec)
     #: ``status.dns.clusterIP``: the tenant DNS the operator provides (nameserver of ClusterFirst pods).
     dns_ip: str | None = None
+    #: The tenant-wide quota the syncer enforces on creates (None: no quota).
+    quota: quota.TenantQuota | None = None
+
+
+def tenant_quota(isolation: IsolationSpec, *, from_default: bool = False) -> quota.TenantQuota | None:
+    """The tenant-wide quota of a policy in force (pure); None when it limits nothing."""
+    if not isolation.resource_quota:
+        return None
+    source = quota.SOURCE_DEFAULT if from_default else quota.SOURCE_TENANT
+    return quota.TenantQuota(hard=quota.parse_hard(isolation.resource_quota), limit_range=isolation.limit_range,
+                             source=source, names=tuple(sorted(isolation.resource_quota)))
+
+
+def spec_in_force(spec: Mapping[str, Any], status: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    """The Tenant spec with the operator's defaults in force filled in (pure), and whether the quota is
+    the operator's default.
+
+    The operator writes the quota and LimitRange in force to ``status.quota.hard`` /
+    ``status.limitRange`` (its defaults are its own settings); a spec that names its own keeps it.
+    """
+    status = status or {}
+    isolation = dict(spec.get("isolation") or {})
+    from_default = False
+    hard = (status.get("quota") or {}).get("hard")
+    if "resourceQuota" not in isolation and isinstance(hard, Mapping) and hard:
+        isolation["resourceQuota"] = {"hard": {str(k): str(v) for k, v in hard.items() if v is not None}}
+        from_default = True
+    lr = status.get("limitRange")
+    if "limitRange" not in isolation and isinstance(lr, Mapping):
+        isolation["limitRange"] = {key: {str(k): str(v) for k, v in (lr.get(key) or {}).items() if v is not None}
+                                   for key in ("defaults", "defaultRequests")}
+    return {**spec, "isolation": isolation}, from_default
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +188,9 @@ class CrdTenantSource:
         status = TenantStatus.from_dict(tenant.get("status"))
         key = str(status.cluster_key)
         # Re-read only when something that matters changed: the spec (generation) or the key/secret.
-        fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}/{status.dns_cluster_ip}"
+        raw_status = tenant.get("status") or {}
+        in_force = ((raw_status.get("quota") or {}).get("hard"), raw_status.get("limitRange"))
+        fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}/{status.dns_cluster_ip}/{in_force}"
         if served is not None and served[1] == fingerprint:
             return None
         info = await self._load(tenant, key, status)
@@ -187,15 +221,17 @@ class CrdTenantSource:
         if not kubeconfig:
             log.warning("tenants.kubeconfig_missing", tenant=meta.get("name"), secret=f"{ns}/{secret_name}")
             return None
-        spec = tenant.get("spec") or {}
+        spec, from_default = spec_in_force(tenant.get("spec") or {}, tenant.get("status"))
+        limits: quota.TenantQuota | None = None
         try:
             parsed = TenantSpec.from_dict(spec)
             policy, sync = pod_policy(parsed.isolation), parsed.sync
+            limits = tenant_quota(parsed.isolation, from_default=from_default)
         except SpecError as exc:
             # The operator refuses such specs; if one slips through, serve with the safe default.
             log.warning("tenants.bad_spec", tenant=meta.get("name"), error=str(exc))
             policy, sync = PodPolicy(), SyncSpec()
         return TenantInfo(
             key=key, name=str(meta.get("name")), uid=str(meta.get("uid")), kubeconfig=kubeconfig,
-            policy=policy, spec=spec, sync=sync, dns_ip=status.dns_cluster_ip,
+            policy=policy, spec=spec, sync=sync, dns_ip=status.dns_cluster_ip, quota=limits,
         )

@@ -355,6 +355,25 @@ def _tenant_status() -> Schema:
                 "description": "Counters the operator and syncer report.",
                 "additionalProperties": {"type": "integer"},
             },
+            "quota": {
+                "type": "object",
+                "description": "The tenant-wide quota in force (the Tenant's or the operator's default) and "
+                               "the tenant's usage of it across all its super namespaces (written by the syncer).",
+                "properties": {
+                    "hard": {"type": "object", "additionalProperties": _str()},
+                    "used": {"type": "object", "additionalProperties": _str()},
+                    "source": _str(enum=["Tenant", "OperatorDefault"]),
+                },
+            },
+            "limitRange": {
+                "type": "object",
+                "description": "The container defaults in force (the Tenant's or the operator's default).",
+                "properties": {
+                    "defaults": {"type": "object", "additionalProperties": _str()},
+                    "defaultRequests": {"type": "object", "additionalProperties": _str()},
+                    "source": _str(enum=["Tenant", "OperatorDefault"]),
+                },
+            },
         },
     }
 

@@ -31,12 +31,13 @@ Warning Event on its object.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenant_crd.models import IsolationSpec
+from tenant_crd.models import IsolationSpec, LimitRangeSpec
 from vcluster import naming
 
 #: Names of the policy objects the operator/syncer keep in each super namespace.
@@ -113,6 +114,21 @@ def pod_policy(isolation: IsolationSpec) -> PodPolicy:
     )
 
 
+def with_defaults(
+    isolation: IsolationSpec, *, quota: Mapping[str, str], limits: Mapping[str, str] | None = None,
+    requests: Mapping[str, str] | None = None,
+) -> IsolationSpec:
+    """The policy in force: the Tenant's, with the operator's default quota and LimitRange where it
+    names none (a Tenant's own ``resourceQuota``/``limitRange``, even an empty one, replaces them)."""
+    out = isolation
+    if out.resource_quota is None and quota:
+        out = dataclasses.replace(out, resource_quota=dict(quota))
+    if out.limit_range is None and (limits or requests):
+        out = dataclasses.replace(out, limit_range=LimitRangeSpec(defaults=dict(limits or {}),
+                                                                  default_requests=dict(requests or {})))
+    return out
+
+
 def namespace_labels(isolation: IsolationSpec) -> dict[str, str]:
     """Pod Security Admission labels for a tenant's super namespace (a second line of defence)."""
     level = isolation.pod_security
@@ -177,15 +193,7 @@ def policy_objects(
         }
 
     out: list[dict[str, Any]] = []
-    if isolation.resource_quota:
-        out.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ResourceQuota",
-                "metadata": meta(QUOTA_NAME),
-                "spec": {"hard": dict(sorted(isolation.resource_quota.items()))},
-            }
-        )
+    # The LimitRange first: a pod created between the two would be refused for stating no requests.
     lr = isolation.limit_range
     if lr is not None and (lr.defaults or lr.default_requests):
         limit: dict[str, Any] = {"type": "Container"}
@@ -195,6 +203,15 @@ def policy_objects(
             limit["defaultRequest"] = dict(sorted(lr.default_requests.items()))
         out.append({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta(LIMIT_RANGE_NAME),
                     "spec": {"limits": [limit]}})
+    if isolation.resource_quota:
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": meta(QUOTA_NAME),
+                "spec": {"hard": dict(sorted(isolation.resource_quota.items()))},
+            }
+        )
     if isolation.network_policy:
         out.append(
             {

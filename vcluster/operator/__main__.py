@@ -164,6 +164,9 @@ async def run(settings: OperatorSettings) -> None:
                                start_timeout=settings.start_timeout, host=settings.local_host),
             bootstrap_timeout=settings.bootstrap_timeout,
             dns=settings.dns,
+            default_quota=settings.default_quota,
+            default_limits=settings.default_limits,
+            default_requests=settings.default_requests,
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)

@@ -43,7 +43,7 @@ from vcluster.controlplane.local import BackendError, LocalBackend, VersionUnava
 from vcluster.errors import VClusterError
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, ClientConfig, Conflict, NotFound
 from vcluster.kube import resources as r
-from vcluster.operator.settings import TenantDnsSettings
+from vcluster.operator.settings import DEFAULT_CONTAINER_REQUESTS, DEFAULT_TENANT_QUOTA, TenantDnsSettings
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +82,45 @@ class Outcome:
     backend: str
 
 
+def _replacing(new: Mapping[str, Any], old: Any) -> dict[str, Any]:
+    """A merge-patch map that makes ``old`` equal to ``new`` (keys no longer there are nulled)."""
+    out: dict[str, Any] = {k: None for k in (old if isinstance(old, Mapping) else {}) if k not in new}
+    out.update(new)
+    return out
+
+
+def policy_status(
+    old_status: Mapping[str, Any] | None, asked: IsolationSpec, in_force: IsolationSpec
+) -> dict[str, Any]:
+    """``status.quota`` (hard, source) and ``status.limitRange``: the policy in force, and whose it is.
+
+    The syncer enforces the quota tenant-wide and fills ``status.quota.used``; it reads ``hard`` and the
+    LimitRange from here because the operator's defaults are the operator's settings.  A merge patch:
+    names dropped since the last write are nulled; no quota at all removes ``status.quota``.
+    """
+    old = old_status or {}
+    out: dict[str, Any] = {}
+    hard = {k: str(v) for k, v in sorted((in_force.resource_quota or {}).items())}
+    if hard:
+        old_quota = old.get("quota") or {}
+        out["quota"] = {"hard": _replacing(hard, old_quota.get("hard")),
+                        "source": "Tenant" if asked.resource_quota is not None else "OperatorDefault"}
+    else:
+        out["quota"] = None
+    lr = in_force.limit_range
+    if lr is not None and (lr.defaults or lr.default_requests):
+        old_lr = old.get("limitRange") or {}
+        out["limitRange"] = {
+            "defaults": _replacing({k: str(v) for k, v in lr.defaults.items()}, old_lr.get("defaults")),
+            "defaultRequests": _replacing({k: str(v) for k, v in lr.default_requests.items()},
+                                          old_lr.get("defaultRequests")),
+            "source": "Tenant" if asked.limit_range is not None else "OperatorDefault",
+        }
+    else:
+        out["limitRange"] = None
+    return out
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -97,8 +136,15 @@ class Reconciler:
     def __init__(
         self, *, api: ApiClient, local: LocalBackend, bootstrap_timeout: float = 90.0,
         dns: TenantDnsSettings | None = None,
+        default_quota: Mapping[str, str] = DEFAULT_TENANT_QUOTA,
+        default_limits: Mapping[str, str] | None = None,
+        default_requests: Mapping[str, str] = DEFAULT_CONTAINER_REQUESTS,
     ) -> None:
         self.api = api
+        #: The operator's defaults for Tenants that name no quota / LimitRange (OperatorSettings).
+        self.default_quota = default_quota
+        self.default_limits = default_limits or {}
+        self.default_requests = default_requests
         self.local = local
         self.dns = dns if dns is not None else TenantDnsSettings()
         self.pods = pods.PodsBackend()
@@ -309,7 +355,9 @@ class Reconciler:
             await self._report(body, phase="Provisioning" if not was_ready else "Ready", ready=was_ready,
                                reason="ControlPlaneFailed", message=message, extra=common, conditions=conditions)
             raise Retry(message, delay=15) from None
-        count = await self.apply_isolation(key, name, spec.isolation, endpoint=plane.endpoint)
+        isolation = policy.with_defaults(spec.isolation, quota=self.default_quota, limits=self.default_limits,
+                                         requests=self.default_requests)
+        count = await self.apply_isolation(key, name, isolation, endpoint=plane.endpoint)
 
         # 5. report --------------------------------------------------------------------------
         await self._report(
@@ -321,6 +369,7 @@ class Reconciler:
                 "kubeconfigSecret": {"namespace": key, "name": naming.kubeconfig_secret_name()},
                 "counts": {"superNamespaces": count},
                 **({"dns": dns_status} if dns_status else {}),
+                **policy_status(body.get("status"), spec.isolation, isolation),
             },
             conditions=conditions,
         )
