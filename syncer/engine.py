@@ -176,6 +176,7 @@ class Syncer:
         ctx = TranslateContext(
             key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
             apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443), dns_ip=info.dns_ip,
+            dns_endpoint=info.dns_endpoint,
             metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
                                                  transparent=info.sync.transparent_metadata_prefixes),
         )

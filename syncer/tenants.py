@@ -47,6 +47,8 @@ class TenantInfo:
     sync: SyncSpec = field(default_factory=SyncSpec)
     #: ``status.dns.clusterIP``: the tenant DNS the operator provides (nameserver of ClusterFirst pods).
     dns_ip: str | None = None
+    #: ``status.dns.endpoint``: where the tenant DNS Service forwards to (its NetworkPolicy egress).
+    dns_endpoint: str | None = None
     #: The tenant-wide quota the syncer enforces on creates (None: no quota).
     quota: quota.TenantQuota | None = None
 
@@ -132,6 +134,12 @@ def _secret_value(secret: Mapping[str, Any], key: str) -> str | None:
     return str(text) if text else None
 
 
+def _dns_endpoint(status: Mapping[str, Any] | None) -> str | None:
+    dns = (status or {}).get("dns")
+    endpoint = dns.get("endpoint") if isinstance(dns, Mapping) else None
+    return str(endpoint) if endpoint else None
+
+
 def readiness(tenant: Mapping[str, Any]) -> tuple[bool, str]:
     """Whether a Tenant object may be served, and why not (pure)."""
     status = TenantStatus.from_dict(tenant.get("status"))
@@ -189,7 +197,8 @@ class CrdTenantSource:
         key = str(status.cluster_key)
         # Re-read only when something that matters changed: the spec (generation) or the key/secret.
         raw_status = tenant.get("status") or {}
-        in_force = ((raw_status.get("quota") or {}).get("hard"), raw_status.get("limitRange"))
+        in_force = ((raw_status.get("quota") or {}).get("hard"), raw_status.get("limitRange"),
+                    _dns_endpoint(raw_status))
         fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}/{status.dns_cluster_ip}/{in_force}"
         if served is not None and served[1] == fingerprint:
             return None
@@ -234,4 +243,5 @@ class CrdTenantSource:
         return TenantInfo(
             key=key, name=str(meta.get("name")), uid=str(meta.get("uid")), kubeconfig=kubeconfig,
             policy=policy, spec=spec, sync=sync, dns_ip=status.dns_cluster_ip, quota=limits,
+            dns_endpoint=_dns_endpoint(tenant.get("status")),
         )

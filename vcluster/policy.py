@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenant_crd.models import IsolationSpec, LimitRangeSpec
+from tenant_crd.models import IngressPeer, IsolationSpec, LimitRangeSpec
 from vcluster import naming
 
 #: Names of the policy objects the operator/syncer keep in each super namespace.
@@ -140,49 +140,83 @@ def namespace_labels(isolation: IsolationSpec) -> dict[str, str]:
     }
 
 
-def network_policy_spec(cluster_key: str, *, apiserver: tuple[str, int] | None = None) -> dict[str, Any]:
+def _ip_block(host: str) -> dict[str, Any] | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return {"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}
+
+
+def _peer_rule(peer: IngressPeer) -> dict[str, Any]:
+    source: dict[str, Any] = {"namespaceSelector": {"matchLabels": dict(sorted(peer.namespace_labels.items()))}}
+    if peer.pod_labels:
+        source["podSelector"] = {"matchLabels": dict(sorted(peer.pod_labels.items()))}
+    rule: dict[str, Any] = {"from": [source]}
+    if peer.ports:
+        rule["ports"] = [{"protocol": proto, "port": port} for proto, port in peer.ports]
+    return rule
+
+
+def network_policy_spec(
+    cluster_key: str, *, apiserver: tuple[str, int] | None = None, dns: tuple[str, int] | None = None,
+    allow_from: Iterable[IngressPeer] = (),
+) -> dict[str, Any]:
     """The default NetworkPolicy of a tenant's super namespace: its own namespaces in and out, DNS and
-    its own apiserver out, nothing else in either direction.
+    its own apiserver out, the admin's allowed peers in, nothing else in either direction.
 
     Other tenants' pods and the super control plane (nodes, the super apiserver) are neither allowed in
     nor reachable; so is anything outside the cluster (pod IPs fall inside any wide ``ipBlock`` on
     common CNIs, so "the internet but not other tenants" needs the cluster's CIDRs, which the policy
     does not know).  ``apiserver`` is the tenant apiserver as pods reach it (host, port), from the
     endpoint URL: an ``ipBlock`` when the host is an IP (local backend); a pods-backend apiserver lives
-    in the tenant's root namespace, which the own-namespaces rule already covers.
+    in the tenant's root namespace, which the own-namespaces rule already covers.  ``dns`` is the
+    tenant DNS server as kube-proxy forwards to it (``status.dns.endpoint``: the local backend's
+    CoreDNS on the host; its Service's ClusterIP is DNATed to it before any policy applies, so the
+    policy must name the endpoint, not the Service); a pods-backend DNS is in the root namespace.
+    ``allow_from`` (``spec.isolation.allowedIngressFrom``) lets the admin's ingress controllers and
+    monitoring in.
     """
     own = {"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: cluster_key}}}
-    dns = {
-        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    }
-    egress: list[dict[str, Any]] = [{"to": [own]}, dns]
-    if apiserver is not None:
-        host, port = apiserver
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            ip = None
-        if ip is not None:
-            egress.append({"to": [{"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}],
-                           "ports": [{"protocol": "TCP", "port": port}]})
+    dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    egress: list[dict[str, Any]] = [
+        {"to": [own]},
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+         "ports": dns_ports},
+    ]
+    if dns is not None and (block := _ip_block(dns[0])) is not None:
+        egress.append({"to": [block], "ports": [{"protocol": "UDP", "port": dns[1]},
+                                                 {"protocol": "TCP", "port": dns[1]}]})
+    if apiserver is not None and (block := _ip_block(apiserver[0])) is not None:
+        egress.append({"to": [block], "ports": [{"protocol": "TCP", "port": apiserver[1]}]})
     return {
         "podSelector": {},
         "policyTypes": ["Ingress", "Egress"],
-        # Only pods in namespaces of the same tenant (workload or root) may connect.
-        "ingress": [{"from": [own]}],
+        # Only pods in namespaces of the same tenant (workload or root) may connect, and the admin's peers.
+        "ingress": [{"from": [own]}, *(_peer_rule(p) for p in allow_from)],
         "egress": egress,
     }
 
 
+def host_port(endpoint: str | None) -> tuple[str, int] | None:
+    """``host:port`` (``[v6]:port``) as a pair; None when absent or not of that form."""
+    if not endpoint:
+        return None
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
 def policy_objects(
     isolation: IsolationSpec, *, super_namespace: str, cluster_key: str, tenant_name: str,
-    apiserver: tuple[str, int] | None = None,
+    apiserver: tuple[str, int] | None = None, dns: tuple[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """The ResourceQuota, LimitRange and NetworkPolicy the policy asks for, in ``super_namespace``.
 
-    ``apiserver`` (host, port of the tenant apiserver endpoint) opens egress to it; the operator and
-    the syncer both pass it from the same endpoint URL, so they write the same object.
+    ``apiserver`` (host, port of the tenant apiserver endpoint) and ``dns`` (``status.dns.endpoint``)
+    open egress to them; the operator and the syncer both pass them from the same Tenant status, so
+    they write the same object.
     """
 
     def meta(name: str) -> dict[str, Any]:
@@ -218,7 +252,8 @@ def policy_objects(
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
                 "metadata": meta(NETWORK_POLICY_NAME),
-                "spec": network_policy_spec(cluster_key, apiserver=apiserver),
+                "spec": network_policy_spec(cluster_key, apiserver=apiserver, dns=dns,
+                                            allow_from=isolation.allowed_ingress_from),
             }
         )
     return out

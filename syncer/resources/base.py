@@ -102,6 +102,8 @@ class TranslateContext:
     apiserver_port: str = ""
     #: Super cluster IP of the tenant's DNS service, when it has one.
     dns_ip: str | None = None
+    #: Where that service forwards to (``status.dns.endpoint``, ``host:port``): the NetworkPolicy opens it.
+    dns_endpoint: str | None = None
     #: Tenant cluster domain for DNS search paths.
     cluster_domain: str = "cluster.local"
     #: Tenant Services of the pod's namespace as (name, super cluster IP, ports), for the

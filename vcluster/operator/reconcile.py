@@ -357,7 +357,8 @@ class Reconciler:
             raise Retry(message, delay=15) from None
         isolation = policy.with_defaults(spec.isolation, quota=self.default_quota, limits=self.default_limits,
                                          requests=self.default_requests)
-        count = await self.apply_isolation(key, name, isolation, endpoint=plane.endpoint)
+        count = await self.apply_isolation(key, name, isolation, endpoint=plane.endpoint,
+                                           dns=policy.host_port((dns_status or {}).get("endpoint")))
 
         # 5. report --------------------------------------------------------------------------
         await self._report(
@@ -567,10 +568,12 @@ class Reconciler:
             return True
         return current != await self._local_corefile(key)
 
-    async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec, *, endpoint: str = "") -> int:
+    async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec, *, endpoint: str = "",
+                              dns: tuple[str, int] | None = None) -> int:
         """Apply the policy to every existing workload super namespace of the tenant; return their count.
 
-        ``endpoint`` (the tenant apiserver URL) opens the NetworkPolicy's egress to it, as the syncer does.
+        ``endpoint`` (the tenant apiserver URL) and ``dns`` (the tenant DNS server's ``status.dns.endpoint``)
+        open the NetworkPolicy's egress to them, as the syncer does.
         """
         url = urlsplit(endpoint) if endpoint else None
         apiserver = (url.hostname, url.port or 443) if url is not None and url.hostname else None
@@ -583,7 +586,7 @@ class Reconciler:
                 continue
             await self.api.patch(r.NAMESPACES, ns_name, {"metadata": {"labels": policy.namespace_labels(isolation)}})
             for obj in policy.policy_objects(isolation, super_namespace=ns_name, cluster_key=key, tenant_name=name,
-                                             apiserver=apiserver):
+                                             apiserver=apiserver, dns=dns):
                 await self._apply(r.BY_KIND[obj["kind"]], obj)
             for kind in stale:
                 with contextlib.suppress(NotFound):
