@@ -31,15 +31,15 @@ from syncer.metrics import Metrics
 from syncer.mirror import Mirror
 from syncer.nodes import NodeProvider, NullNodeProvider
 from syncer.queue import DOWN, FairQueue, SyncKey
-from syncer.resources import REGISTRY
+from syncer.resources import REGISTRY, tokens
 from syncer.resources import extra as extra_mod
-from syncer.resources.base import Kind, MetadataRules, Obj, RetryLater, TranslateContext
+from syncer.resources.base import Kind, MetadataRules, Obj, RetryLater, TranslateContext, cluster_key_of
 from syncer.routing import EVENT
 from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
 from syncer.shared import Shared
 from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
-from vcluster import quota
+from vcluster import clock, quota
 from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound, resources
 
 __all__ = ["EVENT", "RetryLater", "Syncer", "TenantRuntime"]
@@ -123,6 +123,7 @@ class Syncer:
             tasks.append(asyncio.create_task(self.mirror.run(), name="mirror"))
             if self.settings.patrol_period > 0:
                 tasks.append(asyncio.create_task(self._patrol_loop(), name="patrol"))
+            tasks.append(asyncio.create_task(self._token_loop(), name="token-renewal"))
             if self.settings.quota_status_period > 0:
                 tasks.append(asyncio.create_task(self._quota_status_loop(), name="quota-status"))
             self.ready.set()
@@ -288,6 +289,35 @@ class Syncer:
                     await self.report_quota(rt)
                 except (ApiError, OSError) as exc:
                     log.warning("quota.status_failed", tenant=rt.info.key, error=str(exc))
+
+    async def _token_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.token_refresh_period)
+            try:
+                await self.renew_tokens()
+            except Exception:
+                log.exception("tokens.renewal_failed")
+
+    async def renew_tokens(self) -> int:
+        """Renew every served tenant's pod tokens that are due (:func:`syncer.resources.tokens.renew_due`)."""
+        inf = self.super_informers.get("Secret")
+        if inf is None:
+            return 0
+        by_tenant: dict[str, list[Obj]] = {}
+        for _ref, p_slim in inf.items():
+            if tokens.is_token_secret(p_slim) and (key := cluster_key_of(p_slim)) in self.tenants:
+                by_tenant.setdefault(key, []).append(p_slim)
+        renewed = 0
+        for key, p_slims in by_tenant.items():
+            rt = self.tenants.get(key)
+            if rt is None:
+                continue
+            try:
+                renewed += await tokens.renew_due(downward.TenantIO(self.shared, rt), p_slims, now=clock.now(),
+                                                  refresh_at=self.settings.token_refresh_at)
+            except (ApiError, OSError) as exc:
+                log.warning("tokens.renewal_failed", tenant=key, error=str(exc))
+        return renewed
 
     async def report_quota(self, rt: TenantRuntime) -> bool:
         """Write the tenant's usage of its quota to ``status.quota.used`` if it changed; True if written."""
