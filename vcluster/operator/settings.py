@@ -29,8 +29,8 @@ from vcluster.settings import (
 #: The tenant-wide quota of a Tenant that names none (``VC_OPERATOR_DEFAULT_QUOTA``): what one tenant
 #: may hold across all its super namespaces together (docs/architecture.md, "Tenant-wide quota").
 DEFAULT_TENANT_QUOTA: Mapping[str, str] = MappingProxyType({
-    "pods": "100", "requests.cpu": "16", "requests.memory": "32Gi", "services": "50",
-    "services.nodeports": "0", "services.loadbalancers": "0", "persistentvolumeclaims": "20",
+    # (node ports and load balancers: whether at all is spec.isolation.exposure's to say)
+    "pods": "100", "requests.cpu": "16", "requests.memory": "32Gi", "services": "50", "persistentvolumeclaims": "20",
     "requests.storage": "100Gi", "configmaps": "500", "secrets": "500",
 })
 #: Container requests of a Tenant that names no ``limitRange`` (``VC_OPERATOR_DEFAULT_REQUESTS``): the
