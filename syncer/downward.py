@@ -182,7 +182,6 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
         raise RetryLater("over the tenant-wide quota: " + "; ".join(p_ref))
     rt.refused.discard(object_uid(v_obj))  # allowed now: a later refusal is told again
     rt.quota_told.discard(object_uid(v_obj))
-    ledger = shared.ledger(rt.info.key)
     # Recorded before the write: the super watch may deliver its echo before the write returns.
     ref = (kind.kind, meta.get("namespace", "") if kind.namespaced else "", meta["name"])
     try:
@@ -191,7 +190,7 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
         desired = kind.to_super(v_obj, ctx)
     except BaseException:
         if p_ref is not None:
-            ledger.release(p_ref)
+            release_quota(shared, rt, p_ref)
         raise
     rt.written[ref] = (object_uid(v_obj), kind.fingerprint(desired))
     try:
@@ -199,13 +198,13 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
     except AlreadyExists:
         rt.written.pop(ref, None)
         if p_ref is not None:
-            ledger.release(p_ref)
+            release_quota(shared, rt, p_ref)
         await adopt_or_clear(shared, kind, desired, rules=ctx.metadata)
         return
     except (Invalid, RetryLater) as exc:
         rt.written.pop(ref, None)
         if p_ref is not None:
-            ledger.release(p_ref)
+            release_quota(shared, rt, p_ref)
         # Refused by the super apiserver (quota, admission, validation): tell the tenant, keep retrying.
         cause = exc if isinstance(exc, Invalid) else exc.__cause__
         if isinstance(cause, ApiError):
@@ -215,7 +214,7 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
     except BaseException:
         rt.written.pop(ref, None)
         if p_ref is not None:
-            ledger.release(p_ref)
+            release_quota(shared, rt, p_ref)
         raise
     shared.count(kind.kind, DOWN, "create")
     if kind.after_create is not None:
@@ -245,6 +244,20 @@ def admit_quota(
     if reasons:
         return [f"tenant-wide quota exceeded: {r}" for r in reasons]
     return p_ref
+
+
+def release_quota(shared: Shared, rt: TenantRuntime, p_ref: tuple[str, str, str]) -> None:
+    """An admitted create did not happen: its reservation ends, and creates waiting for room try again."""
+    shared.ledger(rt.info.key).release(p_ref)
+    wake_quota_waiters(shared, rt)
+
+
+def wake_quota_waiters(shared: Shared, rt: TenantRuntime) -> None:
+    """Queue again the creates that wait for room in the tenant-wide quota (their back-off may be long)."""
+    if rt.quota_waiting:
+        waiting, rt.quota_waiting = rt.quota_waiting, set()
+        for key in waiting:
+            shared.queue.add(key)
 
 
 async def create_in_namespace(

@@ -77,7 +77,7 @@ def count_usage(shared: Shared, kind: Kind, p_slim: Obj, *, event: str) -> None:
     rt = shared.tenants.get(tenant)
     if freed and rt is not None and rt.quota_waiting:
         waiting, rt.quota_waiting = rt.quota_waiting, set()
-        for key in waiting:
+        for key in waiting:  # (routing sits below downward: its wake_quota_waiters, inlined)
             shared.queue.add(key)
 
 

@@ -123,3 +123,37 @@ async def test_no_quota_no_gate() -> None:
     await w.start()
     await w.settle()
     assert len(super_pods(w)) == 4
+
+
+async def test_a_failed_create_gives_its_room_back_and_wakes_the_waiting() -> None:
+    from vcluster.kube import Forbidden
+
+    failing = {"p0"}
+
+    def status_unknown(verb: str, resource: Any, _ns: str | None, name: str) -> None:
+        if verb == "create" and resource == resources.PODS and name in failing:
+            raise Forbidden(403, "Forbidden", f'pods "{name}" is forbidden: status unknown for quota: vc-tenant-quota')
+
+    w = await world_with(quota(pods="1"), (resources.PODS, pod("p0", "a")), (resources.PODS, pod("p1", "b")))
+    w.super_.admission.append(status_unknown)
+    failed = {(k.namespace, k.name) for k in await drain(w)}
+    # p0 was admitted but its create failed (transiently: no Event); p1 waited, then took the room
+    assert super_pods(w) == [f"{w.p_ns('b')}/p1"]
+    assert ("a", "p0") in failed
+    assert w.events("a") == []
+    assert w.syncer.shared.ledger(w.rt.info.key).reserved == {}
+
+
+async def test_released_room_wakes_the_waiting_keys() -> None:
+    from syncer import downward
+    from syncer.queue import DOWN
+
+    w = await world_with(quota(pods="1"))
+    w.take()
+    key = SyncKey(w.rt.info.key, "Pod", DOWN, "b", "p1")
+    w.rt.quota_waiting.add(key)
+    ledger = w.syncer.shared.ledger(w.rt.info.key)
+    assert ledger.admit(("Pod", w.p_ns("a"), "p0"), {"pods": Decimal(1)}, {"pods": Decimal(1)}, where="w") == []
+    downward.release_quota(w.syncer.shared, w.rt, ("Pod", w.p_ns("a"), "p0"))
+    assert w.take() == [key]
+    assert w.rt.quota_waiting == set()
