@@ -397,6 +397,33 @@ class Reconciler:
         return kept, (STORAGE_CONDITION, True, "Applied",
                       f"etcd data on a PersistentVolumeClaim ({pods.describe_storage(current)})")
 
+    async def _put_exact(self, resource: r.Resource, obj: dict[str, Any]) -> None:
+        """Create ``obj``, or replace the live one whose spec differs, so the spec is exactly ``obj``'s.
+
+        Not a server-side apply: a policy object the syncer created (a new super namespace) is owned by
+        its create, and an apply would keep every field the applied object no longer names (a quota
+        key dropped from the spec would stay enforced).
+        """
+        meta = obj["metadata"]
+        for _ in range(3):
+            live = await self.api.get_or_none(resource, meta["name"], namespace=meta["namespace"])
+            if live is None:
+                try:
+                    await self.api.create(resource, obj, namespace=meta["namespace"])
+                    return
+                except AlreadyExists:
+                    continue
+            live_labels = (live.get("metadata") or {}).get("labels") or {}
+            if live.get("spec") == obj["spec"] and all(live_labels.get(k) == v for k, v in meta["labels"].items()):
+                return
+            body = {**obj, "metadata": {**meta, "resourceVersion": live["metadata"]["resourceVersion"]}}
+            try:
+                await self.api.replace(resource, body, namespace=meta["namespace"])
+                return
+            except Conflict:
+                continue
+        raise Retry(f"{resource.kind} {meta['namespace']}/{meta['name']} keeps changing", delay=5)
+
     async def _apply(self, resource: r.Resource, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         return await self.api.patch(
@@ -587,7 +614,7 @@ class Reconciler:
             await self.api.patch(r.NAMESPACES, ns_name, {"metadata": {"labels": policy.namespace_labels(isolation)}})
             for obj in policy.policy_objects(isolation, super_namespace=ns_name, cluster_key=key, tenant_name=name,
                                              apiserver=apiserver, dns=dns):
-                await self._apply(r.BY_KIND[obj["kind"]], obj)
+                await self._put_exact(r.BY_KIND[obj["kind"]], obj)
             for kind in stale:
                 with contextlib.suppress(NotFound):
                     await self.api.delete(r.BY_KIND[kind], policy.POLICY_OBJECT_NAMES[kind], namespace=ns_name)
