@@ -722,7 +722,9 @@ def main() -> int:
     with super_cluster(args.super_kubeconfig, work, nodes=nodes) as super_, \
             running_operator(super_, state_dir=work / "operator", log_path=work / "operator.log"):
         suffix = uuid.uuid4().hex[:4]
-        tenants = [create_tenant(super_, f"bench-{x}-{suffix}") for x in "abc"]
+        # more pods than the operator's default tenant-wide quota (100): the quota gate still runs
+        big = {"resourceQuota": {"hard": {"pods": "100000"}}}
+        tenants = [create_tenant(super_, f"bench-{x}-{suffix}", isolation=big) for x in "abc"]
         spy_dir = Path(args.py_spy) if args.py_spy else None
         if spy_dir is not None:
             spy_dir.mkdir(parents=True, exist_ok=True)

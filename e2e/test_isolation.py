@@ -7,12 +7,16 @@ cluster, that it did not arrive (or arrived confined) and that the tenant
 object carries a Warning Event naming the ``Tenant`` policy field that
 refused it.  Needs only the session super cluster (kwok nodes), the session
 operator and one syncer; two tenants: one with the default policy, one with
-``podSecurity: restricted`` (privilege escalation is a restricted control).
+``podSecurity: restricted`` (privilege escalation is a restricted control),
+LoadBalancers allowed and a monitoring allow-list.  NetworkPolicies are
+checked as the real apiserver stores them: the test bed's bridge CNI
+enforces none (see docs/architecture.md, "Threat model").
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,13 +32,18 @@ pytestmark = pytest.mark.e2e
 
 NS = "hostile"
 BASE, STRICT = "base", "strict"
+#: An admin allow-list entry (``spec.isolation.allowedIngressFrom``): a monitoring scraper.
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+              "podSelector": {"matchLabels": {"app": "prometheus"}}, "ports": [{"port": 9100}]}
 
 
 @pytest.fixture(scope="module")
 def tenants(super_cluster: Any, vc_operator: Any) -> dict[str, TenantHandle]:  # noqa: F811
     suffix = uuid.uuid4().hex[:6]
     return {BASE: create_tenant(super_cluster, f"iso-a-{suffix}"),
-            STRICT: create_tenant(super_cluster, f"iso-b-{suffix}", isolation={"podSecurity": "restricted"})}
+            STRICT: create_tenant(super_cluster, f"iso-b-{suffix}", isolation={
+                "podSecurity": "restricted", "exposure": {"loadBalancer": True},
+                "allowedIngressFrom": [MONITORING]})}
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +203,44 @@ def test_service_turned_nodeport_is_removed(super_cluster: Any, applied: dict[st
              is None, syncer=syncer)
     messages = wait_for("Event", functools.partial(policy_events, tenant, "Service", "flip"), syncer=syncer)
     assert any("spec.isolation.exposure.nodePort" in m for m in messages)
+
+
+def test_load_balancer_status_goes_up_when_allowed(super_cluster: Any, applied: dict[str, TenantHandle],
+                                                   syncer: SyncerProcess) -> None:
+    tenant = applied[STRICT]
+    apply(tenant, service("pub", type="LoadBalancer", selector={"app": "x"}))
+    p_ns = naming.super_namespace(tenant.cluster_key, NS)
+    p_svc = wait_for("super LoadBalancer service",
+                     lambda: kjson(super_cluster.kubectl, "get", "service", "pub", "-n", p_ns), syncer=syncer)
+    assert p_svc["spec"]["type"] == "LoadBalancer"
+    # what a cloud controller does in the super cluster (the test bed has none)
+    status = {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}}
+    super_cluster.kubectl("patch", "service", "pub", "-n", p_ns, "--subresource=status", "--type=merge",
+                          "-p", json.dumps(status))
+    def ingress_ips() -> list[str]:
+        got = kjson(tenant.kubectl, "get", "service", "pub", "-n", NS) or {}
+        return [i.get("ip") for i in ((got.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+
+    # (the super apiserver defaults ipMode; it comes up with the address)
+    wait_for("tenant Service status", lambda: ingress_ips() == ["192.0.2.7"], syncer=syncer)
+
+
+def test_network_policy_lets_the_admins_peers_in(super_cluster: Any, applied: dict[str, TenantHandle],
+                                                 syncer: SyncerProcess) -> None:
+    tenant = applied[STRICT]
+    p_ns = naming.super_namespace(tenant.cluster_key, NS)
+    netpol = wait_for("NetworkPolicy", lambda: kjson(super_cluster.kubectl, "get", "networkpolicy",
+                                                     naming.POLICY_NETWORK_POLICY_NAME, "-n", p_ns), syncer=syncer)
+    own = {"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: tenant.cluster_key}}}
+    assert netpol["spec"]["ingress"] == [
+        {"from": [own]},
+        {"from": [{"namespaceSelector": MONITORING["namespaceSelector"], "podSelector": MONITORING["podSelector"]}],
+         "ports": [{"protocol": "TCP", "port": 9100}]},
+    ]
+    assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    # the default tenant has no allow-list: only its own namespaces come in
+    base = applied[BASE]
+    base_pol = kjson(super_cluster.kubectl, "get", "networkpolicy", naming.POLICY_NETWORK_POLICY_NAME, "-n",
+                     naming.super_namespace(base.cluster_key, NS))
+    assert base_pol["spec"]["ingress"] == [
+        {"from": [{"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: base.cluster_key}}}]}]

@@ -49,6 +49,7 @@ from e2e.operator_fixtures import (
 )
 from vcluster import naming
 from vcluster.controlplane import spec as cp
+from vcluster.operator.settings import DEFAULT_TENANT_QUOTA
 from vcluster.process import read_cmdline
 
 pytestmark = pytest.mark.e2e
@@ -159,10 +160,15 @@ def test_updates_owners_and_isolation(super_cluster: Any, pair: tuple[TenantHand
         naming.LABEL_CLUSTER_KEY: a.cluster_key}
     ns = json.loads(super_cluster.kubectl("get", "ns", workload_ns, "-o", "json").stdout)
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    # dropping the quota from the spec removes it from the namespace
+    # dropping the quota from the spec puts the operator's default back; an empty one means none
     super_cluster.kubectl("patch", "tenant", a.name, "--type=json",
                           "-p", json.dumps([{"op": "remove", "path": "/spec/isolation/resourceQuota"}]))
     wait_tenant(super_cluster, a.name, is_ready, what="Ready after second update", operator=vc_operator)
+    quota = json.loads(super_cluster.kubectl("get", "resourcequota", "-n", workload_ns, "-o", "json").stdout)
+    assert [q["spec"]["hard"] for q in quota["items"]] == [dict(DEFAULT_TENANT_QUOTA)]
+    super_cluster.kubectl("patch", "tenant", a.name, "--type=merge",
+                          "-p", json.dumps({"spec": {"isolation": {"resourceQuota": {"hard": {}}}}}))
+    wait_tenant(super_cluster, a.name, is_ready, what="Ready after third update", operator=vc_operator)
     quota = json.loads(super_cluster.kubectl("get", "resourcequota", "-n", workload_ns, "-o", "json").stdout)
     assert quota["items"] == []
 

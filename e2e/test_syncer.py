@@ -28,7 +28,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def tenants(super_cluster: Any, vc_operator: Any) -> tuple[TenantHandle, TenantHandle]:  # noqa: F811
     suffix = uuid.uuid4().hex[:6]
-    return create_tenant(super_cluster, f"sync-a-{suffix}"), create_tenant(super_cluster, f"sync-b-{suffix}")
+    # tenant b takes a 500-pod flood: above the operator's default tenant-wide quota (100 pods)
+    return (create_tenant(super_cluster, f"sync-a-{suffix}"),
+            create_tenant(super_cluster, f"sync-b-{suffix}", isolation={"resourceQuota": {"hard": {"pods": "1000"}}}))
 
 
 @pytest.fixture(scope="module")

@@ -275,3 +275,23 @@ def test_a_service_created_after_the_client_resolves_and_a_deleted_one_stops(wor
     assert "NXDOMAIN" in _text(world.sh("b", "nslookup late"))
     tenant.kubectl("delete", "service", "-n", NS, "late", "--wait=true")
     poll("late stops resolving", lambda: "NXDOMAIN" in _text(world.sh("a", "nslookup late")), timeout=TIMEOUT)
+
+
+def test_default_network_policy_lets_the_tenant_dns_through(world: World) -> None:
+    """The default NetworkPolicy (``spec.isolation.networkPolicy``, on) names the DNS server as
+    kube-proxy forwards to it (``status.dns.endpoint``, on the host): the Service's ClusterIP is DNATed
+    before any policy applies, so a rule on the Service or on kube-system alone would drop every
+    query on a CNI that enforces policies.  The test bed's bridge CNI enforces none, so this checks
+    the policy the real apiserver stores next to queries that work."""
+    for label, tenant in world.tenants.items():
+        host, port = str(tenant.status["dns"]["endpoint"]).rsplit(":", 1)
+        ns = naming.super_namespace(tenant.cluster_key, NS)
+        netpol = json.loads(world.super_cluster.kubectl("get", "networkpolicy", naming.POLICY_NETWORK_POLICY_NAME,
+                                                        "-n", ns, "-o", "json").stdout)
+        assert "Egress" in netpol["spec"]["policyTypes"]
+        rules = [r for r in netpol["spec"]["egress"] if {"ipBlock": {"cidr": f"{host}/32"}} in r.get("to", [])]
+        ports = [p for r in rules for p in r.get("ports", [])]
+        assert {"protocol": "UDP", "port": int(port)} in ports, netpol["spec"]["egress"]
+        assert {"protocol": "TCP", "port": int(port)} in ports, netpol["spec"]["egress"]
+        out = _text(world.sh(label, "nslookup web"))
+        assert _resolves_to(out) == [world.super_service_ip(label, "web")], out

@@ -33,7 +33,7 @@ from syncer.resources.base import (
 )
 from syncer.runtime import TenantRuntime
 from syncer.shared import Shared, TenantCaches
-from vcluster import clock, naming
+from vcluster import clock, naming, quota
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, Conflict, Forbidden, Invalid, NotFound, resources
 
 log = structlog.get_logger(__name__)
@@ -174,21 +174,37 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
     if reasons:
         await refuse(shared, rt, kind, v_obj, reasons)
         return
+    p_ref = admit_quota(shared, rt, kind, v_obj, p_ns)
+    if isinstance(p_ref, list):
+        # Told once, but not "refused" (a refused pod stays refused): it waits for room.
+        await refuse(shared, rt, kind, v_obj, p_ref, told=rt.quota_told)
+        rt.quota_waiting.add(SyncKey(rt.info.key, kind.kind, DOWN, meta.get("namespace", ""), meta["name"]))
+        raise RetryLater("over the tenant-wide quota: " + "; ".join(p_ref))
     rt.refused.discard(object_uid(v_obj))  # allowed now: a later refusal is told again
-    if kind.prepare is not None:
-        await kind.prepare(io, v_obj)
-    desired = kind.to_super(v_obj, ctx)
+    rt.quota_told.discard(object_uid(v_obj))
     # Recorded before the write: the super watch may deliver its echo before the write returns.
     ref = (kind.kind, meta.get("namespace", "") if kind.namespaced else "", meta["name"])
+    try:
+        if kind.prepare is not None:
+            await kind.prepare(io, v_obj)
+        desired = kind.to_super(v_obj, ctx)
+    except BaseException:
+        if p_ref is not None:
+            release_quota(shared, rt, p_ref)
+        raise
     rt.written[ref] = (object_uid(v_obj), kind.fingerprint(desired))
     try:
         await create_in_namespace(shared, rt, kind, desired, p_ns=p_ns, tenant_ns=meta.get("namespace", ""))
     except AlreadyExists:
         rt.written.pop(ref, None)
+        if p_ref is not None:
+            release_quota(shared, rt, p_ref)
         await adopt_or_clear(shared, kind, desired, rules=ctx.metadata)
         return
     except (Invalid, RetryLater) as exc:
         rt.written.pop(ref, None)
+        if p_ref is not None:
+            release_quota(shared, rt, p_ref)
         # Refused by the super apiserver (quota, admission, validation): tell the tenant, keep retrying.
         cause = exc if isinstance(exc, Invalid) else exc.__cause__
         if isinstance(cause, ApiError):
@@ -197,10 +213,51 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
         raise
     except BaseException:
         rt.written.pop(ref, None)
+        if p_ref is not None:
+            release_quota(shared, rt, p_ref)
         raise
     shared.count(kind.kind, DOWN, "create")
     if kind.after_create is not None:
         await kind.after_create(io, desired)
+
+
+def admit_quota(
+    shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns: str | None
+) -> tuple[str, str, str] | list[str] | None:
+    """The tenant-wide quota gate of one create (pure but for the ledger's reservation).
+
+    Returns why the object does not fit (a list: refuse, keep it waiting), or the ledger reference
+    reserved for it (release it if the create fails), or None when no quota applies.  Reserving here,
+    with no ``await`` between the check and the reservation, is what keeps concurrent workers from
+    overshooting: the next create sees this one's usage before the super watch does.
+    """
+    limits = rt.info.quota
+    if limits is None:
+        return None
+    usage = quota.object_usage(kind.resource.group, kind.resource.plural, v_obj, limits.limit_range)
+    if not usage:
+        return None
+    meta = v_obj["metadata"]
+    ref_ns, p_name = rt.super_ref(kind, meta.get("namespace", ""), meta["name"])
+    p_ref = (kind.kind, ref_ns or "", p_name)
+    reasons = shared.ledger(rt.info.key).admit(p_ref, usage, limits.hard, where=limits.source)
+    if reasons:
+        return [f"tenant-wide quota exceeded: {r}" for r in reasons]
+    return p_ref
+
+
+def release_quota(shared: Shared, rt: TenantRuntime, p_ref: tuple[str, str, str]) -> None:
+    """An admitted create did not happen: its reservation ends, and creates waiting for room try again."""
+    shared.ledger(rt.info.key).release(p_ref)
+    wake_quota_waiters(shared, rt)
+
+
+def wake_quota_waiters(shared: Shared, rt: TenantRuntime) -> None:
+    """Queue again the creates that wait for room in the tenant-wide quota (their back-off may be long)."""
+    if rt.quota_waiting:
+        waiting, rt.quota_waiting = rt.quota_waiting, set()
+        for key in waiting:
+            shared.queue.add(key)
 
 
 async def create_in_namespace(
@@ -280,10 +337,15 @@ async def delete_unlisted(shared: Shared, rt: TenantRuntime, kind: Kind, key: Sy
     await delete_super(shared, kind, p_slim)
 
 
-async def refuse(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, reasons: list[str]) -> None:
-    """Tell the tenant (once per object) why its object is not synced: a Warning Event on it."""
+async def refuse(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, reasons: list[str], *,
+                 told: set[str] | None = None) -> None:
+    """Tell the tenant (once per object) why its object is not synced: a Warning Event on it.
+
+    ``told`` is the set of uids already told (default: the refused ones, which are never created).
+    """
     uid = object_uid(v_obj)
-    if uid in rt.refused:
+    told = rt.refused if told is None else told
+    if uid in told:
         return
     meta = v_obj["metadata"]
     log.info("sync.refused", tenant=rt.info.key, kind=kind.kind, key=f"{meta.get('namespace')}/{meta['name']}",
@@ -291,7 +353,7 @@ async def refuse(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, reas
     body = event_mod.refusal(v_obj, kind=kind.resource.kind, reasons=reasons, now=clock.timestamp(),
                              api_version=kind.resource.api_version)
     await rt.api.create(resources.EVENTS, body, namespace=meta["namespace"])
-    rt.refused.add(uid)
+    told.add(uid)
     shared.metrics.refused.labels(kind.kind).inc()
 
 

@@ -31,17 +31,17 @@ from syncer.metrics import Metrics
 from syncer.mirror import Mirror
 from syncer.nodes import NodeProvider, NullNodeProvider
 from syncer.queue import DOWN, FairQueue, SyncKey
-from syncer.resources import REGISTRY
+from syncer.resources import REGISTRY, tokens
 from syncer.resources import extra as extra_mod
-from syncer.resources.base import Kind, MetadataRules, Obj, RetryLater, TranslateContext
+from syncer.resources.base import Kind, MetadataRules, Obj, RetryLater, TranslateContext, cluster_key_of
 from syncer.routing import EVENT
 from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
 from syncer.shared import Shared
 from syncer.tenant_status import TenantStatusWriter
 from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
-from vcluster import clock
-from vcluster.kube import ApiClient, ApiError, ClientConfig, resources
+from vcluster import clock, quota
+from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound, resources
 
 __all__ = ["EVENT", "RetryLater", "Syncer", "TenantRuntime"]
 
@@ -127,6 +127,9 @@ class Syncer:
             if self.settings.status_period > 0:  # the Synced condition on each served Tenant
                 tasks.append(asyncio.create_task(reporting.run(self.shared, TenantStatusWriter(self.super_api),
                                                                period=self.settings.status_period), name="status"))
+            tasks.append(asyncio.create_task(self._token_loop(), name="token-renewal"))
+            if self.settings.quota_status_period > 0:
+                tasks.append(asyncio.create_task(self._quota_status_loop(), name="quota-status"))
             self.ready.set()
             log.info("syncer.started", workers=self.settings.workers)
             async for change in self.source.changes():
@@ -182,6 +185,7 @@ class Syncer:
             key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
             apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443), dns_ip=info.dns_ip,
             cluster_domain=info.cluster_domain,
+            dns_endpoint=info.dns_endpoint,
             metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
                                                  transparent=info.sync.transparent_metadata_prefixes),
         )
@@ -278,6 +282,64 @@ class Syncer:
                 self.patrol()
             except Exception:
                 log.exception("patrol.failed")
+
+    async def _quota_status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.quota_status_period)
+            for rt in list(self.tenants.values()):
+                try:
+                    await self.report_quota(rt)
+                except (ApiError, OSError) as exc:
+                    log.warning("quota.status_failed", tenant=rt.info.key, error=str(exc))
+
+    async def _token_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.token_refresh_period)
+            try:
+                await self.renew_tokens()
+            except Exception:
+                log.exception("tokens.renewal_failed")
+
+    async def renew_tokens(self) -> int:
+        """Renew every served tenant's pod tokens that are due (:func:`syncer.resources.tokens.renew_due`)."""
+        inf = self.super_informers.get("Secret")
+        if inf is None:
+            return 0
+        by_tenant: dict[str, list[Obj]] = {}
+        for _ref, p_slim in inf.items():
+            if tokens.is_token_secret(p_slim) and (key := cluster_key_of(p_slim)) in self.tenants:
+                by_tenant.setdefault(key, []).append(p_slim)
+        renewed = 0
+        for key, p_slims in by_tenant.items():
+            rt = self.tenants.get(key)
+            if rt is None:
+                continue
+            try:
+                renewed += await tokens.renew_due(downward.TenantIO(self.shared, rt), p_slims, now=clock.now(),
+                                                  refresh_at=self.settings.token_refresh_at)
+            except (ApiError, OSError) as exc:
+                log.warning("tokens.renewal_failed", tenant=key, error=str(exc))
+        return renewed
+
+    async def report_quota(self, rt: TenantRuntime) -> bool:
+        """Write the tenant's usage of its quota to ``status.quota.used`` if it changed; True if written."""
+        limits = rt.info.quota
+        if limits is None:
+            return False
+        used = quota.status_used(self.shared.ledgers.get(rt.info.key), limits.names)
+        if used == rt.quota_reported:
+            return False
+        old = rt.quota_reported
+        if old is None:  # names a previous incarnation wrote and the quota no longer has are removed
+            tenant = await self.super_api.get_or_none(resources.TENANTS, rt.info.name)
+            old = (((tenant or {}).get("status") or {}).get("quota") or {}).get("used") or {}
+        patch = {"status": {"quota": {"used": {**{k: None for k in old if k not in used}, **used}}}}
+        try:
+            await self.super_api.patch(resources.TENANTS, rt.info.name, patch, subresource="status")
+        except NotFound:
+            return False
+        rt.quota_reported = used
+        return True
 
     def patrol(self) -> dict[str, int]:
         """One full diff of every kind of every synced tenant; differences are queued. Returns counts."""

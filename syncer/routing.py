@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from syncer.queue import DOWN, UP, SyncKey
 from syncer.resources import event as event_mod
 from syncer.resources import extra as extra_mod
-from syncer.resources.base import Kind, Obj, fingerprint, tenant_ref
+from syncer.resources.base import USAGE, Kind, Obj, fingerprint, tenant_ref
 from syncer.runtime import TenantRuntime
 from syncer.shared import Shared
-from vcluster import naming
+from vcluster import naming, quota
 
 #: The queue's pseudo-kind for super Events copied up (Events are not a synced kind).
 EVENT = "Event"
@@ -57,8 +57,28 @@ def tenant_handler(shared: Shared, rt: TenantRuntime, kind: Kind) -> Handler:
 def super_handler(shared: Shared, kind: Kind) -> Handler:
     """The handler of one super informer (shared by every tenant)."""
     def handle(event: str, p_slim: Obj) -> None:
+        count_usage(shared, kind, p_slim, event=event)
         enqueue_super(shared, kind, p_slim, event=event)
     return handle
+
+
+def count_usage(shared: Shared, kind: Kind, p_slim: Obj, *, event: str) -> None:
+    """Keep the tenant's quota ledger equal to the super cache; when its usage went down, queue again
+    the creates that were waiting for room (their back-off may be long)."""
+    meta = p_slim["metadata"]
+    tenant = (meta.get("labels") or {}).get(naming.LABEL_CLUSTER_KEY)
+    if not tenant:
+        return
+    if event != "DELETED" and USAGE not in p_slim and tenant not in shared.ledgers:
+        return  # counts for nothing, and nothing counted yet: no ledger to make
+    ref = (kind.kind, meta.get("namespace") or "", meta.get("name") or "")
+    usage = quota.load(p_slim.get(USAGE)) if event != "DELETED" else None
+    freed = shared.ledger(tenant).observe(ref, usage)
+    rt = shared.tenants.get(tenant)
+    if freed and rt is not None and rt.quota_waiting:
+        waiting, rt.quota_waiting = rt.quota_waiting, set()
+        for key in waiting:  # (routing sits below downward: its wake_quota_waiters, inlined)
+            shared.queue.add(key)
 
 
 def enqueue_super(

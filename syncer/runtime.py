@@ -52,6 +52,12 @@ class TenantRuntime:
     kinds: tuple[Kind, ...] = ()
     #: ``spec.sync.extraKinds`` entry → the last problem told on the Tenant (told again only when it changes).
     extra_told: dict[str, str] = field(default_factory=dict)
+    #: Downward keys refused by the tenant-wide quota: queued again as soon as the tenant's usage drops.
+    quota_waiting: set[Any] = field(default_factory=set)
+    #: uids of tenant objects told they wait for the tenant-wide quota (told once).
+    quota_told: set[str] = field(default_factory=set)
+    #: ``status.quota.used`` as last written to the Tenant.
+    quota_reported: dict[str, str] | None = None
     #: State the kinds' hooks keep for this tenant (token Secrets made, cached contexts), by hook key.
     scratch: dict[str, Any] = field(default_factory=dict)
 

@@ -27,6 +27,13 @@ def parse_weights(raw: str) -> dict[str, int]:
     return out
 
 
+def _fraction(name: str, default: float, env: Mapping[str, str] | None) -> float:
+    value = env_float(name, default, positive=True, env=env)
+    if value >= 1:
+        raise SettingsError(f"{name}={value:g}: must be a fraction of the token's validity, above 0 and below 1")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class SyncerSettings:
     """Every knob of the syncer, with its default."""
@@ -53,8 +60,15 @@ class SyncerSettings:
     watch_timeout: int = 300
     #: Connections per apiserver (keep-alive pool).
     max_connections: int = 64
-    #: Validity asked of the tenant's TokenRequest API for pod tokens.
-    token_expiration: int = 86400 * 365
+    #: Validity asked of the tenant's TokenRequest API for pod tokens (seconds; at least 600, the API's minimum).
+    token_expiration: int = 3600
+    #: A pod token is renewed once this fraction of its validity has passed (the kubelet updates the
+    #: mounted file within about a minute; clients re-read it).
+    token_refresh_at: float = 0.5
+    #: Seconds between two scans for token Secrets due for renewal.
+    token_refresh_period: float = 30.0
+    #: Seconds between two writes of each Tenant's ``status.quota.used`` (only when it changed); 0: never.
+    quota_status_period: float = 5.0
     #: Run leader election (a Lease in vc-system) so two replicas can run.
     leader_election: bool = False
     #: Identity written into the Lease; defaults to hostname and pid.
@@ -87,7 +101,10 @@ class SyncerSettings:
             backoff_max=env_float("VC_SYNCER_BACKOFF_MAX", 30.0, minimum=0.01, env=env),
             watch_timeout=env_int("VC_SYNCER_WATCH_TIMEOUT", 300, minimum=1, env=env),
             max_connections=env_int("VC_SYNCER_MAX_CONNECTIONS", 64, minimum=1, env=env),
-            token_expiration=env_int("VC_SYNCER_TOKEN_EXPIRATION", 86400 * 365, minimum=600, env=env),
+            token_expiration=env_int("VC_SYNCER_TOKEN_EXPIRATION", 3600, minimum=600, env=env),
+            token_refresh_at=_fraction("VC_SYNCER_TOKEN_REFRESH_AT", 0.5, env),
+            token_refresh_period=env_float("VC_SYNCER_TOKEN_REFRESH_PERIOD", 30.0, minimum=0.1, env=env),
+            quota_status_period=env_float("VC_SYNCER_QUOTA_STATUS_PERIOD", 5.0, minimum=0.0, env=env),
             leader_election=env_bool("VC_SYNCER_LEADER_ELECTION", False, env=env),
             identity=env_str("VC_SYNCER_IDENTITY", "", env=env),
             lease=LeaseTiming.from_env("VC_SYNCER", env=env),

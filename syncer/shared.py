@@ -22,7 +22,7 @@ from syncer.resources.base import Kind, Obj, TranslateContext
 from syncer.retries import RetryLog
 from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
-from vcluster import naming
+from vcluster import naming, quota
 from vcluster.kube import ApiClient, resources
 
 #: Super informers select what the syncer made.
@@ -54,6 +54,8 @@ class Shared:
     #: The kind every namespaced object lives in (found by its resource, not by name); None in tests
     #: that sync no namespaces.
     namespace_kind: Kind | None = field(init=False, default=None)
+    #: Tenant-wide quota usage by cluster key, fed by the super informers (every tenant's, served or not).
+    ledgers: dict[str, quota.Ledger] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_kind.update({k.kind: k for k in self.kinds})
@@ -65,6 +67,12 @@ class Shared:
         if child is None:
             child = self.counters[(kind, direction, op)] = self.metrics.operations.labels(kind, direction, op)
         child.inc()
+
+    def ledger(self, key: str) -> quota.Ledger:
+        ledger = self.ledgers.get(key)
+        if ledger is None:
+            ledger = self.ledgers[key] = quota.Ledger()
+        return ledger
 
     def p_slim(self, kind: Kind, p_ns: str | None, p_name: str) -> Obj | None:
         """A slim super object from the super cache."""

@@ -22,8 +22,8 @@ import structlog
 
 from syncer.informer import DELETED, Informer
 from syncer.tenant_status import KUBECONFIG_UNREADABLE, NOT_SERVED, SyncState, TenantStatusWriter
-from tenant_crd.models import DnsSpec, SpecError, SyncSpec, TenantSpec, TenantStatus
-from vcluster import naming
+from tenant_crd.models import DnsSpec, IsolationSpec, SpecError, SyncSpec, TenantSpec, TenantStatus
+from vcluster import naming, quota
 from vcluster.kube import ApiClient, ApiError, ClientConfig, resources
 from vcluster.policy import PodPolicy, pod_policy
 
@@ -51,6 +51,40 @@ class TenantInfo:
     dns_ip: str | None = None
     #: ``spec.dns.clusterDomain``: the pods' search path (the tenant DNS serves that zone).
     cluster_domain: str = DnsSpec().cluster_domain
+    #: ``status.dns.endpoint``: where the tenant DNS Service forwards to (its NetworkPolicy egress).
+    dns_endpoint: str | None = None
+    #: The tenant-wide quota the syncer enforces on creates (None: no quota).
+    quota: quota.TenantQuota | None = None
+
+
+def tenant_quota(isolation: IsolationSpec, *, from_default: bool = False) -> quota.TenantQuota | None:
+    """The tenant-wide quota of a policy in force (pure); None when it limits nothing."""
+    if not isolation.resource_quota:
+        return None
+    source = quota.SOURCE_DEFAULT if from_default else quota.SOURCE_TENANT
+    return quota.TenantQuota(hard=quota.parse_hard(isolation.resource_quota), limit_range=isolation.limit_range,
+                             source=source, names=tuple(sorted(isolation.resource_quota)))
+
+
+def spec_in_force(spec: Mapping[str, Any], status: Mapping[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    """The Tenant spec with the operator's defaults in force filled in (pure), and whether the quota is
+    the operator's default.
+
+    The operator writes the quota and LimitRange in force to ``status.quota.hard`` /
+    ``status.limitRange`` (its defaults are its own settings); a spec that names its own keeps it.
+    """
+    status = status or {}
+    isolation = dict(spec.get("isolation") or {})
+    from_default = False
+    hard = (status.get("quota") or {}).get("hard")
+    if "resourceQuota" not in isolation and isinstance(hard, Mapping) and hard:
+        isolation["resourceQuota"] = {"hard": {str(k): str(v) for k, v in hard.items() if v is not None}}
+        from_default = True
+    lr = status.get("limitRange")
+    if "limitRange" not in isolation and isinstance(lr, Mapping):
+        isolation["limitRange"] = {key: {str(k): str(v) for k, v in (lr.get(key) or {}).items() if v is not None}
+                                   for key in ("defaults", "defaultRequests")}
+    return {**spec, "isolation": isolation}, from_default
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +158,10 @@ def kubeconfig_problem(secret: Mapping[str, Any], where: str) -> tuple[str | Non
     except Exception as exc:  # whatever a broken document makes the parser raise
         return None, f"Secret {where}: not a usable kubeconfig ({type(exc).__name__}: {str(exc)[:200]})"
     return text, ""
+def _dns_endpoint(status: Mapping[str, Any] | None) -> str | None:
+    dns = (status or {}).get("dns")
+    endpoint = dns.get("endpoint") if isinstance(dns, Mapping) else None
+    return str(endpoint) if endpoint else None
 
 
 def readiness(tenant: Mapping[str, Any]) -> tuple[bool, str]:
@@ -199,7 +237,10 @@ class CrdTenantSource:
         status = TenantStatus.from_dict(tenant.get("status"))
         key = str(status.cluster_key)
         # Re-read only when something that matters changed: the spec (generation) or the key/secret.
-        fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}/{status.dns_cluster_ip}"
+        raw_status = tenant.get("status") or {}
+        in_force = ((raw_status.get("quota") or {}).get("hard"), raw_status.get("limitRange"),
+                    _dns_endpoint(raw_status))
+        fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}/{status.dns_cluster_ip}/{in_force}"
         if served is not None and served[1] == fingerprint:
             return None
         info = await self._load(tenant, key, status)
@@ -237,10 +278,12 @@ class CrdTenantSource:
             log.warning("tenants.kubeconfig_unusable", tenant=meta.get("name"), secret=f"{ns}/{secret_name}",
                         problem=problem)
             return problem
-        spec = tenant.get("spec") or {}
+        spec, from_default = spec_in_force(tenant.get("spec") or {}, tenant.get("status"))
+        limits: quota.TenantQuota | None = None
         try:
             parsed = TenantSpec.from_dict(spec)
             policy, sync, dns = pod_policy(parsed.isolation), parsed.sync, parsed.dns
+            limits = tenant_quota(parsed.isolation, from_default=from_default)
         except SpecError as exc:
             # The operator refuses such specs; if one slips through, serve with the safe default.
             log.warning("tenants.bad_spec", tenant=meta.get("name"), error=str(exc))
@@ -248,4 +291,5 @@ class CrdTenantSource:
         return TenantInfo(
             key=key, name=str(meta.get("name")), uid=str(meta.get("uid")), kubeconfig=kubeconfig,
             policy=policy, spec=spec, sync=sync, dns_ip=status.dns_cluster_ip, cluster_domain=dns.cluster_domain,
+            quota=limits, dns_endpoint=_dns_endpoint(tenant.get("status")),
         )

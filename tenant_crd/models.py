@@ -285,6 +285,41 @@ class ExposureSpec:
         )
 
 
+def _list(at: _At, key: str) -> list[Any]:
+    raw = at.data.get(key) or []
+    if not isinstance(raw, list):
+        raise SpecError(f"{at.path}.{key}: must be a list")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPeer:
+    """Super-cluster pods the admin lets reach the tenant's pods (``spec.isolation.allowedIngressFrom[]``):
+    an ingress controller, a monitoring scraper.  Pods matching both label maps (an empty map matches
+    everything of its kind), on ``ports`` (empty: every port)."""
+
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    #: (protocol, port) pairs.
+    ports: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def read(cls, at: _At) -> IngressPeer:
+        raw_ports = at.data.get("ports") or []
+        if not isinstance(raw_ports, list):
+            raise SpecError(f"{at.path}.ports: must be a list")
+        ports = []
+        for i, item in enumerate(raw_ports):
+            p = _At(item, f"{at.path}.ports[{i}]")
+            ports.append((p.str_("protocol", default="TCP", enum=s.PROTOCOLS),
+                          p.int_("port", default=0, minimum=1, maximum=65535)))
+        out = cls(namespace_labels=at.child("namespaceSelector").str_map("matchLabels"),
+                  pod_labels=at.child("podSelector").str_map("matchLabels"), ports=tuple(ports))
+        if not at.has("namespaceSelector"):
+            raise SpecError(f"{at.path}.namespaceSelector: required (the super namespaces the pods are in)")
+        return out
+
+
 def _cidrs(at: _At, key: str) -> tuple[str, ...]:
     out = []
     for i, item in enumerate(at.str_list(key)):
@@ -312,6 +347,8 @@ class IsolationSpec:
     exposure: ExposureSpec = field(default_factory=ExposureSpec)
     #: Networks hand-written Endpoints of selector-less Services may point into (normalised).
     allowed_endpoint_cidrs: tuple[str, ...] = ()
+    #: Super-cluster pods allowed to reach the tenant's pods past the default NetworkPolicy.
+    allowed_ingress_from: tuple[IngressPeer, ...] = ()
 
     @classmethod
     def read(cls, at: _At) -> IsolationSpec:
@@ -344,6 +381,8 @@ class IsolationSpec:
             ),
             exposure=ExposureSpec.read(at.child("exposure")),
             allowed_endpoint_cidrs=_cidrs(at, "allowedEndpointCIDRs"),
+            allowed_ingress_from=tuple(IngressPeer.read(_At(p, f"{at.path}.allowedIngressFrom[{i}]"))
+                                       for i, p in enumerate(_list(at, "allowedIngressFrom"))),
         )
 
     def problems(self) -> list[str]:

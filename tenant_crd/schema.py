@@ -58,6 +58,8 @@ PREFIX_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/?$"
 #: An extra kind to sync, as ``<plural>.<group>`` (``widgets.example.com``) or a core plural.
 EXTRA_KIND_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 #: An IPv4 or IPv6 network in CIDR notation (checked precisely by the models).
+#: Protocols of NetworkPolicy ports.
+PROTOCOLS: tuple[str, ...] = ("TCP", "UDP", "SCTP")
 CIDR_PATTERN = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
 #: Image references: no whitespace.
 IMAGE_PATTERN = r"^[^\s]+$"
@@ -267,6 +269,38 @@ def _isolation() -> Schema:
                 item=_str(pattern=CIDR_PATTERN, maxLength=49),
                 max_items=32,
             ),
+            "allowedIngressFrom": {
+                "type": "array",
+                "maxItems": 16,
+                "description": "Super-cluster pods (ingress controllers, monitoring) allowed to reach the tenant's "
+                               "pods past the default NetworkPolicy.",
+                "items": _ingress_peer(),
+            },
+        },
+    }
+
+
+def _ingress_peer() -> Schema:
+    labels = {"type": "object", "properties": {"matchLabels": _str_map(description="Labels to match (all).")}}
+    return {
+        "type": "object",
+        "required": ["namespaceSelector"],
+        "properties": {
+            "namespaceSelector": {**labels, "description": "Super namespaces of the allowed pods ({} = all)."},
+            "podSelector": {**labels, "description": "Allowed pods in them (absent or {} = all)."},
+            "ports": {
+                "type": "array",
+                "maxItems": 16,
+                "description": "Ports of the tenant's pods they may reach (empty: all).",
+                "items": {
+                    "type": "object",
+                    "required": ["port"],
+                    "properties": {
+                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "protocol": _str(enum=list(PROTOCOLS), default="TCP"),
+                    },
+                },
+            },
         },
     }
 
@@ -391,6 +425,25 @@ def _tenant_status() -> Schema:
                     "reachable": {"type": "boolean"},
                     "pending": {"type": "integer", "format": "int64", "minimum": 0},
                     "lastFullSync": _str(format="date-time"),
+                },
+            },
+            "quota": {
+                "type": "object",
+                "description": "The tenant-wide quota in force (the Tenant's or the operator's default) and "
+                               "the tenant's usage of it across all its super namespaces (written by the syncer).",
+                "properties": {
+                    "hard": {"type": "object", "additionalProperties": _str()},
+                    "used": {"type": "object", "additionalProperties": _str()},
+                    "source": _str(enum=["Tenant", "OperatorDefault"]),
+                },
+            },
+            "limitRange": {
+                "type": "object",
+                "description": "The container defaults in force (the Tenant's or the operator's default).",
+                "properties": {
+                    "defaults": {"type": "object", "additionalProperties": _str()},
+                    "defaultRequests": {"type": "object", "additionalProperties": _str()},
+                    "source": _str(enum=["Tenant", "OperatorDefault"]),
                 },
             },
         },

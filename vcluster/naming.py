@@ -230,6 +230,9 @@ LABEL_REAL_NODE = f"{GROUP}/real-node"
 #: On a super Secret the syncer made to hold a tenant ServiceAccount's token
 #: (from the tenant's TokenRequest API): the ServiceAccount's name.
 ANN_TOKEN_FOR_SERVICE_ACCOUNT = f"{GROUP}/token-for-service-account"
+#: On a token Secret: when its token was issued and when it expires (RFC 3339, from the TokenRequest).
+ANN_TOKEN_ISSUED = f"{GROUP}/token-issued"
+ANN_TOKEN_EXPIRES = f"{GROUP}/token-expires"
 #: Lease (in :data:`SYSTEM_NAMESPACE`) that elects the active syncer replica.
 SYNCER_LEASE_NAME = "vc-syncer"
 #: Lease (in :data:`SYSTEM_NAMESPACE`) whose holder is the one operator replica that acts.

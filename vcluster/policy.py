@@ -31,12 +31,13 @@ Warning Event on its object.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenant_crd.models import IsolationSpec
+from tenant_crd.models import IngressPeer, IsolationSpec, LimitRangeSpec
 from vcluster import naming
 
 #: Names of the policy objects the operator/syncer keep in each super namespace.
@@ -113,6 +114,21 @@ def pod_policy(isolation: IsolationSpec) -> PodPolicy:
     )
 
 
+def with_defaults(
+    isolation: IsolationSpec, *, quota: Mapping[str, str], limits: Mapping[str, str] | None = None,
+    requests: Mapping[str, str] | None = None,
+) -> IsolationSpec:
+    """The policy in force: the Tenant's, with the operator's default quota and LimitRange where it
+    names none (a Tenant's own ``resourceQuota``/``limitRange``, even an empty one, replaces them)."""
+    out = isolation
+    if out.resource_quota is None and quota:
+        out = dataclasses.replace(out, resource_quota=dict(quota))
+    if out.limit_range is None and (limits or requests):
+        out = dataclasses.replace(out, limit_range=LimitRangeSpec(defaults=dict(limits or {}),
+                                                                  default_requests=dict(requests or {})))
+    return out
+
+
 def namespace_labels(isolation: IsolationSpec) -> dict[str, str]:
     """Pod Security Admission labels for a tenant's super namespace (a second line of defence)."""
     level = isolation.pod_security
@@ -124,49 +140,83 @@ def namespace_labels(isolation: IsolationSpec) -> dict[str, str]:
     }
 
 
-def network_policy_spec(cluster_key: str, *, apiserver: tuple[str, int] | None = None) -> dict[str, Any]:
+def _ip_block(host: str) -> dict[str, Any] | None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return {"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}
+
+
+def _peer_rule(peer: IngressPeer) -> dict[str, Any]:
+    source: dict[str, Any] = {"namespaceSelector": {"matchLabels": dict(sorted(peer.namespace_labels.items()))}}
+    if peer.pod_labels:
+        source["podSelector"] = {"matchLabels": dict(sorted(peer.pod_labels.items()))}
+    rule: dict[str, Any] = {"from": [source]}
+    if peer.ports:
+        rule["ports"] = [{"protocol": proto, "port": port} for proto, port in peer.ports]
+    return rule
+
+
+def network_policy_spec(
+    cluster_key: str, *, apiserver: tuple[str, int] | None = None, dns: tuple[str, int] | None = None,
+    allow_from: Iterable[IngressPeer] = (),
+) -> dict[str, Any]:
     """The default NetworkPolicy of a tenant's super namespace: its own namespaces in and out, DNS and
-    its own apiserver out, nothing else in either direction.
+    its own apiserver out, the admin's allowed peers in, nothing else in either direction.
 
     Other tenants' pods and the super control plane (nodes, the super apiserver) are neither allowed in
     nor reachable; so is anything outside the cluster (pod IPs fall inside any wide ``ipBlock`` on
     common CNIs, so "the internet but not other tenants" needs the cluster's CIDRs, which the policy
     does not know).  ``apiserver`` is the tenant apiserver as pods reach it (host, port), from the
     endpoint URL: an ``ipBlock`` when the host is an IP (local backend); a pods-backend apiserver lives
-    in the tenant's root namespace, which the own-namespaces rule already covers.
+    in the tenant's root namespace, which the own-namespaces rule already covers.  ``dns`` is the
+    tenant DNS server as kube-proxy forwards to it (``status.dns.endpoint``: the local backend's
+    CoreDNS on the host; its Service's ClusterIP is DNATed to it before any policy applies, so the
+    policy must name the endpoint, not the Service); a pods-backend DNS is in the root namespace.
+    ``allow_from`` (``spec.isolation.allowedIngressFrom``) lets the admin's ingress controllers and
+    monitoring in.
     """
     own = {"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: cluster_key}}}
-    dns = {
-        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    }
-    egress: list[dict[str, Any]] = [{"to": [own]}, dns]
-    if apiserver is not None:
-        host, port = apiserver
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            ip = None
-        if ip is not None:
-            egress.append({"to": [{"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}],
-                           "ports": [{"protocol": "TCP", "port": port}]})
+    dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    egress: list[dict[str, Any]] = [
+        {"to": [own]},
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+         "ports": dns_ports},
+    ]
+    if dns is not None and (block := _ip_block(dns[0])) is not None:
+        egress.append({"to": [block], "ports": [{"protocol": "UDP", "port": dns[1]},
+                                                 {"protocol": "TCP", "port": dns[1]}]})
+    if apiserver is not None and (block := _ip_block(apiserver[0])) is not None:
+        egress.append({"to": [block], "ports": [{"protocol": "TCP", "port": apiserver[1]}]})
     return {
         "podSelector": {},
         "policyTypes": ["Ingress", "Egress"],
-        # Only pods in namespaces of the same tenant (workload or root) may connect.
-        "ingress": [{"from": [own]}],
+        # Only pods in namespaces of the same tenant (workload or root) may connect, and the admin's peers.
+        "ingress": [{"from": [own]}, *(_peer_rule(p) for p in allow_from)],
         "egress": egress,
     }
 
 
+def host_port(endpoint: str | None) -> tuple[str, int] | None:
+    """``host:port`` (``[v6]:port``) as a pair; None when absent or not of that form."""
+    if not endpoint:
+        return None
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
 def policy_objects(
     isolation: IsolationSpec, *, super_namespace: str, cluster_key: str, tenant_name: str,
-    apiserver: tuple[str, int] | None = None,
+    apiserver: tuple[str, int] | None = None, dns: tuple[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """The ResourceQuota, LimitRange and NetworkPolicy the policy asks for, in ``super_namespace``.
 
-    ``apiserver`` (host, port of the tenant apiserver endpoint) opens egress to it; the operator and
-    the syncer both pass it from the same endpoint URL, so they write the same object.
+    ``apiserver`` (host, port of the tenant apiserver endpoint) and ``dns`` (``status.dns.endpoint``)
+    open egress to them; the operator and the syncer both pass them from the same Tenant status, so
+    they write the same object.
     """
 
     def meta(name: str) -> dict[str, Any]:
@@ -177,15 +227,7 @@ def policy_objects(
         }
 
     out: list[dict[str, Any]] = []
-    if isolation.resource_quota:
-        out.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ResourceQuota",
-                "metadata": meta(QUOTA_NAME),
-                "spec": {"hard": dict(sorted(isolation.resource_quota.items()))},
-            }
-        )
+    # The LimitRange first: a pod created between the two would be refused for stating no requests.
     lr = isolation.limit_range
     if lr is not None and (lr.defaults or lr.default_requests):
         limit: dict[str, Any] = {"type": "Container"}
@@ -195,13 +237,23 @@ def policy_objects(
             limit["defaultRequest"] = dict(sorted(lr.default_requests.items()))
         out.append({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta(LIMIT_RANGE_NAME),
                     "spec": {"limits": [limit]}})
+    if isolation.resource_quota:
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": meta(QUOTA_NAME),
+                "spec": {"hard": dict(sorted(isolation.resource_quota.items()))},
+            }
+        )
     if isolation.network_policy:
         out.append(
             {
                 "apiVersion": "networking.k8s.io/v1",
                 "kind": "NetworkPolicy",
                 "metadata": meta(NETWORK_POLICY_NAME),
-                "spec": network_policy_spec(cluster_key, apiserver=apiserver),
+                "spec": network_policy_spec(cluster_key, apiserver=apiserver, dns=dns,
+                                            allow_from=isolation.allowed_ingress_from),
             }
         )
     return out

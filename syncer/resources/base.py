@@ -24,11 +24,13 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from vcluster import naming
+from vcluster import naming, quota
 from vcluster.kube import ApiClient, Resource
 from vcluster.policy import PodPolicy
 
 Obj = dict[str, Any]
+#: Key of a slim super object's quota usage (:func:`vcluster.quota.object_usage`, dumped).
+USAGE = "u"
 
 #: Metadata prefixes that belong to us: a tenant cannot set them on its super copies.
 OUR_PREFIX = f"{naming.GROUP}/"
@@ -100,6 +102,8 @@ class TranslateContext:
     apiserver_port: str = ""
     #: Super cluster IP of the tenant's DNS service, when it has one.
     dns_ip: str | None = None
+    #: Where that service forwards to (``status.dns.endpoint``, ``host:port``): the NetworkPolicy opens it.
+    dns_endpoint: str | None = None
     #: Tenant cluster domain for DNS search paths.
     cluster_domain: str = "cluster.local"
     #: Tenant Services of the pod's namespace as (name, super cluster IP, ports), for the
@@ -312,6 +316,9 @@ class Kind:
         }
         out: Obj = {"metadata": slim_meta, "fp": self.fingerprint(p_obj)}
         out.update(self.super_extras(p_obj))
+        usage = quota.object_usage(self.resource.group, self.resource.plural, p_obj)
+        if usage:
+            out[USAGE] = quota.dump(usage)  # what it counts for in its tenant's quota (syncer/quota ledger)
         return out
 
     def update(self, desired: Obj, p_slim: Obj) -> Update:

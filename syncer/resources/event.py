@@ -22,7 +22,9 @@ QUOTA_EXCEEDED, SYNC_FAILED = "QuotaExceeded", "SyncFailed"
 #: 403 messages that mean "not yet" rather than "no": the super namespace is still being set up or
 #: torn down.  Those are retried silently.
 _TRANSIENT_FORBIDDEN = ("error looking up service account", "because it is being terminated",
-                        "not found in namespace")
+                        "not found in namespace",
+                        # a namespace's ResourceQuota before the quota controller first counted it
+                        "status unknown for quota")
 _KEEP = ("reason", "message", "type", "count", "firstTimestamp", "lastTimestamp", "eventTime", "action",
          "reportingComponent", "reportingInstance", "series")
 

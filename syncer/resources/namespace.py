@@ -19,7 +19,7 @@ from syncer.resources.base import Kind, KindIO, Obj, TranslateContext, meta_sync
 from tenant_crd.models import IsolationSpec, SpecError, TenantSpec
 from vcluster import naming
 from vcluster.kube import AlreadyExists, resources
-from vcluster.policy import namespace_labels, policy_objects
+from vcluster.policy import host_port, namespace_labels, policy_objects
 
 #: Added by the apiserver to every namespace.
 _AUTO_LABELS = frozenset({"kubernetes.io/metadata.name"})
@@ -76,7 +76,7 @@ async def apply_policy(io: KindIO, p_ns: Obj) -> None:
     ctx = io.ctx
     apiserver = (ctx.apiserver_host, int(ctx.apiserver_port)) if ctx.apiserver_host and ctx.apiserver_port else None
     for obj in policy_objects(isolation, super_namespace=p_ns["metadata"]["name"], cluster_key=ctx.key,
-                              tenant_name=ctx.tenant_name, apiserver=apiserver):
+                              tenant_name=ctx.tenant_name, apiserver=apiserver, dns=host_port(ctx.dns_endpoint)):
         with contextlib.suppress(AlreadyExists):
             await io.super_api.create(resources.BY_KIND[obj["kind"]], obj)
 

@@ -294,12 +294,20 @@ def slim_tenant(v_obj: Obj) -> Obj:
     return v_obj
 
 
+#: Status fields each apiserver computes from its own copy of the spec, immutable once set: the tenant
+#: pod keeps its own.  ``qosClass`` differs whenever the super namespace's LimitRange gave the super pod
+#: requests the tenant pod does not state (the operator's default LimitRange does), and copying it up
+#: made the tenant apiserver refuse every status write ("field is immutable").
+_TENANT_STATUS = frozenset({"qosClass"})
+
+
 def status_patch(v_status: Obj, p_status: Obj) -> Obj | None:
-    """Merge patch turning the tenant pod's status into the super pod's (None when equal)."""
+    """Merge patch turning the tenant pod's status into the super pod's (None when equal), except the
+    fields the tenant apiserver computes itself (:data:`_TENANT_STATUS`)."""
     if v_status == p_status:
         return None
-    patch: Obj = {k: v for k, v in p_status.items() if v_status.get(k) != v}
-    patch.update({k: None for k in v_status if k not in p_status})
+    patch: Obj = {k: v for k, v in p_status.items() if v_status.get(k) != v and k not in _TENANT_STATUS}
+    patch.update({k: None for k in v_status if k not in p_status and k not in _TENANT_STATUS})
     return patch or None
 
 

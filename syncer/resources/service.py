@@ -1,4 +1,4 @@
-"""Services down (without cluster IPs and node ports), their super cluster IP up.
+"""Services down (without cluster IPs and node ports), their super cluster IP and load balancer up.
 
 Why: a tenant Service must get a real cluster IP in the super cluster so
 that super pods can reach it; the tenant learns that IP through the
@@ -8,7 +8,8 @@ are dropped and the super cluster allocates its own.  What a Service may
 expose beyond the super cluster (NodePort, LoadBalancer, externalIPs,
 ExternalName) is the admin's to allow (:func:`vcluster.policy.check_service`):
 a refused Service never goes down, also when an allowed one is changed into
-it (``recheck``).
+it (``recheck``).  An allowed LoadBalancer Service gets the super load balancer's
+``status.loadBalancer.ingress`` copied up, so the tenant sees its address.
 """
 
 from __future__ import annotations
@@ -60,15 +61,27 @@ def synced(obj: Obj) -> Obj:
 
 
 def super_extras(p_obj: Obj) -> Obj:
-    return {"clusterIP": (p_obj.get("spec") or {}).get("clusterIP")}
+    out: Obj = {"clusterIP": (p_obj.get("spec") or {}).get("clusterIP")}
+    ingress = ((p_obj.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+    if ingress:
+        out["lbIngress"] = ingress  # what the super cluster's load-balancer controller assigned
+    return out
 
 
 def upward(v_obj: Obj, p_slim: Obj) -> list[UpAction]:
+    out = []
     ip = p_slim.get("clusterIP")
     have = ((v_obj.get("metadata") or {}).get("annotations") or {}).get(naming.ANN_SUPER_CLUSTER_IP)
-    if not ip or ip == have:
-        return []
-    return [UpAction("patch", {"metadata": {"annotations": {naming.ANN_SUPER_CLUSTER_IP: ip}}})]
+    if ip and ip != have:
+        out.append(UpAction("patch", {"metadata": {"annotations": {naming.ANN_SUPER_CLUSTER_IP: ip}}}))
+    # A LoadBalancer Service (only synced when the admin allows them) shows the super load balancer's
+    # addresses, as it would in a cluster of its own; gone from the super one, gone from the tenant's.
+    if (v_obj.get("spec") or {}).get("type") == "LoadBalancer":
+        want = p_slim.get("lbIngress") or None
+        current = ((v_obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or None
+        if want != current:
+            out.append(UpAction("status", {"status": {"loadBalancer": {"ingress": want}}}))
+    return out
 
 
 def check(v_obj: Obj, ctx: TranslateContext) -> list[str]:

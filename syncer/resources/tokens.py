@@ -7,18 +7,24 @@ and keeps it, with the tenant CA and namespace, in a super Secret named by
 ``kube-api-access`` volume mounts.  Two kinds need it: Pods make the Secret
 (:func:`ensure_token`, their ``prepare`` hook) and ServiceAccounts remove it
 (:func:`delete_token`, their ``on_gone`` hook); both reach the clusters only
-through :class:`~syncer.resources.base.KindIO`.
+through :class:`~syncer.resources.base.KindIO`.  Tokens are short-lived
+(``VC_SYNCER_TOKEN_EXPIRATION``, an hour) and renewed in place once
+``VC_SYNCER_TOKEN_REFRESH_AT`` of their validity has passed (:func:`renew_due`,
+run by the engine every ``VC_SYNCER_TOKEN_REFRESH_PERIOD`` seconds).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
 from syncer.resources.base import KindIO, Obj, RetryLater, super_namespace
-from vcluster import naming
+from vcluster import clock, naming
 from vcluster.kube import AlreadyExists, NotFound, resources
 
 #: Keys of the token Secret (the pod's translated volumes project them).
@@ -41,15 +47,16 @@ def _tokens(io: KindIO) -> _Tokens:
 
 
 def token_secret(*, key: str, tenant_name: str, namespace: str, service_account: str, token: str,
-                 ca_pem: bytes) -> Obj:
-    """The super Secret holding a tenant token (pure)."""
+                 ca_pem: bytes, issued: str = "", expires: str = "") -> Obj:
+    """The super Secret holding a tenant token (pure); ``issued``/``expires`` say when it is renewed."""
     return {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {
             "name": naming.token_secret_name(service_account), "namespace": super_namespace(key, namespace),
             "labels": naming.owner_labels(key, tenant_name),
             "annotations": {naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT: service_account, naming.ANN_CLUSTER_KEY: key,
-                            naming.ANN_TENANT_NAMESPACE: namespace},
+                            naming.ANN_TENANT_NAMESPACE: namespace, naming.ANN_TOKEN_ISSUED: issued,
+                            naming.ANN_TOKEN_EXPIRES: expires},
         },
         "data": {
             TOKEN_KEY: base64.b64encode(token.encode()).decode(),
@@ -75,21 +82,72 @@ async def ensure_token(io: KindIO, ns: str, sa: str) -> None:
     async with tokens.locks.setdefault((ns, sa), asyncio.Lock()):
         if (ns, sa) in tokens.have:
             return
-        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                   "spec": {"expirationSeconds": io.token_expiration}}
-        try:
-            answer = await io.tenant_api.create(resources.SERVICEACCOUNTS, request, namespace=ns, name=sa,
-                                                subresource="token")
-        except NotFound:
-            raise RetryLater(f"service account {ns}/{sa} not found in the tenant") from None
+        token, issued, expires = await _request(io, ns, sa)
         secret = token_secret(key=io.ctx.key, tenant_name=io.ctx.tenant_name, namespace=ns, service_account=sa,
-                              token=answer["status"]["token"], ca_pem=io.tenant_api.config.ca_pem or b"")
+                              token=token, ca_pem=io.tenant_api.config.ca_pem or b"", issued=issued,
+                              expires=expires)
         try:
             await io.create_super("Secret", secret, tenant_namespace=ns)
             io.count(COUNT_KIND, "down", "create")
         except AlreadyExists:
             pass
         tokens.have.add((ns, sa))
+
+
+async def _request(io: KindIO, ns: str, sa: str) -> tuple[str, str, str]:
+    """A new token of tenant service account ``ns/sa``: (token, issued, expires)."""
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+               "spec": {"expirationSeconds": io.token_expiration}}
+    issued = clock.timestamp()
+    try:
+        answer = await io.tenant_api.create(resources.SERVICEACCOUNTS, request, namespace=ns, name=sa,
+                                            subresource="token")
+    except NotFound:
+        raise RetryLater(f"service account {ns}/{sa} not found in the tenant") from None
+    status = answer["status"]
+    return str(status["token"]), issued, str(status.get("expirationTimestamp") or "")
+
+
+def _parse(stamp: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
+
+
+def renewal_due(p_slim: Obj, *, now: dt.datetime, refresh_at: float) -> bool:
+    """Whether a token Secret's token is past ``refresh_at`` of its validity (pure).  A Secret without
+    (readable) issue/expiry times -- one from before renewal existed, with a token of a year -- is due."""
+    ann = (p_slim.get("metadata") or {}).get("annotations") or {}
+    issued, expires = _parse(ann.get(naming.ANN_TOKEN_ISSUED)), _parse(ann.get(naming.ANN_TOKEN_EXPIRES))
+    if issued is None or expires is None or expires <= issued:
+        return True
+    return now >= issued + (expires - issued) * refresh_at
+
+
+async def renew_due(io: KindIO, p_slims: Iterable[Obj], *, now: dt.datetime, refresh_at: float) -> int:
+    """Renew the tokens of this tenant's token Secrets that are due: a new TokenRequest, written into the
+    same Secret (the kubelet refreshes the mounted file; clients re-read it).  Returns how many."""
+    renewed = 0
+    for p_slim in p_slims:
+        if not is_token_secret(p_slim) or not renewal_due(p_slim, now=now, refresh_at=refresh_at):
+            continue
+        meta = p_slim["metadata"]
+        ann = meta.get("annotations") or {}
+        ns, sa = ann.get(naming.ANN_TENANT_NAMESPACE, ""), ann[naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT]
+        async with _tokens(io).locks.setdefault((ns, sa), asyncio.Lock()):
+            try:
+                token, issued, expires = await _request(io, ns, sa)
+            except RetryLater:
+                continue  # the service account is gone: its Secret goes with it (delete_token)
+            patch = {"metadata": {"annotations": {naming.ANN_TOKEN_ISSUED: issued, naming.ANN_TOKEN_EXPIRES: expires}},
+                     "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()}}
+            with contextlib.suppress(NotFound):
+                await io.super_api.patch(resources.SECRETS, meta["name"], patch, namespace=meta.get("namespace"),
+                                         decode=False)
+                io.count(COUNT_KIND, "down", "update")
+                renewed += 1
+    return renewed
 
 
 async def delete_token(io: KindIO, ns: str, sa: str) -> None:

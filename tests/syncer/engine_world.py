@@ -25,6 +25,7 @@ from tests.syncer.fakeapi import FakeApi, FakeServer, Obj
 from vcluster import naming
 from vcluster.kube import ApiClient, ApiError, resources
 from vcluster.policy import PodPolicy
+from vcluster.quota import TenantQuota
 
 KEY = naming.cluster_key("acme", "u1")
 OTHER_KEY = naming.cluster_key("other", "u2")
@@ -145,7 +146,7 @@ class World:
 def make_world(*, kinds: tuple[Kind, ...] = REGISTRY, policy: PodPolicy | None = None,
                spec: dict[str, Any] | None = None, metadata: MetadataRules = NO_RULES,
                super_: FakeServer | None = None, tenant: FakeServer | None = None,
-               settings: SyncerSettings | None = None) -> World:
+               settings: SyncerSettings | None = None, quota: TenantQuota | None = None) -> World:
     """Tenant ``acme`` (:data:`KEY`) served by a syncer; pass the servers of another world to serve the same
     clusters again (a restarted syncer, or the tenant re-added with another policy)."""
     super_ = super_ or FakeServer("super", ip_prefix="10.200.0.")
@@ -155,7 +156,7 @@ def make_world(*, kinds: tuple[Kind, ...] = REGISTRY, policy: PodPolicy | None =
     syncer = Syncer(cast(ApiClient, super_api), StaticTenantSource(), settings=settings or SyncerSettings(),
                     nodes=nodes, kinds=kinds)
     policy = policy or PodPolicy()
-    info = TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig="", policy=policy, spec=spec or {})
+    info = TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig="", policy=policy, spec=spec or {}, quota=quota)
     rt = TenantRuntime(info=info, api=cast(ApiClient, tenant_api), kinds=kinds,
                        ctx=TranslateContext(key=KEY, tenant_name="acme", tenant_uid="u1", policy=policy,
                                             metadata=metadata))

@@ -33,6 +33,7 @@ class FakeApi:
 
     def __init__(self, *, accounts: tuple[str, ...] = ("default", "builder")) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        self.patches: list[Obj] = []
         self.accounts = accounts
         self.config = type("Config", (), {"ca_pem": b"TENANT-CA"})()
 
@@ -44,6 +45,12 @@ class FakeApi:
             self.calls.append(("token", f"{namespace}/{name}", ""))
             return {"status": {"token": f"token-of-{name}"}}
         self.calls.append(("create", resource.kind, body["metadata"]["name"]))
+        return {}
+
+    async def patch(self, resource: Resource, name: str, body: Obj, *, namespace: str | None = None,
+                    **_: Any) -> Obj:
+        self.calls.append(("patch", resource.kind, f"{namespace}/{name}"))
+        self.patches.append(body)
         return {}
 
 

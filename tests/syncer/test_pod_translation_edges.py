@@ -277,6 +277,13 @@ def test_only_images_deadline_and_metadata_are_synced_and_patched() -> None:
         pytest.param({"phase": "Pending"}, {"phase": "Running", "podIP": "10.1.0.5"},
                      {"phase": "Running", "podIP": "10.1.0.5"}, id="changed-and-new"),
         pytest.param({"phase": "Running", "message": "x"}, {"phase": "Running"}, {"message": None}, id="removed"),
+        # the super LimitRange gave the super pod requests: its QoS class is not the tenant pod's, and the
+        # tenant apiserver refuses any change of it (immutable)
+        pytest.param({"phase": "Pending", "qosClass": "BestEffort"}, {"phase": "Running", "qosClass": "Burstable"},
+                     {"phase": "Running"}, id="qos-class-kept"),
+        pytest.param({"qosClass": "BestEffort"}, {"qosClass": "Burstable"}, None, id="only-qos-class-differs"),
+        pytest.param({"phase": "Pending", "qosClass": "BestEffort"}, {"phase": "Pending"}, None,
+                     id="qos-class-not-removed"),
     ],
 )
 def test_status_patch(v_status: dict[str, Any], p_status: dict[str, Any], patch: dict[str, Any] | None) -> None:

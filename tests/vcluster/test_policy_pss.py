@@ -296,10 +296,11 @@ def test_policy_objects_are_the_kubernetes_objects_the_spec_asks_for() -> None:
             "labels": {naming.LABEL_MANAGED_BY: naming.MANAGED_BY_OPERATOR, naming.LABEL_CLUSTER_KEY: "acme-abc123",
                        naming.LABEL_TENANT: "acme"}}
     assert objs == [
-        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": naming.POLICY_QUOTA_NAME, **meta},
-         "spec": {"hard": {"pods": "5"}}},
+        # the LimitRange first: a pod made between the two must not be refused for stating no requests
         {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": naming.POLICY_LIMIT_RANGE_NAME, **meta},
          "spec": {"limits": [{"type": "Container", "default": {"memory": "1Gi"}}]}},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": naming.POLICY_QUOTA_NAME, **meta},
+         "spec": {"hard": {"pods": "5"}}},
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
          "metadata": {"name": naming.POLICY_NETWORK_POLICY_NAME, **meta},
          "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],

@@ -166,6 +166,9 @@ async def run(settings: OperatorSettings) -> None:
             dns=settings.dns,
             placement=settings.placement,
             default_backend=settings.default_backend,
+            default_quota=settings.default_quota,
+            default_limits=settings.default_limits,
+            default_requests=settings.default_requests,
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)

@@ -44,7 +44,12 @@ from vcluster.controlplane.local import BackendError, LocalBackend, VersionUnava
 from vcluster.errors import VClusterError
 from vcluster.kube import AlreadyExists, ApiClient, ApiError, ClientConfig, Conflict, NotFound
 from vcluster.kube import resources as r
-from vcluster.operator.settings import ControlPlanePlacement, TenantDnsSettings
+from vcluster.operator.settings import (
+    DEFAULT_CONTAINER_REQUESTS,
+    DEFAULT_TENANT_QUOTA,
+    ControlPlanePlacement,
+    TenantDnsSettings,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +94,43 @@ def resolve_backend(wanted: str | None, current: str | None, default: str) -> st
     """The backend a Tenant gets: the one it names; else the one it already has (``status.backend``: an
     operator restarted with another default never moves a running control plane); else the default."""
     return wanted or current or default
+def _replacing(new: Mapping[str, Any], old: Any) -> dict[str, Any]:
+    """A merge-patch map that makes ``old`` equal to ``new`` (keys no longer there are nulled)."""
+    out: dict[str, Any] = {k: None for k in (old if isinstance(old, Mapping) else {}) if k not in new}
+    out.update(new)
+    return out
+
+
+def policy_status(
+    old_status: Mapping[str, Any] | None, asked: IsolationSpec, in_force: IsolationSpec
+) -> dict[str, Any]:
+    """``status.quota`` (hard, source) and ``status.limitRange``: the policy in force, and whose it is.
+
+    The syncer enforces the quota tenant-wide and fills ``status.quota.used``; it reads ``hard`` and the
+    LimitRange from here because the operator's defaults are the operator's settings.  A merge patch:
+    names dropped since the last write are nulled; no quota at all removes ``status.quota``.
+    """
+    old = old_status or {}
+    out: dict[str, Any] = {}
+    hard = {k: str(v) for k, v in sorted((in_force.resource_quota or {}).items())}
+    if hard:
+        old_quota = old.get("quota") or {}
+        out["quota"] = {"hard": _replacing(hard, old_quota.get("hard")),
+                        "source": "Tenant" if asked.resource_quota is not None else "OperatorDefault"}
+    else:
+        out["quota"] = None
+    lr = in_force.limit_range
+    if lr is not None and (lr.defaults or lr.default_requests):
+        old_lr = old.get("limitRange") or {}
+        out["limitRange"] = {
+            "defaults": _replacing({k: str(v) for k, v in lr.defaults.items()}, old_lr.get("defaults")),
+            "defaultRequests": _replacing({k: str(v) for k, v in lr.default_requests.items()},
+                                          old_lr.get("defaultRequests")),
+            "source": "Tenant" if asked.limit_range is not None else "OperatorDefault",
+        }
+    else:
+        out["limitRange"] = None
+    return out
 
 
 def _b64(data: bytes) -> str:
@@ -107,10 +149,17 @@ class Reconciler:
         self, *, api: ApiClient, local: LocalBackend, bootstrap_timeout: float = 90.0,
         dns: TenantDnsSettings | None = None, placement: ControlPlanePlacement | None = None,
         default_backend: str = DEFAULT_BACKEND,
+        default_quota: Mapping[str, str] = DEFAULT_TENANT_QUOTA,
+        default_limits: Mapping[str, str] | None = None,
+        default_requests: Mapping[str, str] = DEFAULT_CONTAINER_REQUESTS,
     ) -> None:
         #: The backend of a Tenant that names none (``OperatorSettings.default_backend``).
         self.default_backend = default_backend
         self.api = api
+        #: The operator's defaults for Tenants that name no quota / LimitRange (OperatorSettings).
+        self.default_quota = default_quota
+        self.default_limits = default_limits or {}
+        self.default_requests = default_requests
         self.local = local
         self.dns = dns if dns is not None else TenantDnsSettings()
         self.placement = placement if placement is not None else ControlPlanePlacement()
@@ -350,7 +399,10 @@ class Reconciler:
             await self._report(body, phase="Provisioning" if not was_ready else "Ready", ready=was_ready,
                                reason="ControlPlaneFailed", message=message, extra=common, conditions=conditions)
             raise Retry(message, delay=15) from None
-        count = await self.apply_isolation(key, name, spec.isolation, endpoint=plane.endpoint)
+        isolation = policy.with_defaults(spec.isolation, quota=self.default_quota, limits=self.default_limits,
+                                         requests=self.default_requests)
+        count = await self.apply_isolation(key, name, isolation, endpoint=plane.endpoint,
+                                           dns=policy.host_port((dns_status or {}).get("endpoint")))
 
         # 5. report --------------------------------------------------------------------------
         await self._report(
@@ -362,6 +414,7 @@ class Reconciler:
                 "kubeconfigSecret": {"namespace": key, "name": naming.kubeconfig_secret_name()},
                 "counts": {"superNamespaces": count},
                 **({"dns": dns_status} if dns_status else {}),
+                **policy_status(body.get("status"), spec.isolation, isolation),
             },
             conditions=conditions,
         )
@@ -387,6 +440,33 @@ class Reconciler:
             return kept, (STORAGE_CONDITION, False, STORAGE_NEEDS_MIGRATION, change)
         return kept, (STORAGE_CONDITION, True, "Applied",
                       f"etcd data on a PersistentVolumeClaim ({pods.describe_storage(current)})")
+
+    async def _put_exact(self, resource: r.Resource, obj: dict[str, Any]) -> None:
+        """Create ``obj``, or replace the live one whose spec differs, so the spec is exactly ``obj``'s.
+
+        Not a server-side apply: a policy object the syncer created (a new super namespace) is owned by
+        its create, and an apply would keep every field the applied object no longer names (a quota
+        key dropped from the spec would stay enforced).
+        """
+        meta = obj["metadata"]
+        for _ in range(3):
+            live = await self.api.get_or_none(resource, meta["name"], namespace=meta["namespace"])
+            if live is None:
+                try:
+                    await self.api.create(resource, obj, namespace=meta["namespace"])
+                    return
+                except AlreadyExists:
+                    continue
+            live_labels = (live.get("metadata") or {}).get("labels") or {}
+            if live.get("spec") == obj["spec"] and all(live_labels.get(k) == v for k, v in meta["labels"].items()):
+                return
+            body = {**obj, "metadata": {**meta, "resourceVersion": live["metadata"]["resourceVersion"]}}
+            try:
+                await self.api.replace(resource, body, namespace=meta["namespace"])
+                return
+            except Conflict:
+                continue
+        raise Retry(f"{resource.kind} {meta['namespace']}/{meta['name']} keeps changing", delay=5)
 
     async def _apply(self, resource: r.Resource, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
@@ -562,10 +642,12 @@ class Reconciler:
             return True
         return current != await self._local_corefile(key, domain)
 
-    async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec, *, endpoint: str = "") -> int:
+    async def apply_isolation(self, key: str, name: str, isolation: IsolationSpec, *, endpoint: str = "",
+                              dns: tuple[str, int] | None = None) -> int:
         """Apply the policy to every existing workload super namespace of the tenant; return their count.
 
-        ``endpoint`` (the tenant apiserver URL) opens the NetworkPolicy's egress to it, as the syncer does.
+        ``endpoint`` (the tenant apiserver URL) and ``dns`` (the tenant DNS server's ``status.dns.endpoint``)
+        open the NetworkPolicy's egress to them, as the syncer does.
         """
         url = urlsplit(endpoint) if endpoint else None
         apiserver = (url.hostname, url.port or 443) if url is not None and url.hostname else None
@@ -578,8 +660,8 @@ class Reconciler:
                 continue
             await self.api.patch(r.NAMESPACES, ns_name, {"metadata": {"labels": policy.namespace_labels(isolation)}})
             for obj in policy.policy_objects(isolation, super_namespace=ns_name, cluster_key=key, tenant_name=name,
-                                             apiserver=apiserver):
-                await self._apply(r.BY_KIND[obj["kind"]], obj)
+                                             apiserver=apiserver, dns=dns):
+                await self._put_exact(r.BY_KIND[obj["kind"]], obj)
             for kind in stale:
                 with contextlib.suppress(NotFound):
                     await self.api.delete(r.BY_KIND[kind], policy.POLICY_OBJECT_NAMES[kind], namespace=ns_name)

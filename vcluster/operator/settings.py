@@ -6,11 +6,14 @@ from the environment; this is the only place that reads ``VC_OPERATOR_*``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from tenant_crd.models import SpecError, parse_quantity
 from vcluster.settings import (
     LeaseTiming,
     LogSettings,
@@ -19,12 +22,39 @@ from vcluster.settings import (
     env_float,
     env_int,
     env_list,
+    env_pairs,
     env_path,
     env_str,
 )
 
 #: Taint effects a toleration may name (empty: every effect).
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+#: The tenant-wide quota of a Tenant that names none (``VC_OPERATOR_DEFAULT_QUOTA``): what one tenant
+#: may hold across all its super namespaces together (docs/architecture.md, "Tenant-wide quota").
+DEFAULT_TENANT_QUOTA: Mapping[str, str] = MappingProxyType({
+    # (node ports and load balancers: whether at all is spec.isolation.exposure's to say)
+    "pods": "100", "requests.cpu": "16", "requests.memory": "32Gi", "services": "50", "persistentvolumeclaims": "20",
+    "requests.storage": "100Gi", "configmaps": "500", "secrets": "500",
+})
+#: Container requests of a Tenant that names no ``limitRange`` (``VC_OPERATOR_DEFAULT_REQUESTS``): the
+#: quota counts requests, and a namespace with a quota on them refuses containers that state none.
+DEFAULT_CONTAINER_REQUESTS: Mapping[str, str] = MappingProxyType({"cpu": "100m", "memory": "128Mi"})
+
+
+def _quantities(name: str, default: Mapping[str, str], env: Mapping[str, str] | None) -> Mapping[str, str]:
+    """``$name`` as ``resource=quantity`` pairs; unset: ``default``; set to ``none``: nothing."""
+    raw = (os.environ if env is None else env).get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() == "none":
+        return MappingProxyType({})
+    pairs = env_pairs(name, env={name: raw}, value="quantity")
+    for key, value in pairs.items():
+        try:
+            parse_quantity(value)
+        except SpecError:
+            raise SettingsError(f"{name} entry {key}={value!r}: not a Kubernetes quantity") from None
+    return MappingProxyType(pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +188,14 @@ class OperatorSettings:
     health_failure_threshold: int = 2
     #: Seconds one probe of a tenant apiserver (``/readyz``) may take.
     health_probe_timeout: float = 3.0
+    #: Tenant-wide quota of a Tenant without ``spec.isolation.resourceQuota`` (``VC_OPERATOR_DEFAULT_QUOTA``,
+    #: ``pods=100,requests.cpu=16``; ``none``: no quota).  A Tenant's own ``resourceQuota`` replaces it
+    #: (``hard: {}``: none for that tenant).
+    default_quota: Mapping[str, str] = field(default_factory=lambda: DEFAULT_TENANT_QUOTA)
+    #: LimitRange of a Tenant without ``spec.isolation.limitRange``: default container limits
+    #: (``VC_OPERATOR_DEFAULT_LIMITS``, none by default) and requests (``VC_OPERATOR_DEFAULT_REQUESTS``).
+    default_limits: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    default_requests: Mapping[str, str] = field(default_factory=lambda: DEFAULT_CONTAINER_REQUESTS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -180,4 +218,7 @@ class OperatorSettings:
             default_backend=_default_backend(env),
             health_failure_threshold=env_int("VC_OPERATOR_HEALTH_FAILURE_THRESHOLD", 2, minimum=1, env=env),
             health_probe_timeout=env_float("VC_OPERATOR_HEALTH_PROBE_TIMEOUT", 3.0, positive=True, env=env),
+            default_quota=_quantities("VC_OPERATOR_DEFAULT_QUOTA", DEFAULT_TENANT_QUOTA, env),
+            default_limits=_quantities("VC_OPERATOR_DEFAULT_LIMITS", MappingProxyType({}), env),
+            default_requests=_quantities("VC_OPERATOR_DEFAULT_REQUESTS", DEFAULT_CONTAINER_REQUESTS, env),
         )

@@ -1,0 +1,145 @@
+"""The tenant-wide quota's accounting (vcluster/quota.py): what an object counts for, and the ledger."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tenant_crd.models import LimitRangeSpec, SpecError
+from vcluster import quota
+from vcluster.quota import Ledger, object_usage, parse_hard
+
+
+def c(name: str = "app", *, req: dict[str, str] | None = None, lim: dict[str, str] | None = None) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    if req:
+        res["requests"] = req
+    if lim:
+        res["limits"] = lim
+    return {"name": name, "image": "x", "resources": res}
+
+
+def pod(*containers: dict[str, Any], init: tuple[dict[str, Any], ...] = (), phase: str | None = None,
+        overhead: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": list(containers)}
+    if init:
+        spec["initContainers"] = list(init)
+    if overhead:
+        spec["overhead"] = overhead
+    out: dict[str, Any] = {"spec": spec}
+    if phase:
+        out["status"] = {"phase": phase}
+    return out
+
+
+def d(values: dict[str, str]) -> dict[str, Decimal]:
+    return {k: Decimal(v) for k, v in values.items()}
+
+
+POD_CASES = [
+    pytest.param(pod(c(req={"cpu": "250m", "memory": "64Mi"}), c("b", req={"cpu": "1"})), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "1.25", "requests.memory": str(64 * 2**20)},
+                 id="requests-summed"),
+    pytest.param(pod(c(lim={"cpu": "2"})), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "2", "limits.cpu": "2"},
+                 id="requests-default-to-limits"),
+    pytest.param(pod(c(req={"cpu": "1"}), c("b", req={"cpu": "1"}), init=(c("i", req={"cpu": "3"}),)), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "3"}, id="largest-init-container-wins"),
+    pytest.param(pod(c(req={"cpu": "1"}), init=(c("i", req={"cpu": "500m"}),)), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "1"}, id="app-containers-win"),
+    pytest.param(pod(c(req={"cpu": "1"}), overhead={"cpu": "100m"}), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "1.1"}, id="overhead-added"),
+    pytest.param(pod(c(), c("b", req={"cpu": "1"})),
+                 LimitRangeSpec(defaults={"cpu": "2"}, default_requests={"cpu": "200m"}),
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "1.2", "limits.cpu": "4"},
+                 id="limit-range-defaults-fill-missing-only"),
+    pytest.param(pod(c()), LimitRangeSpec(defaults={"memory": "1Gi"}),
+                 {"pods": "1", "count/pods": "1", "requests.memory": str(2**30), "limits.memory": str(2**30)},
+                 id="default-limit-is-the-default-request"),
+    pytest.param(pod(c(req={"cpu": "1"}), phase="Succeeded"), None, {}, id="terminated-counts-nothing"),
+    pytest.param(pod(c(req={"cpu": "1"}), phase="Running"), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "1"}, id="running-counts"),
+]
+
+
+@pytest.mark.parametrize(("obj", "limit_range", "want"), POD_CASES)
+def test_pod_usage(obj: dict[str, Any], limit_range: LimitRangeSpec | None, want: dict[str, str]) -> None:
+    assert object_usage("", "pods", obj, limit_range) == d(want)
+
+
+@pytest.mark.parametrize(("group", "plural", "obj", "want"), [
+    ("", "services", {"spec": {"ports": [{"port": 80}]}}, {"services": "1", "count/services": "1"}),
+    ("", "services", {"spec": {"type": "NodePort", "ports": [{"port": 80}, {"port": 81}]}},
+     {"services": "1", "count/services": "1", "services.nodeports": "2"}),
+    ("", "services", {"spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}},
+     {"services": "1", "count/services": "1", "services.nodeports": "1", "services.loadbalancers": "1"}),
+    ("", "persistentvolumeclaims", {"spec": {"resources": {"requests": {"storage": "5Gi"}}}},
+     {"persistentvolumeclaims": "1", "count/persistentvolumeclaims": "1", "requests.storage": str(5 * 2**30)}),
+    ("", "configmaps", {}, {"configmaps": "1", "count/configmaps": "1"}),
+    ("", "secrets", {}, {"secrets": "1", "count/secrets": "1"}),
+    ("", "endpoints", {}, {"count/endpoints": "1"}),
+    ("networking.k8s.io", "ingresses", {}, {"count/ingresses.networking.k8s.io": "1"}),
+], ids=["clusterip", "nodeport", "loadbalancer", "pvc", "configmap", "secret", "endpoints", "ingress"])
+def test_object_usage(group: str, plural: str, obj: dict[str, Any], want: dict[str, str]) -> None:
+    assert object_usage(group, plural, obj) == d(want)
+
+
+def test_parse_hard_spellings_and_errors() -> None:
+    assert parse_hard({"cpu": "2", "requests.cpu": "1500m", "pods": 3}) == d({"requests.cpu": "1.5", "pods": "3"})
+    with pytest.raises(SpecError):
+        parse_hard({"pods": "many"})
+
+
+@pytest.mark.parametrize(("value", "text"),
+                         [("3", "3"), ("1.5", "1500m"), ("0.0001", "1m"), ("1073741824", "1073741824")])
+def test_format_quantity(value: str, text: str) -> None:
+    assert quota.format_quantity(Decimal(value)) == text
+
+
+def test_ledger_reserves_so_concurrent_creates_cannot_overshoot() -> None:
+    hard = d({"pods": "2"})
+    ledger = Ledger()
+    one = d({"pods": "1"})
+    assert ledger.admit(("Pod", "a", "p1"), one, hard, where="w") == []
+    assert ledger.admit(("Pod", "b", "p2"), one, hard, where="w") == []
+    # neither is in the cache yet: the reservations alone fill the quota
+    (why,) = ledger.admit(("Pod", "a", "p3"), one, hard, where="Tenant spec.isolation.resourceQuota")
+    assert why == ("pods: this object needs 1, the tenant uses 2 of 2 across all its namespaces "
+                   "(Tenant spec.isolation.resourceQuota)")
+    # a retry of an admitted create is not counted twice
+    assert ledger.admit(("Pod", "a", "p1"), one, hard, where="w") == []
+    assert ledger.total() == d({"pods": "2"})
+    # the cache shows p1: its reservation becomes its observed usage (still 2)
+    assert ledger.observe(("Pod", "a", "p1"), one) is False
+    assert ledger.total() == d({"pods": "2"})
+    # p2's create failed: the room comes back
+    ledger.release(("Pod", "b", "p2"))
+    assert ledger.admit(("Pod", "a", "p3"), one, hard, where="w") == []
+
+
+def test_ledger_observe_tells_when_usage_went_down() -> None:
+    ledger = Ledger()
+    ref = ("Pod", "a", "p")
+    assert ledger.observe(ref, d({"pods": "1", "requests.cpu": "1"})) is False
+    assert ledger.observe(ref, d({"pods": "1", "requests.cpu": "1"})) is False  # unchanged
+    assert ledger.observe(ref, {}) is True  # terminated: counts nothing any more
+    assert ledger.total() == {}
+    assert ledger.observe(ref, None) is False  # gone; was nothing already
+    assert ledger.observed == {}
+
+
+def test_ledger_only_checks_what_the_object_uses() -> None:
+    ledger = Ledger()
+    ledger.observe(("Pod", "a", "p"), d({"pods": "5"}))  # over a quota lowered meanwhile
+    hard = d({"pods": "2", "services": "1"})
+    assert ledger.admit(("Service", "a", "s"), d({"services": "1"}), hard, where="w") == []
+    assert ledger.admit(("Service", "a", "t"), d({"services": "1"}), hard, where="w") != []
+
+
+def test_status_used_spells_names_as_the_tenant_does() -> None:
+    ledger = Ledger()
+    ledger.observe(("Pod", "a", "p"), d({"pods": "1", "requests.cpu": "0.5"}))
+    assert quota.status_used(ledger, ("cpu", "pods", "services")) == {"cpu": "500m", "pods": "1", "services": "0"}
+    assert quota.status_used(None, ("pods",)) == {"pods": "0"}
