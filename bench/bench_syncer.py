@@ -56,6 +56,7 @@ import contextlib
 import gc
 import math
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -263,6 +264,52 @@ class CpuMeter:
     @staticmethod
     def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
         return {k: max(0.0, v - before.get(k, 0.0)) for k, v in after.items()}
+
+
+#: Parts of the test bed that are "the super cluster" in the dedicated model (CPU 0).
+SUPER_GROUPS = frozenset({"super kube-apiserver", "super etcd", "super kube-controller-manager", "kube-scheduler",
+                          "kwok"})
+
+
+def pin_testbed(work: str, model: str) -> dict[str, int]:
+    """Set the CPU affinity of every thread of the test bed's processes (and this bench's) for ``model``.
+
+    ``"dedicated"``: the super cluster (:data:`SUPER_GROUPS`) on CPU 0, everything else (tenant
+    control planes, syncer, operator, this bench) on CPU 1, as if the super cluster had its own
+    machine; ``"shared"``: every process on every CPU.  Processes are found the way
+    :class:`CpuMeter` finds them (their command line names the bench's work folder), so a syncer
+    or control plane started later is pinned by the next call.  Returns processes pinned per CPU set.
+    """
+    cpus = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))
+    counts: dict[str, int] = {}
+
+    def target(group: str) -> set[int]:
+        if model == "shared" or len(cpus) < 2:
+            return set(cpus)
+        return {cpus[0]} if group in SUPER_GROUPS else {cpus[1]}
+
+    pids: list[tuple[str, str]] = [(str(os.getpid()), "bench")]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != pids[0][0]:
+            group = _group(_cmdline(entry.name), work)
+            if group is not None:
+                pids.append((entry.name, group))
+    for pid, group in pids:
+        want = target(group)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):  # a thread that just ended
+                    os.sched_setaffinity(int(task.name), want)
+            key = ",".join(map(str, sorted(want)))
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for a child's metrics endpoint)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def request_counts(metrics: str, side: str) -> dict[str, float]:
