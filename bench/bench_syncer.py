@@ -837,7 +837,7 @@ def _merge(parts: dict[str, float]) -> dict[str, float]:
     return out
 
 
-async def memory(super_: Super) -> dict[str, float]:
+async def memory(super_: Super, *, tenants: int = 3) -> dict[str, float]:
     """The syncer in-process over everything synced so far: memory its code holds, per synced pod."""
     gc.collect()
     tracemalloc.start()
@@ -846,7 +846,7 @@ async def memory(super_: Super) -> dict[str, float]:
         syncer = Syncer(sup, CrdTenantSource(sup), settings=SyncerSettings(patrol_period=0, workers=8))
         task = asyncio.create_task(syncer.run())
         await syncer.ready.wait()
-        while len(syncer.tenants) < 3 or not all(  # noqa: ASYNC110 - polling the syncer's state
+        while len(syncer.tenants) < tenants or not all(  # noqa: ASYNC110 - polling the syncer's state
             rt.synced.is_set() for rt in syncer.tenants.values()
         ):
             await asyncio.sleep(0.2)
