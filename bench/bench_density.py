@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -157,6 +158,9 @@ def main() -> int:
                     created = time.time()
                     handle = create_tenant(super_, name, **VARIANTS[variant])
                     keys[handle.cluster_key] = variant
+                    if i == 0:  # its components' logs, for the trace of where start-up time goes
+                        shutil.copytree(work / "operator" / handle.cluster_key / "logs", work / f"logs-{variant}",
+                                        dirs_exist_ok=True)
                     steps = trace(op.log_text(), handle.cluster_key, created)
                     traces[variant].append(steps)
                     print(f"  {name}: Ready after {steps['total']:.2f}s (load {load()})", flush=True)
