@@ -398,6 +398,8 @@ class Bench:
         #: For the plots: seconds after the start when each pod was Running, per burst kind, last round;
         #: light-load latencies (ms) over all rounds.
         self.curves: dict[str, list[float]] = {}
+        #: Raw CPU seconds of the whole test bed in the last measured block (per-round CPU per pod).
+        self.last_cpu = 0.0
         self.latencies: dict[str, list[float]] = {}
         self.run = uuid.uuid4().hex[:4]
         self.rounds: list[dict[str, float]] = []
@@ -437,6 +439,7 @@ class Bench:
         if self.meter:
             used = CpuMeter.used(before, self.meter.snapshot())
             used["wall"] = time.monotonic() - wall
+            self.last_cpu = sum(v for k, v in used.items() if k != "wall")
             total = self.cpu.setdefault(stage, {})
             for k, v in used.items():
                 total[k] = total.get(k, 0.0) + v
@@ -515,6 +518,7 @@ class Bench:
                 last = max([await a.until(k, running=True) for a, k in zip(arrs, counts, strict=True)])
             self.curves["direct: Running"] = [t - start for a in arrs for t in a.running.values()]
         out["direct_burst_s"] = last - start
+        out["direct_burst_cpu_ms"] = self.last_cpu / self.burst_n * 1000
         out["direct_burst_created_s"] = created - start
         print(f"  direct burst: {self.burst_n} pods created in {created - start:.2f}s, all Running after "
               f"{out['direct_burst_s']:.2f}s")
@@ -530,6 +534,8 @@ class Bench:
         async with contextlib.AsyncExitStack() as stack:
             v_arrs = [await stack.enter_async_context(Arrivals(api, ns)) for api in self.tapis]
             p_arrs = [await stack.enter_async_context(Arrivals(self.sup, p_ns)) for p_ns in p_nss]
+            page = await self.sup.list(resources.PODS, limit=1)
+            before_pods = len(page.get("items") or []) + int(page["metadata"].get("remainingItemCount") or 0)
             async with self.measure("syncer burst"):
                 start = time.monotonic()
                 created = max(await asyncio.gather(*(
@@ -542,6 +548,8 @@ class Bench:
             self.curves["synced: Running in super"] = [t - start for a in p_arrs for t in a.running.values()]
             self.curves["synced: Running in the tenants"] = [t - start for a in v_arrs for t in a.running.values()]
         out["burst_s"] = last - start
+        out["burst_cpu_ms"] = self.last_cpu / self.burst_n * 1000
+        out["super_pods_before_burst"] = float(before_pods)
         out["burst_tenant_create_rate"] = self.burst_n / created
         out["burst_super_arrived_s"] = in_super - start
         out["burst_super_running_s"] = super_running - start
