@@ -60,9 +60,10 @@ def stacked_bars(table: Mapping[str, Mapping[str, float]], path: Path, *, title:
                    key=lambda part: -sum(table[c].get(part, 0.0) for c in columns))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(columns) + 3), 4.5))
     bottom = [0.0] * len(columns)
-    for part in parts:
+    colors = plt.get_cmap("tab20")
+    for i, part in enumerate(parts):
         heights = [max(0.0, table[c].get(part, 0.0)) for c in columns]
-        ax.bar(columns, heights, bottom=bottom, label=part)
+        ax.bar(columns, heights, bottom=bottom, label=part, color=colors(i % 20))
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.set_ylabel(ylabel)
     ax.set_title(title)
