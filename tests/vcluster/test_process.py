@@ -173,7 +173,8 @@ def test_terminate(code: str, same_argv: bool, stopped: bool) -> None:
         child.wait(timeout=10)
 
 
-def _pauses(monkeypatch: pytest.MonkeyPatch, polls: int, *, interval: float = 0.1, cap: float | None = None) -> list[float]:
+def _pauses(monkeypatch: pytest.MonkeyPatch, polls: int, *, interval: float = 0.1,
+            cap: float | None = None) -> list[float]:
     """The pauses ``wait_until`` takes before its check passes at the ``polls``-th call."""
     slept: list[float] = []
     monkeypatch.setattr("vcluster.process.time.sleep", slept.append)
