@@ -234,7 +234,8 @@ def delete_tenant(super_cluster: Any, name: str, *, wait: bool = True, timeout: 
 
 
 @contextlib.contextmanager
-def running_operator(super_cluster: Any, *, state_dir: Path, log_path: Path) -> Iterator[OperatorProcess]:
+def running_operator(super_cluster: Any, *, state_dir: Path, log_path: Path,
+                     health_interval: float = 5.0) -> Iterator[OperatorProcess]:
     """An operator subprocess for the duration of the block; tenants it made are deleted afterwards.
 
     Operators elect one leader per super cluster (the Lease ``vc-system/vc-operator``), so an operator
@@ -246,7 +247,7 @@ def running_operator(super_cluster: Any, *, state_dir: Path, log_path: Path) -> 
         else None
     if paused is not None:
         paused.stop()
-    op = OperatorProcess(super_cluster, state_dir=state_dir, log_path=log_path)
+    op = OperatorProcess(super_cluster, state_dir=state_dir, log_path=log_path, health_interval=health_interval)
     op.start()
     previous, _current = _current, op
     try:

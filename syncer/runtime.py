@@ -48,6 +48,11 @@ class TenantRuntime:
     #: tenant event that queued a downward key.  A MODIFIED event with the same one (the echo of our own
     #: binding or status write) queues no downward key.
     down_seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: Bindings we sent whose echo the tenant informer may not show yet, by (kind, tenant namespace, name):
+    #: (tenant uid, node).  The next upward key of that object (the super pod starting, usually within
+    #: milliseconds of its binding) binds no second time: that binding could only fail with Conflict,
+    #: a wasted tenant request per pod in a burst.  Dropped once an upward reconcile needs no binding.
+    bound: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     #: The kinds synced for this tenant: the registry, then its extra kinds once both clusters serve them.
     kinds: tuple[Kind, ...] = ()
     #: ``spec.sync.extraKinds`` entry → the last problem told on the Tenant (told again only when it changes).
@@ -75,3 +80,4 @@ class TenantRuntime:
         """Drop the echo memos of one object (it was deleted on one side)."""
         self.written.pop((kind, ns, name), None)
         self.upward_seen.pop((kind, ns, name), None)
+        self.bound.pop((kind, ns, name), None)

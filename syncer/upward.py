@@ -37,13 +37,19 @@ async def up(shared: Shared, rt: TenantRuntime, kind: Kind, key: SyncKey) -> Non
     meta_patch = transparent_patch(v_obj, p_slim, rt.ctx.metadata)
     if meta_patch is not None:  # super-owned metadata under transparent prefixes, copied up
         actions = [*actions, UpAction("patch", {"metadata": meta_patch})]
+    ref = (kind.kind, key.namespace, key.name)
+    if not any(action.op == "bind" for action in actions):
+        rt.bound.pop(ref, None)  # the informer shows the object bound (or it needs no binding)
     for action in actions:
         if action.op == "bind":
             node = action.body["target"]["name"]
+            if rt.bound.get(ref) == (object_uid(v_obj), node):
+                continue  # we bound it; the tenant informer has not seen the binding yet
             await shared.nodes.ensure_node(rt.info.key, node)
             with contextlib.suppress(Conflict):  # bound meanwhile
                 await rt.api.create(kind.resource, action.body, namespace=key.namespace, name=key.name,
                                     subresource="binding", decode=False)
+            rt.bound[ref] = (object_uid(v_obj), node)
             shared.count(kind.kind, UP, "bind")
         elif action.op == "status":
             with contextlib.suppress(NotFound):

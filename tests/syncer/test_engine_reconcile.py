@@ -461,6 +461,30 @@ async def test_a_bind_that_lost_the_race_is_fine() -> None:
     assert (w.tenant_obj("Pod", "shop", "p") or {})["spec"]["nodeName"] == "node-1"
 
 
+async def test_a_pod_bound_once_is_not_bound_again_while_the_tenant_cache_lags() -> None:
+    """The super pod starts right after its binding; its next upward key must not bind again (the
+    tenant informer has not seen our binding yet): a second binding can only fail with Conflict."""
+    w = await started((resources.PODS, pod("p")))
+    w.super_.schedule("p", w.p_ns("shop"), "node-1")
+    await w.sync()
+    w.take()
+    mark = len(w.tenant.writes)
+    await w.up("Pod", "shop", "p")
+    w.super_.set_status(resources.PODS, "p", w.p_ns("shop"), {"phase": "Running"})
+    await w.sync(tenant=False)  # the super pod's news arrived; the tenant watch is behind
+    w.take()
+    await w.up("Pod", "shop", "p")
+    assert [w_[-1] for w_ in w.tenant.writes[mark:]] == ["binding", "status"]
+    assert w.ops("Pod", "up", "bind") == 1, "one binding request, not a second one that conflicts"
+    v_pod = w.tenant_obj("Pod", "shop", "p") or {}
+    assert v_pod["spec"]["nodeName"] == "node-1"
+    assert v_pod["status"]["phase"] == "Running"
+    await w.sync()
+    w.take()
+    await w.up("Pod", "shop", "p")
+    assert w.rt.bound == {}, "dropped once the tenant cache shows the binding"
+
+
 async def test_a_status_for_a_tenant_pod_deleted_meanwhile_is_dropped() -> None:
     w = await started((resources.PODS, pod("p")))
     w.super_.set_status(resources.PODS, "p", w.p_ns("shop"), {"phase": "Pending"})

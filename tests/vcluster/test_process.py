@@ -171,3 +171,31 @@ def test_terminate(code: str, same_argv: bool, stopped: bool) -> None:
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+def _pauses(monkeypatch: pytest.MonkeyPatch, polls: int, *, interval: float = 0.1,
+            cap: float | None = None) -> list[float]:
+    """The pauses ``wait_until`` takes before its check passes at the ``polls``-th call."""
+    slept: list[float] = []
+    monkeypatch.setattr("vcluster.process.time.sleep", slept.append)
+    calls = iter(range(polls))
+    if cap is None:
+        proc.wait_until(lambda: next(calls) == polls - 1, timeout=3600, what="x", interval=interval)
+    else:
+        proc.wait_until(lambda: next(calls) == polls - 1, timeout=3600, what="x", interval=interval, cap=cap)
+    return slept
+
+
+def test_wait_until_backs_off_up_to_one_second_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept = _pauses(monkeypatch, 12)
+    assert slept[0] == pytest.approx(0.1)
+    assert max(slept) == pytest.approx(1.0)
+    assert slept == sorted(slept)
+
+
+def test_wait_until_never_pauses_longer_than_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept = _pauses(monkeypatch, 12, cap=0.2)
+    assert len(slept) == 11
+    assert max(slept) == pytest.approx(0.2)
+    assert _pauses(monkeypatch, 3, interval=0.5, cap=0.2) == [pytest.approx(0.2)] * 2
+

@@ -297,7 +297,10 @@ class LocalBackend:
             # a component without a health endpoint (the controller-manager) is ready once it runs its own
             # binary: right after the fork its command line is still ours, and a scan would miss it
             check = checks.get(comp.name) or _runs_argv(proc)
-            proc.wait_ready(check, timeout=self.start_timeout, what=f"{comp.name} of tenant {spec.tenant_name}")
+            # polled at most 0.2 s apart: each component waits for the one before, and a Tenant's time to
+            # Ready is their sum (the default back-off up to 1 s added ~1 s per component; issue 16)
+            proc.wait_ready(check, timeout=self.start_timeout, what=f"{comp.name} of tenant {spec.tenant_name}",
+                            cap=START_POLL_CAP)
         logger.info("controlplane.local.ready", endpoint=spec.endpoint)
 
     def healthy(self, spec: cp.ControlPlaneSpec) -> bool:
@@ -347,6 +350,10 @@ class LocalBackend:
         """Live processes of our components whose command line points into the tenant's folder."""
         names = (*cp.COMPONENTS, DNS_COMPONENT)
         return processes_in(self.tenant_dir(key), keep=lambda cmd: Path(cmd[0]).name in names)
+
+
+#: Longest pause between two readiness polls of a tenant component being started.
+START_POLL_CAP = 0.2
 
 
 def _runs_argv(proc: ManagedProcess) -> HealthCheck:

@@ -544,7 +544,7 @@ class Reconciler:
             while await tenant.get_or_none(r.SERVICEACCOUNTS, "default", namespace="default") is None:
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError("the default ServiceAccount did not appear (kube-controller-manager down?)")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.2)  # on the way to Ready (issue 16): 0.5 s cost 0.25 s on average
 
     # ---- tenant DNS (vcluster.controlplane.dns) -------------------------------------------
     async def ensure_dns(self, key: str, name: str, backend: str, *,

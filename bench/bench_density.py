@@ -1,0 +1,217 @@
+"""Tenant density: what an idle tenant costs, how long a Tenant takes to be Ready, and which levers pay.
+
+Why: issue #16 (item 4).  Forty idle tenants kept a whole core busy doing nothing, and a Tenant
+took 8-11 s to become Ready against 2-3 s for a bare kube-apiserver start.  This bench starts a
+super cluster, the real operator and the syncer, creates tenants one at a time (alternating the
+variants, so both see the same machine), then measures over one idle window the CPU time of
+every tenant process from ``/proc/<pid>/stat`` (CPU time, not wall time: another engineer's load
+on the machine does not change what a tenant process burns) and prints cores per tenant by
+component and variant, side by side.  Each tenant's way to Ready is traced from the operator's
+own log (its UTC timestamps against the moment the bench created the Tenant): PKI, etcd up,
+apiserver ready, controller-manager started, bootstrap (the default ServiceAccount) and report.
+
+Variants (a tenant's ``spec.controlPlane.extraArgs``; the levers that need no code change):
+
+* ``default``: the operator's flags;
+* ``lean``: :data:`LEAN_APISERVER` and :data:`LEAN_CONTROLLERS` below.
+
+    python bench/bench_density.py [--tenants 6] [--window 60] [--variants default,lean]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench_syncer import _TICK, _cmdline, free_port, load, super_cluster  # noqa: E402
+
+from e2e.operator_fixtures import create_tenant, running_operator  # noqa: E402
+from e2e.syncer_fixtures import SyncerProcess  # noqa: E402
+from vcluster.controlplane.builder import TENANT_CONTROLLERS  # noqa: E402
+
+#: kube-apiserver flags for a small tenant: no per-minute count of every resource in etcd (the
+#: storage-object metrics and list-cost estimates fall back to the watch cache), the max-in-flight
+#: limits instead of priority and fairness (its configuration controller and per-request seat
+#: estimates; one tenant's apiserver serves one tenant and the syncer).  (``APIServerIdentity=false``
+#: does not start in 1.36: UnknownVersionInteroperabilityProxy depends on it.)
+LEAN_APISERVER = {"etcd-count-metric-poll-period": "0", "enable-priority-and-fairness": "false"}
+#: Controllers a tenant does not need: its nodes are virtual, volumes are attached by the super
+#: cluster (the attach-detach reconciler wakes every 100 ms), TTLs of nodes, DRA.
+LEAN_CONTROLLERS = ",".join([
+    TENANT_CONTROLLERS, "-persistentvolume-attach-detach-controller", "-ttl-controller",
+    "-resourceclaim-controller", "-device-taint-eviction-controller", "-storage-version-migrator-controller",
+    "-storageversion-garbage-collector-controller",
+])
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "lean": {"controlPlane": {"extraArgs": {"apiserver": LEAN_APISERVER,
+                                            "controllerManager": {"controllers": LEAN_CONTROLLERS}}}},
+}
+#: Steps of the operator log, in order: (log event, component or None, label of the step it ends).
+STEPS = [
+    ("operator.pki.stored", None, "create → PKI stored"),
+    ("process.started", "etcd", "→ etcd started"),
+    ("process.started", "kube-apiserver", "→ apiserver started (etcd healthy)"),
+    ("process.started", "kube-controller-manager", "→ controller-manager started (apiserver ready)"),
+    ("controlplane.local.ready", None, "→ control plane ready"),
+    ("operator.tenant.ready", None, "→ Tenant Ready (bootstrap: default ServiceAccount, DNS, report)"),
+]
+
+
+def _ts(line: str) -> float:
+    return dt.datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")).timestamp()
+
+
+def trace(log: str, key: str, created: float) -> dict[str, float]:
+    """Seconds of each step of one tenant's way to Ready, from the operator log."""
+    lines = [line for line in log.splitlines() if key in line]
+    out: dict[str, float] = {}
+    last = created
+    for event, component, label in STEPS:
+        for line in lines:
+            if f" {event} " in line and (component is None or f"/{component} " in line):
+                at = _ts(line)
+                out[label] = at - last
+                last = at
+                break
+    out["total"] = last - created
+    return out
+
+
+def idle_cpu(work: str, keys: dict[str, str], window: float) -> dict[str, dict[str, float]]:
+    """Cores per process kind over ``window`` seconds: by variant for tenant processes (summed over the
+    variant's tenants), plus the shared ones (operator, syncer, super cluster)."""
+    def snapshot() -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            argv = _cmdline(entry.name)
+            line = " ".join(argv)
+            if work not in line:
+                continue
+            exe = Path(argv[0]).name if argv else "?"
+            key = next((k for k in keys if k in line), None)
+            if key is not None:
+                where, what = keys[key], exe if exe in ("kube-apiserver", "etcd", "kube-controller-manager",
+                                                      "coredns") else f"other {exe}"
+            elif "vcluster.operator" in line:
+                where, what = "shared", "operator"
+            elif "syncer" in argv:
+                where, what = "shared", "syncer"
+            else:
+                where, what = "shared", f"super {exe}"
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[(where, what)] = out.get((where, what), 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+        return out
+
+    before, t0 = snapshot(), time.monotonic()
+    time.sleep(window)
+    after, wall = snapshot(), time.monotonic() - t0
+    cores: dict[str, dict[str, float]] = {}
+    for (where, what), secs in after.items():
+        cores.setdefault(where, {})[what] = max(0.0, secs - before.get((where, what), 0.0)) / wall
+    return cores
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=6, help="tenants per variant (default 6)")
+    parser.add_argument("--window", type=float, default=60.0, help="idle window in seconds (default 60)")
+    parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait before the window")
+    parser.add_argument("--variants", default="default,lean", help=f"subset of {','.join(VARIANTS)}")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the numbers as JSON")
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if not variants or set(variants) - set(VARIANTS):
+        parser.error(f"--variants: a comma-separated subset of {', '.join(VARIANTS)}")
+    work = Path(tempfile.mkdtemp(prefix="vc-bench-density-"))
+    print(f"work dir: {work}; load average (1/5 min) {load()}; {args.tenants} tenants per variant "
+          f"({', '.join(variants)}); {os.cpu_count()} CPUs")
+    began = time.monotonic()
+    traces: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    keys: dict[str, str] = {}
+    with super_cluster(None, work, nodes=1) as super_, \
+            running_operator(super_, state_dir=work / "operator", log_path=work / "operator.log") as op:
+        syncer = SyncerProcess(super_, log_path=work / "syncer.log",
+                               env={"VC_SYNCER_METRICS_PORT": str(free_port())})
+        syncer.start()
+        try:
+            suffix = uuid.uuid4().hex[:4]
+            for i in range(args.tenants):
+                for variant in variants:
+                    name = f"d{i}-{variant[:4]}-{suffix}"
+                    created = time.time()
+                    handle = create_tenant(super_, name, **VARIANTS[variant])
+                    keys[handle.cluster_key] = variant
+                    if i == 0:  # its components' logs, for the trace of where start-up time goes
+                        shutil.copytree(work / "operator" / handle.cluster_key / "logs", work / f"logs-{variant}",
+                                        dirs_exist_ok=True)
+                    steps = trace(op.log_text(), handle.cluster_key, created)
+                    traces[variant].append(steps)
+                    print(f"  {name}: Ready after {steps['total']:.2f}s (load {load()})", flush=True)
+            print(f"\nall {len(keys)} tenants Ready; settling {args.settle:.0f}s, then an idle window of "
+                  f"{args.window:.0f}s (load average {load()})", flush=True)
+            time.sleep(args.settle)
+            load_start = load()
+            cores = idle_cpu(str(work), keys, args.window)
+            load_end = load()
+        finally:
+            syncer.stop()
+    report(variants, traces, cores, args.tenants, load_start=load_start, load_end=load_end)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"traces": traces, "cores": cores, "tenants": args.tenants,
+                                               "load": [load_start, load_end]}, indent=1))
+    print(f"load average (1/5 min) at the end {load()}; the bench took {time.monotonic() - began:.0f}s")
+    return 0
+
+
+def report(variants: list[str], traces: dict[str, list[dict[str, float]]], cores: dict[str, dict[str, float]],
+           n: int, *, load_start: str, load_end: str) -> None:
+    print("\nTenant → Ready, median [min–max] seconds per step (from the operator's log):")
+    labels = [label for _, _, label in STEPS] + ["total"]
+    print(f"  {'':70s}" + "".join(f"{v:>22s}" for v in variants))
+    for label in labels:
+        cells = []
+        for v in variants:
+            values = [t[label] for t in traces[v] if label in t]
+            cells.append(f"{statistics.median(values):.2f} [{min(values):.2f}–{max(values):.2f}]" if values else "—")
+        print(f"  {label[:70]:70s}" + "".join(f"{c:>22s}" for c in cells))
+    print(f"\nidle CPU, % of one core per tenant (CPU time over the window; load average {load_start} → "
+          f"{load_end}):")
+    parts = sorted({what for v in variants for what in cores.get(v, {})})
+    print(f"  {'':28s}" + "".join(f"{v:>12s}" for v in variants))
+    for what in [*parts, "all"]:
+        shares = [(sum(cores.get(v, {}).values()) if what == "all" else cores.get(v, {}).get(what, 0.0)) / n * 100
+                  for v in variants]
+        print(f"  {what:28s}" + "".join(f"{c:11.2f}%" for c in shares))
+    shared = cores.get("shared", {})
+    total_tenants = n * len(variants)
+    print(f"  shared processes (cores; per tenant over all {total_tenants}): " + ", ".join(
+        f"{what} {c:.3f} ({c / total_tenants * 100:.2f}%)" for what, c in sorted(shared.items(), key=lambda x: -x[1])
+        if c >= 0.001))
+    per_tenant = {v: sum(cores.get(v, {}).values()) / n for v in variants}
+    operator = shared.get("operator", 0.0) / total_tenants
+    for v in variants:
+        print(f"  {v}: {per_tenant[v] * 100:.2f}% of a core per tenant, {(per_tenant[v] + operator) * 100:.2f}% "
+              f"with its share of the operator (target ≤ 0.5%)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
