@@ -98,7 +98,10 @@ def _objects(label: str) -> list[dict[str, Any]]:
         # an alias (CNAME) to a name outside the cluster: allowed in tenant a only (.invalid: reserved,
         # nothing ever resolves it, and no question about it leaves the machine)
         *([{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "alias", "namespace": NS},
-            "spec": {"type": "ExternalName", "externalName": EXTERNAL_NAME}}]
+            "spec": {"type": "ExternalName", "externalName": EXTERNAL_NAME}},
+           # and one to the tenant's own web Service, by its full name in the tenant's domain
+           {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "alias-web", "namespace": NS},
+            "spec": {"type": "ExternalName", "externalName": f"web.{NS}.svc.{DOMAIN[label]}"}}]
           if EXPOSURE[label] else []),
     ]
 
@@ -263,6 +266,13 @@ def test_external_name_is_a_cname_where_the_policy_allows_it(world: World) -> No
     assert f"canonical name = {EXTERNAL_NAME}" in out.stdout, _text(out)
     assert naming.SEPARATOR not in out.stdout, out.stdout  # asked and answered by the tenant's names
     assert "NXDOMAIN" in _text(world.sh("b", f"nslookup -type=CNAME alias.{NS}.svc.{DOMAIN['b']}"))
+
+
+def test_an_alias_to_the_tenants_own_service_connects_to_it(world: World) -> None:
+    got = world.sh("a", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 alias-web 80")
+    assert "hello-from-a" in got.stdout, _text(got)
+    out = world.sh("a", f"nslookup -type=CNAME alias-web.{NS}.svc.cluster.local")
+    assert f"canonical name = web.{NS}.svc.cluster.local" in out.stdout, _text(out)  # the tenant's name
 
 
 def test_a_service_created_after_the_client_resolves_and_a_deleted_one_stops(world: World) -> None:

@@ -44,8 +44,31 @@ def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
         spec["ports"] = ports
     if spec.get("clusterIP") is None and (v_obj.get("spec") or {}).get("clusterIP") == "None":
         spec["clusterIP"] = "None"  # headless stays headless
+    if spec.get("type") == "ExternalName" and isinstance(spec.get("externalName"), str):
+        spec["externalName"] = super_external_name(spec["externalName"], ctx.key, ctx.cluster_domain)
     return {"apiVersion": "v1", "kind": "Service", "metadata": super_metadata(v_obj, ctx, super_namespace=ns),
             "spec": spec}
+
+
+def super_external_name(target: str, key: str, domain: str) -> str:
+    """An ExternalName target in the tenant's cluster domain, named as the super cluster has it (pure).
+
+    ``web.shop.svc.<domain>`` means the tenant's Service ``web`` in ``shop`` (and
+    ``db-0.db.shop.svc...`` its StatefulSet pod): the tenant DNS answers the alias' CNAME and
+    CoreDNS resolves an in-zone target inside its ``kubernetes`` plugin, past the rewrite that
+    maps tenant names to super namespaces, so the target must already be the super name (the
+    answer rewrite maps it back).  Anything else (a name outside the domain, a label that is not
+    a DNS label) is left as the tenant wrote it; a target naming a super namespace, e.g. another
+    tenant's, becomes a namespace of this tenant that cannot exist.
+    """
+    suffix = f".svc.{domain}"
+    name = target.rstrip(".")
+    if not name.endswith(suffix):
+        return target
+    *names, namespace = name[: -len(suffix)].split(".")
+    if not names or not all(naming.is_dns_label(p) for p in (*names, namespace)):
+        return target
+    return f"{'.'.join(names)}.{naming.super_namespace(key, namespace)}{suffix}"
 
 
 def synced(obj: Obj) -> Obj:

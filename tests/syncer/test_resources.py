@@ -99,12 +99,12 @@ def test_a_changed_external_name_is_drift() -> None:
     updated below: the alias is part of what is kept equal."""
     kind = BY_KIND["Service"]
     v = {"metadata": {"name": "alias", "namespace": "shop", "uid": "svc"},
-         "spec": {"type": "ExternalName", "externalName": "web.shop.svc.cluster.local"}}
+         "spec": {"type": "ExternalName", "externalName": "db.example.invalid"}}
     super_copy = kind.to_super(v, CTX)
-    assert super_copy["spec"]["externalName"] == "web.shop.svc.cluster.local"
+    assert super_copy["spec"]["externalName"] == "db.example.invalid"
     assert kind.synced(kind.to_super(v, CTX)) == kind.synced(super_copy)
     changed = copy.deepcopy(v)
-    changed["spec"]["externalName"] = "db.shop.svc.cluster.local"
+    changed["spec"]["externalName"] = "db2.example.invalid"
     assert kind.synced(kind.to_super(changed, CTX)) != kind.synced(super_copy)
 
 
@@ -222,3 +222,26 @@ def test_event_goes_up_with_tenant_names() -> None:
     assert v_event["involvedObject"]["namespace"] == "shop"
     assert v_event["involvedObject"]["uid"] == "pod-uid"
     assert v_event["reason"] == "Scheduled"
+
+
+@pytest.mark.parametrize(("target", "domain", "expected"), [
+    ("web.shop.svc.cluster.local", "cluster.local", f"web.{naming.super_namespace(KEY, 'shop')}.svc.cluster.local"),
+    ("web.shop.svc.cluster.local.", "cluster.local", f"web.{naming.super_namespace(KEY, 'shop')}.svc.cluster.local"),
+    ("db-0.db.shop.svc.corp.example", "corp.example",
+     f"db-0.db.{naming.super_namespace(KEY, 'shop')}.svc.corp.example"),
+    # another tenant's super namespace becomes one of this tenant's that cannot exist
+    ("web.other-9f9f9f--shop.svc.cluster.local", "cluster.local",
+     f"web.{naming.super_namespace(KEY, 'other-9f9f9f--shop')}.svc.cluster.local"),
+    # outside the tenant's domain, or not a service name: as written
+    ("db.example.invalid", "cluster.local", "db.example.invalid"),
+    ("web.shop.svc.cluster.local", "corp.example", "web.shop.svc.cluster.local"),
+    ("shop.svc.cluster.local", "cluster.local", "shop.svc.cluster.local"),
+    ("_http._tcp.web.shop.svc.cluster.local", "cluster.local", "_http._tcp.web.shop.svc.cluster.local"),
+])
+def test_an_external_name_in_the_tenants_domain_names_the_super_copy(target: str, domain: str,
+                                                                    expected: str) -> None:
+    kind = BY_KIND["Service"]
+    v = {"metadata": {"name": "alias", "namespace": "shop", "uid": "svc"},
+         "spec": {"type": "ExternalName", "externalName": target}}
+    ctx = TranslateContext(key=KEY, tenant_name="acme", tenant_uid="uid-1", cluster_domain=domain)
+    assert kind.to_super(v, ctx)["spec"]["externalName"] == expected
