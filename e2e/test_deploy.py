@@ -422,6 +422,14 @@ def test_pods_backend_control_plane_runs_on_the_real_node(installed: SuperCluste
     key = pods_tenant.key
     assert pods_tenant.status["backend"] == "pods"
     assert pods_tenant.status["endpoint"] == f"https://apiserver.{key}.svc:6443"
+
+    def all_ready() -> bool:
+        # the tenant DNS is not part of the Tenant's Ready: its pods may still be starting
+        items = _json(installed, "pods", "-n", key)["items"]
+        return bool(items) and all(_ready(p) for p in items)
+
+    poll(f"every pod in {key} Ready", all_ready, timeout=TIMEOUT,
+         detail=lambda: installed.kubectl("get", "pods", "-n", key, "-o", "wide", check=False).stdout)
     pods = _json(installed, "pods", "-n", key)["items"]
     by_component = {p["metadata"]["labels"].get("app.kubernetes.io/component", p["metadata"]["labels"].get(
         "app.kubernetes.io/name")): p for p in pods}
