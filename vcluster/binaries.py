@@ -407,21 +407,36 @@ def build_kwok(settings: BinarySettings, progress: Progress = print) -> Path:
         if not any((target / "stages").glob("*.yaml")):
             _copy_kwok_stages(settings, _go_env(settings), target / "stages")
         return target
+    version = settings.kwok_version
+    return _go_install(
+        settings, progress, name="kwok", version=version, target=target,
+        package=f"sigs.k8s.io/kwok/cmd/kwok@{version}",
+        ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={version}",
+        beside=lambda env, folder: _copy_kwok_stages(settings, env, folder / "stages"),
+    )
+
+
+def _go_install(settings: BinarySettings, progress: Progress, *, name: str, version: str, target: Path,
+                package: str, ldflags: str, beside: Callable[[dict[str, str], Path], None] | None = None) -> Path:
+    """``go install package@version`` (its own go.mod, for a main package a wrapper module cannot
+    import) into a temporary ``GOBIN`` that becomes ``target``; ``beside`` adds files next to it."""
     go = _go(settings)
     env = _go_env(settings)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    log = settings.cache_dir / f"build-kwok-{settings.kwok_version}.log"
+    log = settings.cache_dir / f"build-{name}-{version}.log"
     log.write_text("")
-    tmp = Path(tempfile.mkdtemp(prefix="kwok-build-", dir=settings.cache_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-build-", dir=settings.cache_dir))
     env["GOBIN"] = str(tmp)
-    progress(f"building kwok {settings.kwok_version}")
-    ldflags = f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={settings.kwok_version}"
-    _run([go, "install", "-trimpath", "-ldflags", ldflags, f"sigs.k8s.io/kwok/cmd/kwok@{settings.kwok_version}"],
-         cwd=tmp, env=env, log=log, what="kwok")
-    _copy_kwok_stages(settings, env, tmp / "stages")
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    progress(f"building {name} {version}")
+    try:
+        _run([go, "install", "-trimpath", "-ldflags", ldflags, package], cwd=tmp, env=env, log=log, what=name)
+        if beside is not None:
+            beside(env, tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -436,25 +451,9 @@ def build_local_path(settings: BinarySettings, progress: Progress = print) -> Pa
     target = local_path_dir(settings)
     if (target / "local-path-provisioner").is_file():
         return target
-    go = _go(settings)
-    env = _go_env(settings)
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
     version = settings.local_path_version
-    log = settings.cache_dir / f"build-local-path-provisioner-{version}.log"
-    log.write_text("")
-    tmp = Path(tempfile.mkdtemp(prefix="local-path-build-", dir=settings.cache_dir))
-    env["GOBIN"] = str(tmp)
-    progress(f"building local-path-provisioner {version}")
-    ldflags = f"-s -w -X main.VERSION={version}"
-    try:
-        _run([go, "install", "-trimpath", "-ldflags", ldflags, f"{LOCAL_PATH_MODULE}@{version}"],
-             cwd=tmp, env=env, log=log, what="local-path-provisioner")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return _go_install(settings, progress, name="local-path-provisioner", version=version, target=target,
+                       package=f"{LOCAL_PATH_MODULE}@{version}", ldflags=f"-s -w -X main.VERSION={version}")
 
 
 @contextlib.contextmanager
