@@ -118,10 +118,12 @@ class TenantCaches:
         inf = self.rt.informers.get(kind)
         return inf.get(namespace, name) if inf is not None else None
 
-    def tenant_in(self, kind: str, namespace: str) -> list[Obj]:
+    def tenant_in(self, kind: str, namespace: str | None) -> list[Obj]:
         inf = self.rt.informers.get(kind)
         if inf is None:
             return []
+        if namespace is None:
+            return [v_obj for _key, v_obj in inf.items()]
         out = []
         for v_ns, name in inf.refs():  # decode only this namespace's objects
             if v_ns == namespace and (v_obj := inf.get(v_ns, name)) is not None:

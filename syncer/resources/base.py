@@ -109,6 +109,9 @@ class TranslateContext:
     #: Tenant Services of the pod's namespace as (name, super cluster IP, ports), for the
     #: ``FOO_SERVICE_HOST`` variables; filled by the engine for pod creation only.
     service_links: tuple[tuple[str, str, tuple[Obj, ...]], ...] = ()
+    #: (tenant cluster IP, super cluster IP) of the tenant Services a ``dnsPolicy: None`` pod names as its
+    #: nameservers (a tenant running its own DNS); filled by the engine for pod creation only.
+    nameserver_ips: tuple[tuple[str, str], ...] = ()
     #: Super-owned metadata keys (Tenant ``spec.sync`` opaque/transparent prefixes).
     metadata: MetadataRules = NO_RULES
     #: IPs of the tenant's super pods in the object's namespace (read from the super cache, never from
@@ -170,8 +173,8 @@ class CacheView(Protocol):
         """A cached tenant object of a synced kind (None: absent, or the kind is not synced)."""
         ...
 
-    def tenant_in(self, kind: str, namespace: str) -> list[Obj]:
-        """Every cached tenant object of ``kind`` in ``namespace``."""
+    def tenant_in(self, kind: str, namespace: str | None) -> list[Obj]:
+        """Every cached tenant object of ``kind`` in ``namespace`` (``None``: in every namespace)."""
         ...
 
     def super_get(self, kind: str, namespace: str | None, name: str) -> Obj | None:

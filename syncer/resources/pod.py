@@ -232,6 +232,11 @@ def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
         hostnames = [*_KUBERNETES_HOSTNAMES, f"kubernetes.default.svc.{ctx.cluster_domain}"]
         aliases.append({"ip": ctx.apiserver_host, "hostnames": hostnames})
         spec["hostAliases"] = aliases
+    if spec.get("dnsPolicy") == "None" and ctx.nameserver_ips and (spec.get("dnsConfig") or {}).get("nameservers"):
+        # the tenant's own DNS, named by its tenant Service's cluster IP: the super copy's routes
+        super_ips = dict(ctx.nameserver_ips)
+        spec["dnsConfig"] = {**spec["dnsConfig"],
+                             "nameservers": [super_ips.get(ip, ip) for ip in spec["dnsConfig"]["nameservers"]]}
     if ctx.dns_ip and spec.get("dnsPolicy", "ClusterFirst") == "ClusterFirst":
         dns_config = dict(spec.get("dnsConfig") or {})
         d = ctx.cluster_domain
@@ -386,7 +391,39 @@ def context(view: CacheView, v_pod: Obj | None, creating: bool) -> TranslateCont
     ctx = _with_dns(view)
     if creating and v_pod is not None and (v_pod.get("spec") or {}).get("enableServiceLinks") is not False:
         ctx = _with_links(view, ctx, v_pod["metadata"]["namespace"])
+    if creating and v_pod is not None and (nameservers := own_nameservers(v_pod)):
+        ctx = dataclasses.replace(ctx, nameserver_ips=nameserver_ips(view, nameservers))
     return ctx
+
+
+def own_nameservers(v_pod: Obj) -> frozenset[str]:
+    """The nameservers a ``dnsPolicy: None`` pod names itself (a tenant that runs its own DNS)."""
+    spec = v_pod.get("spec") or {}
+    if spec.get("dnsPolicy") != "None":
+        return frozenset()
+    servers = (spec.get("dnsConfig") or {}).get("nameservers") or []
+    return frozenset(ip for ip in servers if isinstance(ip, str))
+
+
+def nameserver_ips(view: CacheView, asked: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """(tenant cluster IP, super cluster IP) of the tenant Services whose cluster IP is in ``asked``.
+
+    A tenant cluster IP routes nowhere in the super cluster; the super copy's does.  Only Services
+    whose copy exists when the pod is created count (as for service links).  An address that is no
+    tenant Service's stays as the tenant wrote it: it reaches nothing a pod could not reach anyway.
+    """
+    out = []
+    for v_svc in view.tenant_in("Service", None):
+        spec = v_svc.get("spec") or {}
+        ip = spec.get("clusterIP")
+        if not ip or ip == "None" or ip not in asked:
+            continue
+        meta = v_svc["metadata"]
+        p_ns = cached_super_namespace(view.ctx.key, meta["namespace"])
+        p_ip = (view.super_get("Service", p_ns, meta["name"]) or {}).get("clusterIP")
+        if p_ip and p_ip != "None":
+            out.append((ip, p_ip))
+    return tuple(sorted(out))
 
 
 def _with_dns(view: CacheView) -> TranslateContext:

@@ -87,8 +87,8 @@ class FakeIO:
     def tenant_get(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.tenant.get((kind, namespace, name))
 
-    def tenant_in(self, kind: str, namespace: str) -> list[Obj]:
-        return [o for (k, ns, _n), o in self.tenant.items() if k == kind and ns == namespace]
+    def tenant_in(self, kind: str, namespace: str | None) -> list[Obj]:
+        return [o for (k, ns, _n), o in self.tenant.items() if k == kind and namespace in (None, ns)]
 
     def super_get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         return self.super_.get((kind, namespace or "", name))

@@ -109,3 +109,35 @@ async def test_a_pod_sees_its_namespaces_services_with_super_addresses_unless_it
     assert env(p_pod)["WEB_SERVICE_HOST"] == web
     p_pod = await add_pod(w, "p3", enableServiceLinks=False)
     assert not any(k.endswith("_SERVICE_HOST") and k != "KUBERNETES_SERVICE_HOST" for k in env(p_pod))
+
+
+def own_dns(*nameservers: str) -> dict[str, Any]:
+    return {"dnsPolicy": "None", "dnsConfig": {"nameservers": list(nameservers), "searches": ["corp.internal"]}}
+
+
+def tenant_ip(w: World, ns: str, name: str) -> str:
+    return str((w.tenant.get(resources.SERVICES, name, ns) or {})["spec"]["clusterIP"])
+
+
+async def test_a_pod_with_its_own_dns_gets_the_super_address_of_its_dns_service() -> None:
+    """A tenant running its own DNS names it by its tenant Service's cluster IP, which routes nowhere in the
+    super cluster: the super pod names the super copy's address instead, whichever namespace it is in."""
+    w = await world((resources.SERVICES, service("own-dns", ns="kube-system")), dns_ip="10.96.0.53")
+    v_ip, p_ip = tenant_ip(w, "kube-system", "own-dns"), super_ip(w, "kube-system", "own-dns")
+    assert v_ip != p_ip
+    p_pod = await add_pod(w, "p", **own_dns(v_ip, "192.0.2.10"))
+    assert p_pod["spec"]["dnsPolicy"] == "None", "the pod's own DNS, not the operator's"
+    assert p_pod["spec"]["dnsConfig"] == {"nameservers": [p_ip, "192.0.2.10"], "searches": ["corp.internal"]}
+
+
+async def test_only_a_none_dns_policy_pod_has_its_nameservers_translated() -> None:
+    w = await world((resources.SERVICES, service("own-dns")))
+    v_ip = tenant_ip(w, "shop", "own-dns")
+    p_pod = await add_pod(w, "p", dnsPolicy="Default", dnsConfig={"nameservers": [v_ip]})
+    assert p_pod["spec"]["dnsConfig"]["nameservers"] == [v_ip], "Default: the node's resolver plus what it asked"
+
+
+async def test_a_nameserver_that_is_no_tenant_service_stays_as_written() -> None:
+    w = await world((resources.SERVICES, service("web")), (resources.SERVICES, service("hl", clusterIP="None")))
+    p_pod = await add_pod(w, "p", **own_dns("192.0.2.53", "None"))
+    assert p_pod["spec"]["dnsConfig"]["nameservers"] == ["192.0.2.53", "None"]
