@@ -108,7 +108,16 @@ def super_cluster(
     component_logs: dict[str, Path],
 ) -> Iterator[SuperCluster]:
     """The session's super cluster: real etcd, kube-apiserver, controller-manager, scheduler, kwok (3 nodes)."""
-    settings = TestbedSettings(state_dir=tmp_path_factory.mktemp("super"), nodes=3, binaries=binary_settings)
+    yield from super_cluster_of(binary_settings, tmp_path_factory, component_logs, name="super", nodes=3)
+
+
+def super_cluster_of(binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory,
+                     component_logs: dict[str, Path], *, name: str, nodes: int,
+                     real_nodes: int = 0) -> Iterator[SuperCluster]:
+    """A super cluster with ``nodes`` kwok nodes and ``real_nodes`` real ones, for the ``super_cluster``
+    fixture and the modules that override it (real nodes cost a kubelet, containerd and kube-proxy each)."""
+    settings = TestbedSettings(state_dir=tmp_path_factory.mktemp(name), nodes=nodes, real_nodes=real_nodes,
+                               binaries=binary_settings)
     with running_super_cluster(settings, component_logs) as cluster:
         yield cluster
 

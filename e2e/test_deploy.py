@@ -39,12 +39,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from e2e.conftest import SuperCluster, running_super_cluster
+from e2e.conftest import SuperCluster, super_cluster_of
 from e2e.syncer_fixtures import REPO, poll
 from tenant_crd import models as tenant_models
 from vcluster import imagebuild, images, naming
 from vcluster.settings import BinarySettings
-from vcluster.testbed import TestbedSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -63,10 +62,8 @@ TIMEOUT = 240.0
 def super_cluster(  # overrides the session fixture of conftest: one real node, no kwok node
     binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path],
 ) -> Iterator[SuperCluster]:
-    settings = TestbedSettings(state_dir=tmp_path_factory.mktemp("deploysuper"), nodes=0, real_nodes=1,
-                               binaries=binary_settings)
-    with running_super_cluster(settings, component_logs) as cluster:
-        yield cluster
+    yield from super_cluster_of(binary_settings, tmp_path_factory, component_logs, name="deploysuper", nodes=0,
+                                real_nodes=1)
 
 
 @pytest.fixture(scope="module")

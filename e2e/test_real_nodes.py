@@ -32,14 +32,14 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.conftest import SuperCluster, running_super_cluster
+from e2e.conftest import SuperCluster, super_cluster_of
 from e2e.hostcheck import host_snapshot, snapshot_diff
 from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
 from e2e.syncer_fixtures import REPO, poll, running_syncer
 from vcluster import images, naming
 from vcluster.process import pick_free_port
 from vcluster.settings import BinarySettings
-from vcluster.testbed import TestbedSettings, realnodes, stop_state_dir
+from vcluster.testbed import realnodes, stop_state_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -60,10 +60,8 @@ def super_cluster(  # overrides the session fixture of conftest: this module nee
     binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path],
     host_before: dict[str, Any],
 ) -> Iterator[SuperCluster]:
-    settings = TestbedSettings(state_dir=tmp_path_factory.mktemp("realsuper"), nodes=1, real_nodes=2,
-                               binaries=binary_settings)
-    with running_super_cluster(settings, component_logs) as cluster:
-        yield cluster
+    yield from super_cluster_of(binary_settings, tmp_path_factory, component_logs, name="realsuper", nodes=1,
+                                real_nodes=2)
 
 
 @pytest.fixture(scope="module")

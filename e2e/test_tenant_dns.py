@@ -29,12 +29,12 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.conftest import SuperCluster, running_super_cluster
+from e2e.conftest import SuperCluster, super_cluster_of
 from e2e.operator_fixtures import TenantHandle, create_tenant, vc_operator  # noqa: F401  (fixture)
 from e2e.syncer_fixtures import poll, running_syncer
-from vcluster import images, naming
+from vcluster import binaries, imagebuild, images, naming
 from vcluster.settings import BinarySettings
-from vcluster.testbed import TestbedSettings, realnodes
+from vcluster.testbed import realnodes
 
 pytestmark = pytest.mark.e2e
 
@@ -54,10 +54,8 @@ EXTERNAL_NAME = "db.example.invalid"
 def super_cluster(  # overrides the session fixture of conftest: this module needs a real node
     binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path],
 ) -> Iterator[SuperCluster]:
-    settings = TestbedSettings(state_dir=tmp_path_factory.mktemp("dnssuper"), nodes=1, real_nodes=1,
-                               binaries=binary_settings)
-    with running_super_cluster(settings, component_logs) as cluster:
-        yield cluster
+    yield from super_cluster_of(binary_settings, tmp_path_factory, component_logs, name="dnssuper", nodes=1,
+                                real_nodes=1)
 
 
 def _pod(name: str, script: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -305,3 +303,82 @@ def test_default_network_policy_lets_the_tenant_dns_through(world: World) -> Non
         assert {"protocol": "TCP", "port": int(port)} in ports, netpol["spec"]["egress"]
         out = _text(world.sh(label, "nslookup web"))
         assert _resolves_to(out) == [world.super_service_ip(label, "web")], out
+
+
+OWN_ZONE, OWN_RECORD = "corp.internal", "127.0.0.42"  # an answer only: nothing connects to it
+OWN_COREFILE = f""".:1053 {{
+    hosts {{
+        {OWN_RECORD} db.{OWN_ZONE}
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def coredns_image(super_cluster: SuperCluster, binary_settings: BinarySettings,
+                  tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The CoreDNS image of ``scripts/images`` (only that one), imported into the real node: a tenant's own DNS."""
+    spec = images.component_image("coredns", binaries.binary_path("coredns", binary_settings),
+                                  version=imagebuild.component_version("coredns", binary_settings))
+    archive = images.write_archive([images.build(spec)], tmp_path_factory.mktemp("own-dns") / "coredns.tar")
+    sockets = imagebuild.node_sockets(super_cluster.state_dir)
+    assert sockets, "no real node"
+    for socket in sockets:
+        images.import_into(archive, address=socket)
+    return spec.name
+
+
+def _own_dns_objects(image: str) -> list[dict[str, Any]]:
+    """What a tenant writes to run its own DNS: a stock CoreDNS in its namespace ``infra``, and its Service."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "infra"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "own-dns", "namespace": "infra"},
+         "data": {"Corefile": OWN_COREFILE}},
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": "own-dns", "namespace": "infra", "labels": {"app": "own-dns"}},
+         "spec": {"containers": [{"name": "coredns", "image": image, "args": ["-conf", "/etc/coredns/Corefile"],
+                                  "volumeMounts": [{"name": "conf", "mountPath": "/etc/coredns"}]}],
+                  "volumes": [{"name": "conf", "configMap": {"name": "own-dns"}}],
+                  "terminationGracePeriodSeconds": 1}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "own-dns", "namespace": "infra"},
+         "spec": {"selector": {"app": "own-dns"},
+                  "ports": [{"name": "dns", "port": 53, "targetPort": 1053, "protocol": "UDP"},
+                            {"name": "dns-tcp", "port": 53, "targetPort": 1053, "protocol": "TCP"}]}},
+    ]
+
+
+def test_a_tenant_that_runs_its_own_dns_keeps_it(world: World, coredns_image: str) -> None:
+    """Issue #11 item 5: a tenant installs its own DNS and points its pods at it with ``dnsPolicy: None``
+    and its Service's (tenant) cluster IP, as it would in any cluster.  That address routes nowhere in the
+    super cluster: the syncer gives the super pod the super copy's address, and the pod's lookups are
+    answered by the tenant's own server, not by the DNS the operator provides."""
+    tenant = world.tenants["a"]
+    tenant.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(_own_dns_objects(coredns_image)))
+    infra = naming.super_namespace(tenant.cluster_key, "infra")
+    _wait_ready(world.super_cluster, infra, "own-dns")
+    v_ip = tenant.kubectl("get", "service", "-n", "infra", "own-dns", "-o", "jsonpath={.spec.clusterIP}").stdout
+    poll("own-dns' super copy", lambda: world.super_cluster.kubectl(
+        "get", "service", "-n", infra, "own-dns", check=False).returncode == 0, timeout=TIMEOUT)
+    p_ip = json.loads(world.super_cluster.kubectl("get", "service", "-n", infra, "own-dns", "-o", "json").stdout
+                      )["spec"]["clusterIP"]
+    assert v_ip
+    assert v_ip != p_ip
+    client = _pod("own-client", "exec sleep 3600")
+    client["spec"].update(dnsPolicy="None", dnsConfig={"nameservers": [v_ip], "searches": [OWN_ZONE]})
+    tenant.kubectl("apply", "-f", "-", input=json.dumps(client))
+    shop = naming.super_namespace(tenant.cluster_key, NS)
+    _wait_ready(world.super_cluster, shop, "own-client")
+    p_pod = json.loads(world.super_cluster.kubectl("get", "pod", "-n", shop, "own-client", "-o", "json").stdout)
+    assert p_pod["spec"]["dnsConfig"]["nameservers"] == [p_ip], p_pod["spec"]["dnsConfig"]
+
+    def ask(name: str) -> subprocess.CompletedProcess[str]:
+        return world.super_cluster.kubectl("exec", "-n", shop, "own-client", "--", "nslookup", "-type=A", name,
+                                           check=False, timeout=60)
+
+    # kube-proxy programs the new Service asynchronously: the first answer is awaited
+    poll("the tenant's own DNS answers", lambda: bool(_resolves_to(ask(f"db.{OWN_ZONE}").stdout)), timeout=TIMEOUT)
+    assert _resolves_to(ask(f"db.{OWN_ZONE}").stdout) == [OWN_RECORD]
+    assert _resolves_to(ask("db").stdout) == [OWN_RECORD], "its own search path"
+    # the operator's DNS would answer this one; the tenant's own has no such record (its hosts plugin: SERVFAIL)
+    out = ask(f"web.{NS}.svc.cluster.local")
+    assert not _resolves_to(out.stdout), _text(out)
