@@ -224,7 +224,7 @@ async def test_a_super_refusal_whose_event_vanished_meanwhile_is_still_retried()
     assert w.events("shop") == []
 
 
-async def test_a_transient_forbidden_is_retried_with_its_message() -> None:
+async def test_a_transient_forbidden_is_retried_with_its_message_and_no_event() -> None:
     w = await started()
 
     def not_yet(verb: str, resource: Resource, ns: str | None, name: str) -> None:
@@ -236,6 +236,7 @@ async def test_a_transient_forbidden_is_retried_with_its_message() -> None:
     await w.sync()
     with pytest.raises(RetryLater, match=r"^error looking up service account shop/default$"):
         await w.down("ConfigMap", "shop", "cm")
+    assert w.events("shop") == [], "transient: retried silently"
 
 
 async def test_a_name_taken_by_another_tenant_is_logged_where_it_is() -> None:

@@ -398,21 +398,6 @@ async def test_a_super_refusal_is_one_event_updated_on_each_retry(error: Excepti
     assert w.super_obj("ConfigMap", "shop", "cm") is None
 
 
-async def test_a_transient_forbidden_is_retried_silently() -> None:
-    w = await started()
-
-    def not_yet(verb: str, resource: Resource, ns: str | None, name: str) -> None:
-        if verb == "create" and resource == CM:
-            raise Forbidden(403, "Forbidden", "error looking up service account shop/default")
-
-    w.super_.admission.append(not_yet)
-    w.tenant.put(CM, configmap("cm", a="1"))
-    await w.sync()
-    with pytest.raises(RetryLater):
-        await w.down("ConfigMap", "shop", "cm")
-    assert w.events("shop") == []
-
-
 # ---- upward ---------------------------------------------------------------------------------------------------
 async def test_a_scheduled_running_super_pod_binds_and_updates_its_tenant_pod() -> None:
     w = await started((resources.PODS, pod("p")))
