@@ -130,14 +130,25 @@ async def down(shared: Shared, rt: TenantRuntime, kind: Kind, key: SyncKey) -> N
     desired = with_super_owned(kind.to_super(v_obj, ctx), p_slim, ctx.metadata)
     fp = kind.fingerprint(desired)
     ref = (kind.kind, key.namespace, key.name)
+    if fp == p_slim.get("fp"):
+        rt.written[ref] = (v_uid, fp)
+        return
+    p_ref = admit_growth(shared, rt, kind, desired, p_slim)
+    if isinstance(p_ref, list):
+        # The super copy stays as it was; the change waits for room, told once.
+        await refuse(shared, rt, kind, v_obj, p_ref, told=rt.quota_told)
+        rt.quota_waiting.add(key)
+        raise RetryLater("over the tenant-wide quota: " + "; ".join(p_ref))
+    rt.quota_told.discard(v_uid)
     # Recorded before the write: the super watch may deliver its echo before the write returns.
     rt.written[ref] = (v_uid, fp)
-    if fp != p_slim.get("fp"):
-        try:
-            await update(shared, kind, desired, p_slim)
-        except BaseException:
-            rt.written.pop(ref, None)
-            raise
+    try:
+        await update(shared, kind, desired, p_slim)
+    except BaseException:
+        rt.written.pop(ref, None)
+        if p_ref is not None:
+            release_quota(shared, rt, p_ref)
+        raise
 
 
 async def _terminating(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_slim: Obj | None) -> None:
@@ -241,6 +252,26 @@ def admit_quota(
     ref_ns, p_name = rt.super_ref(kind, meta.get("namespace", ""), meta["name"])
     p_ref = (kind.kind, ref_ns or "", p_name)
     reasons = shared.ledger(rt.info.key).admit(p_ref, usage, limits.hard, where=limits.source)
+    if reasons:
+        return [f"tenant-wide quota exceeded: {r}" for r in reasons]
+    return p_ref
+
+
+def admit_growth(
+    shared: Shared, rt: TenantRuntime, kind: Kind, desired: Obj, p_slim: Obj
+) -> tuple[str, str, str] | list[str] | None:
+    """The tenant-wide quota gate of one update: what the super copy counts for once updated, against what
+    it counts for now (counted the way the ledger counts super objects).  Like :func:`admit_quota`:
+    why it does not fit, or the reference whose growth was reserved, or None (nothing grows)."""
+    limits = rt.info.quota
+    if limits is None:
+        return None
+    usage = quota.object_usage(kind.resource.group, kind.resource.plural, desired)
+    if not usage:
+        return None
+    meta = p_slim["metadata"]
+    p_ref = (kind.kind, meta.get("namespace") or "", meta["name"])
+    reasons = shared.ledger(rt.info.key).admit_growth(p_ref, usage, limits.hard, where=limits.source)
     if reasons:
         return [f"tenant-wide quota exceeded: {r}" for r in reasons]
     return p_ref

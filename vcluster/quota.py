@@ -5,7 +5,7 @@ tenant makes as many namespaces as it likes (it is cluster-admin of its own
 apiserver), so a quota per super namespace multiplies with every namespace
 it creates.  There is no cross-namespace quota object in Kubernetes, but the
 syncer is the only writer of a tenant's super objects: it can gate every
-*create* on the tenant's aggregate usage.  This module is that gate's pure
+*create*, and every update that grows an object, on the tenant's aggregate usage.  This module is that gate's pure
 part, shared by the syncer (which admits) and the operator (which documents
 the effective quota in the Tenant status):
 
@@ -231,21 +231,42 @@ class Ledger:
         held = self.reserved.get(ref)
         if held is not None:
             add(total, held, -1)
-        out = []
-        for name, limit in sorted(hard.items()):
-            want = usage.get(name, Decimal(0))
-            if want <= 0:
-                continue
-            used = total.get(name, Decimal(0))
-            if used + want > limit:
-                out.append(f"{name}: this object needs {format_quantity(want)}, the tenant uses "
-                           f"{format_quantity(used)} of {format_quantity(limit)} across all its namespaces "
-                           f"({where})")
+        out = _over(usage, total, hard, where=where, what="this object needs")
         if not out:
             self.release(ref)
             self.reserved[ref] = usage
             add(self._total, usage)
         return out
+
+    def admit_growth(self, ref: Ref, usage: Usage, hard: Mapping[str, Decimal], *, where: str) -> list[str]:
+        """Why an update of ``ref`` to ``usage`` does not fit (only what it adds counts: a bigger claim,
+        a Service that becomes a NodePort); empty: it fits, and what it adds is reserved until the
+        cache shows the updated object (:meth:`observe`) or the update fails (:meth:`release`)."""
+        have: Usage = dict(self.observed.get(ref) or {})
+        add(have, self.reserved.get(ref) or {})
+        growth = {k: v - have.get(k, Decimal(0)) for k, v in usage.items() if v > have.get(k, Decimal(0))}
+        if not growth:
+            return []
+        out = _over(growth, self._total, hard, where=where, what="this change adds")
+        if not out:
+            add(self.reserved.setdefault(ref, {}), growth)
+            add(self._total, growth)
+        return out
+
+
+def _over(usage: Mapping[str, Decimal], total: Mapping[str, Decimal], hard: Mapping[str, Decimal], *,
+          where: str, what: str) -> list[str]:
+    """Why ``usage`` on top of ``total`` exceeds ``hard``, one line per quota name."""
+    out = []
+    for name, limit in sorted(hard.items()):
+        want = usage.get(name, Decimal(0))
+        if want <= 0:
+            continue
+        used = total.get(name, Decimal(0))
+        if used + want > limit:
+            out.append(f"{name}: {what} {format_quantity(want)}, the tenant uses {format_quantity(used)} of "
+                       f"{format_quantity(limit)} across all its namespaces ({where})")
+    return out
 
 
 def status_used(ledger: Ledger | None, hard: Iterable[str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from syncer.resources.base import RetryLater
 from tenant_crd.models import LimitRangeSpec
 from tests.syncer.engine_world import World, make_world, namespace, pod, service
 from vcluster.kube import resources
-from vcluster.quota import SOURCE_DEFAULT, TenantQuota
+from vcluster.quota import SOURCE_DEFAULT, TenantQuota, parse_hard
 
 
 async def drain(w: World, *, rounds: int = 8) -> list[SyncKey]:
@@ -36,7 +36,7 @@ async def drain(w: World, *, rounds: int = 8) -> list[SyncKey]:
 
 
 def quota(**hard: str) -> TenantQuota:
-    return TenantQuota(hard={k: Decimal(v) for k, v in hard.items()}, names=tuple(sorted(hard)))
+    return TenantQuota(hard=parse_hard(hard), names=tuple(sorted(hard)))
 
 
 def super_pods(w: World) -> list[str]:
@@ -157,3 +157,45 @@ async def test_released_room_wakes_the_waiting_keys() -> None:
     downward.release_quota(w.syncer.shared, w.rt, ("Pod", w.p_ns("a"), "p0"))
     assert w.take() == [key]
     assert w.rt.quota_waiting == set()
+
+
+def claim(name: str, ns: str, size: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": ns},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
+
+
+def grow(w: World, size: str) -> None:
+    w.tenant.patch(resources.PVCS, "c1", {"spec": {"resources": {"requests": {"storage": size}}}}, namespace="a",
+                   patch_type="merge", subresource=None)
+
+
+def super_size(w: World, ns: str, name: str) -> str:
+    p_claim = w.super_obj("PersistentVolumeClaim", ns, name) or {}
+    return str(p_claim["spec"]["resources"]["requests"]["storage"])
+
+
+async def test_a_claim_that_grows_past_the_tenant_quota_waits_and_keeps_its_size() -> None:
+    """Updates are gated too: expanding a claim is how a tenant would grow past its storage quota
+    without creating anything; the super claim keeps its size until there is room."""
+    pvcs = resources.PVCS
+    w = await world_with(quota(**{"requests.storage": "3Gi"}), (pvcs, claim("c1", "a", "1Gi")),
+                         (pvcs, claim("c2", "b", "1Gi")))
+    assert await drain(w) == []
+    grow(w, "3Gi")
+    failed = await drain(w)
+    assert [(k.namespace, k.name) for k in failed] == [("a", "c1")]
+    assert super_size(w, "a", "c1") == "1Gi", "the super claim did not grow"
+    (event,) = w.events("a")
+    assert event["reason"] == "PolicyViolation"
+    assert event["involvedObject"]["name"] == "c1"
+    assert "requests.storage: this change adds 2147483648, the tenant uses 2147483648 of 3221225472" in event["message"]
+    assert "(Tenant spec.isolation.resourceQuota)" in event["message"]
+    grow(w, "2Gi")  # what fits goes through
+    assert await drain(w) == []
+    assert super_size(w, "a", "c1") == "2Gi"
+    grow(w, "3Gi")
+    assert len(await drain(w)) == 1
+    w.tenant.delete(pvcs, "c2", namespace="b", options={})  # room in the other namespace: the change goes through
+    await drain(w)
+    assert super_size(w, "a", "c1") == "3Gi"
+    assert len(w.events("a")) == 2, "told once per refusal"

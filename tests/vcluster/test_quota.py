@@ -143,3 +143,36 @@ def test_status_used_spells_names_as_the_tenant_does() -> None:
     ledger.observe(("Pod", "a", "p"), d({"pods": "1", "requests.cpu": "0.5"}))
     assert quota.status_used(ledger, ("cpu", "pods", "services")) == {"cpu": "500m", "pods": "1", "services": "0"}
     assert quota.status_used(None, ("pods",)) == {"pods": "0"}
+
+
+def test_ledger_admits_an_update_by_what_it_adds() -> None:
+    q = parse_hard
+    hard = q({"requests.storage": "3Gi", "persistentvolumeclaims": "5"})
+    ledger = Ledger()
+    c1, c2 = ("PersistentVolumeClaim", "a", "c1"), ("PersistentVolumeClaim", "b", "c2")
+    ledger.observe(c1, q({"requests.storage": "1Gi", "persistentvolumeclaims": "1"}))
+    ledger.observe(c2, q({"requests.storage": "1Gi", "persistentvolumeclaims": "1"}))
+    # unchanged or smaller: nothing to admit (the object is counted already)
+    assert ledger.admit_growth(c1, q({"requests.storage": "1Gi", "persistentvolumeclaims": "1"}), hard, where="w") == []
+    assert ledger.admit_growth(c1, q({"requests.storage": "500Mi"}), hard, where="w") == []
+    assert ledger.reserved == {}
+    # 1Gi → 3Gi adds 2Gi on top of 2Gi: over 3Gi
+    (why,) = ledger.admit_growth(c1, q({"requests.storage": "3Gi", "persistentvolumeclaims": "1"}), hard,
+                                 where="Tenant spec.isolation.resourceQuota")
+    assert why == ("requests.storage: this change adds 2147483648, the tenant uses 2147483648 of 3221225472 "
+                   "across all its namespaces (Tenant spec.isolation.resourceQuota)")
+    assert ledger.total() == q({"requests.storage": "2Gi", "persistentvolumeclaims": "2"}), "nothing reserved"
+    # 1Gi → 2Gi fits exactly; what it adds is held until the cache shows the grown claim
+    assert ledger.admit_growth(c1, q({"requests.storage": "2Gi"}), hard, where="w") == []
+    assert ledger.total()["requests.storage"] == q({"x": "3Gi"})["x"]
+    assert ledger.admit_growth(c2, q({"requests.storage": "1100Mi"}), hard, where="w") != [], "the held room counts"
+    assert ledger.admit_growth(c1, q({"requests.storage": "2Gi"}), hard, where="w") == [], "a retry adds nothing"
+    assert ledger.total()["requests.storage"] == q({"x": "3Gi"})["x"]
+    ledger.observe(c1, q({"requests.storage": "2Gi", "persistentvolumeclaims": "1"}))
+    assert ledger.reserved == {}
+    assert ledger.total() == q({"requests.storage": "3Gi", "persistentvolumeclaims": "2"})
+    # an update that failed gives back what it held
+    assert ledger.admit_growth(c2, q({"requests.storage": "1Gi", "persistentvolumeclaims": "2"}), hard,
+                               where="w") == []
+    ledger.release(c2)
+    assert ledger.total() == q({"requests.storage": "3Gi", "persistentvolumeclaims": "2"})
