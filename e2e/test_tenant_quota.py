@@ -131,3 +131,36 @@ def test_two_namespaces_cannot_exceed_the_tenant_quota(super_cluster: Any, tenan
     wait_for("the waiting pod created", lambda: want in super_pods(super_cluster, tenant.cluster_key),
              syncer=syncer)
     assert len(super_pods(super_cluster, tenant.cluster_key)) == 3
+
+
+def test_an_update_that_grows_past_the_tenant_quota_is_not_applied(super_cluster: Any, tenant: TenantHandle,
+                                                                   syncer: SyncerProcess) -> None:
+    """Updates are gated too: two ClusterIP Services in two namespaces both turned into NodePorts, with
+    one node port for the whole tenant.  Each namespace's backstop alone would let both through."""
+    patch = {"spec": {"isolation": {"exposure": {"nodePort": True},
+                                    "resourceQuota": {"hard": {"services.nodeports": "1"}}}}}
+    super_cluster.kubectl("patch", "tenant", tenant.name, "--type=merge", "-p", json.dumps(patch))
+    wait_for("status.quota.hard services.nodeports=1", lambda: tenant_status(super_cluster, tenant.name)
+             .get("quota", {}).get("hard", {}).get("services.nodeports") == "1", syncer=syncer)
+    svcs = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np", "namespace": ns},
+             "spec": {"selector": {"app": "np"}, "ports": [{"port": 80}]}} for ns in NAMESPACES]
+    apply(tenant, *({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in NAMESPACES), *svcs)
+
+    def super_type(ns: str) -> str | None:
+        got = kjson(super_cluster.kubectl, "get", "service", "np", "-n", naming.super_namespace(tenant.cluster_key, ns))
+        return str(got["spec"]["type"]) if got else None
+
+    wait_for("both super Services", lambda: all(super_type(ns) == "ClusterIP" for ns in NAMESPACES), syncer=syncer)
+    first, second = NAMESPACES
+    tenant.kubectl("patch", "service", "np", "-n", first, "--type=merge", "-p", '{"spec":{"type":"NodePort"}}')
+    wait_for(f"{first}/np a NodePort", lambda: super_type(first) == "NodePort", syncer=syncer)
+    tenant.kubectl("patch", "service", "np", "-n", second, "--type=merge", "-p", '{"spec":{"type":"NodePort"}}')
+    told = wait_for("the second change refused", lambda: [e for e in quota_events(tenant, second)
+                                                           if e["involvedObject"]["name"] == "np"], syncer=syncer)
+    assert "services.nodeports: this change adds 1, the tenant uses 1 of 1 across all its namespaces" in \
+        told[0]["message"]
+    assert super_type(second) == "ClusterIP", "the super copy keeps its type"
+    # the first goes back to ClusterIP: room for the second
+    tenant.kubectl("patch", "service", "np", "-n", first, "--type=merge", "-p", '{"spec":{"type":"ClusterIP"}}')
+    wait_for(f"{second}/np a NodePort", lambda: super_type(second) == "NodePort", syncer=syncer)
+    assert super_type(first) == "ClusterIP"
