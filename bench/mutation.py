@@ -51,6 +51,8 @@ TARGET = 0.90
 MODULES: dict[str, tuple[str, ...]] = {
     "vcluster/policy.py": ("tests/vcluster/test_policy*.py", "tests/syncer/test_pod_policy_fields.py"),
     "vcluster/naming.py": ("tests/vcluster/test_naming*.py",),
+    # The tenant-wide quota's accounting (creates and growing updates are admitted against it).
+    "vcluster/quota.py": ("tests/vcluster/test_quota*.py", "tests/syncer/test_quota_gate.py"),
     "syncer/resources/networkpolicy.py": ("tests/syncer/test_resources*.py", "tests/syncer/test_networkpolicy*.py"),
     # The pod's hooks (context, before_create, prepare, the lost-pod delete) run inside the reconcile: its
     # engine tests state what they do.

@@ -150,7 +150,7 @@ def object_usage(group: str, plural: str, obj: Mapping[str, Any],
         out[_LEGACY_COUNTS[plural]] = Decimal(1)
     spec = obj.get("spec") or {}
     if plural == "services" and not group:
-        kind = spec.get("type") or "ClusterIP"
+        kind = spec.get("type")
         if kind in ("NodePort", "LoadBalancer"):
             out["services.nodeports"] = Decimal(len(spec.get("ports") or []))
         if kind == "LoadBalancer":
@@ -213,7 +213,7 @@ class Ledger:
         if usage:
             self.observed[ref] = usage
             add(self._total, usage)
-        return any(self._total.get(k, Decimal(0)) < v for k, v in before.items())
+        return any(self._total[k] < v for k, v in before.items())  # (a name once counted stays, at 0)
 
     def release(self, ref: Ref) -> None:
         """A create that was admitted did not happen: its reservation ends."""

@@ -58,6 +58,18 @@ POD_CASES = [
     pytest.param(pod(c()), LimitRangeSpec(defaults={"memory": "1Gi"}),
                  {"pods": "1", "count/pods": "1", "requests.memory": str(2**30), "limits.memory": str(2**30)},
                  id="default-limit-is-the-default-request"),
+    pytest.param(pod(c(req={"cpu": "1"}, lim={"cpu": "1", "memory": "1Gi"}),
+                     init=(c("i", req={"cpu": "2"}, lim={"cpu": "2"}),)), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "2", "limits.cpu": "2",
+                  "requests.memory": str(2**30), "limits.memory": str(2**30)},
+                 id="init-container-limits-count-too"),
+    pytest.param(pod(init=(c("i", req={"cpu": "100m"}),)), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "0.1"}, id="init-container-alone-below-one"),
+    pytest.param(pod(c(req={"cpu": "1"}), init=(c("i"),)), LimitRangeSpec(default_requests={"cpu": "3"}),
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "3"}, id="init-container-gets-limit-range-defaults"),
+    pytest.param(pod(c(req={"cpu": "1"}, lim={"cpu": "2"}), overhead={"cpu": "100m"}), None,
+                 {"pods": "1", "count/pods": "1", "requests.cpu": "1.1", "limits.cpu": "2.1"},
+                 id="overhead-added-to-limits-too"),
     pytest.param(pod(c(req={"cpu": "1"}), phase="Succeeded"), None, {}, id="terminated-counts-nothing"),
     pytest.param(pod(c(req={"cpu": "1"}), phase="Running"), None,
                  {"pods": "1", "count/pods": "1", "requests.cpu": "1"}, id="running-counts"),
@@ -81,13 +93,19 @@ def test_pod_usage(obj: dict[str, Any], limit_range: LimitRangeSpec | None, want
     ("", "secrets", {}, {"secrets": "1", "count/secrets": "1"}),
     ("", "endpoints", {}, {"count/endpoints": "1"}),
     ("networking.k8s.io", "ingresses", {}, {"count/ingresses.networking.k8s.io": "1"}),
-], ids=["clusterip", "nodeport", "loadbalancer", "pvc", "configmap", "secret", "endpoints", "ingress"])
+    ("", "persistentvolumeclaims", {"spec": {"resources": {"requests": {"storage": "lots"}}}},
+     {"persistentvolumeclaims": "1", "count/persistentvolumeclaims": "1"}),
+    ("", "configmaps", {"spec": {"resources": {"requests": {"storage": "5Gi"}}}},
+     {"configmaps": "1", "count/configmaps": "1"}),
+], ids=["clusterip", "nodeport", "loadbalancer", "pvc", "configmap", "secret", "endpoints", "ingress",
+        "pvc-bad-quantity-counts-no-storage", "only-claims-count-storage"])
 def test_object_usage(group: str, plural: str, obj: dict[str, Any], want: dict[str, str]) -> None:
     assert object_usage(group, plural, obj) == d(want)
 
 
 def test_parse_hard_spellings_and_errors() -> None:
     assert parse_hard({"cpu": "2", "requests.cpu": "1500m", "pods": 3}) == d({"requests.cpu": "1.5", "pods": "3"})
+    assert parse_hard({"cpu": "1", "requests.cpu": "3"}) == d({"requests.cpu": "1"}), "both hold: the smaller"
     with pytest.raises(SpecError):
         parse_hard({"pods": "many"})
 
@@ -176,3 +194,25 @@ def test_ledger_admits_an_update_by_what_it_adds() -> None:
                                where="w") == []
     ledger.release(c2)
     assert ledger.total() == q({"requests.storage": "3Gi", "persistentvolumeclaims": "2"})
+
+
+def test_ledger_retry_of_a_reserved_create_with_more_usage_counts_its_own_reservation_once() -> None:
+    hard = d({"pods": "3"})
+    ledger = Ledger()
+    assert ledger.admit(("Pod", "a", "p1"), d({"pods": "1"}), hard, where="w") == []
+    assert ledger.admit(("Pod", "a", "p2"), d({"pods": "1"}), hard, where="w") == []
+    # p1 again, now counting 2: 2 + p2's 1 = 3 fits; 3 + 1 would not
+    assert ledger.admit(("Pod", "a", "p1"), d({"pods": "2"}), hard, where="w") == []
+    assert ledger.admit(("Pod", "a", "p1"), d({"pods": "3"}), hard, where="w") != []
+
+
+def test_ledger_growth_of_a_name_the_object_did_not_count_before() -> None:
+    ledger = Ledger()
+    svc = ("Service", "a", "s")
+    ledger.observe(svc, d({"services": "1"}))
+    (why,) = ledger.admit_growth(svc, d({"services": "1", "services.nodeports": "2"}),
+                                 d({"services.nodeports": "1"}), where="w")
+    assert why.startswith("services.nodeports: this change adds 2, the tenant uses 0 of 1")
+    assert ledger.admit_growth(svc, d({"services": "1", "services.nodeports": "1"}),
+                               d({"services.nodeports": "0"}), where="w") != [], "no node port at all"
+    assert ledger.reserved == {}
