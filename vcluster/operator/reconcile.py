@@ -364,8 +364,13 @@ class Reconciler:
                                                             placement=self.placement.pod_spec()))
                 waiting = await self.pods.progress(self.api, plane, namespace=key)
                 if waiting:
-                    message = f"waiting for {', '.join(waiting)} in namespace {key}"
-                    await self._report(body, phase="Provisioning", ready=False, reason="WaitingForControlPlane",
+                    # A Ready tenant whose pods roll (a new version, image or flag) still serves: it stays
+                    # Ready (the syncer keeps serving it) and says what is rolling.
+                    rolling = was_ready and await self.pods.serving(self.api, namespace=key)
+                    message = (f"rolling {', '.join(waiting)} in namespace {key}" if rolling
+                               else f"waiting for {', '.join(waiting)} in namespace {key}")
+                    await self._report(body, phase="Ready" if rolling else "Provisioning", ready=rolling,
+                                       reason="RollingUpdate" if rolling else "WaitingForControlPlane",
                                        message=message, extra=common, event_type="Normal",
                                        conditions=conditions)
                     raise Retry(message, delay=5)
@@ -581,7 +586,7 @@ class Reconciler:
         else:
             corefile = dns.corefile(
                 key=key, port=dns.POD_PORT, bind=None, ready=f":{dns.POD_READY_PORT}", kubeconfig=None,
-                apiserver_ip=None, upstream=await self._dns_upstream(),
+                apiserver_ip=await self._pods_apiserver_ip(key), upstream=await self._dns_upstream(),
                 long_namespaces=await self._long_namespaces(key), domain=domain, super_domain=self.dns.super_domain,
             )
             for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile,
@@ -594,6 +599,13 @@ class Reconciler:
         if ip and ip != "None":
             status["clusterIP"] = ip
         return status
+
+    async def _pods_apiserver_ip(self, key: str) -> str | None:
+        """What ``kubernetes.default`` answers in a pods-backend tenant: its apiserver Service's ClusterIP
+        (``None`` while it has none: a headless Service or none yet; the next reconcile adds it)."""
+        svc = await self.api.get_or_none(r.SERVICES, pods.APISERVER_SERVICE, namespace=key)
+        ip = ((svc or {}).get("spec") or {}).get("clusterIP")
+        return str(ip) if ip and ip != "None" else None
 
     async def _local_corefile(self, key: str, domain: str) -> str:
         ports = await asyncio.to_thread(self.local.dns_ports, key)
