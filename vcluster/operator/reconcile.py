@@ -152,7 +152,11 @@ class Reconciler:
         default_quota: Mapping[str, str] = DEFAULT_TENANT_QUOTA,
         default_limits: Mapping[str, str] | None = None,
         default_requests: Mapping[str, str] = DEFAULT_CONTAINER_REQUESTS,
+        image_repository: str = builder.DEFAULT_REGISTRY, etcd_image: str = "",
     ) -> None:
+        #: Control-plane images of Tenants whose ClusterVersion names none (``OperatorSettings``).
+        self.image_repository = image_repository
+        self.etcd_image = etcd_image
         #: The backend of a Tenant that names none (``OperatorSettings.default_backend``).
         self.default_backend = default_backend
         self.api = api
@@ -328,7 +332,8 @@ class Reconciler:
         layout = self.local.layout(key) if backend == "local" else pods.layout(key, host=spec.control_plane.expose.host)
         try:
             plane = builder.build(
-                tenant_name=name, cluster_key=key, tenant=spec, cluster_version=cluster_version, layout=layout
+                tenant_name=name, cluster_key=key, tenant=spec, cluster_version=cluster_version, layout=layout,
+                registry=self.image_repository, etcd_image=self.etcd_image or None,
             )
         except SpecError as exc:
             raise await self._invalid(body, reason="InvalidSpec", message=str(exc)) from None
