@@ -45,6 +45,7 @@ from e2e.syncer_fixtures import REPO, poll
 from tenant_crd import models as tenant_models
 from vcluster import imagebuild, images, naming
 from vcluster.controlplane import pods
+from vcluster.controlplane import spec as cp
 from vcluster.settings import BinarySettings
 from vcluster.testbed import TestbedSettings
 
@@ -565,7 +566,8 @@ def test_an_apiserver_upgrade_rolls_with_the_tenant_reachable(installed: SuperCl
                         old_image, new_image], capture_output=True, text=True, check=True, timeout=60)
 
     def apiserver_pods() -> list[dict[str, Any]]:
-        out = installed.kubectl("get", "pods", "-n", key, "-l", f"{pods.COMPONENT_LABEL}=apiserver", "-o", "json")
+        selector = f"{pods.COMPONENT_LABEL}={cp.APISERVER_COMPONENT}"
+        out = installed.kubectl("get", "pods", "-n", key, "-l", selector, "-o", "json")
         items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
         return items
 
