@@ -350,7 +350,10 @@ class PodsBackend:
         for name, want in ((APISERVER_SERVICE, spec.replicas), (CM_NAME, 1)):
             dep = await api.get_or_none(DEPLOYMENTS, name, namespace=namespace)
             status = (dep or {}).get("status") or {}
-            if dep is None or status.get("availableReplicas", 0) < want or status.get("updatedReplicas", 0) < want:
+            # a status older than the spec just applied (a new template) says nothing about the rollout
+            stale = status.get("observedGeneration", 0) < ((dep or {}).get("metadata") or {}).get("generation", 0)
+            if dep is None or stale or status.get("availableReplicas", 0) < want \
+                    or status.get("updatedReplicas", 0) < want:
                 waiting.append(name)
         return waiting
 

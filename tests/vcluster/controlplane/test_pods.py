@@ -186,3 +186,30 @@ class _Statuses:
 async def test_serving_while_rolling(etcd: int, apiserver: int, serving: bool) -> None:
     api = _Statuses(etcd, apiserver)
     assert await pods.PodsBackend().serving(api, namespace=KEY) is serving  # type: ignore[arg-type]
+
+
+class _Workloads:
+    def __init__(self, apiserver: dict[str, Any]) -> None:
+        self.objs = {pods.ETCD_SERVICE: {"status": {"readyReplicas": 1}}, pods.APISERVER_SERVICE: apiserver,
+                     pods.CM_NAME: {"metadata": {"generation": 1},
+                                    "status": {"observedGeneration": 1, "availableReplicas": 1, "updatedReplicas": 1}}}
+
+    async def get_or_none(self, resource: Any, name: str, *, namespace: str | None = None) -> Any:
+        return self.objs.get(name)
+
+
+@pytest.mark.parametrize(("apiserver", "waiting"), [
+    ({"metadata": {"generation": 2}, "status": {"observedGeneration": 2, "availableReplicas": 1,
+                                                "updatedReplicas": 1}}, []),
+    # a new template just applied: the Deployment controller has not looked yet, the old status is stale
+    ({"metadata": {"generation": 3}, "status": {"observedGeneration": 2, "availableReplicas": 1,
+                                                "updatedReplicas": 1}}, ["apiserver"]),
+    ({"metadata": {"generation": 3}, "status": {"observedGeneration": 3, "availableReplicas": 1,
+                                                "updatedReplicas": 0}}, ["apiserver"]),
+], ids=["rolled", "stale-status", "rolling"])
+async def test_progress_waits_for_the_rollout_of_a_new_template(apiserver: dict[str, Any],
+                                                                waiting: list[str]) -> None:
+    spec = builder.build(tenant_name="acme", cluster_key=KEY, tenant=TenantSpec.from_dict({}),
+                         cluster_version=None, layout=pods.layout(KEY))
+    got = await pods.PodsBackend().progress(_Workloads(apiserver), spec, namespace=KEY)  # type: ignore[arg-type]
+    assert got == waiting
