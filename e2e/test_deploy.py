@@ -30,6 +30,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ from e2e.conftest import SuperCluster, super_cluster_of
 from e2e.syncer_fixtures import REPO, poll
 from tenant_crd import models as tenant_models
 from vcluster import imagebuild, images, naming
+from vcluster.controlplane import pods
+from vcluster.controlplane import spec as cp
 from vcluster.settings import BinarySettings
 
 pytestmark = pytest.mark.e2e
@@ -481,6 +484,126 @@ def test_syncer_pod_runs_a_tenant_workload_with_logs_and_exec(installed: SuperCl
     assert out.startswith("sleep")
 
 
+def _busybox_pod(name: str, script: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default",
+                                                             "labels": labels or {}},
+            "spec": {"containers": [{"name": "main", "image": images.BUSYBOX_IMAGE, "command": ["sh", "-c", script]}],
+                     "terminationGracePeriodSeconds": 1}}
+
+
+def _addresses(out: str) -> list[str]:
+    """The addresses busybox ``nslookup`` printed for the name (not the server's own)."""
+    answer = out.split("Name:", 1)[1] if "Name:" in out else ""
+    return [line.split()[-1] for line in answer.splitlines() if line.strip().startswith("Address")]
+
+
+def test_tenant_dns_in_the_pods_backend(installed: SuperCluster, pods_tenant: PodsTenant) -> None:
+    """Issue 11 on the pods backend: a tenant pod on the real node resolves its tenant's Service ``web``
+    (short and full name) to the super copy's ClusterIP through the tenant's CoreDNS pods, connects to
+    it by name, and ``kubernetes.default`` answers the tenant's own apiserver Service."""
+    server = "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello-from-web\\n' | nc -l -p 8080; done"
+    objects = [
+        _busybox_pod("web-0", server, {"app": "web"}),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+         "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+        _busybox_pod("client", "exec sleep 3600"),
+    ]
+    subprocess.run(["kubectl", f"--kubeconfig={pods_tenant.kubeconfig}", "apply", "-f", "-"],
+                   input=yaml.safe_dump_all(objects), capture_output=True, text=True, check=True, timeout=60)
+    super_ns = naming.super_namespace(pods_tenant.key, "default")
+    def pods_ready() -> bool:
+        return all(_ready(_json(installed, "pod", "-n", super_ns, pod) or {}) for pod in ("web-0", "client"))
+
+    poll("super pods web-0 and client Ready", pods_ready, timeout=TIMEOUT,
+         detail=lambda: installed.kubectl("get", "pods,events", "-n", super_ns, check=False).stdout)
+
+    def sh(script: str) -> subprocess.CompletedProcess[str]:
+        return installed.kubectl("exec", "-n", super_ns, "client", "--", "sh", "-c", script, check=False, timeout=60)
+
+    conf = sh("cat /etc/resolv.conf").stdout
+    assert f"nameserver {pods_tenant.status['dns']['clusterIP']}" in conf, conf
+    web_ip = _json(installed, "svc", "-n", super_ns, "web")["spec"]["clusterIP"]
+    apiserver_ip = _json(installed, "svc", "-n", pods_tenant.key, "apiserver")["spec"]["clusterIP"]
+    # the first answer is awaited: the DNS pods and their Service are fresh (kube-proxy programs it
+    # asynchronously); everything after is asserted as is
+    poll("the tenant DNS answers web", lambda: _addresses(sh("nslookup -type=A web").stdout) == [web_ip],
+         timeout=TIMEOUT, detail=lambda: sh("nslookup -type=A web").stdout + _json_text(installed, pods_tenant.key))
+    for name, want in (("web", web_ip), ("web.default.svc.cluster.local", web_ip),
+                       ("kubernetes.default.svc.cluster.local", apiserver_ip)):
+        out = sh(f"nslookup -type=A {name}")
+        assert _addresses(out.stdout) == [want], (name, out.stdout, out.stderr)
+    got = sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 web 80")
+    assert "hello-from-web" in got.stdout, got.stdout + got.stderr
+
+
+def _json_text(cluster: SuperCluster, key: str) -> str:
+    return cluster.kubectl("get", "pods,svc,configmap", "-n", key, "-o", "wide", check=False).stdout
+
+
+def test_an_apiserver_upgrade_rolls_with_the_tenant_reachable(installed: SuperCluster, pods_tenant: PodsTenant,
+                                                              loaded_images: imagebuild.Built) -> None:
+    """A new apiserver image in the tenant's ClusterVersion rolls its kube-apiserver pods one at a time:
+    tenant kubectl never fails and the Tenant stays Ready while the roll runs, and it ends with the new
+    pods Ready.
+
+    The change: there is one set of binaries here (v1.36.3), so the "new version" is a second tag of
+    the same local image (``...:v1.36.3-rolled``, tagged in the real node's containerd).  What a version
+    upgrade changes in the Deployment is exactly that, the container's image reference: a new pod
+    template, a new ReplicaSet, the same rollout as for v1.36.4.  (etcd is a single member: changing its
+    image stops it before its successor starts, the one place an upgrade interrupts a tenant; see
+    vcluster/controlplane/pods.py.  It is not rolled here.)
+    """
+    key = pods_tenant.key
+    old_image = images.component_image_name("kube-apiserver", imagebuild.component_version(
+        "kube-apiserver", BinarySettings.from_env()))
+    assert old_image in loaded_images.names
+    new_image = f"{old_image}-rolled"
+    for socket in imagebuild.node_sockets(installed.state_dir):
+        subprocess.run(["ctr", "--address", str(socket), "-n", "k8s.io", "images", "tag", "--force",
+                        old_image, new_image], capture_output=True, text=True, check=True, timeout=60)
+
+    def apiserver_pods() -> list[dict[str, Any]]:
+        selector = f"{pods.COMPONENT_LABEL}={cp.APISERVER_COMPONENT}"
+        out = installed.kubectl("get", "pods", "-n", key, "-l", selector, "-o", "json")
+        items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
+        return items
+
+    before = apiserver_pods()
+    assert [p["spec"]["containers"][0]["image"] for p in before] == [old_image]
+    ref = _json(installed, "tenant", TENANT)["spec"]["controlPlane"]["clusterVersionRef"]
+    installed.kubectl("patch", "clusterversion", ref, "--type=merge", "-p",
+                      json.dumps({"spec": {"images": {"apiserver": new_image}}}))
+    failures: list[str] = []
+    not_ready: list[str] = []
+    overlap = requests = 0
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        assert time.monotonic() < deadline, f"rollout not done in {TIMEOUT:.0f}s" + _json_text(installed, key)
+        got = pods_tenant.kubectl("get", "namespaces", "-o", "name", check=False, timeout=30)
+        requests += 1
+        if got.returncode != 0 or "namespace/default" not in got.stdout:
+            failures.append(got.stderr.strip()[-300:])
+        tenant = _json(installed, "tenant", TENANT)
+        if not tenant_models.is_ready(tenant):
+            not_ready.append(str((tenant_models.ready_condition(tenant) or {}).get("reason")))
+        now = apiserver_pods()
+        running = {p["spec"]["containers"][0]["image"] for p in now}
+        if running == {old_image, new_image}:
+            overlap += 1  # old and new both there (one stopping or the other starting): the roll itself
+        if running == {new_image} and all(_ready(p) and not p["metadata"].get("deletionTimestamp") for p in now):
+            break
+    assert failures == [], f"{len(failures)} of {requests} tenant requests failed during the roll: {failures}"
+    assert not_ready == [], f"the Tenant left Ready during the roll: {not_ready}"
+    assert overlap > 0, "the loop never saw old and new apiserver pods together"
+    after = apiserver_pods()
+    (pod,) = after
+    assert _ready(pod), pod["status"]
+    assert not {p["metadata"]["name"] for p in after} & {p["metadata"]["name"] for p in before}
+    dep = _json(installed, "deployment", "-n", key, "apiserver")
+    assert dep["status"]["updatedReplicas"] == dep["status"]["availableReplicas"] == 1, dep["status"]
+    assert "namespace/default" in pods_tenant.kubectl("get", "namespaces", "-o", "name").stdout
+
+
 def test_deleting_the_tenant_leaves_nothing(installed: SuperCluster, pods_tenant: PodsTenant) -> None:
     key = pods_tenant.key
     volumes_before = {v["metadata"]["name"] for v in _json(installed, "pv")["items"]
@@ -501,3 +624,54 @@ def test_deleting_the_tenant_leaves_nothing(installed: SuperCluster, pods_tenant
         assert left == [], f"{kind} left: {[o['metadata']['name'] for o in left]}"
     # the provisioner's teardown helper removed the volume's folder on the node
     assert not any(LOCAL_PATH_ROOT.glob(f"*{key}*")), list(LOCAL_PATH_ROOT.iterdir())
+
+
+# ---- the shipped samples ------------------------------------------------------------------------------
+
+SAMPLES = REPO / "manifests" / "samples"
+SAMPLES_OVERLAY = REPO / "overlays" / "testbed-samples"
+SAMPLE_TENANTS = ("team-a", "team-b")
+
+
+def _images_of(doc: dict[str, Any]) -> dict[str, str]:
+    return dict((doc.get("spec") or {}).get("images") or {}) if doc["kind"] == "ClusterVersion" else {}
+
+
+def test_the_shipped_samples_become_ready(installed: SuperCluster, storage: str,
+                                          loaded_images: imagebuild.Built) -> None:
+    """README's samples step: ``kubectl apply -k overlays/testbed-samples``, which is ``manifests/samples``
+    with nothing changed but the ClusterVersion's image names (no registry serves registry.k8s.io here):
+    both sample Tenants become Ready with their control planes from the built images.  ``team-a`` names no
+    backend and no ClusterVersion: it gets ``pods`` (the operator runs in the cluster) and the images of
+    the operator's ``VC_OPERATOR_IMAGE_REPOSITORY``/``VC_OPERATOR_ETCD_IMAGE`` (overlays/testbed)."""
+    rendered = list(yaml.safe_load_all(installed.kubectl("kustomize", str(SAMPLES_OVERLAY)).stdout))
+    shipped = {(d["kind"], d["metadata"]["name"]): d for f in sorted(SAMPLES.glob("*.yaml"))
+               if f.name != "kustomization.yaml" for d in yaml.safe_load_all(f.read_text()) if d}
+    assert {(d["kind"], d["metadata"]["name"]) for d in rendered} == set(shipped)
+    for doc in rendered:
+        original = shipped[(doc["kind"], doc["metadata"]["name"])]
+        if doc["kind"] == "ClusterVersion":
+            assert set(_images_of(doc).values()) <= set(loaded_images.names), _images_of(doc)
+            original = {**original, "spec": {**original["spec"], "images": _images_of(doc)}}
+        assert doc == original, f"the overlay changed more than image names in {doc['kind']} {doc['metadata']}"
+    installed.kubectl("apply", "-k", str(SAMPLES_OVERLAY))
+    try:
+        def ready() -> bool:
+            return all(tenant_models.is_ready(_json(installed, "tenant", name)) for name in SAMPLE_TENANTS)
+
+        poll("the sample Tenants Ready", ready, timeout=420, interval=2,
+             detail=lambda: installed.kubectl("get", "tenants", "-o", "yaml", check=False).stdout[-4000:]
+             + _diagnosis(installed))
+        built = set(loaded_images.names)
+        for name in SAMPLE_TENANTS:
+            status = _json(installed, "tenant", name)["status"]
+            assert status["backend"] == "pods", (name, status)
+            pods_in = _json(installed, "pods", "-n", status["clusterKey"])["items"]
+            used = {c["image"] for p in pods_in for c in p["spec"]["containers"]}
+            assert used, name
+            assert used <= built, (name, used - built)
+    finally:
+        installed.kubectl("delete", "-k", str(SAMPLES_OVERLAY), "--wait=true", "--timeout=240s", check=False,
+                          timeout=300)
+    left = [t["metadata"]["name"] for t in _json(installed, "tenants")["items"]]
+    assert not set(left) & set(SAMPLE_TENANTS), left

@@ -49,3 +49,30 @@ def test_testbed_storage_runs_the_built_provisioner_and_busybox() -> None:
     assert f"image: {images.BUSYBOX_IMAGE}" in config["data"]["helperPod.yaml"]
     (sc,) = [d for d in docs if d["kind"] == "StorageClass"]
     assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+
+
+def test_testbed_operator_defaults_name_the_built_control_plane_images() -> None:
+    """A Tenant without a ClusterVersion (manifests/samples/tenant.yaml) gets ``<repository>/kube-apiserver:
+    <version>``: the repository and the etcd image the overlay gives the operator must be the built ones."""
+    text = (OVERLAYS / "testbed" / "kustomization.yaml").read_text()
+    repository = _image("kube-apiserver").rsplit("/", 1)[0]
+    assert _image("kube-apiserver") == f"{repository}/kube-apiserver:{SETTINGS.kube_version}"
+    assert _image("kube-controller-manager") == f"{repository}/kube-controller-manager:{SETTINGS.kube_version}"
+    assert f"- name: VC_OPERATOR_IMAGE_REPOSITORY\n            value: {repository}\n" in text
+    assert f"- name: VC_OPERATOR_ETCD_IMAGE\n            value: {_image('etcd')}\n" in text
+
+
+def test_testbed_samples_rewrite_the_samples_images_to_the_built_ones() -> None:
+    """kustomize's ``images:`` as the overlay has it, applied by hand to the shipped ClusterVersion."""
+    (kustomization,) = _docs(OVERLAYS / "testbed-samples" / "kustomization.yaml")
+    assert kustomization["resources"] == ["../../manifests/samples"]
+    rewrites = {i["name"]: i for i in kustomization["images"]}
+    (cv,) = _docs(OVERLAYS.parent / "manifests" / "samples" / "clusterversion.yaml")
+    wanted = {"etcd": _image("etcd"), "apiserver": _image("kube-apiserver"),
+              "controllerManager": _image("kube-controller-manager")}
+    (config,) = _docs(OVERLAYS / "testbed-samples" / kustomization["configurations"][0])
+    assert {f["path"] for f in config["images"]} == {f"spec/images/{field}" for field in wanted}
+    for field, image in cv["spec"]["images"].items():
+        name, _, tag = image.rpartition(":")
+        rule = rewrites[name]
+        assert f"{rule['newName']}:{rule.get('newTag', tag)}" == wanted[field], field

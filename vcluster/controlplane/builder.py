@@ -17,9 +17,12 @@ from vcluster import naming
 from vcluster.controlplane import spec as cp
 from vcluster.settings import DEFAULT_KUBE_VERSION
 
+#: Where the pods backend's control-plane images come from unless a ClusterVersion names them: the
+#: operator's ``VC_OPERATOR_IMAGE_REPOSITORY`` (kubeadm's ``imageRepository``: a mirror of these).
 DEFAULT_REGISTRY = "registry.k8s.io"
-#: etcd image of the pods backend (the local backend runs the etcd that vcluster.binaries builds).
-DEFAULT_ETCD_IMAGE = f"{DEFAULT_REGISTRY}/etcd:3.6.5-0"
+#: etcd's tag there (the local backend runs the etcd that vcluster.binaries builds).
+DEFAULT_ETCD_TAG = "3.6.5-0"
+DEFAULT_ETCD_IMAGE = f"{DEFAULT_REGISTRY}/etcd:{DEFAULT_ETCD_TAG}"
 #: Service range of every tenant apiserver; tenant ClusterIPs are replaced by super ones by the syncer.
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -74,8 +77,14 @@ def build(
     tenant: TenantSpec,
     cluster_version: ClusterVersionSpec | None,
     layout: cp.Layout,
+    registry: str = DEFAULT_REGISTRY,
+    etcd_image: str | None = None,
 ) -> cp.ControlPlaneSpec:
-    """The control plane of one tenant for one backend layout (pure)."""
+    """The control plane of one tenant for one backend layout (pure).
+
+    Images a ClusterVersion does not name: ``<registry>/kube-apiserver:<version>`` (and
+    kube-controller-manager), etcd ``etcd_image`` or else ``<registry>/etcd:``:data:`DEFAULT_ETCD_TAG`.
+    """
     version = resolve_version(tenant, cluster_version)
     images = cluster_version.images if cluster_version is not None else None
     pki = layout.pki_dir.rstrip("/")
@@ -139,7 +148,7 @@ def build(
     cv_api: Mapping[str, str] = cluster_version.apiserver_args if cluster_version else {}
     cv_cm: Mapping[str, str] = cluster_version.controller_manager_args if cluster_version else {}
     cpl = tenant.control_plane
-    registry = DEFAULT_REGISTRY
+    registry = registry.rstrip("/")
     apiserver = cp.Component(
         name=cp.APISERVER_COMPONENT,
         image=(images.apiserver if images and images.apiserver else f"{registry}/kube-apiserver:{version}"),
@@ -164,7 +173,7 @@ def build(
     )
     etcd = cp.Component(
         name=cp.ETCD_COMPONENT,
-        image=images.etcd if images and images.etcd else DEFAULT_ETCD_IMAGE,
+        image=images.etcd if images and images.etcd else (etcd_image or f"{registry}/etcd:{DEFAULT_ETCD_TAG}"),
         args=_merge(etcd_flags),
     )
     host_dns, host_ips = _split_host(cpl.expose.host)

@@ -18,6 +18,20 @@ reconciler renders the storage it already has (:func:`storage_of`) and reports
 a differing spec (:func:`storage_change`) instead of failing every apply.  The
 claims go with the StatefulSet (``persistentVolumeClaimRetentionPolicy``
 ``whenDeleted: Delete``) and with the root namespace on Tenant deletion.
+
+Upgrades (a new version, image or flag from the Tenant or its ClusterVersion)
+roll one pod at a time (:data:`APISERVER_STRATEGY`): a new kube-apiserver pod
+starts and becomes Ready before an old one is told to stop, and an old one
+keeps serving for :data:`APISERVER_SHUTDOWN_DELAY` after that while its
+endpoint leaves the Service, so the tenant stays reachable throughout.  The
+controller-manager is replaced (``Recreate``): it runs without leader
+election, and two at once would run every controller twice; it serves no
+requests, so the tenant stays reachable.  etcd is a single member: a change
+of its pod (image, flags) stops the old pod before the new one starts on the
+same volume, and for those seconds the tenant apiserver answers 5xx (its
+``/readyz`` fails, so its Service has no ready endpoint): the one place an
+upgrade interrupts the tenant.  Changing only the apiserver or the
+controller-manager never touches etcd's pod.
 """
 
 from __future__ import annotations
@@ -53,6 +67,17 @@ SECRET_MODE = 0o440
 POD_IP_ENV = "POD_IP"
 #: Claims are removed with the StatefulSet; a scale-down (never done: etcd runs one replica) keeps them.
 PVC_RETENTION = {"whenDeleted": "Delete", "whenScaled": "Retain"}
+#: kube-apiserver's rollout: a new pod Ready before an old one goes, never fewer ready than asked for.
+APISERVER_STRATEGY = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+#: How long a stopping kube-apiserver keeps serving (``--shutdown-delay-duration``) while its endpoint
+#: leaves the Service and kube-proxy on every node stops sending new connections to it; its
+#: ``/readyz`` fails meanwhile (the flag's documented purpose: let load balancers stop sending
+#: traffic).  Without it the server starts its graceful termination at once, and new connections
+#: still routed to it meet a closed listener.
+APISERVER_SHUTDOWN_DELAY = 10
+#: Grace of a stopping kube-apiserver pod: the delay above, then in-flight requests drain (watches
+#: are closed; kube-apiserver's own limit for the rest is 60 s).
+APISERVER_GRACE_SECONDS = APISERVER_SHUTDOWN_DELAY + 30
 
 
 def layout(namespace: str, *, host: str | None = None) -> cp.Layout:
@@ -93,7 +118,7 @@ def _selector(spec: cp.ControlPlaneSpec, component: str) -> dict[str, str]:
 def _pod_template(
     spec: cp.ControlPlaneSpec, comp: cp.Component, *, volumes: list[dict[str, Any]],
     mounts: list[dict[str, Any]], ports: list[dict[str, Any]], probe: dict[str, Any] | None,
-    placement: Mapping[str, Any],
+    placement: Mapping[str, Any], grace_seconds: int | None = None,
 ) -> dict[str, Any]:
     command = [comp.name, *comp.args]
     container: dict[str, Any] = {
@@ -110,15 +135,18 @@ def _pod_template(
         # default route, which a pod may not have (the test bed's pods have none): give it the pod's IP.
         container["env"] = [{"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
         command.append(f"--advertise-address=$({POD_IP_ENV})")
+    delay_set = any(a.startswith("--shutdown-delay-duration") for a in comp.args)
+    if comp.name == cp.APISERVER_COMPONENT and not delay_set:
+        command.append(f"--shutdown-delay-duration={APISERVER_SHUTDOWN_DELAY}s")
     if probe is not None:
         container["readinessProbe"] = probe
     security = {"runAsNonRoot": True, "runAsUser": COMPONENT_UID, "runAsGroup": COMPONENT_UID,
                 "fsGroup": COMPONENT_UID, "seccompProfile": {"type": "RuntimeDefault"}}
-    return {
-        "metadata": {"labels": _labels(spec, comp.name)},
-        "spec": {"automountServiceAccountToken": False, "securityContext": security, "containers": [container],
-                 "volumes": volumes, **placement},
-    }
+    pod: dict[str, Any] = {"automountServiceAccountToken": False, "securityContext": security,
+                           "containers": [container], "volumes": volumes, **placement}
+    if grace_seconds is not None:
+        pod["terminationGracePeriodSeconds"] = grace_seconds
+    return {"metadata": {"labels": _labels(spec, comp.name)}, "spec": pod}
 
 
 def _pki_volume() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -237,13 +265,14 @@ def render(
         "metadata": meta(APISERVER_SERVICE, cp.APISERVER_COMPONENT),
         "spec": {
             "replicas": spec.replicas,
+            "strategy": APISERVER_STRATEGY,
             "selector": {"matchLabels": _selector(spec, cp.APISERVER_COMPONENT)},
             "template": _pod_template(
                 spec, spec.apiserver, volumes=[pki_vol], mounts=[pki_mount],
                 ports=[{"name": "https", "containerPort": APISERVER_PORT}],
                 probe={"httpGet": {"path": "/readyz", "port": APISERVER_PORT, "scheme": "HTTPS"},
                        "periodSeconds": 5},
-                placement=placement,
+                placement=placement, grace_seconds=APISERVER_GRACE_SECONDS,
             ),
         },
     }
@@ -270,6 +299,8 @@ def render(
         "metadata": meta(CM_NAME, cp.CM_COMPONENT),
         "spec": {
             "replicas": 1,
+            # no leader election (cm_flags): never two at once, the old one goes before the new one starts
+            "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": _selector(spec, cp.CM_COMPONENT)},
             "template": _pod_template(
                 spec, spec.controller_manager,
@@ -319,6 +350,18 @@ class PodsBackend:
         for name, want in ((APISERVER_SERVICE, spec.replicas), (CM_NAME, 1)):
             dep = await api.get_or_none(DEPLOYMENTS, name, namespace=namespace)
             status = (dep or {}).get("status") or {}
-            if dep is None or status.get("availableReplicas", 0) < want or status.get("updatedReplicas", 0) < want:
+            # a status older than the spec just applied (a new template) says nothing about the rollout
+            stale = status.get("observedGeneration", 0) < ((dep or {}).get("metadata") or {}).get("generation", 0)
+            if dep is None or stale or status.get("availableReplicas", 0) < want \
+                    or status.get("updatedReplicas", 0) < want:
                 waiting.append(name)
         return waiting
+
+    async def serving(self, api: ApiClient, *, namespace: str) -> bool:
+        """Whether the tenant is reachable while :meth:`progress` still waits: etcd ready and at least one
+        kube-apiserver pod available (a rolling upgrade keeps them: :data:`APISERVER_STRATEGY`)."""
+        etcd = await api.get_or_none(STATEFULSETS, ETCD_SERVICE, namespace=namespace)
+        dep = await api.get_or_none(DEPLOYMENTS, APISERVER_SERVICE, namespace=namespace)
+        etcd_ready = int(((etcd or {}).get("status") or {}).get("readyReplicas", 0))
+        available = int(((dep or {}).get("status") or {}).get("availableReplicas", 0))
+        return etcd_ready >= 1 and available >= 1

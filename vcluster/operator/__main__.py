@@ -169,6 +169,8 @@ async def run(settings: OperatorSettings) -> None:
             default_quota=settings.default_quota,
             default_limits=settings.default_limits,
             default_requests=settings.default_requests,
+            image_repository=settings.image_repository,
+            etcd_image=settings.etcd_image,
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)

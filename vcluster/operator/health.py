@@ -20,8 +20,10 @@ generation), a bounded number at a time:
   gone, not base64 or not a kubeconfig → ``KubeconfigUnreadable`` at once
   (nobody, the syncer included, can use the tenant with it), and a repair
   (the reconcile writes the Secret again);
-* ``GET /readyz`` on the tenant apiserver with the admin kubeconfig (a
-  client per tenant, kept between rounds); when it fails or does not
+* ``GET /readyz?exclude=shutdown`` on the tenant apiserver with the admin
+  kubeconfig (a client per tenant, kept between rounds; ``shutdown``: a
+  stopping apiserver pod still serves during its shutdown delay, see
+  :mod:`vcluster.controlplane.pods`); when it fails or does not
   answer in time, ``/livez/ping`` (the process alone) unanswered →
   ``ApiserverUnreachable``, else ``/readyz/etcd`` failing → ``EtcdUnhealthy``
   (a hung etcd makes ``/readyz`` itself hang past the probe timeout, so
@@ -58,6 +60,8 @@ from vcluster.kube import resources as r
 from vcluster.operator.reconcile import Invalid, Reconciler, Retry
 
 log = structlog.get_logger(__name__)
+#: The probe's ``/readyz`` query (see :meth:`HealthMonitor.probe`).
+READYZ_PARAMS = {"exclude": "shutdown"}
 
 #: The phase of a provisioned tenant whose control plane is not healthy right now.
 DEGRADED = "Degraded"
@@ -273,7 +277,10 @@ class HealthMonitor:
         except ApiError as exc:  # the super apiserver did not answer the read
             return Verdict(False, APISERVER_UNREACHABLE, f"cannot read the tenant's kubeconfig Secret: {exc}")
         try:
-            await client.request("GET", "/readyz", raw=True)
+            # ``shutdown`` excluded: an apiserver pod that is stopping (a rolling upgrade) fails that
+            # check while it still serves for its --shutdown-delay-duration, and the probe's kept-alive
+            # connection may be to it while its successor already serves; the tenant is not down.
+            await client.request("GET", "/readyz", params=READYZ_PARAMS, raw=True)
             return Verdict(True)
         except ApiError as exc:
             first = str(exc) if exc.status else "no answer"

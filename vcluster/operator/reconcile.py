@@ -152,7 +152,11 @@ class Reconciler:
         default_quota: Mapping[str, str] = DEFAULT_TENANT_QUOTA,
         default_limits: Mapping[str, str] | None = None,
         default_requests: Mapping[str, str] = DEFAULT_CONTAINER_REQUESTS,
+        image_repository: str = builder.DEFAULT_REGISTRY, etcd_image: str = "",
     ) -> None:
+        #: Control-plane images of Tenants whose ClusterVersion names none (``OperatorSettings``).
+        self.image_repository = image_repository
+        self.etcd_image = etcd_image
         #: The backend of a Tenant that names none (``OperatorSettings.default_backend``).
         self.default_backend = default_backend
         self.api = api
@@ -328,7 +332,8 @@ class Reconciler:
         layout = self.local.layout(key) if backend == "local" else pods.layout(key, host=spec.control_plane.expose.host)
         try:
             plane = builder.build(
-                tenant_name=name, cluster_key=key, tenant=spec, cluster_version=cluster_version, layout=layout
+                tenant_name=name, cluster_key=key, tenant=spec, cluster_version=cluster_version, layout=layout,
+                registry=self.image_repository, etcd_image=self.etcd_image or None,
             )
         except SpecError as exc:
             raise await self._invalid(body, reason="InvalidSpec", message=str(exc)) from None
@@ -364,8 +369,13 @@ class Reconciler:
                                                             placement=self.placement.pod_spec()))
                 waiting = await self.pods.progress(self.api, plane, namespace=key)
                 if waiting:
-                    message = f"waiting for {', '.join(waiting)} in namespace {key}"
-                    await self._report(body, phase="Provisioning", ready=False, reason="WaitingForControlPlane",
+                    # A Ready tenant whose pods roll (a new version, image or flag) still serves: it stays
+                    # Ready (the syncer keeps serving it) and says what is rolling.
+                    rolling = was_ready and await self.pods.serving(self.api, namespace=key)
+                    message = (f"rolling {', '.join(waiting)} in namespace {key}" if rolling
+                               else f"waiting for {', '.join(waiting)} in namespace {key}")
+                    await self._report(body, phase="Ready" if rolling else "Provisioning", ready=rolling,
+                                       reason="RollingUpdate" if rolling else "WaitingForControlPlane",
                                        message=message, extra=common, event_type="Normal",
                                        conditions=conditions)
                     raise Retry(message, delay=5)
@@ -581,7 +591,7 @@ class Reconciler:
         else:
             corefile = dns.corefile(
                 key=key, port=dns.POD_PORT, bind=None, ready=f":{dns.POD_READY_PORT}", kubeconfig=None,
-                apiserver_ip=None, upstream=await self._dns_upstream(),
+                apiserver_ip=await self._pods_apiserver_ip(key), upstream=await self._dns_upstream(),
                 long_namespaces=await self._long_namespaces(key), domain=domain, super_domain=self.dns.super_domain,
             )
             for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile,
@@ -594,6 +604,13 @@ class Reconciler:
         if ip and ip != "None":
             status["clusterIP"] = ip
         return status
+
+    async def _pods_apiserver_ip(self, key: str) -> str | None:
+        """What ``kubernetes.default`` answers in a pods-backend tenant: its apiserver Service's ClusterIP
+        (``None`` while it has none: a headless Service or none yet; the next reconcile adds it)."""
+        svc = await self.api.get_or_none(r.SERVICES, pods.APISERVER_SERVICE, namespace=key)
+        ip = ((svc or {}).get("spec") or {}).get("clusterIP")
+        return str(ip) if ip and ip != "None" else None
 
     async def _local_corefile(self, key: str, domain: str) -> str:
         ports = await asyncio.to_thread(self.local.dns_ports, key)

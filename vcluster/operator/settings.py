@@ -138,6 +138,16 @@ class ControlPlanePlacement:
 BACKENDS = ("local", "pods")
 
 
+def _repository(env: Mapping[str, str] | None) -> str:
+    """``VC_OPERATOR_IMAGE_REPOSITORY``: a registry host (with port) and path, never a tag or digest."""
+    value = env_str("VC_OPERATOR_IMAGE_REPOSITORY", "registry.k8s.io", env=env).rstrip("/")
+    host, _, path = value.partition("/")
+    if not host or any(c.isspace() for c in value) or "@" in value or ":" in path:
+        raise SettingsError(f"VC_OPERATOR_IMAGE_REPOSITORY {value!r}: not an image repository "
+                            "(e.g. registry.example.com/k8s)")
+    return value
+
+
 def _default_backend(env: Mapping[str, str] | None) -> str:
     in_pod = bool(env_str("KUBERNETES_SERVICE_HOST", "", env=env))
     value = env_str("VC_OPERATOR_DEFAULT_BACKEND", "pods" if in_pod else "local", env=env)
@@ -196,6 +206,12 @@ class OperatorSettings:
     #: (``VC_OPERATOR_DEFAULT_LIMITS``, none by default) and requests (``VC_OPERATOR_DEFAULT_REQUESTS``).
     default_limits: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     default_requests: Mapping[str, str] = field(default_factory=lambda: DEFAULT_CONTAINER_REQUESTS)
+    #: Where the pods backend's kube-apiserver and kube-controller-manager images come from when no
+    #: ClusterVersion names them (``VC_OPERATOR_IMAGE_REPOSITORY``, kubeadm's ``imageRepository``):
+    #: ``<repository>/kube-apiserver:<version>``; a registry mirror in an air-gapped cluster.
+    image_repository: str = "registry.k8s.io"
+    #: etcd's image then (``VC_OPERATOR_ETCD_IMAGE``); empty: ``<repository>/etcd:3.6.5-0``.
+    etcd_image: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -221,4 +237,6 @@ class OperatorSettings:
             default_quota=_quantities("VC_OPERATOR_DEFAULT_QUOTA", DEFAULT_TENANT_QUOTA, env),
             default_limits=_quantities("VC_OPERATOR_DEFAULT_LIMITS", MappingProxyType({}), env),
             default_requests=_quantities("VC_OPERATOR_DEFAULT_REQUESTS", DEFAULT_CONTAINER_REQUESTS, env),
+            image_repository=_repository(env),
+            etcd_image=env_str("VC_OPERATOR_ETCD_IMAGE", "", env=env),
         )

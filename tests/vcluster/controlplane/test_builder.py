@@ -114,3 +114,25 @@ def test_tenant_controllers(tenant: dict[str, Any], cv: dict[str, Any] | None, c
 
 def test_build_is_deterministic() -> None:
     assert _build({"owners": {"users": ["a"]}}) == _build({"owners": {"users": ["a"]}})
+
+
+def test_the_operators_image_repository_names_the_images_a_cluster_version_does_not() -> None:
+    """``VC_OPERATOR_IMAGE_REPOSITORY`` / ``VC_OPERATOR_ETCD_IMAGE`` (a mirror, the test bed's local images)."""
+    tenant = TenantSpec.from_dict({"controlPlane": {"version": "v1.36.3"}})
+
+    def build(cv: dict[str, Any] | None = None, **kw: Any) -> cp.ControlPlaneSpec:
+        return builder.build(tenant_name="acme", cluster_key=KEY, tenant=tenant, layout=_layout(),
+                             cluster_version=ClusterVersionSpec.from_dict(cv) if cv else None, **kw)
+
+    spec = build(registry="mirror.example:5000/k8s/")
+    assert spec.apiserver.image == "mirror.example:5000/k8s/kube-apiserver:v1.36.3"
+    assert spec.controller_manager.image == "mirror.example:5000/k8s/kube-controller-manager:v1.36.3"
+    assert spec.etcd.image == f"mirror.example:5000/k8s/etcd:{builder.DEFAULT_ETCD_TAG}"
+    assert build(registry="localhost/vc", etcd_image="localhost/vc/etcd:v3.6.16").etcd.image == \
+        "localhost/vc/etcd:v3.6.16"
+    # a ClusterVersion's images win over the operator's defaults
+    named = build({"version": "v1.36.3", "images": {"apiserver": "r.example/api:1", "etcd": "r.example/etcd:2"}},
+                  registry="localhost/vc", etcd_image="localhost/vc/etcd:v3.6.16")
+    assert (named.apiserver.image, named.etcd.image) == ("r.example/api:1", "r.example/etcd:2")
+    assert named.controller_manager.image == "localhost/vc/kube-controller-manager:v1.36.3"
+    assert build().etcd.image == builder.DEFAULT_ETCD_IMAGE

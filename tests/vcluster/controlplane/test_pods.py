@@ -150,3 +150,66 @@ def test_components_can_read_their_secrets_and_the_apiserver_advertises_its_pod_
     assert apiserver["env"] == [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
     (etcd,) = objs[("StatefulSet", "etcd")]["spec"]["template"]["spec"]["containers"]
     assert "env" not in etcd
+
+
+def test_upgrades_roll_the_apiserver_one_pod_at_a_time_and_replace_the_controller_manager() -> None:
+    """A new apiserver pod is Ready before an old one goes (never fewer than asked for), an old one keeps
+    serving while its endpoint leaves the Service; two controller-managers never run at once (no
+    leader election), so the old one goes first."""
+    objs = _render({"controlPlane": {"backend": "pods", "replicas": 2}})
+    api = objs[("Deployment", "apiserver")]["spec"]
+    assert api["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    command = api["template"]["spec"]["containers"][0]["command"]
+    assert f"--shutdown-delay-duration={pods.APISERVER_SHUTDOWN_DELAY}s" in command
+    assert api["template"]["spec"]["terminationGracePeriodSeconds"] > pods.APISERVER_SHUTDOWN_DELAY
+    cm = objs[("Deployment", "controller-manager")]["spec"]
+    assert cm["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect=false" in cm["template"]["spec"]["containers"][0]["command"]
+    # a tenant's own shutdown delay (extraArgs) is kept, not doubled
+    own = _render({"controlPlane": {"backend": "pods",
+                                    "extraArgs": {"apiserver": {"shutdown-delay-duration": "20s"}}}})
+    command = own[("Deployment", "apiserver")]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert [a for a in command if a.startswith("--shutdown-delay-duration")] == ["--shutdown-delay-duration=20s"]
+
+
+class _Statuses:
+    def __init__(self, etcd_ready: int, apiserver_available: int) -> None:
+        self.objs = {pods.ETCD_SERVICE: {"status": {"readyReplicas": etcd_ready}},
+                     pods.APISERVER_SERVICE: {"status": {"availableReplicas": apiserver_available}}}
+
+    async def get_or_none(self, resource: Any, name: str, *, namespace: str | None = None) -> Any:
+        assert namespace == KEY
+        return self.objs.get(name)
+
+
+@pytest.mark.parametrize(("etcd", "apiserver", "serving"), [(1, 1, True), (1, 2, True), (0, 1, False), (1, 0, False)])
+async def test_serving_while_rolling(etcd: int, apiserver: int, serving: bool) -> None:
+    api = _Statuses(etcd, apiserver)
+    assert await pods.PodsBackend().serving(api, namespace=KEY) is serving  # type: ignore[arg-type]
+
+
+class _Workloads:
+    def __init__(self, apiserver: dict[str, Any]) -> None:
+        self.objs = {pods.ETCD_SERVICE: {"status": {"readyReplicas": 1}}, pods.APISERVER_SERVICE: apiserver,
+                     pods.CM_NAME: {"metadata": {"generation": 1},
+                                    "status": {"observedGeneration": 1, "availableReplicas": 1, "updatedReplicas": 1}}}
+
+    async def get_or_none(self, resource: Any, name: str, *, namespace: str | None = None) -> Any:
+        return self.objs.get(name)
+
+
+@pytest.mark.parametrize(("apiserver", "waiting"), [
+    ({"metadata": {"generation": 2}, "status": {"observedGeneration": 2, "availableReplicas": 1,
+                                                "updatedReplicas": 1}}, []),
+    # a new template just applied: the Deployment controller has not looked yet, the old status is stale
+    ({"metadata": {"generation": 3}, "status": {"observedGeneration": 2, "availableReplicas": 1,
+                                                "updatedReplicas": 1}}, ["apiserver"]),
+    ({"metadata": {"generation": 3}, "status": {"observedGeneration": 3, "availableReplicas": 1,
+                                                "updatedReplicas": 0}}, ["apiserver"]),
+], ids=["rolled", "stale-status", "rolling"])
+async def test_progress_waits_for_the_rollout_of_a_new_template(apiserver: dict[str, Any],
+                                                                waiting: list[str]) -> None:
+    spec = builder.build(tenant_name="acme", cluster_key=KEY, tenant=TenantSpec.from_dict({}),
+                         cluster_version=None, layout=pods.layout(KEY))
+    got = await pods.PodsBackend().progress(_Workloads(apiserver), spec, namespace=KEY)  # type: ignore[arg-type]
+    assert got == waiting

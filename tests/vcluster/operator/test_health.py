@@ -338,6 +338,46 @@ def test_probe_tells_the_faults_apart_and_recovers(hang: set[str], etcd_ok: bool
     assert verdicts[-1].healthy
 
 
+def test_a_stopping_apiserver_that_still_serves_is_healthy() -> None:
+    """During a rolling upgrade the old apiserver pod fails ``/readyz``'s ``shutdown`` check while it still
+    serves (``--shutdown-delay-duration``); the probe's kept-alive connection may be to it: not a fault."""
+    import base64
+
+    from aiohttp import web
+
+    from vcluster.kubeconfig import dump_kubeconfig, render_kubeconfig
+
+    async def readyz(request: web.Request) -> web.Response:
+        if "shutdown" in request.query.getall("exclude", []):
+            return web.Response(text="ok")
+        return web.Response(status=500, text="[-]shutdown failed: reason withheld")
+
+    async def scenario() -> Verdict:
+        app = web.Application()
+        app.router.add_get("/readyz", readyz)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        kubeconfig = dump_kubeconfig(render_kubeconfig(server=f"http://127.0.0.1:{port}", ca_pem=None, token="t"))
+        secret = {"data": {"kubeconfig": base64.b64encode(kubeconfig.encode()).decode()}}
+
+        class Api(FakeApi):
+            async def get(self, *_: Any, **__: Any) -> dict[str, Any]:
+                return secret
+
+        api = Api([])
+        monitor = HealthMonitor(api=api, reconciler=FakeReconciler(api), probe_timeout=1.0)  # type: ignore[arg-type]
+        verdict = await monitor.probe(TenantStatus.from_dict(_status(backend="pods")))
+        await monitor.close()
+        await runner.cleanup()
+        return verdict
+
+    verdict = asyncio.run(scenario())
+    assert verdict.healthy, verdict
+
+
 def test_report_judges_changes_against_the_current_status(tmp_path: Path) -> None:
     """A reconcile that started before the health loop marked the tenant down still posts its "back" Event."""
     from vcluster.kube import resources as r

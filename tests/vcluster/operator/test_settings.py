@@ -161,3 +161,17 @@ def test_a_tenant_without_a_backend_gets_the_default_once(wanted: str | None, cu
     from vcluster.operator.reconcile import resolve_backend
 
     assert resolve_backend(wanted, current, default) == expected
+
+
+def test_image_repository_and_etcd_image() -> None:
+    default = OperatorSettings.from_env({})
+    assert (default.image_repository, default.etcd_image) == ("registry.k8s.io", "")
+    told = OperatorSettings.from_env({"VC_OPERATOR_IMAGE_REPOSITORY": "localhost:5000/k8s/",
+                                      "VC_OPERATOR_ETCD_IMAGE": "localhost/virtualcluster/etcd:v3.6.16"})
+    assert (told.image_repository, told.etcd_image) == ("localhost:5000/k8s", "localhost/virtualcluster/etcd:v3.6.16")
+
+
+@pytest.mark.parametrize("value", ["registry.k8s.io/kube-apiserver:v1.36.3", "reg istry", "r.example/k8s@sha256:0"])
+def test_bad_image_repository_is_a_clear_error(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"VC_OPERATOR_IMAGE_REPOSITORY.*not an image repository"):
+        OperatorSettings.from_env({"VC_OPERATOR_IMAGE_REPOSITORY": value})
