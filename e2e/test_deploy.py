@@ -534,6 +534,13 @@ def test_tenant_dns_in_the_pods_backend(installed: SuperCluster, pods_tenant: Po
         assert _addresses(out.stdout) == [want], (name, out.stdout, out.stderr)
     got = sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 web 80")
     assert "hello-from-web" in got.stdout, got.stdout + got.stderr
+    # in-cluster config as client libraries read it: the host and port the syncer set, the pod's token
+    env = sh("echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT").stdout.strip()
+    assert env == f"{pods.internal_host(pods_tenant.key)}:{pods.APISERVER_PORT}", env
+    token = "$(cat /var/run/secrets/kubernetes.io/serviceaccount/token)"
+    api = sh(f'wget -q -O - --no-check-certificate --header "Authorization: Bearer {token}" '
+             "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api")
+    assert '"kind":"APIVersions"' in api.stdout.replace(" ", ""), api.stdout + api.stderr
 
 
 def _json_text(cluster: SuperCluster, key: str) -> str:

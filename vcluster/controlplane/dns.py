@@ -119,6 +119,7 @@ def corefile(
     ready: str,
     kubeconfig: str | None,
     apiserver_ip: str | None,
+    apiserver_names: Sequence[str] = (),
     upstream: Sequence[str] = (),
     long_namespaces: Mapping[str, str] | None = None,
     domain: str = CLUSTER_DOMAIN,
@@ -129,7 +130,9 @@ def corefile(
     ``bind``: the address to listen on (``None``: every address, as in a pod); ``ready``: the
     ``host:port`` of the ``ready`` plugin (200 once the super cluster's objects are listed);
     ``kubeconfig``: the super cluster as the tenant DNS' identity (``None``: in-cluster);
-    ``apiserver_ip``: what ``kubernetes.default`` answers (``None``: nothing);
+    ``apiserver_ip``: what ``kubernetes.default`` answers (``None``: nothing), and also
+    ``apiserver_names``, asked as they are (the host of the endpoint the syncer gives pods as
+    ``KUBERNETES_SERVICE_HOST``: outside the tenant's zone, it would otherwise go upstream);
     ``upstream``: where names outside ``domain`` go (empty: nowhere, REFUSED by CoreDNS);
     ``domain``: the tenant's cluster domain (``spec.dns.clusterDomain``); ``super_domain``: the
     super cluster's, whose names (and reverse lookups) never go upstream (:func:`sealed_zones`).
@@ -143,7 +146,8 @@ def corefile(
         # the question arrives rewritten (default -> <key>--default); the answer is rewritten back
         lines.append(
             "hosts {\n"
-            f"        {apiserver_ip} kubernetes.{naming.super_namespace(key, 'default')}.svc.{domain}\n"
+            f"        {apiserver_ip} kubernetes.{naming.super_namespace(key, 'default')}.svc.{domain}"
+            + "".join(f" {n}" for n in apiserver_names) + "\n"
             f"        ttl {TTL}\n"
             "        no_reverse\n"
             "        fallthrough\n"

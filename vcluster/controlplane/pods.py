@@ -80,9 +80,15 @@ APISERVER_SHUTDOWN_DELAY = 10
 APISERVER_GRACE_SECONDS = APISERVER_SHUTDOWN_DELAY + 30
 
 
+def internal_host(namespace: str) -> str:
+    """The apiserver Service's in-cluster name: the host of the tenant's internal endpoint (what the
+    syncer gives tenant pods as ``KUBERNETES_SERVICE_HOST``; the tenant DNS answers it)."""
+    return f"{APISERVER_SERVICE}.{namespace}.svc"
+
+
 def layout(namespace: str, *, host: str | None = None) -> cp.Layout:
     """Where things live inside the pods of one root namespace."""
-    svc = f"{APISERVER_SERVICE}.{namespace}.svc"
+    svc = internal_host(namespace)
     internal = f"https://{svc}:{APISERVER_PORT}"
     return cp.Layout(
         pki_dir=PKI_MOUNT,

@@ -591,7 +591,8 @@ class Reconciler:
         else:
             corefile = dns.corefile(
                 key=key, port=dns.POD_PORT, bind=None, ready=f":{dns.POD_READY_PORT}", kubeconfig=None,
-                apiserver_ip=await self._pods_apiserver_ip(key), upstream=await self._dns_upstream(),
+                apiserver_ip=await self._pods_apiserver_ip(key), apiserver_names=(pods.internal_host(key),),
+                upstream=await self._dns_upstream(),
                 long_namespaces=await self._long_namespaces(key), domain=domain, super_domain=self.dns.super_domain,
             )
             for obj in dns.pod_objects(key, name, image=self.dns.image, corefile_text=corefile,

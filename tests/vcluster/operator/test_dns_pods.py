@@ -60,5 +60,15 @@ async def test_kubernetes_default_answers_the_apiserver_service(tmp_path: Path) 
     assert f"10.96.7.7 kubernetes.{naming.super_namespace(KEY, 'default')}.svc.cluster.local" in text
 
 
+async def test_the_apiserver_name_tenant_pods_are_given_answers_too(tmp_path: Path) -> None:
+    """The syncer gives tenant pods the host of the tenant's endpoint as ``KUBERNETES_SERVICE_HOST``:
+    ``apiserver.<key>.svc``, outside the tenant's zone, which the super resolver never answers for a
+    tenant (in-cluster clients of a pods-backend tenant could not reach their own apiserver)."""
+    text = await _corefile(tmp_path, "10.96.7.7")
+    (line,) = [x for x in text.splitlines() if x.strip().startswith("10.96.7.7 ")]
+    assert f"{pods.APISERVER_SERVICE}.{KEY}.svc" in line.split()
+    assert pods.layout(KEY).internal_endpoint == f"https://{pods.APISERVER_SERVICE}.{KEY}.svc:{pods.APISERVER_PORT}"
+
+
 async def test_no_hosts_entry_before_the_apiserver_service_has_an_ip(tmp_path: Path) -> None:
     assert "hosts" not in await _corefile(tmp_path, None)
