@@ -33,6 +33,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -272,11 +273,11 @@ def _copies(cli: Cli, kind: str, p_ns: str, ns: str) -> list[dict[str, Any]]:
     return [o for o in items if not o["metadata"].get("deletionTimestamp")]
 
 
-def assert_converged(cli: Cli, kubeconfig: Path, load: Load) -> tuple[int, int]:
+def assert_converged(cli: Cli, kubeconfig: Path, load: Load, tenant: str = TENANT) -> tuple[int, int]:
     """Every tenant object of the load has exactly one super copy (none missing, orphaned or duplicated),
     and every tenant pod is Running (its status came back up).  Returns (configmaps, pods)."""
     assert not load.errors, load.errors[:3]
-    key = json.loads(cli.kubectl("get", "tenant", TENANT, "-o", "json"))["status"]["clusterKey"]
+    key = json.loads(cli.kubectl("get", "tenant", tenant, "-o", "json"))["status"]["clusterKey"]
     p_ns = naming.super_namespace(key, load.ns)
     last: dict[str, Any] = {}
 
@@ -458,45 +459,247 @@ def test_synced_condition_and_columns(cli: Cli) -> None:
     assert "LAST SYNC" in cli.kubectl("get", "tenant", TENANT, "-o", "wide").splitlines()[0]
 
 
-def test_broken_tenant_wedges_nothing(cli: Cli, tenant_kubeconfig: Path) -> None:
-    """Tenant ``victim``'s kubeconfig Secret is corrupted, then its apiserver hangs: each is told on
-    ``victim`` and heals, and tenant ``faulty``'s objects keep converging meanwhile."""
-    victim = "victim"
-    cli.ok("create", victim, "--wait", "--timeout", "300")
+@pytest.fixture(scope="module")
+def victim(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victim]:
+    """A second tenant, ``victim``, for broken input, with objects of its own (namespace ``victim-objs``)."""
+    name = "victim"
+    cli.ok("create", name, "--wait", "--timeout", "300")
     try:
-        status = json.loads(cli.kubectl("get", "tenant", victim, "-o", "json"))["status"]
+        kubeconfig = tmp_path_factory.mktemp("faults-victim") / "victim.kubeconfig"
+        cli.ok("kubeconfig", name, "-o", str(kubeconfig))
+        status = json.loads(cli.kubectl("get", "tenant", name, "-o", "json"))["status"]
         ref = status["kubeconfigSecret"]
-        secret = ["secret", ref["name"], "-n", ref["namespace"]]
-        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced")
-
-        garbage = base64.b64encode(b"apiVersion: v1\nclusters: [oops").decode()
-        cli.kubectl("patch", *secret, "--type=merge", "-p",
-                    json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: garbage}}))
-        with Load(tenant_kubeconfig, "beside-broken") as load:
-            # told on the Tenant (the operator's health loop reads the Secret again within 30 s; a
-            # syncer that loads the tenant meanwhile says the same in Synced)
-            _poll(lambda: ("Warning", "KubeconfigUnreadable") in _events(cli, victim),
-                  what="a KubeconfigUnreadable Event on victim", timeout=120)
-            load.wait_created(15)
-        assert_converged(cli, tenant_kubeconfig, load)  # the other tenant kept syncing
-        assert _synced(cli)["status"] == "True"
-        # ... and healed: the operator wrote the Secret again, the syncer serves victim again
-        _poll(lambda: json.loads(cli.kubectl("get", *secret, "-o", "json"))["data"][
-            naming.KUBECONFIG_SECRET_KEY] != garbage, what="the operator wrote the Secret again", timeout=120)
-        _poll(lambda: (s := _synced(cli, victim))["ready"] == "True" and s.get("status") == "True",
-              what="victim Ready and Synced again", timeout=180)
-
-        pids = control_plane_processes(cli.state_dir.resolve() / "operator", status["clusterKey"])
-        (apiserver,) = pids["kube-apiserver"]
-        os.kill(apiserver, signal.SIGSTOP)  # hangs: connections accepted, nothing answered
-        try:
-            with Load(tenant_kubeconfig, "beside-hung") as load:
-                _poll(lambda: _synced(cli, victim).get("status") == "False", what="victim not Synced while hung",
-                      timeout=120)
-                load.wait_created(15)
-            assert_converged(cli, tenant_kubeconfig, load)
-        finally:
-            os.kill(apiserver, signal.SIGCONT)
-        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced after the thaw", timeout=180)
+        _poll(lambda: _synced(cli, name).get("status") == "True", what="victim Synced")
+        with Load(kubeconfig, "victim-objs") as load:
+            load.wait_created(9)
+        assert_converged(cli, kubeconfig, load, tenant=name)
+        yield Victim(name=name, key=status["clusterKey"], kubeconfig=kubeconfig, load=load,
+                     secret=["secret", ref["name"], "-n", ref["namespace"]])
     finally:
-        cli.run("delete", victim, "--wait", timeout=240)
+        cli.run("delete", name, "--wait", timeout=240)
+
+
+class Victim:
+    """Tenant ``victim``: its name, cluster key, kubeconfig, the objects it has, its kubeconfig Secret."""
+
+    def __init__(self, *, name: str, key: str, kubeconfig: Path, load: Load, secret: list[str]) -> None:
+        self.name = name
+        self.key = key
+        self.kubeconfig = kubeconfig
+        self.load = load
+        self.secret = secret
+
+    def secret_data(self, cli: Cli) -> str:
+        return str(json.loads(cli.kubectl("get", *self.secret, "-o", "json"))["data"][naming.KUBECONFIG_SECRET_KEY])
+
+    def write_secret(self, cli: Cli, data: str) -> None:
+        patch = {"data": {naming.KUBECONFIG_SECRET_KEY: data}}
+        cli.kubectl("patch", *self.secret, "--type=merge", "-p", json.dumps(patch))
+
+
+def test_corrupted_secret_is_repaired_by_the_operator(cli: Cli, tenant_kubeconfig: Path, victim: Victim) -> None:
+    """``victim``'s kubeconfig Secret corrupted: told on ``victim`` and repaired by the operator, and tenant
+    ``faulty``'s objects keep converging meanwhile."""
+    garbage = base64.b64encode(b"apiVersion: v1\nclusters: [oops").decode()
+    victim.write_secret(cli, garbage)
+    with Load(tenant_kubeconfig, "beside-broken") as load:
+        # told on the Tenant (the operator's health loop reads the Secret again within 30 s, the syncer
+        # within 10 s: whichever comes first)
+        _poll(lambda: ("Warning", "KubeconfigUnreadable") in _events(cli, victim.name),
+              what="a KubeconfigUnreadable Event on victim", timeout=120)
+        load.wait_created(15)
+    assert_converged(cli, tenant_kubeconfig, load)  # the other tenant kept syncing
+    assert _synced(cli)["status"] == "True"
+    # ... and healed: the operator wrote the Secret again, the syncer serves victim again
+    _poll(lambda: victim.secret_data(cli) != garbage, what="the operator wrote the Secret again", timeout=120)
+    _poll(lambda: (s := _synced(cli, victim.name))["ready"] == "True" and s.get("status") == "True",
+          what="victim Ready and Synced again", timeout=180)
+    assert_converged(cli, victim.kubeconfig, victim.load, tenant=victim.name)
+
+
+def _syncer_events(cli: Cli, name: str) -> list[tuple[str, str, str]]:
+    """``(type, reason, message)`` of the syncer's Events on Tenant ``name``, oldest first."""
+    items = json.loads(cli.kubectl("get", "events", "-n", "default", "--field-selector",
+                                   f"involvedObject.name={name}", "-o", "json"))["items"]
+    items.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
+    return [(e["type"], e["reason"], e.get("message", "")) for e in items
+            if (e.get("source") or {}).get("component") == "vc-syncer"]
+
+
+def test_syncer_tells_a_corrupted_secret(cli: Cli, tenant_kubeconfig: Path, victim: Victim) -> None:
+    """The syncer's own word on a corrupted kubeconfig Secret: it reads each served tenant's Secret again
+    (every 10 s), tells ``Synced=False KubeconfigUnreadable`` with an Event, keeps serving the others, and
+    serves the tenant again once the Secret is restored.  The operator is paused (SIGSTOP) meanwhile so
+    that its own repair of the Secret cannot come first: this is the syncer's detection alone."""
+    good = victim.secret_data(cli)
+    garbage = base64.b64encode(b"apiVersion: v1\nclusters: [{name: x, cluster: {server: ").decode()
+    before = len(_syncer_events(cli, victim.name))
+    operator = cli.components()["operator"]["pid"]
+    os.kill(operator, signal.SIGSTOP)
+    try:
+        with Load(tenant_kubeconfig, "beside-syncer-told") as load:
+            victim.write_secret(cli, garbage)
+            got = _poll(lambda: (s := _synced(cli, victim.name)).get("reason") == "KubeconfigUnreadable" and s,
+                        what="victim Synced=False KubeconfigUnreadable (the syncer's)", timeout=90)
+            assert got["status"] == "False"
+            assert "not a usable kubeconfig" in got["message"]
+            assert got["sync"]["reachable"] is False
+            told = _syncer_events(cli, victim.name)[before:]
+            assert ("Warning", "KubeconfigUnreadable") in [(t, r) for t, r, _ in told], told
+            load.wait_created(load.created + 10)  # the other tenant keeps creating while victim is broken
+            victim.write_secret(cli, good)
+    finally:
+        os.kill(operator, signal.SIGCONT)
+    assert_converged(cli, tenant_kubeconfig, load)
+    _poll(lambda: _synced(cli, victim.name).get("status") == "True", what="victim Synced after the restore",
+          timeout=120)
+    assert ("Normal", "Synced") in [(t, r) for t, r, _ in _syncer_events(cli, victim.name)[before:]]
+    assert_converged(cli, victim.kubeconfig, victim.load, tenant=victim.name)
+
+
+def test_hung_tenant_apiserver_wedges_nothing(cli: Cli, tenant_kubeconfig: Path, victim: Victim) -> None:
+    """``victim``'s kube-apiserver SIGSTOPped while ``faulty`` creates pods: every pod of ``faulty`` is
+    synced meanwhile, ``victim`` reads ``Synced=False`` with the reason, and after SIGCONT ``victim``'s
+    objects converge again -- a super copy deleted during the hang is made again, one copy each."""
+    pids = control_plane_processes(cli.state_dir.resolve() / "operator", victim.key)
+    (apiserver,) = pids["kube-apiserver"]
+    p_ns = naming.super_namespace(victim.key, victim.load.ns)
+    lost = "cm-0001"
+    os.kill(apiserver, signal.SIGSTOP)  # hangs: connections accepted, nothing answered
+    try:
+        with Load(tenant_kubeconfig, "beside-hung") as load:
+            got = _poll(lambda: (s := _synced(cli, victim.name)).get("status") == "False" and s,
+                        what="victim not Synced while hung", timeout=120)
+            # the operator's health loop says the apiserver does not answer (Ready=False), and the
+            # syncer stops serving it and says why; or the syncer's informers say it first
+            assert got["reason"] in ("NotServed", "TenantUnreachable"), got
+            if got["reason"] == "NotServed":
+                assert "ApiserverUnreachable" in got["message"], got
+            # the super side of victim changes meanwhile: a copy is lost
+            cli.kubectl("delete", "configmap", lost, "-n", p_ns, "--wait=true")
+            load.wait_created(15)
+        assert_converged(cli, tenant_kubeconfig, load)  # the other tenant's pods all synced, during the hang
+    finally:
+        os.kill(apiserver, signal.SIGCONT)
+    _poll(lambda: _synced(cli, victim.name).get("status") == "True", what="victim Synced after the thaw", timeout=180)
+    assert_converged(cli, victim.kubeconfig, victim.load, tenant=victim.name)  # the lost copy is back, one each
+    assert [o["metadata"]["name"] for o in _copies(cli, "configmaps", p_ns, victim.load.ns)].count(lost) == 1
+
+
+class GarbageApiserver:
+    """A loopback HTTP listener that answers like a broken tenant apiserver: ``200`` with a body that is
+    not JSON, JSON cut short, or a body that never ends, in turn, for every API request.  Its health
+    endpoints (``/readyz``, ``/livez``, ``/healthz``) answer ``ok``: a broken remote that still looks
+    alive (a misbehaving proxy in front of the apiserver), so only the syncer can tell.  Fault
+    injection of a broken remote, not an imitation of a component under test."""
+
+    MODES = ("not-json", "truncated", "endless")
+
+    def __init__(self) -> None:
+        import http.server
+
+        outer = self
+        self.seen: dict[str, int] = dict.fromkeys(self.MODES, 0)
+        self.stopping = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path.startswith(("/readyz", "/livez", "/healthz")):
+                    self._send(b"ok", "text/plain")
+                    return
+                mode = outer.MODES[sum(outer.seen.values()) % len(outer.MODES)]
+                outer.seen[mode] += 1
+                if mode == "not-json":
+                    self._send(b"<html><body>502 Bad Gateway, but said as 200</body></html>", "application/json")
+                elif mode == "truncated":
+                    self._send(b'{"kind":"List","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[{"me',
+                               "application/json")
+                else:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    try:
+                        self.wfile.write(b"1\r\n{\r\n")
+                        while not outer.stopping.wait(0.2):
+                            self.wfile.write(b"1\r\n \r\n")
+                            self.wfile.flush()
+                    except OSError:
+                        pass  # the client gave up
+                    self.close_connection = True
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+            def _send(self, body: bytes, ctype: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> GarbageApiserver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pointed_at(kubeconfig_b64: str, server: str) -> str:
+    """The kubeconfig (base64, as in the Secret) with every cluster's server replaced by ``server``."""
+    import yaml
+
+    doc = yaml.safe_load(base64.b64decode(kubeconfig_b64))
+    for cluster in doc["clusters"]:
+        cluster["cluster"]["server"] = server
+    return base64.b64encode(yaml.safe_dump(doc).encode()).decode()
+
+
+def _syncer_metrics(cli: Cli) -> str:
+    records = json.loads((cli.state_dir / "embedded.json").read_text())["components"]
+    url = str(records["syncer"]["health_url"]).rsplit("/", 1)[0] + "/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def test_garbage_tenant_apiserver_wedges_nothing(cli: Cli, tenant_kubeconfig: Path, victim: Victim) -> None:
+    """``victim``'s kubeconfig Secret points at a listener answering garbage: the syncer says so
+    (``Synced=False TenantUnreachable``, ``vc_remote_up 0``), does not crash, keeps serving ``faulty``, and
+    serves ``victim`` again once the Secret is restored."""
+    good = victim.secret_data(cli)
+    syncer = cli.components()["syncer"]
+    with GarbageApiserver() as garbage:
+        victim.write_secret(cli, _pointed_at(good, f"http://127.0.0.1:{garbage.port}"))
+        try:
+            with Load(tenant_kubeconfig, "beside-garbage") as load:
+                got = _poll(lambda: (s := _synced(cli, victim.name)).get("reason") == "TenantUnreachable" and s,
+                            what="victim Synced=False TenantUnreachable", timeout=120)
+                assert got["status"] == "False"
+                assert got["sync"]["reachable"] is False
+                _poll(lambda: all(garbage.seen[m] > 0 for m in garbage.MODES),
+                      what="the syncer met every kind of garbage", timeout=120)
+                down = [line for line in _syncer_metrics(cli).splitlines()
+                        if line.startswith(f'vc_remote_up{{component="informer",target="{victim.key}/')]
+                assert down, "vc_remote_up of victim's informers"
+                assert all(line.endswith(" 0.0") for line in down), down
+                load.wait_created(load.created + 15)
+            assert_converged(cli, tenant_kubeconfig, load)  # the other tenant, while victim answers garbage
+        finally:
+            victim.write_secret(cli, good)
+    assert cli.components()["syncer"]["pid"] == syncer["pid"]  # no crash, no restart
+    _poll(lambda: _synced(cli, victim.name).get("status") == "True", what="victim Synced after the restore",
+          timeout=120)
+    assert_converged(cli, victim.kubeconfig, victim.load, tenant=victim.name)
