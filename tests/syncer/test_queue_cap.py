@@ -35,9 +35,9 @@ def test_the_first_tenant_below_its_cap_takes_the_turn_skipping_every_capped_one
 
 
 def test_two_capped_tenants_are_skipped_to_reach_the_third() -> None:
-    q = filled(1, {"a": 3, "b": 3, "c": 1}, weights={"a": 5})
+    q = filled(1, {"a": 3, "b": 3, "c": 1}, weights={"a": 5, "b": 5})
     assert take(q) == k("a", "a1")  # a's credit (5) would keep the turn, but it is at its cap
-    assert take(q) == k("b", "b1")
+    assert take(q) == k("b", "b1")  # b's credit too
     assert take(q) == k("c", "c1")  # a and b at their cap: c, two places on
     assert take(q) is None
 
@@ -50,6 +50,21 @@ def test_after_every_tenant_was_capped_the_ring_starts_where_it_stood() -> None:
     for key in firsts:
         q.done(key)
     assert [take(q), take(q), take(q)] == [k("a", "a2"), k("b", "b2"), k("c", "c2")]
+
+
+def test_a_capped_tenants_turn_passes_with_the_next_tenants_own_credit() -> None:
+    q = filled(1, {"a": 3, "b": 6}, weights={"a": 5, "b": 3})
+    assert take(q) == k("a", "a1")  # a keeps the turn (credit 4 left) but is at its cap ...
+    assert take(q) == k("b", "b1")  # ... so b takes it, with b's credit: 3
+    q.done(k("a", "a1"))
+    q.done(k("b", "b1"))
+    order = []
+    for _ in range(5):
+        key = take(q)
+        assert key is not None
+        order.append(key.name)
+        q.done(key)
+    assert order == ["b2", "b3", "a2", "a3", "b4"]
 
 
 def test_the_tenant_that_takes_the_turn_gets_its_own_weight_of_turns() -> None:
