@@ -18,8 +18,13 @@ connections to the super apiserver reset by the kernel (``ss -K``), the
 operator SIGKILLed while it provisions a Tenant, the kubelet proxy SIGKILLed
 under a streaming ``kubectl logs -f``.  The syncer's ``Synced`` condition is
 read from the Tenant as a user would (``kubectl get tenant``), and a second
-tenant with broken input (its kubeconfig Secret corrupted, then its
-apiserver hung) is told on its Tenant while the first keeps converging.
+tenant, ``victim``, with objects of its own gets broken input in turn -- its
+kubeconfig Secret corrupted (repaired by the operator; then told by the
+syncer alone, the operator paused), its apiserver hung (SIGSTOP), its
+Secret pointed at a loopback listener that answers garbage
+(``e2e/broken_remote.py``) -- each told on its Tenant while the first
+tenant's objects keep converging, and each healed with ``victim``'s objects
+converged again (one super copy each).
 """
 
 from __future__ import annotations
