@@ -242,7 +242,10 @@ def broken_second_tenant(bed: Embedded, tmp: Path, second: str, rows: list[tuple
     rows.append(("second tenant's Secret corrupted, operator paused", f"{seen:.1f} (syncer: KubeconfigUnreadable)",
                  f"{back:.1f} after the restore (Synced); first tenant's create-to-copy {beside:.2f} s beside it"))
 
-    until(lambda: bed.condition(second, "Ready") == ("True", "Ready") and synced()[0] == "True")
+    # the paused operator may have lost its Lease meanwhile (restarted by the supervisor): the hang below
+    # is noticed by its health loop, so wait until one leads again
+    metrics = bed.health_url("operator").rsplit("/", 1)[0] + "/metrics"
+    until(lambda: leading(metrics) and bed.condition(second, "Ready") == ("True", "Ready") and synced()[0] == "True")
     pids = control_plane_processes(tmp.resolve() / "operator", key2).get("kube-apiserver") or []
     if len(pids) == 1:
         os.kill(pids[0], signal.SIGSTOP)
