@@ -27,7 +27,13 @@ throw-away state folder with one tenant, then, one after the other:
   reads ``KubeconfigUnreadable`` (operator or syncer) and until it is
   Ready and Synced again (the operator writes the Secret again), and the
   first tenant's create → super copy time before and while the second is
-  broken (the others' latency).
+  broken (the others' latency);
+* the same second tenant told by the syncer alone: its Secret corrupted
+  with the operator paused (SIGSTOP, so its repair cannot come first), its
+  kube-apiserver hung, its Secret pointing at a loopback listener that
+  answers garbage (e2e/broken_remote.py) → seconds until its ``Synced``
+  turns False and, after the restore / SIGCONT, True again, and the first
+  tenant's create → super copy time meanwhile.
 
 Run it alone on the machine (it starts a real super cluster) and stop
 nothing by hand meanwhile; it always runs ``down`` at the end::
@@ -55,6 +61,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from e2e.broken_remote import GarbageApiserver, pointed_at  # noqa: E402
 from e2e.operator_fixtures import control_plane_processes  # noqa: E402
 from vcluster import naming  # noqa: E402
 from vcluster.process import ManagedProcess  # noqa: E402
@@ -202,6 +209,66 @@ def super_side_faults(bed: Embedded, tmp: Path, key: str, rows: list[tuple[str, 
     rows.append(("second tenant's kubeconfig Secret corrupted", f"{seen:.1f} (KubeconfigUnreadable)",
                  f"{seen + healed:.1f} (written again, Synced); the first tenant's create-to-copy "
                  f"{baseline:.2f} s before, {beside:.2f} s beside it (medians of 5)"))
+    broken_second_tenant(bed, Path(tmp), second, rows, one_copy)
+
+
+def broken_second_tenant(bed: Embedded, tmp: Path, second: str, rows: list[tuple[str, str, str]],
+                         one_copy: Callable[[], float]) -> None:
+    """The syncer's own word on a broken second tenant: its Secret corrupted with the operator paused,
+    its apiserver hung, its Secret pointing at a listener answering garbage; each with the first
+    tenant's create-to-copy time meanwhile (median of 5)."""
+    status = json.loads(bed.kubectl("get", "tenant", second, "-o", "json"))["status"]
+    ref, key2 = status["kubeconfigSecret"], status["clusterKey"]
+    secret = ["secret", ref["name"], "-n", ref["namespace"]]
+
+    def write(data: str) -> None:
+        bed.kubectl("patch", *secret, "--type=merge", "-p", json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: data}}))
+
+    def synced() -> tuple[str, str]:
+        return bed.condition(second, "Synced")
+
+    until(lambda: synced()[0] == "True" and bed.condition(second, "Ready")[0] == "True")
+    good = json.loads(bed.kubectl("get", *secret, "-o", "json"))["data"][naming.KUBECONFIG_SECRET_KEY]
+    operator = bed.components()["operator"]["pid"]
+    os.kill(operator, signal.SIGSTOP)  # its own repair must not come first: the syncer's check alone
+    try:
+        write(base64.b64encode(b"clusters: [oops").decode())
+        seen = until(lambda: synced() == ("False", "KubeconfigUnreadable"))
+        beside = sorted(one_copy() for _ in range(5))[2]
+        write(good)
+    finally:
+        os.kill(operator, signal.SIGCONT)
+    back = until(lambda: synced()[0] == "True")
+    rows.append(("second tenant's Secret corrupted, operator paused", f"{seen:.1f} (syncer: KubeconfigUnreadable)",
+                 f"{back:.1f} after the restore (Synced); first tenant's create-to-copy {beside:.2f} s beside it"))
+
+    # the paused operator may have lost its Lease meanwhile (restarted by the supervisor): the hang below
+    # is noticed by its health loop, so wait until one leads again
+    metrics = bed.health_url("operator").rsplit("/", 1)[0] + "/metrics"
+    until(lambda: leading(metrics) and bed.condition(second, "Ready") == ("True", "Ready") and synced()[0] == "True")
+    pids = control_plane_processes(tmp.resolve() / "operator", key2).get("kube-apiserver") or []
+    if len(pids) == 1:
+        os.kill(pids[0], signal.SIGSTOP)
+        try:
+            seen = until(lambda: synced()[0] == "False")
+            reason = synced()[1]
+            beside = sorted(one_copy() for _ in range(5))[2]
+        finally:
+            os.kill(pids[0], signal.SIGCONT)
+        back = until(lambda: synced()[0] == "True")
+        rows.append(("second tenant's apiserver hung (SIGSTOP)", f"{seen:.1f} (Synced=False {reason})",
+                     f"{back:.1f} after SIGCONT (Synced); first tenant's create-to-copy {beside:.2f} s beside it"))
+
+    with GarbageApiserver() as garbage:
+        write(pointed_at(good, f"http://127.0.0.1:{garbage.port}"))
+        try:
+            seen = until(lambda: synced() == ("False", "TenantUnreachable"))
+            beside = sorted(one_copy() for _ in range(5))[2]
+        finally:
+            write(good)
+    back = until(lambda: synced()[0] == "True")
+    rows.append(("second tenant's Secret points at a garbage answerer", f"{seen:.1f} (Synced=False TenantUnreachable)",
+                 f"{back:.1f} after the restore (Synced); first tenant's create-to-copy {beside:.2f} s beside it"))
 
 
 def main() -> None:

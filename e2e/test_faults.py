@@ -18,8 +18,13 @@ connections to the super apiserver reset by the kernel (``ss -K``), the
 operator SIGKILLed while it provisions a Tenant, the kubelet proxy SIGKILLed
 under a streaming ``kubectl logs -f``.  The syncer's ``Synced`` condition is
 read from the Tenant as a user would (``kubectl get tenant``), and a second
-tenant with broken input (its kubeconfig Secret corrupted, then its
-apiserver hung) is told on its Tenant while the first keeps converging.
+tenant, ``victim``, with objects of its own gets broken input in turn -- its
+kubeconfig Secret corrupted (repaired by the operator; then told by the
+syncer alone, the operator paused), its apiserver hung (SIGSTOP), its
+Secret pointed at a loopback listener that answers garbage
+(``e2e/broken_remote.py``) -- each told on its Tenant while the first
+tenant's objects keep converging, and each healed with ``victim``'s objects
+converged again (one super copy each).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from e2e.broken_remote import GarbageApiserver, pointed_at
 from e2e.cli_fixtures import Cli
 from e2e.operator_fixtures import control_plane_processes
 from vcluster import naming
@@ -272,11 +279,11 @@ def _copies(cli: Cli, kind: str, p_ns: str, ns: str) -> list[dict[str, Any]]:
     return [o for o in items if not o["metadata"].get("deletionTimestamp")]
 
 
-def assert_converged(cli: Cli, kubeconfig: Path, load: Load) -> tuple[int, int]:
+def assert_converged(cli: Cli, kubeconfig: Path, load: Load, tenant: str = TENANT) -> tuple[int, int]:
     """Every tenant object of the load has exactly one super copy (none missing, orphaned or duplicated),
     and every tenant pod is Running (its status came back up).  Returns (configmaps, pods)."""
     assert not load.errors, load.errors[:3]
-    key = json.loads(cli.kubectl("get", "tenant", TENANT, "-o", "json"))["status"]["clusterKey"]
+    key = json.loads(cli.kubectl("get", "tenant", tenant, "-o", "json"))["status"]["clusterKey"]
     p_ns = naming.super_namespace(key, load.ns)
     last: dict[str, Any] = {}
 
@@ -458,45 +465,173 @@ def test_synced_condition_and_columns(cli: Cli) -> None:
     assert "LAST SYNC" in cli.kubectl("get", "tenant", TENANT, "-o", "wide").splitlines()[0]
 
 
-def test_broken_tenant_wedges_nothing(cli: Cli, tenant_kubeconfig: Path) -> None:
-    """Tenant ``victim``'s kubeconfig Secret is corrupted, then its apiserver hangs: each is told on
-    ``victim`` and heals, and tenant ``faulty``'s objects keep converging meanwhile."""
-    victim = "victim"
-    cli.ok("create", victim, "--wait", "--timeout", "300")
+@pytest.fixture(scope="module")
+def victim(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victim]:
+    """A second tenant, ``victim``, for broken input, with objects of its own (namespace ``victim-objs``)."""
+    name = "victim"
+    cli.ok("create", name, "--wait", "--timeout", "300")
     try:
-        status = json.loads(cli.kubectl("get", "tenant", victim, "-o", "json"))["status"]
+        kubeconfig = tmp_path_factory.mktemp("faults-victim") / "victim.kubeconfig"
+        cli.ok("kubeconfig", name, "-o", str(kubeconfig))
+        status = json.loads(cli.kubectl("get", "tenant", name, "-o", "json"))["status"]
         ref = status["kubeconfigSecret"]
-        secret = ["secret", ref["name"], "-n", ref["namespace"]]
-        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced")
-
-        garbage = base64.b64encode(b"apiVersion: v1\nclusters: [oops").decode()
-        cli.kubectl("patch", *secret, "--type=merge", "-p",
-                    json.dumps({"data": {naming.KUBECONFIG_SECRET_KEY: garbage}}))
-        with Load(tenant_kubeconfig, "beside-broken") as load:
-            # told on the Tenant (the operator's health loop reads the Secret again within 30 s; a
-            # syncer that loads the tenant meanwhile says the same in Synced)
-            _poll(lambda: ("Warning", "KubeconfigUnreadable") in _events(cli, victim),
-                  what="a KubeconfigUnreadable Event on victim", timeout=120)
-            load.wait_created(15)
-        assert_converged(cli, tenant_kubeconfig, load)  # the other tenant kept syncing
-        assert _synced(cli)["status"] == "True"
-        # ... and healed: the operator wrote the Secret again, the syncer serves victim again
-        _poll(lambda: json.loads(cli.kubectl("get", *secret, "-o", "json"))["data"][
-            naming.KUBECONFIG_SECRET_KEY] != garbage, what="the operator wrote the Secret again", timeout=120)
-        _poll(lambda: (s := _synced(cli, victim))["ready"] == "True" and s.get("status") == "True",
-              what="victim Ready and Synced again", timeout=180)
-
-        pids = control_plane_processes(cli.state_dir.resolve() / "operator", status["clusterKey"])
-        (apiserver,) = pids["kube-apiserver"]
-        os.kill(apiserver, signal.SIGSTOP)  # hangs: connections accepted, nothing answered
-        try:
-            with Load(tenant_kubeconfig, "beside-hung") as load:
-                _poll(lambda: _synced(cli, victim).get("status") == "False", what="victim not Synced while hung",
-                      timeout=120)
-                load.wait_created(15)
-            assert_converged(cli, tenant_kubeconfig, load)
-        finally:
-            os.kill(apiserver, signal.SIGCONT)
-        _poll(lambda: _synced(cli, victim).get("status") == "True", what="victim Synced after the thaw", timeout=180)
+        _poll(lambda: _synced(cli, name).get("status") == "True", what="victim Synced")
+        with Load(kubeconfig, "victim-objs") as load:
+            load.wait_created(9)
+        assert_converged(cli, kubeconfig, load, tenant=name)
+        yield Victim(name=name, key=status["clusterKey"], kubeconfig=kubeconfig, load=load,
+                     secret=["secret", ref["name"], "-n", ref["namespace"]])
     finally:
-        cli.run("delete", victim, "--wait", timeout=240)
+        cli.run("delete", name, "--wait", timeout=240)
+
+
+class Victim:
+    """Tenant ``victim``: its name, cluster key, kubeconfig, the objects it has, its kubeconfig Secret."""
+
+    def __init__(self, *, name: str, key: str, kubeconfig: Path, load: Load, secret: list[str]) -> None:
+        self.name = name
+        self.key = key
+        self.kubeconfig = kubeconfig
+        self.load = load
+        self.secret = secret
+
+    def secret_data(self, cli: Cli) -> str:
+        return str(json.loads(cli.kubectl("get", *self.secret, "-o", "json"))["data"][naming.KUBECONFIG_SECRET_KEY])
+
+    def write_secret(self, cli: Cli, data: str) -> None:
+        patch = {"data": {naming.KUBECONFIG_SECRET_KEY: data}}
+        cli.kubectl("patch", *self.secret, "--type=merge", "-p", json.dumps(patch))
+
+
+def test_corrupted_secret_is_repaired_by_the_operator(cli: Cli, tenant_kubeconfig: Path, victim: Victim) -> None:
+    """``victim``'s kubeconfig Secret corrupted: told on ``victim`` and repaired by the operator, and tenant
+    ``faulty``'s objects keep converging meanwhile."""
+    garbage = base64.b64encode(b"apiVersion: v1\nclusters: [oops").decode()
+    victim.write_secret(cli, garbage)
+    with Load(tenant_kubeconfig, "beside-broken") as load:
+        # told on the Tenant (the operator's health loop reads the Secret again within 30 s, the syncer
+        # within 10 s: whichever comes first)
+        _poll(lambda: ("Warning", "KubeconfigUnreadable") in _events(cli, victim.name),
+              what="a KubeconfigUnreadable Event on victim", timeout=120)
+        load.wait_created(15)
+    assert_converged(cli, tenant_kubeconfig, load)  # the other tenant kept syncing
+    assert _synced(cli)["status"] == "True"
+    # ... and healed: the operator wrote the Secret again, the syncer serves victim again
+    _poll(lambda: victim.secret_data(cli) != garbage, what="the operator wrote the Secret again", timeout=120)
+    _poll(lambda: (s := _synced(cli, victim.name))["ready"] == "True" and s.get("status") == "True",
+          what="victim Ready and Synced again", timeout=180)
+    assert_converged(cli, victim.kubeconfig, victim.load, tenant=victim.name)
+
+
+def _syncer_events(cli: Cli, name: str) -> list[tuple[str, str, str]]:
+    """``(type, reason, message)`` of the syncer's Events on Tenant ``name``, oldest first."""
+    items = json.loads(cli.kubectl("get", "events", "-n", "default", "--field-selector",
+                                   f"involvedObject.name={name}", "-o", "json"))["items"]
+    items.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
+    return [(e["type"], e["reason"], e.get("message", "")) for e in items
+            if (e.get("source") or {}).get("component") == "vc-syncer"]
+
+
+def test_syncer_tells_a_corrupted_secret(cli: Cli, tenant_kubeconfig: Path, victim: Victim) -> None:
+    """The syncer's own word on a corrupted kubeconfig Secret: it reads each served tenant's Secret again
+    (every 10 s), tells ``Synced=False KubeconfigUnreadable`` with an Event, keeps serving the others, and
+    serves the tenant again once the Secret is restored.  The operator is paused (SIGSTOP) meanwhile so
+    that its own repair of the Secret cannot come first: this is the syncer's detection alone."""
+    good = victim.secret_data(cli)
+    garbage = base64.b64encode(b"apiVersion: v1\nclusters: [{name: x, cluster: {server: ").decode()
+    before = len(_syncer_events(cli, victim.name))
+    operator = cli.components()["operator"]["pid"]
+    os.kill(operator, signal.SIGSTOP)
+    try:
+        with Load(tenant_kubeconfig, "beside-syncer-told") as load:
+            victim.write_secret(cli, garbage)
+            got = _poll(lambda: (s := _synced(cli, victim.name)).get("reason") == "KubeconfigUnreadable" and s,
+                        what="victim Synced=False KubeconfigUnreadable (the syncer's)", timeout=90)
+            assert got["status"] == "False"
+            assert "not a usable kubeconfig" in got["message"]
+            assert got["sync"]["reachable"] is False
+            told = _syncer_events(cli, victim.name)[before:]
+            assert ("Warning", "KubeconfigUnreadable") in [(t, r) for t, r, _ in told], told
+            load.wait_created(load.created + 10)  # the other tenant keeps creating while victim is broken
+            victim.write_secret(cli, good)
+    finally:
+        os.kill(operator, signal.SIGCONT)
+    assert_converged(cli, tenant_kubeconfig, load)
+    _poll(lambda: _synced(cli, victim.name).get("status") == "True", what="victim Synced after the restore",
+          timeout=120)
+    assert ("Normal", "Synced") in [(t, r) for t, r, _ in _syncer_events(cli, victim.name)[before:]]
+    assert_converged(cli, victim.kubeconfig, victim.load, tenant=victim.name)
+
+
+def test_hung_tenant_apiserver_wedges_nothing(cli: Cli, tenant_kubeconfig: Path, victim: Victim) -> None:
+    """``victim``'s kube-apiserver SIGSTOPped while ``faulty`` creates pods: every pod of ``faulty`` is
+    synced meanwhile, ``victim`` reads ``Synced=False`` with the reason, and after SIGCONT ``victim``'s
+    objects converge again -- a super copy deleted during the hang is made again, one copy each."""
+    pids = control_plane_processes(cli.state_dir.resolve() / "operator", victim.key)
+    (apiserver,) = pids["kube-apiserver"]
+    p_ns = naming.super_namespace(victim.key, victim.load.ns)
+    lost = "cm-0001"
+    os.kill(apiserver, signal.SIGSTOP)  # hangs: connections accepted, nothing answered
+    try:
+        with Load(tenant_kubeconfig, "beside-hung") as load:
+            got = _poll(lambda: (s := _synced(cli, victim.name)).get("status") == "False" and s,
+                        what="victim not Synced while hung", timeout=120)
+            # the operator's health loop says the apiserver does not answer (Ready=False), and the
+            # syncer stops serving it and says why; or the syncer's informers say it first
+            assert got["reason"] in ("NotServed", "TenantUnreachable"), got
+            if got["reason"] == "NotServed":
+                assert "ApiserverUnreachable" in got["message"], got
+            # the super side of victim changes meanwhile: a copy is lost
+            cli.kubectl("delete", "configmap", lost, "-n", p_ns, "--wait=true")
+            load.wait_created(15)
+        assert_converged(cli, tenant_kubeconfig, load)  # the other tenant's pods all synced, during the hang
+    finally:
+        os.kill(apiserver, signal.SIGCONT)
+    _poll(lambda: _synced(cli, victim.name).get("status") == "True", what="victim Synced after the thaw", timeout=180)
+    assert_converged(cli, victim.kubeconfig, victim.load, tenant=victim.name)  # the lost copy is back, one each
+    assert [o["metadata"]["name"] for o in _copies(cli, "configmaps", p_ns, victim.load.ns)].count(lost) == 1
+
+
+def _syncer_metrics(cli: Cli) -> str:
+    records = json.loads((cli.state_dir / "embedded.json").read_text())["components"]
+    url = str(records["syncer"]["health_url"]).rsplit("/", 1)[0] + "/metrics"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def test_garbage_tenant_apiserver_wedges_nothing(cli: Cli, tenant_kubeconfig: Path, victim: Victim) -> None:
+    """``victim``'s kubeconfig Secret points at a listener answering garbage: the syncer says so
+    (``Synced=False TenantUnreachable``, ``vc_remote_up 0``), does not crash, keeps serving ``faulty``, and
+    serves ``victim`` again once the Secret is restored."""
+    good = victim.secret_data(cli)
+    syncer = cli.components()["syncer"]
+
+    def remote_up() -> list[str]:
+        return [line for line in _syncer_metrics(cli).splitlines()
+                if line.startswith(f'vc_remote_up{{component="informer",target="{victim.key}/')]
+
+    with GarbageApiserver() as garbage:
+        victim.write_secret(cli, pointed_at(good, f"http://127.0.0.1:{garbage.port}"))
+        try:
+            got = _poll(lambda: (s := _synced(cli, victim.name)).get("reason") == "TenantUnreachable" and s,
+                        what="victim Synced=False TenantUnreachable", timeout=120)
+            assert got["status"] == "False"
+            assert got["sync"]["reachable"] is False
+            _poll(lambda: all(garbage.seen[m] > 0 for m in garbage.MODES),
+                  what="the syncer met every kind of garbage", timeout=120)
+            # every informer of victim says its remote is down: one whose list meets the endless body
+            # says so when the request times out (30 s); until then it has no verdict and its gauge
+            # reads as set at its start (1)
+            assert remote_up(), "vc_remote_up of victim's informers"
+            _poll(lambda: all(line.endswith(" 0.0") for line in remote_up()),
+                  what="vc_remote_up 0 for every informer of victim", timeout=120)
+            with Load(tenant_kubeconfig, "beside-garbage") as load:
+                load.wait_created(15)
+            assert_converged(cli, tenant_kubeconfig, load)  # the other tenant, while victim answers garbage
+            assert _synced(cli, victim.name)["reason"] == "TenantUnreachable"  # still told
+        finally:
+            victim.write_secret(cli, good)
+    assert cli.components()["syncer"]["pid"] == syncer["pid"]  # no crash, no restart
+    _poll(lambda: _synced(cli, victim.name).get("status") == "True", what="victim Synced after the restore",
+          timeout=120)
+    assert_converged(cli, victim.kubeconfig, victim.load, tenant=victim.name)

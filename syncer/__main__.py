@@ -50,8 +50,10 @@ async def _run(args: argparse.Namespace, settings: SyncerSettings) -> int:
         registry = CollectorRegistry()
         metrics = Metrics(registry=registry)
         nodes = default_node_provider(super_api, registry=registry)
-        syncer = Syncer(super_api, CrdTenantSource(super_api, watch_timeout=settings.watch_timeout),
-                        settings=settings, nodes=nodes, metrics=metrics)
+        source = CrdTenantSource(super_api, watch_timeout=settings.watch_timeout,
+                                 secret_recheck=settings.secret_recheck,
+                                 retry_after=settings.secret_recheck or 30.0)
+        syncer = Syncer(super_api, source, settings=settings, nodes=nodes, metrics=metrics)
         # Every served tenant has a series (0 when idle), not only those with keys queued right now.
         metrics.depths = lambda: {**dict.fromkeys(syncer.tenants, 0), **syncer.queue.depths()}
         elector = None

@@ -67,6 +67,10 @@ class SyncerSettings:
     token_refresh_at: float = 0.5
     #: Seconds between two scans for token Secrets due for renewal.
     token_refresh_period: float = 30.0
+    #: Seconds between two reads of each served tenant's kubeconfig Secret (an edited Secret is served
+    #: again, an unusable one is told as ``Synced=False KubeconfigUnreadable``), and until a tenant whose
+    #: Secret was unusable is looked at again; 0 turns the reads of served tenants off.
+    secret_recheck: float = 10.0
     #: Seconds between two writes of each Tenant's ``status.quota.used`` (only when it changed); 0: never.
     quota_status_period: float = 5.0
     #: Run leader election (a Lease in vc-system) so two replicas can run.
@@ -104,6 +108,7 @@ class SyncerSettings:
             token_expiration=env_int("VC_SYNCER_TOKEN_EXPIRATION", 3600, minimum=600, env=env),
             token_refresh_at=_fraction("VC_SYNCER_TOKEN_REFRESH_AT", 0.5, env),
             token_refresh_period=env_float("VC_SYNCER_TOKEN_REFRESH_PERIOD", 30.0, minimum=0.1, env=env),
+            secret_recheck=env_float("VC_SYNCER_SECRET_RECHECK", 10.0, minimum=0.0, env=env),
             quota_status_period=env_float("VC_SYNCER_QUOTA_STATUS_PERIOD", 5.0, minimum=0.0, env=env),
             leader_election=env_bool("VC_SYNCER_LEADER_ELECTION", False, env=env),
             identity=env_str("VC_SYNCER_IDENTITY", "", env=env),

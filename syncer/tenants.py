@@ -105,6 +105,8 @@ class TenantDown:
 TenantChange = TenantUp | TenantDown
 #: Queued by the source itself: look at this Tenant again (its kubeconfig was unusable).
 RETRY = "RETRY"
+#: Queued by the source itself: read a served Tenant's kubeconfig Secret again (it may have been edited).
+RECHECK = "RECHECK"
 
 
 class TenantSource(Protocol):
@@ -183,7 +185,7 @@ class CrdTenantSource:
     """Tenants from ``Tenant`` objects of the super cluster (the production source)."""
 
     def __init__(self, super_api: ApiClient, *, watch_timeout: int = 300, retry_after: float = 30.0,
-                 status: TenantStatusWriter | None = None) -> None:
+                 secret_recheck: float = 10.0, status: TenantStatusWriter | None = None) -> None:
         self._api = super_api
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._informer = Informer(
@@ -197,31 +199,59 @@ class CrdTenantSource:
         #: may be repaired without the Tenant changing).
         self.retry_after = retry_after
         self._retries: dict[str, asyncio.TimerHandle] = {}
+        #: Seconds between two reads of each served tenant's kubeconfig Secret (0: never): a Secret edited
+        #: under a served tenant (corrupted, or naming another server) changes nothing on the Tenant, so
+        #: only reading it again tells.
+        self.secret_recheck = secret_recheck
+        #: The kubeconfig each served tenant is served with (Tenant name → text).
+        self._kubeconfigs: dict[str, str] = {}
 
     def _on_event(self, kind: str, obj: dict[str, Any]) -> None:
         self._queue.put_nowait((kind, obj))
 
     async def changes(self) -> AsyncIterator[TenantChange]:
         task = asyncio.create_task(self._informer.run(), name="tenant-informer")
+        tasks = [task]
+        if self.secret_recheck > 0:
+            tasks.append(asyncio.create_task(self._recheck_loop(), name="tenant-secret-recheck"))
         try:
             while True:
                 kind, obj = await self._queue.get()
-                if kind == RETRY:  # look again at the Tenant as it is now (it may be gone)
-                    self._retries.pop(str((obj.get("metadata") or {}).get("name")), None)
+                force = kind == RECHECK
+                if kind in (RETRY, RECHECK):  # look again at the Tenant as it is now (it may be gone)
+                    if kind == RETRY:
+                        self._retries.pop(str((obj.get("metadata") or {}).get("name")), None)
                     current = self._informer.get("", str((obj.get("metadata") or {}).get("name")))
                     if current is None or current["metadata"].get("uid") != obj["metadata"].get("uid"):
                         continue
                     kind, obj = "MODIFIED", current
-                change = await self._evaluate(kind, obj)
+                change = await self._evaluate(kind, obj, force=force)
                 if change is not None:
                     yield change
         finally:
             for handle in self._retries.values():
                 handle.cancel()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _evaluate(self, kind: str, tenant: dict[str, Any]) -> TenantChange | None:
+    def recheck_served(self) -> int:
+        """Queue a read of every served tenant's kubeconfig Secret; how many were queued."""
+        names = list(self._served)
+        for name in names:
+            current = self._informer.get("", name)
+            if current is not None:
+                self._queue.put_nowait((RECHECK, current))
+        return len(names)
+
+    async def _recheck_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.secret_recheck)
+            self.recheck_served()
+
+    async def _evaluate(self, kind: str, tenant: dict[str, Any], *, force: bool = False) -> TenantChange | None:
+        """What a Tenant event means for the engine; ``force``: read the kubeconfig Secret again even if
+        the Tenant did not change (a :data:`RECHECK`)."""
         meta = tenant.get("metadata") or {}
         name = str(meta.get("name") or "")
         served = self._served.get(name)
@@ -229,6 +259,7 @@ class CrdTenantSource:
         if not ok:
             if served is not None:
                 del self._served[name]
+                self._kubeconfigs.pop(name, None)
                 if kind != DELETED:
                     await self._status.report(name, SyncState(problem=(NOT_SERVED, f"not synced: {why}")))
                 return TenantDown(served[0], why)
@@ -241,7 +272,7 @@ class CrdTenantSource:
         in_force = ((raw_status.get("quota") or {}).get("hard"), raw_status.get("limitRange"),
                     _dns_endpoint(raw_status))
         fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}/{status.dns_cluster_ip}/{in_force}"
-        if served is not None and served[1] == fingerprint:
+        if served is not None and served[1] == fingerprint and not force:
             return None
         info = await self._load(tenant, key, status)
         if isinstance(info, str):
@@ -252,14 +283,22 @@ class CrdTenantSource:
                 self.retry_after, self._queue.put_nowait, (RETRY, tenant))
             if served is not None:
                 del self._served[name]
+                self._kubeconfigs.pop(name, None)
                 return TenantDown(served[0], "kubeconfig unreadable")
             return None
+        if force and served is not None and served[1] == fingerprint and self._kubeconfigs.get(name) == \
+                info.kubeconfig:
+            return None  # the Secret read again says what is served
+        if force and served is not None:
+            log.info("tenants.kubeconfig_changed", tenant=name)
         if served is not None and served[0] != key:
             # The key changed (a recreated Tenant): stop the old incarnation first.
             self._queue.put_nowait(("MODIFIED", tenant))
             del self._served[name]
+            self._kubeconfigs.pop(name, None)
             return TenantDown(served[0], "cluster key changed")
         self._served[name] = (key, fingerprint)
+        self._kubeconfigs[name] = info.kubeconfig
         return TenantUp(info)
 
     async def _load(self, tenant: dict[str, Any], key: str, status: TenantStatus) -> TenantInfo | str:

@@ -126,6 +126,39 @@ def test_error_state_ignores_the_message() -> None:
     assert error_state(OSError("reset")) == "OSError"
 
 
+def test_error_state_names_type_code_and_reason() -> None:
+    assert error_state(forbidden()) == "ApiError:403:Forbidden"
+    assert error_state(ApiError(500, "", "no reason given")) == "ApiError:500"  # empty parts left out
+    assert error_state(KeyError("spec")) == "KeyError"
+
+
+FIELDS = {"tenant": "acme", "kind": "Pod", "direction": DOWN, "key": "shop/web"}
+
+
+def test_each_line_says_which_key_what_and_when_again() -> None:
+    """The fields of every line, exactly: an operator greps them (which tenant, kind, key; the error;
+    the retry's delay in ms precision)."""
+    retries, rec, clock = make()
+    err = forbidden()
+    retries.failed(KEY, err, failures=1, retry_in=0.12345)
+    for n in range(2, 6):
+        retries.failed(KEY, err, failures=n, retry_in=1.23456)
+    clock.now += 2.34567
+    retries.succeeded(KEY)
+    common = {**FIELDS, "error": str(err)}
+    assert rec.lines[0] == ("debug", "sync.retry", {**common, "failures": 1, "retry_in": 0.123})
+    assert rec.lines[4] == ("warning", "sync.failing", {**common, "failures": 5, "retry_in": 1.235,
+                                                          "changed": False})
+    assert rec.lines[5] == ("info", "sync.recovered", {**FIELDS, "failed_for": 2.346})
+    boom = KeyError("spec")
+    retries.failed(OTHER, boom, failures=1, retry_in=0.5, unexpected=True)
+    retries.failed(OTHER, ValueError("x"), failures=2, retry_in=0.5, unexpected=True)
+    assert rec.lines[6] == ("error", "sync.failing", {
+        "tenant": "beta", "kind": "ConfigMap", "direction": DOWN, "key": "ns/cfg", "error": str(boom),
+        "failures": 1, "retry_in": 0.5, "changed": False, "exc_info": boom})
+    assert rec.lines[7][2]["changed"] is True  # the second, a new kind of error: said as a change
+
+
 # ---- the workers (engine) with a key the super cluster refuses forever ------------------------------------
 
 

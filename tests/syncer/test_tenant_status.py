@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import pytest
@@ -214,3 +216,64 @@ async def test_source_says_why_a_served_tenant_is_dropped() -> None:
     assert "ApiserverUnreachable" in synced["message"]
 
 
+
+
+def _edit(server: FakeServer, secret: dict[str, Any]) -> None:
+    server.replace(resources.SECRETS, secret, namespace=None, subresource=None)
+
+
+async def _next(changes: Any) -> Any:
+    return await asyncio.wait_for(anext(changes), timeout=5)
+
+
+async def test_source_reads_a_served_tenants_secret_again() -> None:
+    """A Secret edited under a served tenant changes nothing on the Tenant: only reading it again
+    tells.  Corrupted → told (``KubeconfigUnreadable``) and dropped; restored → served again; naming
+    another server → served with it (the engine replaces the tenant's clients)."""
+    server = _super((resources.TENANTS, tenant()),
+                    (resources.SECRETS, _secret("acme-abc123", {"kubeconfig": _b64(KUBECONFIG)})))
+    source = CrdTenantSource(cast(ApiClient, server.api()), secret_recheck=0.05, retry_after=0.05)
+    changes = cast(AsyncGenerator[Any, None], source.changes())
+    try:
+        up = await _next(changes)
+        assert isinstance(up, TenantUp)
+        assert up.info.kubeconfig == KUBECONFIG
+        # unchanged Secret, read again and again: nothing to say
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(anext_task := asyncio.ensure_future(anext(changes))), 0.3)
+        _edit(server, _secret("acme-abc123", {"kubeconfig": _b64("clusters: [oops")}))
+        down = await asyncio.wait_for(anext_task, timeout=5)
+        assert isinstance(down, TenantDown)
+        assert (down.key, down.reason) == ("acme-abc123", "kubeconfig unreadable")
+        synced = _conditions(server, "acme")[SYNCED_CONDITION]
+        assert (synced["status"], synced["reason"]) == ("False", KUBECONFIG_UNREADABLE)
+        assert _events(server) == [("acme", "Warning", KUBECONFIG_UNREADABLE)]
+        _edit(server, _secret("acme-abc123", {"kubeconfig": _b64(KUBECONFIG)}))
+        again = await _next(changes)
+        assert isinstance(again, TenantUp)
+        assert again.info.kubeconfig == KUBECONFIG
+        elsewhere = KUBECONFIG.replace("127.0.0.1:6443", "127.0.0.1:7443")
+        _edit(server, _secret("acme-abc123", {"kubeconfig": _b64(elsewhere)}))
+        moved = await _next(changes)
+        assert isinstance(moved, TenantUp)
+        assert moved.info.kubeconfig == elsewhere
+    finally:
+        await changes.aclose()
+
+
+async def test_source_reads_secrets_again_only_when_asked() -> None:
+    server = _super((resources.TENANTS, tenant()),
+                    (resources.SECRETS, _secret("acme-abc123", {"kubeconfig": _b64(KUBECONFIG)})))
+    source = CrdTenantSource(cast(ApiClient, server.api()), secret_recheck=0, retry_after=3600)
+    changes = cast(AsyncGenerator[Any, None], source.changes())
+    try:
+        assert isinstance(await _next(changes), TenantUp)
+        _edit(server, _secret("acme-abc123", {"kubeconfig": _b64("clusters: [oops")}))
+        pending = asyncio.ensure_future(anext(changes))
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # 0: no reads of served tenants' Secrets
+        assert source.recheck_served() == 1
+        down = await asyncio.wait_for(pending, timeout=5)
+        assert isinstance(down, TenantDown)
+    finally:
+        await changes.aclose()
