@@ -619,9 +619,8 @@ def test_garbage_tenant_apiserver_wedges_nothing(cli: Cli, tenant_kubeconfig: Pa
             assert got["sync"]["reachable"] is False
             _poll(lambda: all(garbage.seen[m] > 0 for m in garbage.MODES),
                   what="the syncer met every kind of garbage", timeout=120)
-            # every informer of victim says its remote is down: one whose list meets the endless body
-            # says so when the request times out (30 s); until then it has no verdict and its gauge
-            # reads as set at its start (1)
+            # every informer of victim that has a verdict says its remote is down: one whose list meets
+            # the endless body says so when the request times out (30 s); until then it has no sample
             assert remote_up(), "vc_remote_up of victim's informers"
             _poll(lambda: all(line.endswith(" 0.0") for line in remote_up()),
                   what="vc_remote_up 0 for every informer of victim", timeout=120)

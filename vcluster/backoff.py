@@ -132,8 +132,9 @@ class Outage:
         #: Clock time of the first failure of the current outage (``None`` while up).
         self.down_since: float | None = None
         self._last_line = 0.0
-        if metrics is not None:
-            metrics.set_up(component, target, True)
+        #: Whether ``vc_remote_up`` has a value: not before the first attempt ended (an attempt that
+        #: hangs, e.g. on a body that never ends, must not read as up meanwhile).
+        self._reported = False
 
     @property
     def down(self) -> bool:
@@ -152,6 +153,7 @@ class Outage:
             self.logger.warning(f"{self.event}.down", error=str(error), retry_in=round(delay, 2))
             if self.metrics is not None:
                 self.metrics.set_up(self.component, self.target, False)
+                self._reported = True
         elif now - self._last_line >= self.remind_every:
             self._last_line = now
             self.logger.warning(f"{self.event}.still_down", error=str(error), down_for=round(now - self.down_since, 1),
@@ -163,8 +165,9 @@ class Outage:
         if self.down_since is not None:
             self.logger.info(f"{self.event}.back", down_for=round(self.clock() - self.down_since, 1),
                              attempts=self.failures)
-            if self.metrics is not None:
-                self.metrics.set_up(self.component, self.target, True)
+        if self.metrics is not None and (self.down_since is not None or not self._reported):
+            self.metrics.set_up(self.component, self.target, True)
+            self._reported = True
         self.failures = 0
         self.down_since = None
 

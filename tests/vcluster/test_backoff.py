@@ -104,6 +104,8 @@ def test_metrics_follow_the_state() -> None:
     clock = FakeClock()
     outage = _outage(clock, metrics)
     labels = {"component": "informer", "target": "a/pods"}
+    assert registry.get_sample_value("vc_remote_up", labels) is None, "no value before the first attempt ended"
+    outage.succeeded()
     assert registry.get_sample_value("vc_remote_up", labels) == 1.0
     outage.failed("x")
     outage.failed("x")
@@ -113,3 +115,11 @@ def test_metrics_follow_the_state() -> None:
     assert registry.get_sample_value("vc_remote_up", labels) == 1.0
     outage.forget()
     assert registry.get_sample_value("vc_remote_up", labels) is None
+
+
+def test_a_first_attempt_that_fails_reads_down_never_up() -> None:
+    registry = CollectorRegistry()
+    outage = _outage(FakeClock(), RemoteMetrics(registry))
+    labels = {"component": "informer", "target": "a/pods"}
+    outage.failed("x")
+    assert registry.get_sample_value("vc_remote_up", labels) == 0.0
