@@ -27,7 +27,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import workdir  # noqa: E402
 from bench_syncer import _TICK, _cmdline, free_port, load, super_cluster  # noqa: E402
 
 from e2e.operator_fixtures import create_tenant, running_operator  # noqa: E402
@@ -55,10 +55,33 @@ LEAN_CONTROLLERS = ",".join([
     "-resourceclaim-controller", "-device-taint-eviction-controller", "-storage-version-migrator-controller",
     "-storageversion-garbage-collector-controller",
 ])
+#: The controller-manager's client to its apiserver without client-side throttling at start-up: with
+#: ``--use-service-account-credentials`` every controller first gets its ServiceAccount and a token
+#: (two to three requests each, ~40 controllers) through one client limited to 20 requests/s, burst 30.
+FAST_CM = {"kube-api-qps": "200", "kube-api-burst": "400"}
+#: etcd of one member: raft ticks every 500 ms instead of 100 ms (no peer to send heartbeats to).
+LEAN_ETCD = {"heartbeat-interval": "500", "election-timeout": "5000"}
+
+
+def _variant(*, apiserver: dict[str, str] | None = None, cm: dict[str, str] | None = None,
+             etcd: dict[str, str] | None = None) -> dict[str, Any]:
+    extra = {"apiserver": apiserver or {}, "controllerManager": cm or {}, "etcd": etcd or {}}
+    return {"controlPlane": {"extraArgs": {k: v for k, v in extra.items() if v}}}
+
+
+_LEAN_CM = {"controllers": LEAN_CONTROLLERS}
+#: Each lever on top of the one before, so that a column's difference to its left neighbour is one lever.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "lean": {"controlPlane": {"extraArgs": {"apiserver": LEAN_APISERVER,
-                                            "controllerManager": {"controllers": LEAN_CONTROLLERS}}}},
+    "lean": _variant(apiserver=LEAN_APISERVER, cm=_LEAN_CM),
+    # the lean controller-manager logging at -v=3 (client-side throttling waits, each controller's start)
+    "trace": _variant(apiserver=LEAN_APISERVER, cm={**_LEAN_CM, "v": "3"}),
+    "qps": _variant(apiserver=LEAN_APISERVER, cm={**_LEAN_CM, **FAST_CM}),
+    "etcd": _variant(apiserver=LEAN_APISERVER, cm={**_LEAN_CM, **FAST_CM}, etcd=LEAN_ETCD),
+    "noep": _variant(apiserver={**LEAN_APISERVER, "endpoint-reconciler-type": "none"}, cm={**_LEAN_CM, **FAST_CM},
+                     etcd=LEAN_ETCD),
+    "nowc": _variant(apiserver={**LEAN_APISERVER, "endpoint-reconciler-type": "none", "watch-cache": "false"},
+                     cm={**_LEAN_CM, **FAST_CM}, etcd=LEAN_ETCD),
 }
 #: Steps of the operator log, in order: (log event, component or None, label of the step it ends).
 STEPS = [
@@ -137,11 +160,12 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait before the window")
     parser.add_argument("--variants", default="default,lean", help=f"subset of {','.join(VARIANTS)}")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the numbers as JSON")
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     if not variants or set(variants) - set(VARIANTS):
         parser.error(f"--variants: a comma-separated subset of {', '.join(VARIANTS)}")
-    work = Path(tempfile.mkdtemp(prefix="vc-bench-density-"))
+    work = workdir.make("vc-bench-density-", keep=args.keep)
     print(f"work dir: {work}; load average (1/5 min) {load()}; {args.tenants} tenants per variant "
           f"({', '.join(variants)}); {os.cpu_count()} CPUs")
     began = time.monotonic()

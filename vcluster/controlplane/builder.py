@@ -51,16 +51,29 @@ PROTECTED_FLAGS = frozenset(
 )
 
 
+#: etcd flags that wire it to its apiserver and health check; ``extraArgs.etcd`` must not override them.
+PROTECTED_ETCD_FLAGS = frozenset(
+    {
+        "name", "data-dir", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
+        "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state", "cert-file", "key-file",
+        "trusted-ca-file", "client-cert-auth", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
+        "peer-client-cert-auth", "auto-tls", "peer-auto-tls",
+    }
+)
+
+
 def resolve_version(tenant: TenantSpec, cluster_version: ClusterVersionSpec | None) -> str:
     if cluster_version is not None:
         return cluster_version.version
     return tenant.control_plane.version or DEFAULT_KUBE_VERSION
 
 
-def _merge(base: Mapping[str, str], *extras: tuple[str, Mapping[str, str]]) -> tuple[str, ...]:
+def _merge(
+    base: Mapping[str, str], *extras: tuple[str, Mapping[str, str]], protected: frozenset[str] = PROTECTED_FLAGS,
+) -> tuple[str, ...]:
     flags = dict(base)
     for where, extra in extras:
-        bad = sorted(set(extra) & PROTECTED_FLAGS)
+        bad = sorted(set(extra) & protected)
         if bad:
             raise SpecError(f"{where}: flags {', '.join(bad)} are set by the operator and cannot be overridden")
         flags.update(extra)
@@ -165,7 +178,7 @@ def build(
     etcd = cp.Component(
         name=cp.ETCD_COMPONENT,
         image=images.etcd if images and images.etcd else DEFAULT_ETCD_IMAGE,
-        args=_merge(etcd_flags),
+        args=_merge(etcd_flags, ("spec.controlPlane.extraArgs.etcd", cpl.etcd_args), protected=PROTECTED_ETCD_FLAGS),
     )
     host_dns, host_ips = _split_host(cpl.expose.host)
     certs = (
