@@ -24,10 +24,27 @@ def add_keep_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="store_true", help=KEEP_HELP)
 
 
-def farewell(path: Path, *, keep: bool) -> str:
+def mounted_under(path: Path, mounts: str) -> list[str]:
+    """Mount points at or below ``path`` in a ``/proc/self/mounts`` text (pure; octal escapes decoded)."""
+    root = str(path).rstrip("/")
+    out = []
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = fields[1].encode().decode("unicode_escape")
+        if point == root or point.startswith(root + "/"):
+            out.append(point)
+    return out
+
+
+def farewell(path: Path, *, keep: bool, mounts: list[str] | None = None) -> str:
     """What the bench says about its work folder at the end (pure)."""
     if keep:
         return f"work folder kept (--keep): {path}"
+    if mounts:
+        return (f"work folder kept: {path} still has {len(mounts)} mount(s) below it ({mounts[0]}, ...); "
+                "unmount them, then remove it")
     return f"work folder removed: {path} (--keep keeps it)"
 
 
@@ -41,7 +58,14 @@ def make(prefix: str, *, keep: bool) -> Path:
 
 
 def finish(path: Path, *, keep: bool) -> None:
-    """Remove ``path`` unless ``keep``; say which."""
+    """Remove ``path`` unless ``keep`` or something is still mounted below it (a real node's container
+    file systems: removing through a mount would delete what it shows); say which."""
+    mounts: list[str] = []
     if not keep:
-        shutil.rmtree(path, ignore_errors=True)
-    print(farewell(path, keep=keep), flush=True)
+        try:
+            mounts = mounted_under(path.resolve(), Path("/proc/self/mounts").read_text())
+        except OSError:
+            mounts = []
+        if not mounts:
+            shutil.rmtree(path, ignore_errors=True)
+    print(farewell(path, keep=keep, mounts=mounts), flush=True)

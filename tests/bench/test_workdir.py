@@ -62,3 +62,22 @@ def test_make_registers_the_removal(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 def test_make_refuses_a_prefix_stale_folders_would_not_be_found_by() -> None:
     with pytest.raises(ValueError, match="vc-bench-"):
         workdir.make("bench-provisioning-", keep=True)
+
+
+MOUNTS = """overlay / overlay rw 0 0
+tmpfs /tmp/vc-bench-real-ab/nodes/n0/run tmpfs rw 0 0
+shm /tmp/vc-bench-real-ab2/shm tmpfs rw 0 0
+overlay /tmp/vc-bench-real-ab/with\\040space overlay rw 0 0
+"""
+
+
+def test_mounts_below_the_folder_are_found() -> None:
+    found = workdir.mounted_under(Path("/tmp/vc-bench-real-ab"), MOUNTS)
+    assert found == ["/tmp/vc-bench-real-ab/nodes/n0/run", "/tmp/vc-bench-real-ab/with space"]
+    assert workdir.mounted_under(Path("/tmp/vc-bench-other"), MOUNTS) == []
+
+
+def test_a_folder_with_mounts_below_is_kept() -> None:
+    text = workdir.farewell(Path("/tmp/vc-bench-x"), keep=False, mounts=["/tmp/vc-bench-x/m"])
+    assert text.startswith("work folder kept: /tmp/vc-bench-x")
+    assert "/tmp/vc-bench-x/m" in text
