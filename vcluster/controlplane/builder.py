@@ -60,7 +60,7 @@ TENANT_CM_QPS = {"kube-api-qps": "100", "kube-api-burst": "300"}
 #: kube-apiserver flags for a small tenant (each measured in docs/benchmarks-syncer.md round 7):
 #: * ``watch-cache=false``: no per-resource cache (~60 cachers, each with its etcd watch, a 1-s bookmark
 #:   timer and its memory); a tenant's few watchers (controller-manager, syncer, tenant DNS) are served
-#:   by etcd watches, lists by etcd: about half of an idle apiserver's CPU and a quarter of etcd's;
+#:   by etcd watches, lists by etcd: a third to a half of an idle apiserver's CPU, a quarter of etcd's;
 #: * ``endpoint-reconciler-type=none``: no lease write every 10 s to keep the ``kubernetes`` Service's
 #:   endpoints (the syncer never maps that Service; tenant pods reach their apiserver through host
 #:   aliases and the tenant DNS, ``kubernetes.default``);
@@ -88,13 +88,14 @@ PROTECTED_FLAGS = frozenset(
 )
 
 
-#: etcd flags that wire it to its apiserver and health check; ``extraArgs.etcd`` must not override them.
+#: etcd flags that wire it to its apiserver and health check, or would open it beyond loopback (metrics
+#: without authentication); ``extraArgs.etcd`` must not set them.
 PROTECTED_ETCD_FLAGS = frozenset(
     {
         "name", "data-dir", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
         "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state", "cert-file", "key-file",
         "trusted-ca-file", "client-cert-auth", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
-        "peer-client-cert-auth", "auto-tls", "peer-auto-tls",
+        "peer-client-cert-auth", "auto-tls", "peer-auto-tls", "listen-metrics-urls",
     }
 )
 

@@ -90,8 +90,9 @@ def test_cluster_version_image_and_args_then_tenant_args_win() -> None:
         ({}, {"version": "v1.36.3", "apiserver": {"extraArgs": {"client-ca-file": "/x"}}}),
         ({"controlPlane": {"extraArgs": {"etcd": {"listen-client-urls": "http://0.0.0.0:2379"}}}}, None),
         ({"controlPlane": {"extraArgs": {"etcd": {"client-cert-auth": "false"}}}}, None),
+        ({"controlPlane": {"extraArgs": {"etcd": {"listen-metrics-urls": "http://0.0.0.0:2381"}}}}, None),
     ],
-    ids=["tenant-apiserver", "tenant-cm", "cluster-version", "etcd-listen", "etcd-client-auth"],
+    ids=["tenant-apiserver", "tenant-cm", "cluster-version", "etcd-listen", "etcd-client-auth", "etcd-metrics"],
 )
 def test_protected_flags_are_refused(tenant: dict[str, Any], cv: dict[str, Any] | None) -> None:
     with pytest.raises(SpecError, match="cannot be overridden"):
