@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -52,6 +51,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import workdir  # noqa: E402
 from bench_syncer import (  # noqa: E402
     CONCURRENCY,
     Arrivals,
@@ -287,6 +287,7 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)}")
     parser.add_argument("--pin", choices=["dedicated"], default=None,
                         help="pin the super cluster to CPU 0, everything else to CPU 1")
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
@@ -294,7 +295,7 @@ def main() -> int:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
     if "new-nodes" in variants and args.nodes < POOL * (args.rounds + 1):
         parser.error(f"new-nodes needs --nodes >= {POOL * (args.rounds + 1)}")
-    work = Path(tempfile.mkdtemp(prefix="vc-bench-factors-"))
+    work = workdir.make("vc-bench-factors-", keep=args.keep)
     print(f"work dir: {work}; load average (1/5 min) {load()}; {args.nodes} kwok nodes; B = {args.burst_pods}")
     began = time.monotonic()
     port = free_port()

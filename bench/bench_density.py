@@ -10,12 +10,12 @@ component and variant, side by side.  Each tenant's way to Ready is traced from 
 own log (its UTC timestamps against the moment the bench created the Tenant): PKI, etcd up,
 apiserver ready, controller-manager started, bootstrap (the default ServiceAccount) and report.
 
-Variants (a tenant's ``spec.controlPlane.extraArgs``; the levers that need no code change):
+Variants (a tenant's ``spec.controlPlane.extraArgs``, see :data:`VARIANTS`): ``default`` (the
+operator's flags), ``round6`` (round 6's defaults put back), and one lever at a time on top of the
+default (``watchcache``, ``throttled``, ``etcd``).  The work folder is removed at the end unless
+``--keep`` (then the first tenant's component logs of each variant are in ``logs-<variant>/``).
 
-* ``default``: the operator's flags;
-* ``lean``: :data:`LEAN_APISERVER` and :data:`LEAN_CONTROLLERS` below.
-
-    python bench/bench_density.py [--tenants 6] [--window 60] [--variants default,lean]
+    python bench/bench_density.py [--tenants 6] [--window 60] [--variants default,round6] [--keep]
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -36,29 +35,39 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import workdir  # noqa: E402
 from bench_syncer import _TICK, _cmdline, free_port, load, super_cluster  # noqa: E402
 
 from e2e.operator_fixtures import create_tenant, running_operator  # noqa: E402
 from e2e.syncer_fixtures import SyncerProcess  # noqa: E402
-from vcluster.controlplane.builder import TENANT_CONTROLLERS  # noqa: E402
 
-#: kube-apiserver flags for a small tenant: no per-minute count of every resource in etcd (the
-#: storage-object metrics and list-cost estimates fall back to the watch cache), the max-in-flight
-#: limits instead of priority and fairness (its configuration controller and per-request seat
-#: estimates; one tenant's apiserver serves one tenant and the syncer).  (``APIServerIdentity=false``
-#: does not start in 1.36: UnknownVersionInteroperabilityProxy depends on it.)
-LEAN_APISERVER = {"etcd-count-metric-poll-period": "0", "enable-priority-and-fairness": "false"}
-#: Controllers a tenant does not need: its nodes are virtual, volumes are attached by the super
-#: cluster (the attach-detach reconciler wakes every 100 ms), TTLs of nodes, DRA.
-LEAN_CONTROLLERS = ",".join([
-    TENANT_CONTROLLERS, "-persistentvolume-attach-detach-controller", "-ttl-controller",
-    "-resourceclaim-controller", "-device-taint-eviction-controller", "-storage-version-migrator-controller",
-    "-storageversion-garbage-collector-controller",
-])
+#: Round 6's defaults, restored through ``extraArgs`` (which override the operator's flags): the
+#: apiserver with its watch cache, the lease endpoint reconciler, priority and fairness and the
+#: per-minute object counts; the controller-manager with every controller but node-lifecycle and
+#: client-go's default throttling (20 requests/s, burst 30).
+ROUND6_APISERVER = {"watch-cache": "true", "endpoint-reconciler-type": "lease",
+                    "enable-priority-and-fairness": "true", "etcd-count-metric-poll-period": "1m"}
+ROUND6_CM = {"controllers": "*,-node-lifecycle-controller", "kube-api-qps": "20", "kube-api-burst": "30"}
+#: etcd of one member: raft ticks every 500 ms instead of 100 ms (measured in round 7: -0.1 % of a core
+#: per tenant, but the member's first election waits for the longer election timeout: +2.2 s to Ready).
+LEAN_ETCD = {"heartbeat-interval": "500", "election-timeout": "5000"}
+
+
+def _variant(*, apiserver: dict[str, str] | None = None, cm: dict[str, str] | None = None,
+             etcd: dict[str, str] | None = None) -> dict[str, Any]:
+    extra = {"apiserver": apiserver or {}, "controllerManager": cm or {}, "etcd": etcd or {}}
+    return {"controlPlane": {"extraArgs": {k: v for k, v in extra.items() if v}}}
+
+
+#: ``default``: the operator's flags as they are; the others put one lever back or add one.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "lean": {"controlPlane": {"extraArgs": {"apiserver": LEAN_APISERVER,
-                                            "controllerManager": {"controllers": LEAN_CONTROLLERS}}}},
+    "round6": _variant(apiserver=ROUND6_APISERVER, cm=ROUND6_CM),
+    # the default with the watch cache back on (the largest apiserver lever alone)
+    "watchcache": _variant(apiserver={"watch-cache": "true"}),
+    # the default with client-go's throttling back (the start-up lever alone); -v=3 logs each wait
+    "throttled": _variant(cm={"kube-api-qps": "20", "kube-api-burst": "30", "v": "3"}),
+    "etcd": _variant(etcd=LEAN_ETCD),
 }
 #: Steps of the operator log, in order: (log event, component or None, label of the step it ends).
 STEPS = [
@@ -135,13 +144,14 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=6, help="tenants per variant (default 6)")
     parser.add_argument("--window", type=float, default=60.0, help="idle window in seconds (default 60)")
     parser.add_argument("--settle", type=float, default=30.0, help="seconds to wait before the window")
-    parser.add_argument("--variants", default="default,lean", help=f"subset of {','.join(VARIANTS)}")
+    parser.add_argument("--variants", default="default,round6", help=f"subset of {','.join(VARIANTS)}")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the numbers as JSON")
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     if not variants or set(variants) - set(VARIANTS):
         parser.error(f"--variants: a comma-separated subset of {', '.join(VARIANTS)}")
-    work = Path(tempfile.mkdtemp(prefix="vc-bench-density-"))
+    work = workdir.make("vc-bench-density-", keep=args.keep)
     print(f"work dir: {work}; load average (1/5 min) {load()}; {args.tenants} tenants per variant "
           f"({', '.join(variants)}); {os.cpu_count()} CPUs")
     began = time.monotonic()

@@ -21,12 +21,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import workdir  # noqa: E402
 
 from tenant_crd import TenantSpec  # noqa: E402
 from vcluster import naming, pki  # noqa: E402
@@ -97,9 +98,10 @@ def tenant_start(super_kubeconfig: Path, work: Path, index: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
     binaries = BinarySettings.from_env()
-    work = Path(tempfile.mkdtemp(prefix="bench-provisioning-"))
+    work = workdir.make("vc-bench-provisioning-", keep=args.keep)
     testbed = LocalSuperCluster(TestbedSettings(state_dir=work / "super", nodes=1, binaries=binaries))
     testbed.start()
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -16,9 +16,10 @@ import argparse
 import json
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
+
+import workdir
 
 from vcluster import images, naming
 from vcluster.settings import BinarySettings
@@ -52,8 +53,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--pods", type=int, default=5)
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="vc-bench-real-"))
+    state = workdir.make("vc-bench-real-", keep=args.keep)
     settings = TestbedSettings(state_dir=state, nodes=0, real_nodes=args.nodes, binaries=BinarySettings.from_env())
     cluster = LocalSuperCluster(settings)
     t0 = time.monotonic()

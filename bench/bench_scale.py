@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -34,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import workdir  # noqa: E402
 from bench_syncer import _TICK, create_pods, ensure_namespace, free_port, load, memory, split, super_cluster  # noqa: E402
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, running_operator  # noqa: E402
@@ -144,8 +144,9 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=10_000, help="P: pods over all tenants (default 10000)")
     parser.add_argument("--restarts", type=int, default=2, help="restarts of the child syncer (default 2)")
     parser.add_argument("--patrols", type=int, default=5, help="patrols timed in-process (default 5)")
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="vc-bench-scale-"))
+    work = workdir.make("vc-bench-scale-", keep=args.keep)
     print(f"work dir: {work}; load average (1/5 min) {load()}; T = {args.tenants}, P = {args.pods}")
     began = time.monotonic()
     port = free_port()

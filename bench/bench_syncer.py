@@ -60,7 +60,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 import urllib.request
@@ -73,6 +72,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import workdir  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, running_operator  # noqa: E402
@@ -911,13 +911,14 @@ def main() -> int:
                              "bench on CPU 1)")
     parser.add_argument("--plots", default=None, metavar="DIR",
                         help="write the PNG plots (burst progress, latency CDF, CPU per component) into DIR")
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
     if not models or set(models) - {"shared", "dedicated"}:
         parser.error("--models: a comma-separated list of shared, dedicated")
     if "dedicated" in models and len(os.sched_getaffinity(0)) < 2:
         parser.error("the dedicated model needs 2 CPUs")
-    work = Path(tempfile.mkdtemp(prefix="vc-bench-syncer-"))
+    work = workdir.make("vc-bench-syncer-", keep=args.keep)
     # Running pods stay (no deletion churn between stages): two bursts of B per round and model.
     nodes = math.ceil(2 * args.burst_pods * args.rounds * len(models) / PODS_PER_NODE) + 1
     print(f"work dir: {work}; load average (1/5 min) {load()}; {nodes} kwok nodes; models {', '.join(models)}")

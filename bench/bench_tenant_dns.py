@@ -23,13 +23,14 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import workdir  # noqa: E402
 
 from vcluster import naming  # noqa: E402
 from vcluster.kube import ApiClient, ClientConfig  # noqa: E402
@@ -115,8 +116,9 @@ async def measure(super_kc: Path, tenant_kc: str, key: str, server: tuple[str, i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=20)
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="vc-bench-dns-"))
+    work = workdir.make("vc-bench-dns-", keep=args.keep)
     cluster = LocalSuperCluster(TestbedSettings(state_dir=work / "super", nodes=1, real_nodes=1,
                                                 binaries=BinarySettings.from_env()))
     cluster.start()

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import workdir  # noqa: E402
 from bench_syncer import CpuMeter, Super, create_pods, ensure_namespace, in_lanes, super_cluster  # noqa: E402
 
 from e2e.operator_fixtures import create_tenant, running_operator  # noqa: E402
@@ -134,8 +134,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=800, help="writes of each kind per round (default 800)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds, sides alternating (default 2)")
+    workdir.add_keep_flag(parser)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="vc-bench-writes-"))
+    work = workdir.make("vc-bench-writes-", keep=args.keep)
     with super_cluster(None, work, nodes=1) as super_, \
             running_operator(super_, state_dir=work / "operator", log_path=work / "operator.log"):
         tenant = create_tenant(super_, f"writes-{uuid.uuid4().hex[:4]}")

@@ -175,6 +175,7 @@ class ControlPlaneSpec:
     expose: ExposeSpec = field(default_factory=ExposeSpec)
     apiserver_args: Mapping[str, str] = field(default_factory=dict)
     controller_manager_args: Mapping[str, str] = field(default_factory=dict)
+    etcd_args: Mapping[str, str] = field(default_factory=dict)
     storage: StorageSpec = field(default_factory=StorageSpec)
 
     @classmethod
@@ -192,6 +193,7 @@ class ControlPlaneSpec:
             ),
             apiserver_args=extra.str_map("apiserver", key_pattern=s.FLAG_PATTERN),
             controller_manager_args=extra.str_map("controllerManager", key_pattern=s.FLAG_PATTERN),
+            etcd_args=extra.str_map("etcd", key_pattern=s.FLAG_PATTERN),
             storage=StorageSpec.read(at.child("storage")),
         )
         if out.version and out.cluster_version_ref:

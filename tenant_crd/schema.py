@@ -184,6 +184,7 @@ def _control_plane() -> Schema:
                 "properties": {
                     "apiserver": _extra_args("Extra kube-apiserver flags."),
                     "controllerManager": _extra_args("Extra kube-controller-manager flags."),
+                    "etcd": _extra_args("Extra etcd flags (the tenant's own etcd)."),
                 },
             },
         },

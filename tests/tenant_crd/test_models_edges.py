@@ -98,6 +98,8 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("cluster-version-ref-bad", {"controlPlane": {"clusterVersionRef": "V1"}}, "spec.controlPlane.clusterVersionRef"),
     ("controller-manager-flag-bad", {"controlPlane": {"extraArgs": {"controllerManager": {"--v": "2"}}}},
      "spec.controlPlane.extraArgs.controllerManager"),
+    ("etcd-flag-bad", {"controlPlane": {"extraArgs": {"etcd": {"--heartbeat-interval": "250"}}}},
+     "spec.controlPlane.extraArgs.etcd"),
     ("storage-class-pattern", {"isolation": {"allowedStorageClasses": ["Fast"]}},
      "spec.isolation.allowedStorageClasses[0]"),
     ("quota-float", {"isolation": {"resourceQuota": {"hard": {"cpu": 1.5}}}}, "spec.isolation.resourceQuota.hard.cpu"),
@@ -185,7 +187,8 @@ def test_values_are_read_as_given() -> None:
     t = TenantSpec.from_dict({
         "controlPlane": {"version": "v1.36.3", "backend": "pods", "replicas": 3,
                          "expose": {"type": "NodePort", "host": "cp.example"},
-                         "extraArgs": {"apiserver": {"v": "2"}, "controllerManager": {"v": "3"}},
+                         "extraArgs": {"apiserver": {"v": "2"}, "controllerManager": {"v": "3"},
+                                       "etcd": {"heartbeat-interval": "250"}},
                          "storage": {"size": "2Gi", "storageClassName": "fast"}},
         "owners": {"users": ["alice", "alice", "bob"], "groups": ["devs"]},
         "isolation": {"networkPolicy": False, "podSecurity": "restricted", "nodeSelector": {"pool": "t"},
@@ -198,6 +201,7 @@ def test_values_are_read_as_given() -> None:
     assert (cp.version, cp.backend, cp.replicas, cp.expose.type, cp.expose.host) == (
         "v1.36.3", "pods", 3, "NodePort", "cp.example")
     assert (dict(cp.apiserver_args), dict(cp.controller_manager_args)) == ({"v": "2"}, {"v": "3"})
+    assert dict(cp.etcd_args) == {"heartbeat-interval": "250"}
     assert (cp.storage.size, cp.storage.storage_class_name) == ("2Gi", "fast")
     assert (t.owners.users, t.owners.groups) == (("alice", "bob"), ("devs",))
     iso = t.isolation

@@ -39,7 +39,44 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 #: ``Ready=Unknown``.  taint-eviction stays: with node-lifecycle off only a tenant admin adds
 #: NoExecute taints to a virtual node, and then evicting is what they asked for.
 #: ``extraArgs.controllerManager.controllers`` may still override this (not a protected flag).
-TENANT_CONTROLLERS = "*,-node-lifecycle-controller"
+#:
+#: Also off (issue 16, idle cost and start-up time of a small tenant; docs/benchmarks-syncer.md round 7):
+#: the attach-detach controller (a tenant's nodes are virtual, the super cluster attaches volumes; its
+#: reconciler wakes every 100 ms), the ttl controller (it annotates nodes for a kubelet's ConfigMap cache:
+#: no kubelet reads a virtual node), the DRA controllers (resourceclaim, device-taint-eviction: the
+#: syncer does not map resource claims) and the storage-version ones (migrator, storageversion GC: one
+#: apiserver, one version).  Everything a tenant user expects keeps running: namespace, serviceaccount
+#: (and its token controller), garbage collector, deployment, replicaset, statefulset, daemonset, job,
+#: cronjob, ttl-after-finished, endpoints, endpointslice(-mirroring), disruption, resourcequota, HPA,
+#: pv-binder, pvc/pv protection, ephemeral volumes, csr signing and approving, root-ca publisher.
+TENANT_CONTROLLERS = ",".join([
+    "*", "-node-lifecycle-controller", "-persistentvolume-attach-detach-controller", "-ttl-controller",
+    "-resourceclaim-controller", "-device-taint-eviction-controller", "-storage-version-migrator-controller",
+    "-storageversion-garbage-collector-controller",
+])
+#: The tenant controller-manager's client to its own apiserver: with ``--use-service-account-credentials``
+#: every controller first reads or creates its ServiceAccount and requests a token (about three requests
+#: each, ~40 controllers) through one client throttled to the default 20 requests/s, burst 30: the start
+#: took 4.4 s, in steps of 50 ms ("Waited before sending request ... client-side throttling", -v=3).
+#: Burst 300 covers the whole start; the steady rate stays modest (it only talks to its own apiserver).
+TENANT_CM_QPS = {"kube-api-qps": "100", "kube-api-burst": "300"}
+#: kube-apiserver flags for a small tenant (each measured in docs/benchmarks-syncer.md round 7):
+#: * ``watch-cache=false``: no per-resource cache (~60 cachers, each with its etcd watch, a 1-s bookmark
+#:   timer and its memory); a tenant's few watchers (controller-manager, syncer, tenant DNS) are served
+#:   by etcd watches, lists by etcd: a third to a half of an idle apiserver's CPU, a quarter of etcd's;
+#: * ``endpoint-reconciler-type=none``: no lease write every 10 s to keep the ``kubernetes`` Service's
+#:   endpoints (the syncer never maps that Service; tenant pods reach their apiserver through host
+#:   aliases and the tenant DNS, ``kubernetes.default``);
+#: * ``enable-priority-and-fairness=false``: the max-in-flight limits instead of APF's configuration
+#:   controller and per-request seat estimates (one tenant's apiserver serves one tenant);
+#: * ``etcd-count-metric-poll-period=0``: no per-minute count of every resource in etcd.
+#: (``APIServerIdentity=false`` does not start in 1.36: UnknownVersionInteroperabilityProxy depends on it.)
+TENANT_APISERVER_LEAN = {
+    "watch-cache": "false",
+    "endpoint-reconciler-type": "none",
+    "enable-priority-and-fairness": "false",
+    "etcd-count-metric-poll-period": "0",
+}
 
 #: Flags that wire components and PKI together; extraArgs must not override them.
 PROTECTED_FLAGS = frozenset(
@@ -54,16 +91,30 @@ PROTECTED_FLAGS = frozenset(
 )
 
 
+#: etcd flags that wire it to its apiserver and health check, or would open it beyond loopback (metrics
+#: without authentication); ``extraArgs.etcd`` must not set them.
+PROTECTED_ETCD_FLAGS = frozenset(
+    {
+        "name", "data-dir", "listen-client-urls", "advertise-client-urls", "listen-peer-urls",
+        "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-state", "cert-file", "key-file",
+        "trusted-ca-file", "client-cert-auth", "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
+        "peer-client-cert-auth", "auto-tls", "peer-auto-tls", "listen-metrics-urls",
+    }
+)
+
+
 def resolve_version(tenant: TenantSpec, cluster_version: ClusterVersionSpec | None) -> str:
     if cluster_version is not None:
         return cluster_version.version
     return tenant.control_plane.version or DEFAULT_KUBE_VERSION
 
 
-def _merge(base: Mapping[str, str], *extras: tuple[str, Mapping[str, str]]) -> tuple[str, ...]:
+def _merge(
+    base: Mapping[str, str], *extras: tuple[str, Mapping[str, str]], protected: frozenset[str] = PROTECTED_FLAGS,
+) -> tuple[str, ...]:
     flags = dict(base)
     for where, extra in extras:
-        bad = sorted(set(extra) & PROTECTED_FLAGS)
+        bad = sorted(set(extra) & protected)
         if bad:
             raise SpecError(f"{where}: flags {', '.join(bad)} are set by the operator and cannot be overridden")
         flags.update(extra)
@@ -130,6 +181,7 @@ def build(
         "kubelet-certificate-authority": f(cp.crt(cp.KUBELET_CA)),
         "kubelet-preferred-address-types": "InternalIP,Hostname",
         "profiling": "false",
+        **TENANT_APISERVER_LEAN,
     }
     cm_flags = {
         "kubeconfig": layout.cm_kubeconfig,
@@ -144,6 +196,7 @@ def build(
         "service-cluster-ip-range": SERVICE_CIDR,
         "allocate-node-cidrs": "false",
         "cluster-name": cluster_key,
+        **TENANT_CM_QPS,
     }
     cv_api: Mapping[str, str] = cluster_version.apiserver_args if cluster_version else {}
     cv_cm: Mapping[str, str] = cluster_version.controller_manager_args if cluster_version else {}
@@ -174,7 +227,7 @@ def build(
     etcd = cp.Component(
         name=cp.ETCD_COMPONENT,
         image=images.etcd if images and images.etcd else (etcd_image or f"{registry}/etcd:{DEFAULT_ETCD_TAG}"),
-        args=_merge(etcd_flags),
+        args=_merge(etcd_flags, ("spec.controlPlane.extraArgs.etcd", cpl.etcd_args), protected=PROTECTED_ETCD_FLAGS),
     )
     host_dns, host_ips = _split_host(cpl.expose.host)
     certs = (

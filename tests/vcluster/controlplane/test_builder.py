@@ -88,8 +88,11 @@ def test_cluster_version_image_and_args_then_tenant_args_win() -> None:
         ({"controlPlane": {"extraArgs": {"apiserver": {"etcd-servers": "http://evil"}}}}, None),
         ({"controlPlane": {"extraArgs": {"controllerManager": {"kubeconfig": "/x"}}}}, None),
         ({}, {"version": "v1.36.3", "apiserver": {"extraArgs": {"client-ca-file": "/x"}}}),
+        ({"controlPlane": {"extraArgs": {"etcd": {"listen-client-urls": "http://0.0.0.0:2379"}}}}, None),
+        ({"controlPlane": {"extraArgs": {"etcd": {"client-cert-auth": "false"}}}}, None),
+        ({"controlPlane": {"extraArgs": {"etcd": {"listen-metrics-urls": "http://0.0.0.0:2381"}}}}, None),
     ],
-    ids=["tenant-apiserver", "tenant-cm", "cluster-version"],
+    ids=["tenant-apiserver", "tenant-cm", "cluster-version", "etcd-listen", "etcd-client-auth", "etcd-metrics"],
 )
 def test_protected_flags_are_refused(tenant: dict[str, Any], cv: dict[str, Any] | None) -> None:
     with pytest.raises(SpecError, match="cannot be overridden"):
@@ -98,7 +101,7 @@ def test_protected_flags_are_refused(tenant: dict[str, Any], cv: dict[str, Any] 
 
 CONTROLLERS = [
     # A syncer outage must not make the tenant taint (and then evict from) its virtual nodes.
-    ("default-without-node-lifecycle", {}, None, "*,-node-lifecycle-controller"),
+    ("default-without-node-lifecycle", {}, None, builder.TENANT_CONTROLLERS),
     ("cluster-version-overrides", {}, {"version": "v1.36.3", "controllerManager": {"extraArgs": {"controllers": "*"}}},
      "*"),
     ("tenant-overrides", {"controlPlane": {"extraArgs": {"controllerManager": {"controllers": "*,-ttl-controller"}}}},
@@ -136,3 +139,37 @@ def test_the_operators_image_repository_names_the_images_a_cluster_version_does_
     assert (named.apiserver.image, named.etcd.image) == ("r.example/api:1", "r.example/etcd:2")
     assert named.controller_manager.image == "localhost/vc/kube-controller-manager:v1.36.3"
     assert build().etcd.image == builder.DEFAULT_ETCD_IMAGE
+
+
+def test_default_controllers_keep_what_a_tenant_user_expects() -> None:
+    off = {c[1:] for c in builder.TENANT_CONTROLLERS.split(",") if c.startswith("-")}
+    assert builder.TENANT_CONTROLLERS.split(",")[0] == "*"
+    assert "node-lifecycle-controller" in off
+    for needed in ("namespace-controller", "serviceaccount-controller", "serviceaccount-token-controller",
+                   "garbage-collector-controller", "deployment-controller", "replicaset-controller",
+                   "statefulset-controller", "daemonset-controller", "job-controller", "cronjob-controller",
+                   "ttl-after-finished-controller", "endpoints-controller", "endpointslice-controller",
+                   "resourcequota-controller", "persistentvolume-binder-controller", "disruption-controller"):
+        assert needed not in off
+
+
+def test_small_tenant_flags_are_the_default_and_can_be_overridden() -> None:
+    api, cm = _flags(_build().apiserver), _flags(_build().controller_manager)
+    assert {k: api[k] for k in builder.TENANT_APISERVER_LEAN} == builder.TENANT_APISERVER_LEAN
+    assert api["watch-cache"] == "false"
+    assert (cm["kube-api-qps"], cm["kube-api-burst"]) == ("100", "300")
+    back = _build({"controlPlane": {"extraArgs": {
+        "apiserver": {"watch-cache": "true", "endpoint-reconciler-type": "lease"},
+        "controllerManager": {"kube-api-burst": "30"}}}})
+    assert _flags(back.apiserver)["watch-cache"] == "true"
+    assert _flags(back.apiserver)["endpoint-reconciler-type"] == "lease"
+    assert _flags(back.controller_manager)["kube-api-burst"] == "30"
+
+
+def test_etcd_extra_args_reach_only_etcd() -> None:
+    spec = _build({"controlPlane": {"extraArgs": {"etcd": {"heartbeat-interval": "250", "log-level": "info"}}}})
+    etcd = _flags(spec.etcd)
+    assert (etcd["heartbeat-interval"], etcd["log-level"]) == ("250", "info")
+    assert etcd["client-cert-auth"] == "true"
+    assert "heartbeat-interval" not in _flags(spec.apiserver)
+    assert "heartbeat-interval" not in _flags(spec.controller_manager)
