@@ -113,6 +113,11 @@ class CredentialSource:
         """Where the credentials come from, for error messages."""
         raise NotImplementedError
 
+    @property
+    def next_refresh(self) -> float:
+        """Wall-clock seconds when the current credential is due for refresh (``inf``: only when refused)."""
+        return self._due
+
     async def get(self) -> Credential:
         """The current credential, fetched first if there is none or it is due for refresh."""
         current = self._current
