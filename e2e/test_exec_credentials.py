@@ -8,9 +8,13 @@ ExecCredential that claims to expire a few seconds later, so every
 long-running component has to run it again while it works.  The operator,
 ``kubectl vc`` and the syncer all use that kubeconfig alone: the operator
 makes the tenant Ready, ``kubectl vc create --wait`` and ``list`` see it, the
-syncer serves it and syncs a pod onto the super cluster — and each of them
-ran the plugin, the long-running ones more than once (refreshed before
-expiry).  The plugin logs which process ran it.
+syncer serves it and syncs ConfigMaps into the super cluster — and each of
+them ran the plugin, the syncer again after the claimed expiry.  Then every
+token is revoked (the ServiceAccount is recreated): the syncer's next write
+is refused (401), it runs the plugin again and the write goes through; the
+operator's clients are refused too and recover the same way, and it deletes
+the tenant (Kopf's finalizer patch, after the revocation).  The plugin logs
+which process ran it.
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ token = subprocess.run(["kubectl", "--kubeconfig={admin}", "create", "token", "{
 info = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
 parent = open(f"/proc/{{os.getppid()}}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
 with open("{runs}", "a") as log:
-    log.write(json.dumps({{"parent": parent, "server": info["spec"].get("cluster", {{}}).get("server")}}) + "\\n")
-expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds={validity})
+    log.write(json.dumps({{"parent": parent, "server": info["spec"].get("cluster", {{}}).get("server"),
+                          "token": token}}) + "\\n")
+validity = int(open("{validity_file}").read()) if os.path.exists("{validity_file}") else {validity}
+expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=validity)
 print(json.dumps({{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
                   "status": {{"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}}}}))
 """
@@ -60,12 +66,19 @@ print(json.dumps({{"apiVersion": "client.authentication.k8s.io/v1", "kind": "Exe
 class ExecUser:
     kubeconfig: Path
     runs: Path
+    #: Seconds the plugin claims from now on (when written; else CLAIMED_VALIDITY).
+    validity: Path
 
     def runs_by(self, needle: str) -> int:
         """How many times a process whose command line contains ``needle`` ran the plugin."""
         if not self.runs.exists():
             return 0
         return sum(needle in json.loads(line)["parent"] for line in self.runs.read_text().splitlines())
+
+    def last_token(self, needle: str) -> str:
+        """The token the last plugin run of a process whose command line contains ``needle`` printed."""
+        runs = [json.loads(line) for line in self.runs.read_text().splitlines()]
+        return str([r for r in runs if needle in r["parent"]][-1]["token"])
 
     def servers(self) -> set[str | None]:
         return {json.loads(line)["server"] for line in self.runs.read_text().splitlines()}
@@ -83,7 +96,7 @@ def exec_user(super_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> I
     plugin = root / "bin" / "token-plugin"
     plugin.parent.mkdir()
     plugin.write_text(PLUGIN.format(python=sys.executable, admin=super_cluster.kubeconfig, account=ACCOUNT, ns=NS,
-                                    runs=runs, validity=CLAIMED_VALIDITY))
+                                    runs=runs, validity=CLAIMED_VALIDITY, validity_file=root / "validity"))
     plugin.chmod(0o755)
     admin = load_kubeconfig(super_cluster.kubeconfig)
     config = render_kubeconfig(server=admin.server, ca_pem=admin.ca_pem, token="placeholder",
@@ -93,7 +106,8 @@ def exec_user(super_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> I
         "interactiveMode": "Never", "provideClusterInfo": True,
     }}
     try:
-        yield ExecUser(kubeconfig=write_kubeconfig(root / "kubeconfig", config), runs=runs)
+        yield ExecUser(kubeconfig=write_kubeconfig(root / "kubeconfig", config), runs=runs,
+                       validity=root / "validity")
     finally:
         super_cluster.kubectl("delete", "clusterrolebinding", f"{NS}-admin", "--ignore-not-found", check=False)
         super_cluster.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=false", check=False)
@@ -132,6 +146,17 @@ class _PluginSuper:
     def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         result: subprocess.CompletedProcess[str] = self._super.kubectl(*args, **kwargs)
         return result
+
+
+def _refused(super_cluster: Any, token: str) -> bool:
+    """Whether the super apiserver answers 401 to ``token`` (kubectl with that token and no other credential)."""
+    info = load_kubeconfig(super_cluster.kubeconfig)
+    ca = super_cluster.state_dir / "exec-e2e-ca.crt"
+    ca.write_bytes(info.ca_pem or b"")
+    proc = subprocess.run(["kubectl", f"--server={info.server}", f"--certificate-authority={ca}", f"--token={token}",
+                           "--kubeconfig=/dev/null", "get", "--raw", "/api"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    return proc.returncode != 0 and "Unauthorized" in proc.stderr
 
 
 def _vc(exec_user: ExecUser, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -178,3 +203,30 @@ def test_operator_cli_and_syncer_work_through_an_exec_plugin(
                                                           "-n", p_ns), syncer=syncer)
         assert exec_user.runs_by("-m syncer") > first_runs, syncer.log_tail()
         assert "Unauthorized" not in syncer.log_path.read_text()
+
+        # A revoked token: 401, the plugin runs again, the write goes through.  Credentials claimed valid for
+        # an hour from now on, so what follows is the 401 path and not the expiry one.
+        exec_user.validity.write_text("3600")
+        time.sleep(CLAIMED_VALIDITY + 1)
+        apply(tenant, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "three", "namespace": "app"}})
+        wait_for("third ConfigMap synced", lambda: kjson(super_cluster.kubectl, "get", "configmap", "three",
+                                                         "-n", p_ns), syncer=syncer)
+        before = exec_user.runs_by("-m syncer")
+        held = exec_user.last_token("-m syncer")
+        # every token issued so far is bound to the account's uid: a new account of the same name revokes them
+        super_cluster.kubectl("delete", "serviceaccount", ACCOUNT, "-n", NS)
+        super_cluster.kubectl("create", "serviceaccount", ACCOUNT, "-n", NS)
+        # kube-apiserver caches successful token authentications for a few seconds: wait until it refuses
+        wait_for("the syncer's token refused", lambda: _refused(super_cluster, held))
+        apply(tenant, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "four", "namespace": "app"}})
+        wait_for("fourth ConfigMap synced", lambda: kjson(super_cluster.kubectl, "get", "configmap", "four",
+                                                          "-n", p_ns), syncer=syncer)
+        assert exec_user.runs_by("-m syncer") > before
+        assert "kube.credentials.refused" in syncer.log_path.read_text()
+
+    # the operator still works after the revocation: Kopf removes the finalizer, our clients ran the plugin again
+    operator_runs = exec_user.runs_by("vcluster.operator")
+    deleted = _vc(exec_user, "delete", name, "--wait", "--timeout", "120")
+    assert deleted.returncode == 0, f"{deleted.stderr}\noperator log:\n{exec_operator.log_tail()}"
+    assert get_tenant(super_cluster, name) is None
+    assert exec_user.runs_by("vcluster.operator") > operator_runs
