@@ -25,6 +25,7 @@ import builtins
 import contextlib
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,9 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
 }
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+#: Seconds a connection pool replaced after a client-certificate change stays open for the requests and
+#: watches still on it (a watch lasts at most its timeoutSeconds + 30 s) before it is closed.
+RETIRED_SESSION_SECONDS = 900.0
 #: Where a pod's service account is mounted (token, ca.crt, namespace).
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -143,15 +147,17 @@ class ApiClient:
         self._timeout = aiohttp.ClientTimeout(total=config.request_timeout)
         #: The client certificate (from a credential source) the current session's TLS context holds.
         self._session_cert: tuple[bytes | None, bytes | None] = (None, None)
-        #: Sessions replaced after a plugin's client certificate changed; closed with the client.
-        self._retired: list[aiohttp.ClientSession] = []
+        #: Sessions replaced after a plugin's client certificate changed, with when (monotonic seconds);
+        #: closed after RETIRED_SESSION_SECONDS or with the client.
+        self._retired: list[tuple[float, aiohttp.ClientSession]] = []
 
     @classmethod
     def from_kubeconfig(cls, source: str | Path, **options: Any) -> ApiClient:
         return cls(ClientConfig.from_kubeconfig(source, **options))
 
     async def __aenter__(self) -> ApiClient:
-        self._ensure_session()
+        if self.config.credentials is None:  # else the first request makes it, with the credential's certificate
+            self._ensure_session()
         return self
 
     async def __aexit__(
@@ -163,7 +169,7 @@ class ApiClient:
         if credential is not None and credential.client_cert_pem is not None:
             cert = (credential.client_cert_pem, credential.client_key_pem)
             if self._session is not None and cert != self._session_cert:
-                self._retired.append(self._session)  # requests and watches on it finish; closed with the client
+                self._retired.append((time.monotonic(), self._session))  # what runs on it may finish
                 self._session = None
             self._session_cert = cert
         if self._session is None or self._session.closed:
@@ -185,7 +191,7 @@ class ApiClient:
             await self._session.close()
             self._session = None
         while self._retired:
-            await self._retired.pop().close()
+            await self._retired.pop()[1].close()
 
     async def _authorized(self) -> tuple[aiohttp.ClientSession, Credential | None, dict[str, str] | None]:
         """The session, the credential in use and the request headers it needs (fixed credentials: none)."""
@@ -194,7 +200,10 @@ class ApiClient:
             return self._ensure_session(), None, None
         credential = await source.get()
         headers = {"Authorization": f"Bearer {credential.token}"} if credential.token else None
-        return self._ensure_session(credential), credential, headers
+        session = self._ensure_session(credential)
+        if self._retired and time.monotonic() - self._retired[0][0] > RETIRED_SESSION_SECONDS:
+            await self._retired.pop(0)[1].close()
+        return session, credential, headers
 
     def _refused(self, err: ApiError, credential: Credential | None, refreshed: bool) -> bool:
         """Whether to try again after ``err``: a first 401 with credentials that can be fetched anew."""

@@ -502,3 +502,40 @@ async def test_client_certificate_from_a_plugin_authenticates(tmp_path: Path) ->
             with pytest.raises(ApiError, match="ConnectionError"):  # without it the server refuses the handshake
                 await api.list(resources.NAMESPACES)
         assert server.seen == ["cert:plugin-user"]
+
+
+async def test_a_new_client_certificate_gets_a_new_pool_and_the_old_one_is_closed_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vcluster.kube import client as client_module
+
+    ca = pki.generate_ca(common_name="test-ca")
+    serving = pki.issue_server_cert(ca, common_name="apiserver", ips=["127.0.0.1"])
+    certs = [pki.issue_client_cert(ca, common_name=cn) for cn in ("first", "second")]
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=ca.cert_pem.decode())
+    pki.load_cert_chain(ctx, serving)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    statuses = [{"clientCertificateData": c.cert_pem.decode(), "clientKeyData": c.key_pem.decode()} for c in certs]
+    script = plugin(tmp_path, f"statuses = {statuses!r}\n"
+                              f"print(json.dumps({{'apiVersion': {V1BETA1!r}, 'kind': 'ExecCredential', "
+                              "'status': statuses[min(runs, 1)]}))\n")
+    server = Apiserver(by_cert=True)
+    async with serve(server, ctx) as url:
+        path = exec_kubeconfig(tmp_path, {"apiVersion": V1BETA1, "command": str(script)}, server=url,
+                               cluster_extra={"certificate-authority-data": base64.b64encode(ca.cert_pem).decode()})
+        async with ApiClient.from_kubeconfig(path) as api:
+            await api.list(resources.NAMESPACES)
+            old = api._session
+            assert api.config.credentials is not None
+            api.config.credentials.invalidate(None)  # as after a 401: the plugin runs again, a new certificate
+            await api.list(resources.NAMESPACES)
+            assert server.seen == ["cert:first", "cert:second"]
+            assert api._session is not old
+            assert [s for _, s in api._retired] == [old]
+            assert old is not None
+            assert not old.closed  # requests and watches still on it may finish
+            monkeypatch.setattr(client_module, "RETIRED_SESSION_SECONDS", -1.0)
+            await api.list(resources.NAMESPACES)
+            assert old.closed
+            assert api._retired == []
+            assert server.seen[-1] == "cert:second"
