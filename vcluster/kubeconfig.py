@@ -6,13 +6,22 @@ kubeconfig in a Secret that the syncer reads back.  Both directions live here
 so that what one component writes, the other parses the same way: inline
 ``*-data`` (base64) fields and file paths (relative to the kubeconfig's folder,
 as kubectl resolves them) are both understood.
+
+Admins' kubeconfigs for managed clusters name their credentials rather than
+holding them: an exec credential plugin (``users[].user.exec``), an OIDC
+``auth-provider`` id-token, a ``tokenFile`` that rotates.  This module only
+*parses* those (into :class:`ExecConfig`, ``token_file``, ``token_expiry``),
+without running anything; :mod:`vcluster.kube.credentials` runs plugins and
+re-reads files, because that is I/O the client does when a token is due.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +33,30 @@ from vcluster.files import write_atomic
 
 class KubeconfigError(VClusterError):
     """A kubeconfig could not be read or does not say what we need."""
+
+
+#: The ExecCredential API versions client-go speaks to plugins (v1alpha1 was removed in Kubernetes 1.24).
+EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
+INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecConfig:
+    """A user's ``exec`` credential plugin, as the kubeconfig spells it (nothing run yet)."""
+
+    #: The command: a bare name is looked up in PATH, a relative path resolves against the kubeconfig's folder.
+    command: str
+    api_version: str
+    args: tuple[str, ...] = ()
+    #: Added to the environment the plugin inherits.
+    env: tuple[tuple[str, str], ...] = ()
+    interactive_mode: str = "IfAvailable"
+    provide_cluster_info: bool = False
+    install_hint: str = ""
+    #: ``clusters[].cluster.extensions[client.authentication.k8s.io/exec].extension``, handed to the plugin.
+    cluster_config: Any = None
+    #: The kubeconfig's folder (a relative command resolves against it).
+    base_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +71,14 @@ class KubeconfigInfo:
     insecure_skip_tls_verify: bool = False
     context: str = ""
     namespace: str | None = None
+    #: ``tokenFile``: ``token`` holds what it said when parsed; clients re-read it (it may rotate).
+    token_file: Path | None = None
+    #: When ``token`` stops being valid, if it says so (an OIDC id-token's ``exp``).
+    token_expiry: _dt.datetime | None = None
+    #: An exec credential plugin that gives the token or the client certificate.
+    exec: ExecConfig | None = None
+    #: The user's name in the kubeconfig (for messages).
+    user: str = field(default="", compare=False)
 
 
 def _b64(data: bytes) -> str:
@@ -125,10 +166,85 @@ def _data_or_file(section: dict[str, Any], key: str, base: Path | None) -> bytes
         ) from exc
 
 
+def _parse_exec(spec: Any, user_name: str, cluster: dict[str, Any], base_dir: Path | None) -> ExecConfig:
+    where = f"kubeconfig user {user_name!r}: exec"
+    if not isinstance(spec, dict):
+        raise KubeconfigError(f"{where} is not a mapping")
+    command = spec.get("command")
+    if not command or not isinstance(command, str):
+        raise KubeconfigError(f"{where} has no command")
+    api_version = spec.get("apiVersion")
+    if api_version not in EXEC_API_VERSIONS:
+        raise KubeconfigError(
+            f"{where}: apiVersion {api_version!r} is not one virtualcluster speaks ({', '.join(EXEC_API_VERSIONS)})"
+        )
+    mode = spec.get("interactiveMode")
+    if mode is None:
+        if api_version.endswith("/v1"):  # as client-go: v1 must say it
+            raise KubeconfigError(
+                f"{where}: interactiveMode must be set for {api_version} (Never, IfAvailable or Always)"
+            )
+        mode = "IfAvailable"
+    if mode not in INTERACTIVE_MODES:
+        raise KubeconfigError(f"{where}: interactiveMode {mode!r} is not one of {', '.join(INTERACTIVE_MODES)}")
+    args = spec.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise KubeconfigError(f"{where}: args must be a list of strings")
+    env: list[tuple[str, str]] = []
+    for item in spec.get("env") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or "value" not in item:
+            raise KubeconfigError(f"{where}: every env entry needs a name and a value")
+        env.append((item["name"], str(item["value"])))
+    extension = None
+    for ext in cluster.get("extensions") or []:
+        if isinstance(ext, dict) and ext.get("name") == "client.authentication.k8s.io/exec":
+            extension = ext.get("extension")
+    return ExecConfig(
+        command=command, api_version=str(api_version), args=tuple(args), env=tuple(env),
+        interactive_mode=str(mode), provide_cluster_info=bool(spec.get("provideClusterInfo", False)),
+        install_hint=str(spec.get("installHint") or ""), cluster_config=extension, base_dir=base_dir,
+    )
+
+
+def jwt_expiry(token: str) -> _dt.datetime | None:
+    """The ``exp`` claim of a JWT (not verified: only to know when to stop using it), if it has one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        return _dt.datetime.fromtimestamp(float(exp), _dt.UTC) if exp is not None else None
+    except (ValueError, TypeError, OverflowError, binascii.Error):
+        return None
+
+
+def _parse_auth_provider(spec: Any, user_name: str) -> tuple[str, _dt.datetime | None]:
+    """The bearer token of an ``auth-provider`` (only ``oidc``: the others left kubectl in 1.26)."""
+    where = f"kubeconfig user {user_name!r}: auth-provider"
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if name != "oidc":
+        raise KubeconfigError(
+            f"{where} {name!r} is not supported (kubectl dropped the built-in gcp and azure providers in 1.26): "
+            "use the provider's exec credential plugin (gke-gcloud-auth-plugin, kubelogin, ...)"
+        )
+    config = spec.get("config") or {}
+    token = config.get("id-token") if isinstance(config, dict) else None
+    if not token or not isinstance(token, str):
+        raise KubeconfigError(
+            f"{where} oidc has no id-token; virtualcluster does not log in to the identity provider itself: "
+            "log in with kubectl (or use an exec plugin such as kubelogin)"
+        )
+    return token, jwt_expiry(token)
+
+
 def parse_kubeconfig(
-    config: dict[str, Any], *, base_dir: Path | None = None, context: str | None = None
+    config: dict[str, Any], *, base_dir: Path | None = None, context: str | None = None, allow_exec: bool = True
 ) -> KubeconfigInfo:
-    """The server and credentials of ``context`` (default: the current context)."""
+    """The server and credentials of ``context`` (default: the current context).
+
+    ``allow_exec=False`` refuses a user with an exec plugin (a command to run) with a clear error.
+    """
     if not isinstance(config, dict):
         raise KubeconfigError("kubeconfig is not a YAML mapping")
     ctx_name = context or config.get("current-context")
@@ -147,14 +263,32 @@ def parse_kubeconfig(
         raise KubeconfigError(f"kubeconfig cluster {ctx.get('cluster')!r} has no server")
     token = user.get("token")
     token_file = user.get("tokenFile")
+    token_path: Path | None = None
+    token_expiry: _dt.datetime | None = None
+    exec_config: ExecConfig | None = None
+    if user.get("exec") is not None:
+        others = [k for k in ("token", "tokenFile", "auth-provider") if user.get(k)]
+        if others:  # kubectl refuses exec with an auth-provider; with a token it is unclear which one is meant
+            raise KubeconfigError(
+                f"kubeconfig user {user_name!r} sets both exec and {others[0]}: keep only one way to authenticate"
+            )
+        exec_config = _parse_exec(user["exec"], str(user_name), cluster, base_dir)
+        if not allow_exec:
+            raise KubeconfigError(
+                f"kubeconfig user {user_name!r} names an exec credential plugin ({exec_config.command!r}); "
+                "virtualcluster runs plugins only from kubeconfig files an admin passes, never from kubeconfig "
+                "text such as a Secret's"
+            )
+    elif user.get("auth-provider") is not None:
+        token, token_expiry = _parse_auth_provider(user["auth-provider"], str(user_name))
     if not token and token_file:
-        path = Path(str(token_file))
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        token_path = Path(str(token_file)).expanduser()
+        if not token_path.is_absolute() and base_dir is not None:
+            token_path = base_dir / token_path
         try:
-            token = path.read_text().strip()
+            token = token_path.read_text().strip()
         except OSError as exc:
-            raise KubeconfigError(f"kubeconfig tokenFile {path} cannot be read: {exc.strerror}") from exc
+            raise KubeconfigError(f"kubeconfig tokenFile {token_path} cannot be read: {exc.strerror}") from exc
     return KubeconfigInfo(
         server=str(server),
         ca_pem=_data_or_file(cluster, "certificate-authority", base_dir),
@@ -164,6 +298,10 @@ def parse_kubeconfig(
         insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
         context=str(ctx_name),
         namespace=str(ctx["namespace"]) if ctx.get("namespace") else None,
+        token_file=token_path,
+        token_expiry=token_expiry,
+        exec=exec_config,
+        user=str(user_name or ""),
     )
 
 
@@ -172,7 +310,9 @@ def load_kubeconfig(source: Path | str, *, context: str | None = None) -> Kubeco
 
     A :class:`~pathlib.Path`, or a string without a newline that names an
     existing file, is read from disk (relative file references resolve against
-    its folder); any other string is taken as YAML text.
+    its folder); any other string is taken as YAML text.  Exec credential
+    plugins are accepted only from a file: YAML text comes from Secrets, and a
+    Secret must never make a component run a command.
     """
     base_dir: Path | None = None
     if isinstance(source, Path) or ("\n" not in source and Path(source).expanduser().is_file()):
@@ -188,4 +328,4 @@ def load_kubeconfig(source: Path | str, *, context: str | None = None) -> Kubeco
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise KubeconfigError(f"kubeconfig is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return parse_kubeconfig(config, base_dir=base_dir, context=context)
+    return parse_kubeconfig(config, base_dir=base_dir, context=context, allow_exec=base_dir is not None)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vcluster.kube import ClientConfig
+from vcluster.kube.client import SERVICE_ACCOUNT_DIR
+from vcluster.kubeconfig import KubeconfigError
 from vcluster.settings import LogSettings, SettingsError, env_float, env_int, env_list, env_path, env_str
 
 __all__ = ["ProxySettings", "SettingsError", "VirtualNodeSettings", "super_client_config"]
@@ -133,18 +135,16 @@ def _in_cluster_server() -> str | None:
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+def super_client_config(settings: ProxySettings, *, account_dir: Path = SERVICE_ACCOUNT_DIR) -> ClientConfig:
+    """How the proxy reaches the super apiserver: its kubeconfig, else the pod's service account.
 
-
-def super_client_config(settings: ProxySettings) -> ClientConfig:
-    """How the proxy reaches the super apiserver: its kubeconfig, else the pod's service account."""
+    The service account's token is re-read as the kubelet rotates it (projected tokens expire).
+    """
     if settings.super_kubeconfig is not None:
         return ClientConfig.from_kubeconfig(settings.super_kubeconfig)
     if settings.in_cluster_server is None:
         raise SettingsError("set VC_SUPER_KUBECONFIG (or KUBECONFIG), or run in a pod with a service account")
     try:
-        token = (SERVICE_ACCOUNT_DIR / "token").read_text().strip()
-        ca = (SERVICE_ACCOUNT_DIR / "ca.crt").read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"cannot read the pod's service account: {exc}") from exc
-    return ClientConfig(server=settings.in_cluster_server, ca_pem=ca, token=token)
+        return ClientConfig.in_cluster(settings.in_cluster_server, account_dir=account_dir)
+    except KubeconfigError as exc:
+        raise SettingsError(str(exc)) from exc

@@ -56,3 +56,18 @@ def test_bad_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VC_KUBELET_SCHEME", "ftp")
     with pytest.raises(SettingsError, match="VC_KUBELET_SCHEME"):
         ProxySettings.from_env()
+
+
+def test_in_pod_the_proxy_reads_its_service_account_token_again_as_it_rotates(tmp_path: Path) -> None:
+    from vcluster.kube.credentials import TokenFileSource
+    from virtual_node.settings import super_client_config
+
+    (tmp_path / "ca.crt").write_bytes(b"CA")
+    (tmp_path / "token").write_text("t1")
+    settings = ProxySettings(in_cluster_server="https://10.96.0.1:443")
+    config = super_client_config(settings, account_dir=tmp_path)
+    assert (config.server, config.ca_pem, config.token) == ("https://10.96.0.1:443", b"CA", None)
+    assert isinstance(config.credentials, TokenFileSource)
+    assert config.credentials.path == tmp_path / "token"
+    with pytest.raises(SettingsError, match="cannot read the pod's service account"):
+        super_client_config(settings, account_dir=tmp_path / "nowhere")

@@ -13,6 +13,7 @@ from pathlib import Path
 from vcluster.cli.settings import CliSettings
 from vcluster.errors import VClusterError
 from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound
+from vcluster.kubeconfig import KubeconfigError
 
 
 class NoClusterError(VClusterError):
@@ -49,6 +50,8 @@ def missing_type(exc: NotFound) -> bool:
 
 def explain(exc: ApiError, *, what: str, missing: str | None = None) -> VClusterError:
     """A one-line error for an API failure while doing ``what``; ``missing`` for a 404 on the object itself."""
+    if isinstance(exc, KubeconfigError):  # credentials could not be got: the message says what to fix
+        return VClusterError(f"{what}: {exc}")
     if isinstance(exc, NotFound):
         if missing_type(exc):
             return VClusterError(

@@ -9,6 +9,13 @@ and bounded per client: a TLS handshake costs far more CPU than a request, so
 idle connections stay open for ``keepalive`` seconds (long enough to span the
 quiet gaps between bursts).  Writers that ignore the answer pass
 ``decode=False`` and skip decoding the returned object.
+
+Credentials that change (exec plugins, rotating token files, expiring
+id-tokens; :mod:`vcluster.kube.credentials`) are asked for before each
+request — one clock comparison until a refresh is due — and once more after a
+401; a client certificate from a plugin that changes gets a new connection
+pool (the old one is closed with the client).  Fixed credentials take none of
+that path.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import builtins
 import contextlib
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +37,8 @@ import orjson
 import structlog
 
 from vcluster import pki
-from vcluster.kube.errors import ApiError, Gone, TooManyRequests, error_from_status
+from vcluster.kube.credentials import Credential, CredentialSource, TokenFileSource, source_for
+from vcluster.kube.errors import ApiError, Gone, TooManyRequests, Unauthorized, error_from_status
 from vcluster.kube.resources import Resource
 
 log = structlog.get_logger(__name__)
@@ -43,6 +52,11 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
 }
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+#: Seconds a connection pool replaced after a client-certificate change stays open for the requests and
+#: watches still on it (a watch lasts at most its timeoutSeconds + 30 s) before it is closed.
+RETIRED_SESSION_SECONDS = 900.0
+#: Where a pod's service account is mounted (token, ca.crt, namespace).
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +78,9 @@ class ClientConfig:
     #: Seconds an idle connection is kept open for reuse.
     keepalive: float = 300.0
     user_agent: str = field(default="virtualcluster")
+    #: Credentials that change while the client runs (exec plugin, token file, expiring token); they
+    #: replace ``token`` (and, when they give one, the client certificate).
+    credentials: CredentialSource | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_kubeconfig(cls, source: str | Path, **options: Any) -> ClientConfig:
@@ -71,16 +88,31 @@ class ClientConfig:
         from vcluster.kubeconfig import load_kubeconfig
 
         info = load_kubeconfig(source)
+        credentials = source_for(info)
         return cls(
             server=info.server.rstrip("/"),
             ca_pem=info.ca_pem,
             client_cert_pem=info.client_cert_pem,
             client_key_pem=info.client_key_pem,
-            token=info.token,
+            token=info.token if credentials is None else None,
+            credentials=credentials,
             **options,
         )
 
-    def ssl_context(self) -> ssl.SSLContext | bool:
+    @classmethod
+    def in_cluster(cls, server: str, *, account_dir: Path = SERVICE_ACCOUNT_DIR, **options: Any) -> ClientConfig:
+        """The pod's own service account: its CA, and its token re-read as the kubelet rotates it."""
+        from vcluster.kubeconfig import KubeconfigError
+
+        try:
+            ca = (account_dir / "ca.crt").read_bytes()
+            token = (account_dir / "token").read_text().strip()
+        except OSError as exc:
+            raise KubeconfigError(f"cannot read the pod's service account in {account_dir}: {exc.strerror}") from exc
+        return cls(server=server, ca_pem=ca,
+                   credentials=TokenFileSource(account_dir / "token", token=token), **options)
+
+    def ssl_context(self, credential: Credential | None = None) -> ssl.SSLContext | bool:
         if not self.server.startswith("https"):
             return False
         if self.insecure:
@@ -91,7 +123,9 @@ class ClientConfig:
             ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
         else:
             ctx = ssl.create_default_context()
-        if self.client_cert_pem and self.client_key_pem:
+        if credential is not None and credential.client_cert_pem and credential.client_key_pem:
+            pki.load_cert_chain(ctx, pki.CertKeyPair(credential.client_cert_pem, credential.client_key_pem))
+        elif self.client_cert_pem and self.client_key_pem:
             pki.load_cert_chain(ctx, pki.CertKeyPair(self.client_cert_pem, self.client_key_pem))
         return ctx
 
@@ -111,13 +145,19 @@ class ApiClient:
         self.config = config
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=config.request_timeout)
+        #: The client certificate (from a credential source) the current session's TLS context holds.
+        self._session_cert: tuple[bytes | None, bytes | None] = (None, None)
+        #: Sessions replaced after a plugin's client certificate changed, with when (monotonic seconds);
+        #: closed after RETIRED_SESSION_SECONDS or with the client.
+        self._retired: list[tuple[float, aiohttp.ClientSession]] = []
 
     @classmethod
     def from_kubeconfig(cls, source: str | Path, **options: Any) -> ApiClient:
         return cls(ClientConfig.from_kubeconfig(source, **options))
 
     async def __aenter__(self) -> ApiClient:
-        self._ensure_session()
+        if self.config.credentials is None:  # else the first request makes it, with the credential's certificate
+            self._ensure_session()
         return self
 
     async def __aexit__(
@@ -125,10 +165,16 @@ class ApiClient:
     ) -> None:
         await self.close()
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
+    def _ensure_session(self, credential: Credential | None = None) -> aiohttp.ClientSession:
+        if credential is not None and credential.client_cert_pem is not None:
+            cert = (credential.client_cert_pem, credential.client_key_pem)
+            if self._session is not None and cert != self._session_cert:
+                self._retired.append((time.monotonic(), self._session))  # what runs on it may finish
+                self._session = None
+            self._session_cert = cert
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                ssl=self.config.ssl_context(), limit=self.config.max_connections,
+                ssl=self.config.ssl_context(credential), limit=self.config.max_connections,
                 keepalive_timeout=self.config.keepalive
             )
             headers = {"User-Agent": self.config.user_agent, "Accept": "application/json"}
@@ -144,6 +190,33 @@ class ApiClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        while self._retired:
+            await self._retired.pop()[1].close()
+
+    async def _authorized(self) -> tuple[aiohttp.ClientSession, Credential | None, dict[str, str] | None]:
+        """The session, the credential in use and the request headers it needs (fixed credentials: none)."""
+        source = self.config.credentials
+        if source is None:
+            return self._ensure_session(), None, None
+        credential = await source.get()
+        headers = {"Authorization": f"Bearer {credential.token}"} if credential.token else None
+        session = self._ensure_session(credential)
+        if self._retired and time.monotonic() - self._retired[0][0] > RETIRED_SESSION_SECONDS:
+            await self._retired.pop(0)[1].close()
+        return session, credential, headers
+
+    def _refused(self, err: ApiError, credential: Credential | None, refreshed: bool) -> bool:
+        """Whether to try again after ``err``: a first 401 with credentials that can be fetched anew."""
+        source = self.config.credentials
+        if not isinstance(err, Unauthorized) or source is None:
+            return False
+        if refreshed:
+            err.message += f" (credentials from the {source.describe()} were refused, also after getting fresh ones)"
+            err.args = (f"{err.status} {err.reason}: {err.message}",)
+            return False
+        log.info("kube.credentials.refused", server=self.config.server, source=source.describe())
+        source.invalidate(credential)
+        return True
 
     # ---- the one request --------------------------------------------------------
     async def request(
@@ -166,18 +239,26 @@ class ApiClient:
         and jitter for idempotent methods, and 429 for every method (the
         apiserver did not act on a request it throttled).
         """
-        session = self._ensure_session()
+        session = self._ensure_session() if self.config.credentials is None else None
+        credential: Credential | None = None
+        auth: dict[str, str] | None = None
+        refreshed = False
         data: bytes | None = None
         if body is not None:
             data = body.encode() if isinstance(body, str) else orjson.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else None
         attempt = 0
         while True:
             attempt += 1
+            if self.config.credentials is not None:
+                session, credential, auth = await self._authorized()
+                if auth is not None:
+                    headers = {**headers, **auth} if headers else auth
+            assert session is not None
             try:
                 async with session.request(
                     method, path, params=dict(params) if params else None, data=data,
-                    headers={"Content-Type": content_type} if data is not None else None,
-                    timeout=self._timeout,
+                    headers=headers, timeout=self._timeout,
                 ) as resp:
                     payload = await resp.read()
                     if resp.status < 400:
@@ -192,6 +273,10 @@ class ApiClient:
                 if method not in _IDEMPOTENT or attempt >= self.config.retries:
                     raise ApiError(0, "ConnectionError", f"{method} {self.config.server}{path}: {exc}") from exc
                 await asyncio.sleep(_backoff(attempt))
+                continue
+            if self._refused(err, credential, refreshed):
+                refreshed = True
+                attempt -= 1  # not a transient failure: the retry budget is for those
                 continue
             retriable = err.status in _RETRY_STATUSES and (
                 method in _IDEMPOTENT or isinstance(err, TooManyRequests)
@@ -332,7 +417,6 @@ class ApiClient:
         allow_bookmarks: bool = True,
     ) -> AsyncIterator[WatchEvent]:
         """Yield events until the server ends the watch; raise :class:`Gone` on 410."""
-        session = self._ensure_session()
         params: dict[str, str] = {"watch": "1", "timeoutSeconds": str(timeout_seconds)}
         if allow_bookmarks:
             params["allowWatchBookmarks"] = "true"
@@ -343,9 +427,19 @@ class ApiClient:
         if field_selector:
             params["fieldSelector"] = field_selector
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
-        async with session.get(resource.path(namespace=namespace), params=params, timeout=timeout) as resp:
-            if resp.status >= 400:
-                raise error_from_status(resp.status, _decode_status(await resp.read()))
+        refreshed = False
+        while True:
+            session, credential, auth = await self._authorized()
+            resp = await session.get(resource.path(namespace=namespace), params=params, timeout=timeout,
+                                     headers=auth)
+            if resp.status < 400:
+                break
+            err = error_from_status(resp.status, _decode_status(await resp.read()))
+            resp.release()
+            if not self._refused(err, credential, refreshed):
+                raise err
+            refreshed = True
+        async with resp:
             buffer = b""
             async for chunk in resp.content.iter_any():
                 buffer += chunk

@@ -11,7 +11,9 @@ temporary/permanent errors.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import datetime as _dt
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -19,6 +21,7 @@ import structlog
 
 from tenant_crd import CLUSTER_VERSION_PLURAL, TENANT_PLURAL
 from vcluster import naming
+from vcluster.kube.credentials import Credential, source_for
 from vcluster.kubeconfig import KubeconfigInfo
 from vcluster.operator.health import HealthMonitor
 from vcluster.operator.reconcile import Invalid, Reconciler, Retry
@@ -52,6 +55,43 @@ def _body(body: Any) -> Mapping[str, Any]:
     return dict(body)
 
 
+def kopf_login(info: KubeconfigInfo) -> Callable[..., Awaitable[kopf.ConnectionInfo]]:
+    """Kopf's login handler for the operator's kubeconfig.
+
+    Credentials that change (exec plugin, token file, expiring id-token) come from the same
+    :class:`~vcluster.kube.credentials.CredentialSource` kind the operator's own clients use, with an
+    ``expiration`` so Kopf logs in again when they are due; Kopf also logs in again after a 401, and then
+    the credential it had is dropped so the source fetches a fresh one.
+    """
+    source = source_for(info)
+    given: list[Credential] = []
+
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        token, cert, key, expiration = info.token, info.client_cert_pem, info.client_key_pem, None
+        if source is not None:
+            if given:  # Kopf asks again: the last one was refused or is due
+                source.invalidate(given.pop())
+            credential = await source.get()
+            given.append(credential)
+            token = credential.token
+            if credential.client_cert_pem is not None:
+                cert, key = credential.client_cert_pem, credential.client_key_pem
+            if source.next_refresh != math.inf:
+                expiration = _dt.datetime.fromtimestamp(source.next_refresh, _dt.UTC)
+        return kopf.ConnectionInfo(
+            server=info.server,
+            ca_data=info.ca_pem.decode() if info.ca_pem else None,
+            certificate_data=cert.decode() if cert else None,
+            private_key_data=key.decode() if key else None,
+            token=token,
+            insecure=info.insecure_skip_tls_verify or None,
+            default_namespace="default",
+            expiration=expiration,
+        )
+
+    return login
+
+
 def register(
     registry: kopf.OperatorRegistry,
     *,
@@ -62,20 +102,7 @@ def register(
     """Register every handler of the operator into ``registry``."""
 
     if connection is not None:
-        info = connection
-
-        def login(**_: Any) -> kopf.ConnectionInfo:
-            return kopf.ConnectionInfo(
-                server=info.server,
-                ca_data=info.ca_pem.decode() if info.ca_pem else None,
-                certificate_data=info.client_cert_pem.decode() if info.client_cert_pem else None,
-                private_key_data=info.client_key_pem.decode() if info.client_key_pem else None,
-                token=info.token,
-                insecure=info.insecure_skip_tls_verify or None,
-                default_namespace="default",
-            )
-
-        kopf.on.login(registry=registry)(login)
+        kopf.on.login(registry=registry)(kopf_login(connection))
 
     async def reconcile(body: kopf.Body, **_: Any) -> None:
         name = body.metadata.name
