@@ -177,6 +177,7 @@ class HealthMonitor:
         probe_timeout: float = 3.0,
         concurrency: int = 16,
         secret_recheck: float = 30.0,
+        renewal_retry: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
@@ -193,6 +194,10 @@ class HealthMonitor:
         self.secret_recheck = secret_recheck
         self._clock = clock
         self._repairs: dict[str, asyncio.Task[None]] = {}
+        #: When a renewal reconcile was last started per tenant: one that did not bring a new
+        #: ``renewAfter`` (it failed) is tried again after ``renewal_retry`` seconds, not every round.
+        self._renewals: dict[str, float] = {}
+        self.renewal_retry = renewal_retry
 
     async def run(self) -> None:
         """Rounds until cancelled; a failed round (super apiserver down) is logged once per state change."""
@@ -238,6 +243,8 @@ class HealthMonitor:
         live = {t["metadata"]["name"] for t in tenants}
         for name in [n for n in self._failures if n not in live]:
             self._failures.pop(name, None)
+        for name in [n for n in self._renewals if n not in live]:
+            self._renewals.pop(name, None)
         for key in [k for k in self._clients if k not in {self._key(t) for t in tenants}]:
             await self._drop_client(key)
         await asyncio.gather(*(self._check(t) for t in tenants if eligible(t)))
@@ -278,7 +285,9 @@ class HealthMonitor:
                                           message=write.message)
         if verdict.reason in REPAIRED and name not in self._repairs:
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
-        elif verdict.healthy and name not in self._repairs and renewal_due(body.get("status"), clock.now()):
+        elif verdict.healthy and name not in self._repairs and renewal_due(body.get("status"), clock.now()) \
+                and self._clock() - self._renewals.get(name, -self.renewal_retry) >= self.renewal_retry:
+            self._renewals[name] = self._clock()
             log.info("operator.certificates.due", tenant=name,
                      renew_after=((body.get("status") or {}).get("certificates") or {}).get("renewAfter"))
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")

@@ -268,6 +268,25 @@ def test_loop_reconciles_a_healthy_tenant_whose_certificates_are_due() -> None:
     assert reconciler.writes == []  # nothing wrong with it: no condition written
 
 
+def test_a_failed_renewal_is_tried_again_after_a_while_not_every_round() -> None:
+    due = _tenant("a")
+    due["status"]["certificates"] = {"renewAfter": "2000-01-01T00:00:00Z"}  # the reconcile never moves it
+    monitor, reconciler = _monitor([due], {"a": [Verdict(True)]})
+    now = [100.0]
+    monitor._clock = lambda: now[0]
+
+    async def rounds() -> None:
+        for step in (0.0, 5.0, 5.0, 25.0):  # at 100, 105, 110, 135 s
+            now[0] += step
+            await monitor.round()
+            await asyncio.sleep(0)
+            await asyncio.gather(*list(monitor._repairs.values()))
+        await monitor.close()
+
+    asyncio.run(rounds())
+    assert reconciler.reconciled == ["a", "a"]  # at 100 s and again 30 s later
+
+
 def test_a_tenant_being_restarted_for_new_certificates_is_not_probed() -> None:
     monitor, reconciler = _monitor([_tenant("a")], {"a": [DOWN]})
     reconciler.rolling.add("a-123456")
