@@ -134,10 +134,14 @@ def test_certificates_are_renewed_and_rolled_out(super_cluster: Any, operator: O
     for name in (cp.APISERVER, cp.ADMIN, cp.CONTROLLER_MANAGER, cp.APISERVER_ETCD_CLIENT, cp.ETCD_SERVER):
         assert name in message, message
     assert dt.datetime.now(dt.UTC) >= first_renew  # not before it was due
-    obj = get_tenant(super_cluster, tenant.name)
-    assert obj is not None
+
+    def rolled_out() -> dict[str, Any] | None:  # the new status.certificates is written after the rollout
+        got = get_tenant(super_cluster, tenant.name)
+        moved = got and _when(got["status"]["certificates"]["renewAfter"]) > first_renew
+        return got if moved else None
+
+    obj = wait_for("status.certificates of the renewed certificates", rolled_out, syncer=syncer)
     assert obj["metadata"]["generation"] == 1  # no spec change
-    assert _when(obj["status"]["certificates"]["renewAfter"]) > first_renew
     wait_for("a new serving certificate over TLS", lambda: _serving_serial(tenant.endpoint or "") != old_serving,
              syncer=syncer)
     new_admin = _client_cert(_secret_kubeconfig(super_cluster, tenant))

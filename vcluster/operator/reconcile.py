@@ -360,6 +360,16 @@ class Reconciler:
         await self._ensure_root_namespace(key, name, uid)
         proxy_ca = await self._kubelet_ca()
         files, renewed = await self._ensure_pki(key, name, plane.certs, proxy_ca)
+        plan = certs.renewal(files, plane.certs, self.lifetimes)
+        if renewed:
+            # told as soon as the new PKI is stored: a later step may wait (pods rolling) and the next
+            # reconcile finds nothing left to renew; the new status.certificates marks the rollout done
+            await self.event(body, type_="Normal", reason="CertificatesRenewed", message=(
+                f"renewed {', '.join(renewed)}; rolling them out to the {backend} control plane and the "
+                f"kubeconfig Secret {key}/{naming.kubeconfig_secret_name()}; next renewal after "
+                f"{clock.timestamp(plan.renew_after)} ({plan.first})"))
+            logger.info("operator.certificates.renewed", key=key, renewed=renewed,
+                        renew_after=clock.timestamp(plan.renew_after))
         cm_kubeconfig = certs.kubeconfig_for(
             cp.CONTROLLER_MANAGER, server=plane.internal_endpoint, files=files, cluster_name=key
         )
@@ -401,14 +411,6 @@ class Reconciler:
                          "labels": naming.owner_labels(key, name, managed_by=naming.MANAGED_BY_OPERATOR)},
             "data": {naming.KUBECONFIG_SECRET_KEY: _b64(admin_kubeconfig.encode())},
         })
-        plan = certs.renewal(files, plane.certs, self.lifetimes)
-        if renewed:
-            await self.event(body, type_="Normal", reason="CertificatesRenewed", message=(
-                f"renewed {', '.join(renewed)}; rolled out to the {backend} control plane and the kubeconfig "
-                f"Secret {key}/{naming.kubeconfig_secret_name()}; next renewal after "
-                f"{clock.timestamp(plan.renew_after)} ({plan.first})"))
-            logger.info("operator.certificates.renewed", key=key, renewed=renewed,
-                        renew_after=clock.timestamp(plan.renew_after))
 
         # 3. inside the tenant control plane -------------------------------------------------
         try:
