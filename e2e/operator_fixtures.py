@@ -55,8 +55,11 @@ READY_TIMEOUT = 240.0
 class OperatorProcess(ChildProcess):
     """The operator as a child process; ``kill()`` (SIGKILL) and ``start()`` again at will."""
 
-    def __init__(self, super_cluster: Any, *, state_dir: Path, log_path: Path, health_interval: float = 5.0) -> None:
+    def __init__(self, super_cluster: Any, *, state_dir: Path, log_path: Path, health_interval: float = 5.0,
+                 env: dict[str, str] | None = None) -> None:
         self.super_cluster = super_cluster
+        #: Extra environment (``VC_OPERATOR_*`` settings of one module's operator).
+        self.env = dict(env or {})
         self.state_dir = state_dir
         self.log_path = log_path
         self.health_interval = health_interval
@@ -71,6 +74,7 @@ class OperatorProcess(ChildProcess):
         # tenant apiservers bind where the super cluster's pods reach them (127.0.0.1 without real nodes)
         info = getattr(self.super_cluster, "info", None)
         env.setdefault("VC_OPERATOR_LOCAL_HOST", getattr(info, "host_address", "127.0.0.1"))
+        env.update(self.env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             log.write(f"\n==> operator start {time.strftime('%H:%M:%S')}\n".encode())
@@ -235,7 +239,7 @@ def delete_tenant(super_cluster: Any, name: str, *, wait: bool = True, timeout: 
 
 @contextlib.contextmanager
 def running_operator(super_cluster: Any, *, state_dir: Path, log_path: Path,
-                     health_interval: float = 5.0) -> Iterator[OperatorProcess]:
+                     health_interval: float = 5.0, env: dict[str, str] | None = None) -> Iterator[OperatorProcess]:
     """An operator subprocess for the duration of the block; tenants it made are deleted afterwards.
 
     Operators elect one leader per super cluster (the Lease ``vc-system/vc-operator``), so an operator
@@ -247,7 +251,8 @@ def running_operator(super_cluster: Any, *, state_dir: Path, log_path: Path,
         else None
     if paused is not None:
         paused.stop()
-    op = OperatorProcess(super_cluster, state_dir=state_dir, log_path=log_path, health_interval=health_interval)
+    op = OperatorProcess(super_cluster, state_dir=state_dir, log_path=log_path, health_interval=health_interval,
+                         env=env)
     op.start()
     previous, _current = _current, op
     try:

@@ -7,6 +7,7 @@ leave a duplicate or an orphan process behind, checked on its own.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,67 @@ def test_start_adopt_replace_destroy(binary_settings: BinarySettings, tmp_path: 
         backend.destroy(key)
     assert control_plane_processes(backend.state_dir, key) == {}
     assert not backend.tenant_dir(key).exists()
+
+
+def test_new_certificates_restart_exactly_the_components_that_read_them(
+    binary_settings: BinarySettings, tmp_path: Path
+) -> None:
+    """Renewed files keep their names (same command lines): the inputs stamp tells which process to restart."""
+    backend = LocalBackend(state_dir=tmp_path / "state", binary_settings=binary_settings)
+    key = "renew-abc123"
+    plane = builder.build(tenant_name="renew", cluster_key=key, tenant=TenantSpec.from_dict({}),
+                          cluster_version=None, layout=backend.layout(key))
+    files, _ = certs.complete_pki({}, plane.certs, kubelet_ca=pki.generate_ca(common_name="k"), tenant_name="renew")
+    ca = pki.CertKeyPair(files[cp.crt(cp.CA)], files[cp.key(cp.CA)])
+    etcd_ca = pki.CertKeyPair(files[cp.crt(cp.ETCD_CA)], files[cp.key(cp.ETCD_CA)])
+
+    def kubeconfig(pki_files: dict[str, bytes]) -> str:
+        return certs.kubeconfig_for(cp.CONTROLLER_MANAGER, server=plane.internal_endpoint, files=pki_files,
+                                    cluster_name=key)
+
+    def reissued(pki_files: dict[str, bytes], name: str, pair: pki.CertKeyPair) -> dict[str, bytes]:
+        return {**pki_files, cp.crt(name): pair.cert_pem, cp.key(name): pair.key_pem}
+
+    admin = tmp_path / "admin.kubeconfig"
+    admin.write_text(certs.kubeconfig_for(cp.ADMIN, server=plane.endpoint, files=files, cluster_name=key))
+
+    def controllers_running() -> bool:  # the controller-manager made the default ServiceAccount
+        got = subprocess.run(["kubectl", f"--kubeconfig={admin}", "get", "sa", "default"], capture_output=True,
+                             text=True, check=False, timeout=30)
+        return got.returncode == 0
+
+    def cm_log() -> str:
+        path = backend.tenant_dir(key) / "logs" / "kube-controller-manager.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-15:]) if path.exists() else ""
+
+    try:
+        backend.apply(plane, pki_files=files, cm_kubeconfig=kubeconfig(files))
+        deadline = time.monotonic() + 60
+        while not controllers_running():
+            assert time.monotonic() < deadline, cm_log()
+            time.sleep(0.5)
+        started = control_plane_processes(backend.state_dir, key)
+        # the admin certificate is read by no component: nothing restarts
+        files = reissued(files, cp.ADMIN, pki.issue_client_cert(ca, common_name="a", organizations=("system:masters",)))
+        backend.apply(plane, pki_files=files, cm_kubeconfig=kubeconfig(files))
+        assert control_plane_processes(backend.state_dir, key) == started
+        # the apiserver's client certificate towards etcd: the apiserver alone
+        files = reissued(files, cp.APISERVER_ETCD_CLIENT,
+                         pki.issue_client_cert(etcd_ca, common_name="kube-apiserver-etcd-client"))
+        backend.apply(plane, pki_files=files, cm_kubeconfig=kubeconfig(files))
+        now = control_plane_processes(backend.state_dir, key)
+        assert now["etcd"] == started["etcd"]
+        assert now["kube-controller-manager"] == started["kube-controller-manager"], cm_log()
+        assert now["kube-apiserver"] != started["kube-apiserver"]
+        assert len(now["kube-apiserver"]) == 1
+        # the controller-manager's certificate (its kubeconfig): the controller-manager alone
+        files = reissued(files, cp.CONTROLLER_MANAGER, pki.issue_client_cert(
+            ca, common_name="system:kube-controller-manager"))
+        backend.apply(plane, pki_files=files, cm_kubeconfig=kubeconfig(files))
+        after = control_plane_processes(backend.state_dir, key)
+        assert after["kube-controller-manager"] != now["kube-controller-manager"]
+        assert {k: v for k, v in after.items() if k != "kube-controller-manager"} == \
+            {k: v for k, v in now.items() if k != "kube-controller-manager"}
+        assert backend.healthy(plane)
+    finally:
+        backend.destroy(key)

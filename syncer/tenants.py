@@ -267,10 +267,12 @@ class CrdTenantSource:
             return None
         status = TenantStatus.from_dict(tenant.get("status"))
         key = str(status.cluster_key)
-        # Re-read only when something that matters changed: the spec (generation) or the key/secret.
+        # Re-read only when something that matters changed: the spec (generation) or the key/secret, or
+        # the certificates (``status.certificates``: renewed ones are in a new kubeconfig Secret, written
+        # before the status; the old client certificate stops working when it expires).
         raw_status = tenant.get("status") or {}
         in_force = ((raw_status.get("quota") or {}).get("hard"), raw_status.get("limitRange"),
-                    _dns_endpoint(raw_status))
+                    _dns_endpoint(raw_status), raw_status.get("certificates"))
         fingerprint = f"{meta.get('generation')}/{key}/{status.kubeconfig_secret}/{status.dns_cluster_ip}/{in_force}"
         if served is not None and served[1] == fingerprint and not force:
             return None

@@ -412,6 +412,14 @@ def _tenant_status() -> Schema:
                                "and where the local backend's server listens.",
                 "properties": {"clusterIP": _str(), "endpoint": _str()},
             },
+            "certificates": {
+                "type": "object",
+                "description": "The operator's certificates of this tenant: the earliest expiry, when the first "
+                               "of them comes due for renewal (the operator renews it then, without a spec "
+                               "change, and posts a CertificatesRenewed Event) and which one that is.",
+                "properties": {"notAfter": _str(format="date-time"), "renewAfter": _str(format="date-time"),
+                               "next": _str()},
+            },
             "counts": {
                 "type": "object",
                 "description": "Counters the operator and syncer report.",

@@ -87,6 +87,9 @@ ANN_OBJECT_UID = f"{GROUP}/object-uid"
 ANN_SUPER_CLUSTER_IP = f"{GROUP}/super-cluster-ip"
 #: Hash of the synced part of a tenant object, on its super copy.
 ANN_SYNC_HASH = f"{GROUP}/sync-hash"
+#: On a pods-backend control-plane pod template: a digest of the PKI files (and kubeconfig) the component
+#: reads at start; a renewed certificate changes it, so the Deployment/StatefulSet rolls.
+ANN_INPUTS_HASH = f"{GROUP}/inputs-hash"
 
 FINALIZER = f"{GROUP}/finalizer"
 

@@ -33,9 +33,10 @@ from vcluster.files import write_atomic
 KeyType = Literal["rsa", "ecdsa"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-#: Default lifetimes: long enough for a demo or a test run, short enough to be honest.
-CA_DAYS = 3650
-CERT_DAYS = 365
+#: Default lifetimes: long enough for a demo or a test run, short enough to be honest.  The operator
+#: renews before expiry (:mod:`vcluster.controlplane.certs`, ``VC_OPERATOR_CERT_VALIDITY`` and friends).
+CA_VALIDITY = _dt.timedelta(days=3650)
+CERT_VALIDITY = _dt.timedelta(days=365)
 RSA_BITS = 2048
 _BACKDATE = _dt.timedelta(minutes=5)
 
@@ -139,10 +140,24 @@ def _sign_alg() -> hashes.SHA256:
     return hashes.SHA256()
 
 
-def generate_ca(*, common_name: str, days: int = CA_DAYS, key_type: KeyType = "ecdsa") -> CertKeyPair:
+def generate_ca(
+    *, common_name: str, validity: _dt.timedelta = CA_VALIDITY, key_type: KeyType = "ecdsa"
+) -> CertKeyPair:
     """A self-signed CA certificate and its key."""
-    key = generate_key(key_type=key_type)
-    name = _name(common_name)
+    return _self_signed(generate_key(key_type=key_type), _name(common_name), validity)
+
+
+def renew_ca(ca: CertKeyPair, *, validity: _dt.timedelta = CA_VALIDITY) -> CertKeyPair:
+    """The CA again with a new lifetime: same key, same subject, a new serial and new dates.
+
+    Every certificate the old one signed verifies against the new one (same issuer name, same key,
+    same subject key identifier), and the other way round, so a CA renewed this way keeps trust with
+    no bundle of old and new CA: clients holding either certificate accept leaves of both.
+    """
+    return _self_signed(ca.key, ca.cert.subject, validity)
+
+
+def _self_signed(key: PrivateKey, name: x509.Name, validity: _dt.timedelta) -> CertKeyPair:
     now = clock.now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
@@ -152,7 +167,7 @@ def generate_ca(*, common_name: str, days: int = CA_DAYS, key_type: KeyType = "e
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + _dt.timedelta(days=days))
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -187,7 +202,7 @@ def _issue(
     ips: Sequence[str],
     server: bool,
     client: bool,
-    days: int,
+    validity: _dt.timedelta,
     key_type: KeyType,
 ) -> CertKeyPair:
     ca_cert = ca.cert
@@ -206,7 +221,7 @@ def _issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _BACKDATE)
-        .not_valid_after(min(now + _dt.timedelta(days=days), ca_cert.not_valid_after_utc))
+        .not_valid_after(min(now + validity, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -235,7 +250,7 @@ def issue_server_cert(
     common_name: str,
     dns_names: Sequence[str] = (),
     ips: Sequence[str] = (),
-    days: int = CERT_DAYS,
+    validity: _dt.timedelta = CERT_VALIDITY,
     key_type: KeyType = "ecdsa",
     client_auth: bool = False,
 ) -> CertKeyPair:
@@ -244,7 +259,7 @@ def issue_server_cert(
         raise PKIError(f"server certificate {common_name!r} needs at least one DNS name or IP")
     return _issue(
         ca, common_name=common_name, organizations=(), dns_names=dns_names, ips=ips,
-        server=True, client=client_auth, days=days, key_type=key_type,
+        server=True, client=client_auth, validity=validity, key_type=key_type,
     )
 
 
@@ -253,13 +268,13 @@ def issue_client_cert(
     *,
     common_name: str,
     organizations: Sequence[str] = (),
-    days: int = CERT_DAYS,
+    validity: _dt.timedelta = CERT_VALIDITY,
     key_type: KeyType = "ecdsa",
 ) -> CertKeyPair:
     """A client certificate: Kubernetes reads CN as the user and each O as a group."""
     return _issue(
         ca, common_name=common_name, organizations=organizations, dns_names=(), ips=(),
-        server=False, client=True, days=days, key_type=key_type,
+        server=False, client=True, validity=validity, key_type=key_type,
     )
 
 
@@ -277,6 +292,17 @@ def verify_signed_by(cert_pem: bytes, ca_pem: bytes) -> bool:
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
+
+
+def validity_of(cert_pem: bytes) -> tuple[_dt.datetime, _dt.datetime]:
+    """(notBefore, notAfter) of a certificate, timezone-aware UTC."""
+    cert = load_cert(cert_pem)
+    return cert.not_valid_before_utc, cert.not_valid_after_utc
+
+
+def serial_of(cert_pem: bytes) -> int:
+    """A certificate's serial number (a new one for every certificate issued)."""
+    return int(load_cert(cert_pem).serial_number)
 
 
 def subject_alt_names(cert_pem: bytes) -> tuple[list[str], list[str]]:

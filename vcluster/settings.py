@@ -8,6 +8,7 @@ their own groups in their own ``settings`` modules, built the same way.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,6 +99,32 @@ def env_bool(name: str, default: bool, *, env: Env | None = None) -> bool:
     if word in FALSE_WORDS:
         return False
     raise SettingsError(f"{name} must be one of {'/'.join(sorted(TRUE_WORDS | FALSE_WORDS))}, got {raw!r}")
+
+
+#: Units :func:`env_duration` accepts (a bare number is seconds).
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+
+def env_duration(name: str, default: _dt.timedelta, *, minimum: _dt.timedelta | None = None,
+                 env: Env | None = None) -> _dt.timedelta:
+    """``$name`` as a duration: a number with one unit of :data:`DURATION_UNITS` (``120s``, ``90m``, ``1y``)
+    or a bare number of seconds (``default`` when unset or empty); anything else is a :class:`SettingsError`."""
+    raw = _raw(name, env)
+    if raw is None:
+        return default
+    text = raw.strip().lower()
+    unit = DURATION_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit is not None else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise SettingsError(f"{name} must be a duration like 120s, 90m, 24h, 30d or 1y; got {raw!r}") from None
+    if not 0 < seconds < 1000 * DURATION_UNITS["y"]:  # also refuses nan and inf
+        raise SettingsError(f"{name} must be a positive duration, got {raw!r}")
+    value = _dt.timedelta(seconds=seconds)
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum.total_seconds():g}s, got {raw!r}")
+    return value
 
 
 def env_str(name: str, default: str, *, env: Env | None = None) -> str:

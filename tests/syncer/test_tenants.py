@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from syncer.tenants import CrdTenantSource, TenantInfo, readiness
+from syncer.tenants import CrdTenantSource, TenantInfo, TenantUp, readiness
 from tenant_crd.models import TenantStatus
 from tests.syncer.fakeapi import FakeServer
 from vcluster import naming
@@ -77,3 +77,23 @@ async def test_the_tenants_cluster_domain_reaches_the_syncer(spec: dict[str, Any
     assert isinstance(info, TenantInfo)
     assert info.kubeconfig == KC
     assert info.cluster_domain == domain
+
+
+async def test_renewed_certificates_make_the_syncer_read_the_kubeconfig_again() -> None:
+    """The operator writes the renewed kubeconfig Secret, then ``status.certificates``: the new status alone
+    (same generation, key and Secret name) makes the source read the Secret again and serve its content."""
+    source, obj = _served_tenant({})
+    obj["status"]["certificates"] = {"notAfter": "2026-01-01T00:02:00Z", "renewAfter": "2026-01-01T00:01:00Z"}
+    first = await source._evaluate("ADDED", obj)
+    assert isinstance(first, TenantUp)
+    assert first.info.kubeconfig == KC
+    assert await source._evaluate("MODIFIED", obj) is None  # nothing new: not read again
+    renewed_kc = KC.replace("token: abc", "token: renewed")
+    secret = await source._api.get(resources.SECRETS, "admin-kubeconfig", namespace="t-abc123")
+    secret["data"] = {naming.KUBECONFIG_SECRET_KEY: base64.b64encode(renewed_kc.encode()).decode()}
+    await source._api.replace(resources.SECRETS, secret, namespace="t-abc123")
+    renewed = {**obj, "status": {**obj["status"], "certificates": {
+        "notAfter": "2026-01-01T00:03:00Z", "renewAfter": "2026-01-01T00:02:00Z"}}}
+    change = await source._evaluate("MODIFIED", renewed)
+    assert isinstance(change, TenantUp)
+    assert change.info.kubeconfig == renewed_kc

@@ -20,6 +20,16 @@ duplicates, and a process still running with an *old* command line (the spec
 changed) or without a pid file (the operator died between spawn and pid file)
 is found by its state folder in its command line and replaced.
 
+Renewed certificates (:mod:`vcluster.controlplane.certs`) keep their file
+names, so the command line does not change with them; instead each component
+has an *inputs stamp* (``run/<component>.inputs``: a digest of every file its
+flags name under the state folder, PKI and kubeconfig).  A running process
+whose stamp differs from the files now written is restarted: etcd and
+kube-apiserver read their client certificates (towards etcd, the kubelet
+proxy) only at start, the controller-manager its kubeconfig.  The stamp is
+written after the component is ready, so an operator that dies between writing
+the files and the restart restarts it on its next reconcile.
+
 The functions here block (process start, health waits); the operator calls
 them in a worker thread.
 """
@@ -27,6 +37,7 @@ them in a worker thread.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -123,6 +134,9 @@ class LocalBackend:
 
     def _pid_path(self, key: str, component: str) -> Path:
         return self.tenant_dir(key) / "run" / f"{component}.pid"
+
+    def _stamp_path(self, key: str, component: str) -> Path:
+        return self.tenant_dir(key) / "run" / f"{component}.inputs"
 
     def _log_path(self, key: str, component: str) -> Path:
         return self.tenant_dir(key) / "logs" / f"{component}.log"
@@ -287,7 +301,15 @@ class LocalBackend:
                 name=f"{key}/{comp.name}", argv=argv,
                 log_path=self._log_path(key, comp.name), pid_path=self._pid_path(key, comp.name),
             )
+            stamp = self._stamp_path(key, comp.name)
+            inputs = inputs_digest(comp.args, root)
             adopted = proc.adopt()
+            old = _read_text(stamp)
+            if adopted and old is not None and old != inputs:
+                # its certificates or kubeconfig changed (a renewal): they are read at start only
+                logger.info("controlplane.local.restart", component=comp.name, reason="inputs changed")
+                proc.stop()
+                adopted = False
             for pid, cmd in self.processes(key):
                 if Path(cmd[0]).name == comp.name and pid != proc.pid:
                     logger.info("controlplane.local.replace", component=comp.name, pid=pid)
@@ -301,6 +323,7 @@ class LocalBackend:
             # Ready is their sum (the default back-off up to 1 s added ~1 s per component; issue 16)
             proc.wait_ready(check, timeout=self.start_timeout, what=f"{comp.name} of tenant {spec.tenant_name}",
                             cap=START_POLL_CAP)
+            write_atomic(stamp, inputs, if_changed=True)
         logger.info("controlplane.local.ready", endpoint=spec.endpoint)
 
     def healthy(self, spec: cp.ControlPlaneSpec) -> bool:
@@ -363,6 +386,28 @@ def _runs_argv(proc: ManagedProcess) -> HealthCheck:
         return proc.pid is not None and read_cmdline(proc.pid, settle=0) == proc.argv
 
     return check
+
+
+def inputs_digest(args: tuple[str, ...], root: Path) -> str:
+    """A digest of every file under ``root`` a component's flags name (``--flag=/path``), with its content:
+    what the component read at start and does not read again."""
+    digest = hashlib.sha256()
+    prefix = f"{root}{os.sep}"
+    for arg in args:
+        _, sep, value = arg.partition("=")
+        if not sep or not value.startswith(prefix):
+            continue
+        path = Path(value)
+        if path.is_file():
+            digest.update(value.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def _as_tuple(ports: LocalPorts) -> tuple[int, ...]:

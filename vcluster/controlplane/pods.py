@@ -36,6 +36,7 @@ controller-manager never touches etcd's pod.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,10 +122,24 @@ def _selector(spec: cp.ControlPlaneSpec, component: str) -> dict[str, str]:
     return {naming.LABEL_CLUSTER_KEY: spec.cluster_key, COMPONENT_LABEL: component}
 
 
+def inputs_hash(comp: cp.Component, pki_files: Mapping[str, bytes], *, extra: str = "") -> str:
+    """A digest of the PKI files ``comp``'s flags name (and ``extra``, the controller-manager's kubeconfig):
+    what the component reads at start only, so a renewal must roll its pods (pure)."""
+    digest = hashlib.sha256()
+    prefix = f"{PKI_MOUNT}/"
+    for arg in comp.args:
+        _, sep, value = arg.partition("=")
+        if sep and value.startswith(prefix):
+            name = value[len(prefix):]
+            digest.update(name.encode() + b"\0" + pki_files.get(name, b"") + b"\0")
+    digest.update(extra.encode())
+    return digest.hexdigest()[:32]
+
+
 def _pod_template(
     spec: cp.ControlPlaneSpec, comp: cp.Component, *, volumes: list[dict[str, Any]],
     mounts: list[dict[str, Any]], ports: list[dict[str, Any]], probe: dict[str, Any] | None,
-    placement: Mapping[str, Any], grace_seconds: int | None = None,
+    placement: Mapping[str, Any], inputs: str, grace_seconds: int | None = None,
 ) -> dict[str, Any]:
     command = [comp.name, *comp.args]
     container: dict[str, Any] = {
@@ -152,7 +167,8 @@ def _pod_template(
                            "containers": [container], "volumes": volumes, **placement}
     if grace_seconds is not None:
         pod["terminationGracePeriodSeconds"] = grace_seconds
-    return {"metadata": {"labels": _labels(spec, comp.name)}, "spec": pod}
+    return {"metadata": {"labels": _labels(spec, comp.name), "annotations": {naming.ANN_INPUTS_HASH: inputs}},
+            "spec": pod}
 
 
 def _pki_volume() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -222,10 +238,14 @@ def storage_change(wanted: cp.EtcdStorage | None, current: cp.EtcdStorage | None
 
 def render(
     spec: cp.ControlPlaneSpec, *, namespace: str, cm_kubeconfig: str, placement: Mapping[str, Any] | None = None,
+    pki_files: Mapping[str, bytes] | None = None,
 ) -> list[dict[str, Any]]:
     """Every object of the control plane (besides the PKI Secret), in apply order; ``placement`` (the
-    operator's ``nodeSelector``/``tolerations``) goes into every pod template."""
+    operator's ``nodeSelector``/``tolerations``) goes into every pod template, and each template is
+    annotated with :func:`inputs_hash` of ``pki_files`` (the PKI Secret's content): a renewed
+    certificate rolls exactly the components that read it."""
     placement = dict(placement or {})
+    files = pki_files or {}
     pki_vol, pki_mount = _pki_volume()
 
     def meta(name: str, component: str) -> dict[str, Any]:
@@ -243,6 +263,7 @@ def render(
             mounts=[pki_mount, {"name": DATA_VOLUME, "mountPath": ETCD_DATA}],
             ports=[{"name": "client", "containerPort": ETCD_PORT}],
             probe={"tcpSocket": {"port": ETCD_PORT}, "periodSeconds": 5}, placement=placement,
+            inputs=inputs_hash(spec.etcd, files),
         ),
         "persistentVolumeClaimRetentionPolicy": dict(PVC_RETENTION),
     }
@@ -279,6 +300,7 @@ def render(
                 probe={"httpGet": {"path": "/readyz", "port": APISERVER_PORT, "scheme": "HTTPS"},
                        "periodSeconds": 5},
                 placement=placement, grace_seconds=APISERVER_GRACE_SECONDS,
+                inputs=inputs_hash(spec.apiserver, files),
             ),
         },
     }
@@ -314,6 +336,7 @@ def render(
                                                                     "defaultMode": SECRET_MODE}}],
                 mounts=[pki_mount, {"name": "kubeconfig", "mountPath": KUBECONFIG_MOUNT, "readOnly": True}],
                 ports=[], probe=None, placement=placement,
+                inputs=inputs_hash(spec.controller_manager, files, extra=cm_kubeconfig),
             ),
         },
     }

@@ -171,6 +171,7 @@ async def run(settings: OperatorSettings) -> None:
             default_requests=settings.default_requests,
             image_repository=settings.image_repository,
             etcd_image=settings.etcd_image,
+            lifetimes=settings.certificates,
         )
         registry = kopf.OperatorRegistry()
         register(registry, reconciler=reconciler, settings=settings, connection=connection)

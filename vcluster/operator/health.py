@@ -32,6 +32,14 @@ generation), a bounded number at a time:
   under load does not make the syncer drop a tenant; while a failure awaits
   confirmation the next round comes after 1 s instead of the interval.
 
+The same round renews certificates: a tenant whose ``status.certificates.renewAfter``
+(written by the reconcile, :func:`vcluster.controlplane.certs.renewal`) has
+passed is reconciled in the background, without a spec change; the reconcile
+reissues what is due, rolls it out and posts ``CertificatesRenewed``
+(:func:`renewal_due`).  While a reconcile restarts a local control plane on
+purpose (``Reconciler.rolling``) its tenant is not probed: the restart is not a
+failure.
+
 :func:`transition` (pure) decides what to write: ``Ready=False`` with that
 reason and phase ``Degraded`` when a healthy tenant fails, back to
 ``Ready=True``/``Ready`` when a tenant the loop marked degraded answers
@@ -45,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime as _dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,7 +63,7 @@ import structlog
 
 from tenant_crd import TenantStatus
 from tenant_crd.models import cluster_domain
-from vcluster import naming
+from vcluster import clock, naming
 from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound
 from vcluster.kube import resources as r
 from vcluster.operator.reconcile import Invalid, Reconciler, Retry
@@ -120,6 +129,25 @@ def transition(status: TenantStatus, verdict: Verdict, *, failures: int, thresho
     return None
 
 
+def renewal_due(status: Mapping[str, Any] | None, now: _dt.datetime) -> bool:
+    """Whether the tenant's next certificate renewal (``status.certificates.renewAfter``) has come (pure).
+
+    No such field (a tenant provisioned before renewal existed; the reconcile on the operator's start
+    writes it) or an unreadable one: not due.
+    """
+    certificates = (status or {}).get("certificates")
+    raw = certificates.get("renewAfter") if isinstance(certificates, Mapping) else None
+    if not isinstance(raw, str):
+        return False
+    try:
+        when = _dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    return now >= when
+
+
 def _ref(status: TenantStatus) -> str:
     return "/".join(status.kubeconfig_secret or ("?", "?"))
 
@@ -149,6 +177,7 @@ class HealthMonitor:
         probe_timeout: float = 3.0,
         concurrency: int = 16,
         secret_recheck: float = 30.0,
+        renewal_retry: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
@@ -165,6 +194,10 @@ class HealthMonitor:
         self.secret_recheck = secret_recheck
         self._clock = clock
         self._repairs: dict[str, asyncio.Task[None]] = {}
+        #: When a renewal reconcile was last started per tenant: one that did not bring a new
+        #: ``renewAfter`` (it failed) is tried again after ``renewal_retry`` seconds, not every round.
+        self._renewals: dict[str, float] = {}
+        self.renewal_retry = renewal_retry
 
     async def run(self) -> None:
         """Rounds until cancelled; a failed round (super apiserver down) is logged once per state change."""
@@ -210,6 +243,8 @@ class HealthMonitor:
         live = {t["metadata"]["name"] for t in tenants}
         for name in [n for n in self._failures if n not in live]:
             self._failures.pop(name, None)
+        for name in [n for n in self._renewals if n not in live]:
+            self._renewals.pop(name, None)
         for key in [k for k in self._clients if k not in {self._key(t) for t in tenants}]:
             await self._drop_client(key)
         await asyncio.gather(*(self._check(t) for t in tenants if eligible(t)))
@@ -224,6 +259,8 @@ class HealthMonitor:
         # its own report at the end is newer and wins.
         name = body["metadata"]["name"]
         status = TenantStatus.from_dict(body.get("status"))
+        if status.cluster_key in self.reconciler.rolling:
+            return  # a reconcile restarts it on purpose (new certificates): not a failure to count
         async with self._slots:
             try:
                 verdict = await self.probe(status)
@@ -247,6 +284,12 @@ class HealthMonitor:
             await self.reconciler._report(body, phase=write.phase, ready=write.ready, reason=write.reason,
                                           message=write.message)
         if verdict.reason in REPAIRED and name not in self._repairs:
+            self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
+        elif verdict.healthy and name not in self._repairs and renewal_due(body.get("status"), clock.now()) \
+                and self._clock() - self._renewals.get(name, -self.renewal_retry) >= self.renewal_retry:
+            self._renewals[name] = self._clock()
+            log.info("operator.certificates.due", tenant=name,
+                     renew_after=((body.get("status") or {}).get("certificates") or {}).get("renewAfter"))
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
         elif verdict.healthy and status.backend == "local" and status.cluster_key and name not in self._repairs \
                 and await self._dns_stale(status.cluster_key, cluster_domain(body)):

@@ -153,10 +153,16 @@ class Reconciler:
         default_limits: Mapping[str, str] | None = None,
         default_requests: Mapping[str, str] = DEFAULT_CONTAINER_REQUESTS,
         image_repository: str = builder.DEFAULT_REGISTRY, etcd_image: str = "",
+        lifetimes: certs.Lifetimes | None = None,
     ) -> None:
         #: Control-plane images of Tenants whose ClusterVersion names none (``OperatorSettings``).
         self.image_repository = image_repository
         self.etcd_image = etcd_image
+        #: Certificate lifetimes and renewal windows (``OperatorSettings.certificates``).
+        self.lifetimes = lifetimes if lifetimes is not None else certs.Lifetimes()
+        #: Cluster keys whose control plane is being restarted on purpose (new certificates): the
+        #: health loop does not count the restart as a failure (:mod:`vcluster.operator.health`).
+        self.rolling: set[str] = set()
         #: The backend of a Tenant that names none (``OperatorSettings.default_backend``).
         self.default_backend = default_backend
         self.api = api
@@ -353,7 +359,17 @@ class Reconciler:
                                event_type="Normal")
         await self._ensure_root_namespace(key, name, uid)
         proxy_ca = await self._kubelet_ca()
-        files = await self._ensure_pki(key, name, plane.certs, proxy_ca)
+        files, renewed = await self._ensure_pki(key, name, plane.certs, proxy_ca)
+        plan = certs.renewal(files, plane.certs, self.lifetimes)
+        if renewed:
+            # told as soon as the new PKI is stored: a later step may wait (pods rolling) and the next
+            # reconcile finds nothing left to renew; the new status.certificates marks the rollout done
+            await self.event(body, type_="Normal", reason="CertificatesRenewed", message=(
+                f"renewed {', '.join(renewed)}; rolling them out to the {backend} control plane and the "
+                f"kubeconfig Secret {key}/{naming.kubeconfig_secret_name()}; next renewal after "
+                f"{clock.timestamp(plan.renew_after)} ({plan.first})"))
+            logger.info("operator.certificates.renewed", key=key, renewed=renewed,
+                        renew_after=clock.timestamp(plan.renew_after))
         cm_kubeconfig = certs.kubeconfig_for(
             cp.CONTROLLER_MANAGER, server=plane.internal_endpoint, files=files, cluster_name=key
         )
@@ -363,10 +379,15 @@ class Reconciler:
             conditions.append(storage)
         try:
             if backend == "local":
-                await asyncio.to_thread(self.local.apply, plane, pki_files=files, cm_kubeconfig=cm_kubeconfig)
+                if renewed:  # the restarts of components with new certificates are no failures
+                    self.rolling.add(key)
+                try:
+                    await asyncio.to_thread(self.local.apply, plane, pki_files=files, cm_kubeconfig=cm_kubeconfig)
+                finally:
+                    self.rolling.discard(key)
             else:
                 await self.pods.apply(self.api, pods.render(plane, namespace=key, cm_kubeconfig=cm_kubeconfig,
-                                                            placement=self.placement.pod_spec()))
+                                                            placement=self.placement.pod_spec(), pki_files=files))
                 waiting = await self.pods.progress(self.api, plane, namespace=key)
                 if waiting:
                     # A Ready tenant whose pods roll (a new version, image or flag) still serves: it stays
@@ -423,6 +444,7 @@ class Reconciler:
                 "endpoint": plane.endpoint,
                 "kubeconfigSecret": {"namespace": key, "name": naming.kubeconfig_secret_name()},
                 "counts": {"superNamespaces": count},
+                "certificates": plan.to_status(),
                 **({"dns": dns_status} if dns_status else {}),
                 **policy_status(body.get("status"), spec.isolation, isolation),
             },
@@ -505,17 +527,19 @@ class Reconciler:
 
     async def _ensure_pki(
         self, key: str, name: str, requests: tuple[cp.CertRequest, ...], kubelet_ca: Any
-    ) -> dict[str, bytes]:
-        """The tenant's PKI from its Secret, completed (and stored) where something is missing."""
+    ) -> tuple[dict[str, bytes], list[str]]:
+        """The tenant's PKI from its Secret, completed (and stored) where something is missing or due;
+        and what of an existing PKI was renewed (reissued: due, or no longer matching; empty for a
+        new tenant's first PKI)."""
         ns = naming.root_namespace(key)
         for _ in range(3):
             existing = await self.api.get_or_none(r.SECRETS, cp.PKI_SECRET, namespace=ns)
             files = _decode_secret(existing)
             full, changed = await asyncio.to_thread(
-                certs.complete_pki, files, requests, kubelet_ca=kubelet_ca, tenant_name=name
+                certs.complete_pki, files, requests, kubelet_ca=kubelet_ca, tenant_name=name, lifetimes=self.lifetimes
             )
             if not changed:
-                return full
+                return full, []
             body: dict[str, Any] = {
                 "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                 "metadata": {"name": cp.PKI_SECRET, "namespace": ns,
@@ -531,7 +555,7 @@ class Reconciler:
             except (AlreadyExists, Conflict):
                 continue  # someone (an earlier run of ours) wrote it meanwhile: read and reuse
             log.info("operator.pki.stored", key=key, issued=changed)
-            return full
+            return full, (changed if existing is not None else [])
         raise Retry(f"PKI Secret {ns}/{cp.PKI_SECRET} keeps changing", delay=5)
 
     async def _bootstrap_tenant(self, admin_kubeconfig: str, spec: TenantSpec) -> None:

@@ -6,6 +6,7 @@ from the environment; this is the only place that reads ``VC_OPERATOR_*``.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,11 +15,13 @@ from types import MappingProxyType
 from typing import Any
 
 from tenant_crd.models import SpecError, parse_quantity
+from vcluster.controlplane.certs import Lifetimes
 from vcluster.settings import (
     LeaseTiming,
     LogSettings,
     SettingsError,
     env_bool,
+    env_duration,
     env_float,
     env_int,
     env_list,
@@ -135,6 +138,29 @@ class ControlPlanePlacement:
         return cls(node_selector=tuple(selector), tolerations=tuple(tolerations))
 
 
+#: The shortest certificate lifetime the operator accepts (an e2e uses about two minutes).
+MIN_CERT_VALIDITY = _dt.timedelta(seconds=60)
+
+
+def certificate_lifetimes(env: Mapping[str, str] | None = None) -> Lifetimes:
+    """``VC_OPERATOR_CERT_VALIDITY`` / ``_CERT_RENEW_BEFORE`` / ``_CA_VALIDITY`` / ``_CA_RENEW_BEFORE``:
+    durations (``120s``, ``30d``, ``1y``); the leaf window defaults to the last third of its validity."""
+    default = Lifetimes()
+    validity = env_duration("VC_OPERATOR_CERT_VALIDITY", default.validity, minimum=MIN_CERT_VALIDITY, env=env)
+    ca_validity = env_duration("VC_OPERATOR_CA_VALIDITY", default.ca_validity, minimum=MIN_CERT_VALIDITY, env=env)
+    lifetimes = Lifetimes(
+        validity=validity,
+        renew_before=env_duration("VC_OPERATOR_CERT_RENEW_BEFORE", validity / 3, env=env),
+        ca_validity=ca_validity,
+        ca_renew_before=env_duration("VC_OPERATOR_CA_RENEW_BEFORE", min(default.ca_renew_before, ca_validity / 3),
+                                     env=env),
+    )
+    problems = lifetimes.problems()
+    if problems:
+        raise SettingsError("VC_OPERATOR_CERT_*/VC_OPERATOR_CA_*: " + "; ".join(problems))
+    return lifetimes
+
+
 BACKENDS = ("local", "pods")
 
 
@@ -212,6 +238,9 @@ class OperatorSettings:
     image_repository: str = "registry.k8s.io"
     #: etcd's image then (``VC_OPERATOR_ETCD_IMAGE``); empty: ``<repository>/etcd:3.6.5-0``.
     etcd_image: str = ""
+    #: Lifetimes of the certificates the operator issues and when it renews them (``VC_OPERATOR_CERT_*``,
+    #: ``VC_OPERATOR_CA_*``; default: one year, renewed in its last third; CAs ten years).
+    certificates: Lifetimes = field(default_factory=Lifetimes)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -239,4 +268,5 @@ class OperatorSettings:
             default_requests=_quantities("VC_OPERATOR_DEFAULT_REQUESTS", DEFAULT_CONTAINER_REQUESTS, env),
             image_repository=_repository(env),
             etcd_image=env_str("VC_OPERATOR_ETCD_IMAGE", "", env=env),
+            certificates=certificate_lifetimes(env),
         )

@@ -45,3 +45,20 @@ def test_a_process_that_became_something_else_is_not_ready(tmp_path: Path) -> No
         assert not local._runs_argv(proc)()
     finally:
         proc.stop(grace=1)
+
+
+def test_inputs_digest_covers_the_files_a_component_names_under_its_folder(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    (pki / "a.crt").write_bytes(b"one")
+    (pki / "unused.crt").write_bytes(b"x")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.crt"
+    outside.write_bytes(b"o")
+    args = (f"--cert-file={pki / 'a.crt'}", f"--data-dir={tmp_path}", f"--other={outside}", "--v=2")
+    first = local.inputs_digest(args, tmp_path)
+    (pki / "unused.crt").write_bytes(b"y")
+    outside.write_bytes(b"p")
+    assert local.inputs_digest(args, tmp_path) == first  # not read by this component / not ours
+    (pki / "a.crt").write_bytes(b"two")
+    assert local.inputs_digest(args, tmp_path) != first
+    outside.unlink()

@@ -213,3 +213,26 @@ async def test_progress_waits_for_the_rollout_of_a_new_template(apiserver: dict[
                          cluster_version=None, layout=pods.layout(KEY))
     got = await pods.PodsBackend().progress(_Workloads(apiserver), spec, namespace=KEY)  # type: ignore[arg-type]
     assert got == waiting
+
+
+def test_a_renewed_certificate_rolls_exactly_the_components_that_read_it() -> None:
+    spec = builder.build(tenant_name="acme", cluster_key=KEY, tenant=TenantSpec.from_dict({}),
+                         cluster_version=None, layout=pods.layout(KEY))
+    files = {name: name.encode() for c in (cp.CA, cp.ETCD_CA, cp.APISERVER, cp.ETCD_SERVER, cp.ADMIN,
+                                           cp.APISERVER_ETCD_CLIENT, cp.APISERVER_KUBELET_CLIENT)
+             for name in (cp.crt(c), cp.key(c))}
+
+    def hashes(pki: dict[str, bytes], kubeconfig: str = "kc") -> dict[str, str]:
+        objs = pods.render(spec, namespace=KEY, cm_kubeconfig=kubeconfig, pki_files=pki)
+        return {o["metadata"]["name"]: o["spec"]["template"]["metadata"]["annotations"][naming.ANN_INPUTS_HASH]
+                for o in objs if o["kind"] in ("Deployment", "StatefulSet")}
+
+    before = hashes(files)
+    assert hashes({**files, "admin.crt": b"new"}) == before  # no component reads the admin certificate
+    served = hashes({**files, "apiserver.crt": b"new"})
+    assert [n for n in before if served[n] != before[n]] == ["apiserver"]
+    etcd = hashes({**files, "etcd-server.key": b"new"})
+    assert [n for n in before if etcd[n] != before[n]] == ["etcd"]
+    assert [n for n, h in hashes(files, "kc2").items() if h != before[n]] == ["controller-manager"]
+    ca = hashes({**files, "ca.crt": b"new"})
+    assert {n for n in before if ca[n] != before[n]} == {"apiserver", "controller-manager"}

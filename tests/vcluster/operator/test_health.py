@@ -7,6 +7,7 @@ reconciler with scripted probe verdicts; ``LocalBackend.exited`` runs on real pr
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from vcluster.operator.health import (
     Verdict,
     Write,
     eligible,
+    renewal_due,
     transition,
 )
 from vcluster.settings import BinarySettings
@@ -121,6 +123,7 @@ class FakeReconciler:
         self.writes: list[tuple[str, bool, str, str]] = []
         self.reconciled: list[str] = []
         self._locks: dict[str, asyncio.Lock] = {}
+        self.rolling: set[str] = set()
 
     def lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -224,6 +227,80 @@ def test_loop_reports_while_a_reconcile_holds_the_tenant() -> None:
 
     asyncio.run(rounds())
     assert reconciler.reconciled == ["a"]
+
+
+# ---- certificate renewal ----------------------------------------------------------------------
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        pytest.param({"certificates": {"renewAfter": "2026-06-01T11:59:59Z"}}, True, id="passed"),
+        pytest.param({"certificates": {"renewAfter": "2026-06-01T12:00:00Z"}}, True, id="now"),
+        pytest.param({"certificates": {"renewAfter": "2026-06-01T12:00:01Z"}}, False, id="not-yet"),
+        pytest.param({}, False, id="none-yet"),
+        pytest.param({"certificates": {"renewAfter": "soon"}}, False, id="unreadable"),
+        pytest.param({"certificates": "x"}, False, id="not-a-map"),
+        pytest.param(None, False, id="no-status"),
+    ],
+)
+def test_renewal_due(status: dict[str, Any] | None, expected: bool) -> None:
+    assert renewal_due(status, NOW) is expected
+
+
+def test_loop_reconciles_a_healthy_tenant_whose_certificates_are_due() -> None:
+    due, later = _tenant("a"), _tenant("b")
+    due["status"]["certificates"] = {"renewAfter": "2000-01-01T00:00:00Z"}
+    later["status"]["clusterKey"] = "b-654321"
+    later["status"]["certificates"] = {"renewAfter": "2999-01-01T00:00:00Z"}
+    monitor, reconciler = _monitor([due, later], {"a": [Verdict(True)], "b": [Verdict(True)]})
+
+    async def rounds() -> None:
+        await monitor.round()
+        await asyncio.sleep(0)
+        await asyncio.gather(*list(monitor._repairs.values()))
+        await monitor.close()
+
+    asyncio.run(rounds())
+    assert reconciler.reconciled == ["a"]
+    assert reconciler.writes == []  # nothing wrong with it: no condition written
+
+
+def test_a_failed_renewal_is_tried_again_after_a_while_not_every_round() -> None:
+    due = _tenant("a")
+    due["status"]["certificates"] = {"renewAfter": "2000-01-01T00:00:00Z"}  # the reconcile never moves it
+    monitor, reconciler = _monitor([due], {"a": [Verdict(True)]})
+    now = [100.0]
+    monitor._clock = lambda: now[0]
+
+    async def rounds() -> None:
+        for step in (0.0, 5.0, 5.0, 25.0):  # at 100, 105, 110, 135 s
+            now[0] += step
+            await monitor.round()
+            await asyncio.sleep(0)
+            await asyncio.gather(*list(monitor._repairs.values()))
+        await monitor.close()
+
+    asyncio.run(rounds())
+    assert reconciler.reconciled == ["a", "a"]  # at 100 s and again 30 s later
+
+
+def test_a_tenant_being_restarted_for_new_certificates_is_not_probed() -> None:
+    monitor, reconciler = _monitor([_tenant("a")], {"a": [DOWN]})
+    reconciler.rolling.add("a-123456")
+
+    async def rounds() -> None:
+        for _ in range(3):
+            await monitor.round()
+        reconciler.rolling.clear()
+        await monitor.round()
+        await monitor.close()
+
+    asyncio.run(rounds())
+    assert reconciler.writes == []  # one failed probe after the restart: not yet confirmed
+    assert monitor._failures == {"a": 1}
 
 
 # ---- LocalBackend.exited on real processes -------------------------------------------------------

@@ -175,3 +175,40 @@ def test_image_repository_and_etcd_image() -> None:
 def test_bad_image_repository_is_a_clear_error(value: str) -> None:
     with pytest.raises(SettingsError, match=r"VC_OPERATOR_IMAGE_REPOSITORY.*not an image repository"):
         OperatorSettings.from_env({"VC_OPERATOR_IMAGE_REPOSITORY": value})
+
+
+def test_certificate_lifetimes_are_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    monkeypatch.setenv("VC_OPERATOR_CERT_VALIDITY", "120s")
+    monkeypatch.setenv("VC_OPERATOR_CERT_RENEW_BEFORE", "1m")
+    lifetimes = OperatorSettings.from_env().certificates
+    assert lifetimes.validity == dt.timedelta(seconds=120)
+    assert lifetimes.renew_before == dt.timedelta(seconds=60)
+    monkeypatch.delenv("VC_OPERATOR_CERT_RENEW_BEFORE")
+    assert OperatorSettings.from_env().certificates.renew_before == dt.timedelta(seconds=40)  # last third
+    monkeypatch.delenv("VC_OPERATOR_CERT_VALIDITY")
+    default = OperatorSettings.from_env().certificates
+    assert default.validity == dt.timedelta(days=365)
+    assert default.ca_validity == dt.timedelta(days=3650)
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        pytest.param({"VC_OPERATOR_CERT_VALIDITY": "soon"}, "VC_OPERATOR_CERT_VALIDITY", id="not-duration"),
+        pytest.param({"VC_OPERATOR_CERT_VALIDITY": "10s"}, "VC_OPERATOR_CERT_VALIDITY", id="too-short"),
+        pytest.param({"VC_OPERATOR_CERT_VALIDITY": "-5m"}, "VC_OPERATOR_CERT_VALIDITY", id="negative"),
+        pytest.param({"VC_OPERATOR_CERT_VALIDITY": "2m", "VC_OPERATOR_CERT_RENEW_BEFORE": "2m"}, "shorter",
+                     id="window-not-shorter"),
+        pytest.param({"VC_OPERATOR_CA_VALIDITY": "1d", "VC_OPERATOR_CERT_VALIDITY": "2d"}, "CA validity",
+                     id="ca-shorter-than-leaf"),
+    ],
+)
+def test_bad_certificate_lifetimes_are_clear_errors(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], match: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(VClusterError, match=match):
+        OperatorSettings.from_env()
