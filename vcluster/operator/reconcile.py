@@ -197,7 +197,9 @@ class Reconciler:
 
         ``conditions`` are the other conditions as ``(type, status, reason, message)``; they replace
         the ones in the status (``None``: keep those as they are).  A new one that is ``True`` gets
-        no Event; any other change of one does (``Warning`` when it is ``False``).
+        no Event; any other change of its status or reason does (``Warning`` when it is ``False``).  A
+        new message alone is written without an Event: the health loop ("serving again") and a repair's
+        reconcile ("serving") both report one recovery, which is one transition.
         """
         meta = body["metadata"]
         for attempt in range(REPORT_ATTEMPTS):
@@ -237,8 +239,7 @@ class Reconciler:
         def condition(type_: str, ok: bool, why: str, text: str, *, event: str | None) -> dict[str, Any]:
             old_cond = old.condition(type_)
             status_str = "True" if ok else "False"
-            changed = old_cond is None or (old_cond.status, old_cond.reason, old_cond.message) != (
-                status_str, why, text)
+            changed = old_cond is None or (old_cond.status, old_cond.reason) != (status_str, why)
             if changed and (old_cond is not None or not ok or type_ == "Ready"):
                 events.append((event or ("Normal" if ok else "Warning"), why, text))
             transition = (

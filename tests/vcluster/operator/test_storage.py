@@ -112,6 +112,8 @@ REPORTS: list[tuple[str, list[dict[str, Any]], list[tuple[str, bool, str, str]] 
     ("back-to-true-is-an-event", [READY, {**OLD_APPLIED, "status": "False", "reason": STORAGE_NEEDS_MIGRATION}],
      [APPLIED], ["Applied"], ["Ready", STORAGE_CONDITION]),
     ("unchanged-is-quiet", [READY, OLD_APPLIED], [APPLIED], [], ["Ready", STORAGE_CONDITION]),
+    ("new-message-alone-is-quiet", [READY, OLD_APPLIED], [(STORAGE_CONDITION, True, "Applied", "still ok")], [],
+     ["Ready", STORAGE_CONDITION]),
     ("none-keeps-others", [READY, OLD_APPLIED], None, [], ["Ready", STORAGE_CONDITION]),
     ("empty-drops-others", [READY, OLD_APPLIED], [], [], ["Ready"]),
 ]
@@ -172,3 +174,16 @@ async def test_report_written_meanwhile_is_read_again_not_clobbered(tmp_path: Pa
     assert patch["metadata"] == {"resourceVersion": "8"}
     assert [c["type"] for c in patch["status"]["conditions"]] == ["Ready", SYNCED_CONDITION]
     assert [e["reason"] for e in api.events] == ["ApiserverUnreachable"]  # one Event, not one per attempt
+
+
+async def test_one_recovery_reported_twice_is_one_event(tmp_path: Path) -> None:
+    """The health loop writes Ready ("serving again") and the repair's reconcile then writes Ready
+    ("serving"): one transition, one Event (e2e/test_faults saw two); the newer message is kept."""
+    ready = {**READY, "status": "True", "reason": "Ready", "message": "control plane is serving again"}
+    api = FakeApi(tenant=_body([ready]))
+    await _reconciler(api, tmp_path)._report(_body([ready]), phase="Ready", ready=True, reason="Ready",
+                                             message="control plane is serving")
+    (patch,) = api.patches
+    assert patch["status"]["conditions"][0]["message"] == "control plane is serving"
+    assert patch["status"]["conditions"][0]["lastTransitionTime"] == READY["lastTransitionTime"]
+    assert api.events == []
