@@ -117,13 +117,16 @@ def test_syncer_health_and_metrics_move_with_work(
     wait_for("the ConfigMap in the super cluster",
              lambda: super_cluster.kubectl("get", "configmap", "-n", p_ns, "watched", check=False).returncode == 0,
              log=proc.log_tail)
-    after = wait_for("a virtual node for the tenant's pod",
-                     lambda: (s := scrape(port)[1]).get(("vc_virtual_nodes", labels(tenant=key)), 0) >= 1 and s,
+    bind_key = ("vc_syncer_operations_total", labels(kind="Pod", direction="up", op="bind"))
+    # the virtual node appears when the super pod is scheduled; the bind is counted when the tenant's
+    # bind request returns, which may be later: both are awaited (CI saw the node before the count)
+    after = wait_for("a virtual node for the tenant's pod, and its bind counted",
+                     lambda: (s := scrape(port)[1]).get(("vc_virtual_nodes", labels(tenant=key)), 0) >= 1
+                     and s.get(bind_key, 0) >= 1 and s,
                      log=proc.log_tail)
     assert after[create_key] >= before.get(create_key, 0.0) + 1
     assert after[latency_key] > before.get(latency_key, 0.0)
     assert ("vc_syncer_queue_depth", labels(tenant=key)) in after  # served tenants have a series, even idle
-    assert after[("vc_syncer_operations_total", labels(kind="Pod", direction="up", op="bind"))] >= 1
 
 
 def test_kubelet_proxy_health_and_metrics(super_cluster: Any, tenant: TenantHandle, proxy: tuple[int, int]) -> None:
