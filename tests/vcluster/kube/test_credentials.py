@@ -481,13 +481,19 @@ async def test_fixed_token_gets_no_retry_on_401(tmp_path: Path) -> None:
     assert "fresh ones" not in str(err.value)
 
 
+def client_cert_required(ca: pki.CertKeyPair) -> ssl.SSLContext:
+    """A loopback apiserver's TLS: served by ``ca``, and no TLS connection at all without a client
+    certificate ``ca`` signed."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=ca.cert_pem.decode())
+    pki.load_cert_chain(ctx, pki.issue_server_cert(ca, common_name="apiserver", ips=["127.0.0.1"]))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
 async def test_client_certificate_from_a_plugin_authenticates(tmp_path: Path) -> None:
     ca = pki.generate_ca(common_name="test-ca")
-    serving = pki.issue_server_cert(ca, common_name="apiserver", ips=["127.0.0.1"])
     client = pki.issue_client_cert(ca, common_name="plugin-user")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=ca.cert_pem.decode())
-    pki.load_cert_chain(ctx, serving)
-    ctx.verify_mode = ssl.CERT_REQUIRED  # no client certificate: no TLS connection at all
+    ctx = client_cert_required(ca)
     status = {"clientCertificateData": client.cert_pem.decode(), "clientKeyData": client.key_pem.decode()}
     script = plugin(tmp_path, f"print(json.dumps({{'apiVersion': {V1BETA1!r}, 'kind': 'ExecCredential', "
                               f"'status': {status!r}}}))\n")
@@ -510,11 +516,8 @@ async def test_a_new_client_certificate_gets_a_new_pool_and_the_old_one_is_close
     from vcluster.kube import client as client_module
 
     ca = pki.generate_ca(common_name="test-ca")
-    serving = pki.issue_server_cert(ca, common_name="apiserver", ips=["127.0.0.1"])
     certs = [pki.issue_client_cert(ca, common_name=cn) for cn in ("first", "second")]
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cadata=ca.cert_pem.decode())
-    pki.load_cert_chain(ctx, serving)
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx = client_cert_required(ca)
     statuses = [{"clientCertificateData": c.cert_pem.decode(), "clientKeyData": c.key_pem.decode()} for c in certs]
     script = plugin(tmp_path, f"statuses = {statuses!r}\n"
                               f"print(json.dumps({{'apiVersion': {V1BETA1!r}, 'kind': 'ExecCredential', "
