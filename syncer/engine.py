@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,13 +40,28 @@ from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
 from syncer.shared import Shared
 from syncer.tenant_status import TenantStatusWriter
-from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
+from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp, Update, update_of
 from vcluster import clock, quota
 from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound, resources
 
 __all__ = ["EVENT", "RetryLater", "Syncer", "TenantRuntime"]
 
 log = structlog.get_logger(__name__)
+#: Seconds a tenant client replaced by a reconnect stays open for the requests still under way on it.
+RETIRED_CLIENT_SECONDS = 60.0
+
+
+def _context(info: TenantInfo, config: ClientConfig) -> TranslateContext:
+    """The translation context of a served tenant (pure)."""
+    url = urlsplit(config.server)
+    return TranslateContext(
+        key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
+        apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443), dns_ip=info.dns_ip,
+        cluster_domain=info.cluster_domain,
+        dns_endpoint=info.dns_endpoint,
+        metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
+                                             transparent=info.sync.transparent_metadata_prefixes),
+    )
 
 
 class Syncer:
@@ -60,6 +76,7 @@ class Syncer:
         nodes: NodeProvider | None = None,
         metrics: Metrics | None = None,
         kinds: tuple[Kind, ...] = REGISTRY,
+        client_factory: Callable[[ClientConfig], ApiClient] = ApiClient,
     ) -> None:
         settings = settings or SyncerSettings()
         queue = FairQueue(weight=settings.weight, backoff_base=settings.backoff_base,
@@ -69,6 +86,8 @@ class Syncer:
             metrics=metrics or Metrics(depths=queue.depths), nodes=nodes or NullNodeProvider(), kinds=kinds,
         )
         self.source = source
+        #: How a tenant's client is made from its kubeconfig (tests give clients of fake apiservers).
+        self._client_factory = client_factory
         for k in kinds:
             shared.super_informers[k.kind] = extra_kinds.super_informer(shared, k, f"super/{k.resource.plural}")
         self.event_informer = Informer(
@@ -171,25 +190,23 @@ class Syncer:
         self.queue.close()
 
     async def add_tenant(self, info: TenantInfo) -> None:
+        """Serve ``info``; a tenant served already is changed in place where possible (:func:`update_of`):
+        only a new Tenant object, apiserver address or extra-kinds list drops it and lists it anew."""
         old = self.tenants.get(info.key)
-        if old is not None:
-            if old.info == info:
-                return
-            await self.remove_tenant(info.key, reason="tenant changed")
+        if old is not None and old.info == info:
+            return
         config = ClientConfig.from_kubeconfig(
             info.kubeconfig, max_connections=self.settings.max_connections, user_agent="vc-syncer"
         )
-        api = ApiClient(config)
-        url = urlsplit(config.server)
-        ctx = TranslateContext(
-            key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
-            apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443), dns_ip=info.dns_ip,
-            cluster_domain=info.cluster_domain,
-            dns_endpoint=info.dns_endpoint,
-            metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
-                                                 transparent=info.sync.transparent_metadata_prefixes),
-        )
-        rt = TenantRuntime(info=info, api=api, ctx=ctx, kinds=self.shared.kinds)
+        if old is not None:
+            update = update_of(old.info, info, old_server=old.api.config.server, new_server=config.server)
+            if not update.relist:
+                await self._update_tenant(old, info, config, update)
+                return
+            await self.remove_tenant(info.key, reason=f"tenant changed ({update.relist})")
+            self.metrics.tenant_updates.labels("relist").inc()
+        api = self._client_factory(config)
+        rt = TenantRuntime(info=info, api=api, ctx=_context(info, config), kinds=self.shared.kinds)
         self.tenants[info.key] = rt
         for kind in self.shared.kinds:
             inf = extra_kinds.tenant_informer(self.shared, rt, kind, f"{info.key}/{kind.resource.plural}")
@@ -199,6 +216,50 @@ class Syncer:
         if info.sync.extra_kinds:
             rt.tasks.append(asyncio.create_task(extra_kinds.run_for(self.shared, rt), name=f"extra-kinds-{info.key}"))
         log.info("syncer.tenant_added", tenant=info.key)
+
+    async def _update_tenant(self, rt: TenantRuntime, info: TenantInfo, config: ClientConfig, update: Update) -> None:
+        """Serve the changed ``info`` with the runtime kept: caches, echo memos and queue stay."""
+        key = info.key
+        rt.info = info
+        if update.reconnect:
+            # New credentials (a renewed client certificate, a rotated token) for the same apiserver: the
+            # informers watch on from their resourceVersions through the new client, no list.
+            retired, rt.api = rt.api, self._client_factory(config)
+            names = {f"informer-{key}-{kind}" for kind in rt.informers}
+            restart = [t for t in rt.tasks if t.get_name() in names]
+            for task in restart:
+                task.cancel()
+            await asyncio.gather(*restart, return_exceptions=True)
+            rt.tasks[:] = [t for t in rt.tasks if t not in restart]
+            for kind, inf in rt.informers.items():
+                inf.api = rt.api
+                rt.tasks.append(asyncio.create_task(inf.run(), name=f"informer-{key}-{kind}"))
+            if rt.synced.is_set():  # else _start_tenant hands the new client over when the lists are in
+                self.nodes.replace_client(key, rt.api)
+                self.mirror.attach(key, rt.api)
+            # requests already under way finish on the old client; it is closed a while later
+            rt.retired.append(retired)
+            rt.tasks.append(asyncio.create_task(self._close_retired(rt, retired), name=f"retire-{key}"))
+            self.metrics.tenant_updates.labels("reconnect").inc()
+        if update.context:
+            rt.ctx = _context(info, config)
+            if rt.synced.is_set():
+                self.enqueue_all(rt)  # compared once with the new context; nothing is listed
+            self.metrics.tenant_updates.labels("context").inc()
+        if update.quota and rt.quota_waiting:
+            waiting, rt.quota_waiting = rt.quota_waiting, set()
+            for waiting_key in waiting:
+                self.queue.add(waiting_key)
+        if not (update.reconnect or update.context or update.quota):
+            self.metrics.tenant_updates.labels("kept").inc()
+        log.info("syncer.tenant_updated", tenant=key, reconnect=update.reconnect, context=update.context,
+                 quota=update.quota)
+
+    async def _close_retired(self, rt: TenantRuntime, api: ApiClient) -> None:
+        await asyncio.sleep(RETIRED_CLIENT_SECONDS)
+        if api in rt.retired:
+            rt.retired.remove(api)
+        await api.close()
 
     async def _start_tenant(self, rt: TenantRuntime) -> None:
         await asyncio.gather(*(inf.synced.wait() for inf in rt.informers.values()))
@@ -228,6 +289,8 @@ class Syncer:
         self.mirror.detach(key)
         with contextlib.suppress(Exception):
             await self.nodes.detach_tenant(key, cleanup=cleanup_nodes)
+        for retired in rt.retired:
+            await retired.close()
         await rt.api.close()
         log.info("syncer.tenant_removed", tenant=key, reason=reason)
 
