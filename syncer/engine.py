@@ -88,6 +88,7 @@ class Syncer:
         self.source = source
         #: How a tenant's client is made from its kubeconfig (tests give clients of fake apiservers).
         self._client_factory = client_factory
+        self._detaching: dict[str, asyncio.Task[None]] = {}
         for k in kinds:
             shared.super_informers[k.kind] = extra_kinds.super_informer(shared, k, f"super/{k.resource.plural}")
         self.event_informer = Informer(
@@ -156,7 +157,9 @@ class Syncer:
                     if isinstance(change, TenantUp):
                         await self.add_tenant(change.info)
                     elif isinstance(change, TenantDown):
-                        await self.remove_tenant(change.key, reason=change.reason)
+                        # the tenant-side clean-up goes on in the background: a hung tenant apiserver
+                        # must not hold up the next tenant's change
+                        await self.remove_tenant(change.key, reason=change.reason, wait=False)
                 except Exception:
                     log.exception("syncer.tenant_change_failed", change=type(change).__name__)
         finally:
@@ -187,6 +190,13 @@ class Syncer:
               for key in list(self.tenants)),
             return_exceptions=True,
         )
+        # clean-ups of tenants removed earlier (each bounded by the node provider, VC_VNODE_DETACH_TIMEOUT);
+        # a replica that lost the Lease stops them: it must not write to tenants any more
+        pending = list(self._detaching.values())
+        if not cleanup_nodes:
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         self.queue.close()
 
     async def add_tenant(self, info: TenantInfo) -> None:
@@ -203,7 +213,7 @@ class Syncer:
             if not update.relist:
                 await self._update_tenant(old, info, config, update)
                 return
-            await self.remove_tenant(info.key, reason=f"tenant changed ({update.relist})")
+            await self.remove_tenant(info.key, reason=f"tenant changed ({update.relist})", wait=False)
             self.metrics.tenant_updates.labels("relist").inc()
         api = self._client_factory(config)
         rt = TenantRuntime(info=info, api=api, ctx=_context(info, config), kinds=self.shared.kinds)
@@ -263,6 +273,9 @@ class Syncer:
 
     async def _start_tenant(self, rt: TenantRuntime) -> None:
         await asyncio.gather(*(inf.synced.wait() for inf in rt.informers.values()))
+        detaching = self._detaching.get(rt.info.key)
+        if detaching is not None:  # the same key served before (a relist): its nodes are let go of first
+            await asyncio.wait([detaching])
         with contextlib.suppress(Exception):
             await self.nodes.attach_tenant(rt.info.key, rt.api)
         rt.synced.set()
@@ -277,7 +290,11 @@ class Syncer:
         """Queue every tenant object and every super object of the tenant (see :func:`routing.enqueue_all`)."""
         routing.enqueue_all(self.shared, rt)
 
-    async def remove_tenant(self, key: str, *, reason: str, cleanup_nodes: bool = True) -> None:
+    async def remove_tenant(self, key: str, *, reason: str, cleanup_nodes: bool = True, wait: bool = True) -> None:
+        """Stop serving ``key``: its tasks, queue keys and retries go at once; then the tenant-side
+        clean-up (unused virtual nodes deleted in the tenant, clients closed), awaited, or with
+        ``wait=False`` left running in the background (:attr:`detaching`): it talks to the tenant's
+        apiserver, which may hang (bounded by the node provider: ``VC_VNODE_DETACH_TIMEOUT``)."""
         rt = self.tenants.pop(key, None)
         if rt is None:
             return
@@ -287,12 +304,33 @@ class Syncer:
         self.queue.drop_tenant(key)
         self.shared.retries.drop_tenant(key)
         self.mirror.detach(key)
-        with contextlib.suppress(Exception):
-            await self.nodes.detach_tenant(key, cleanup=cleanup_nodes)
-        for retired in rt.retired:
-            await retired.close()
-        await rt.api.close()
-        log.info("syncer.tenant_removed", tenant=key, reason=reason)
+        previous = self._detaching.get(key)
+        cleanup = self._detach(rt, previous, cleanup_nodes=cleanup_nodes, reason=reason)
+        if wait:
+            await cleanup
+            return
+        task = asyncio.create_task(cleanup, name=f"detach-{key}")
+        self._detaching[key] = task
+        task.add_done_callback(lambda t: self._detaching.pop(key) if self._detaching.get(key) is t else None)
+
+    @property
+    def detaching(self) -> dict[str, asyncio.Task[None]]:
+        """Tenant-side clean-ups of removed tenants still running, by cluster key."""
+        return self._detaching
+
+    async def _detach(self, rt: TenantRuntime, previous: asyncio.Task[None] | None, *, cleanup_nodes: bool,
+                      reason: str) -> None:
+        key = rt.info.key
+        if previous is not None:  # one clean-up of a key at a time, in order
+            await asyncio.wait([previous])
+        try:
+            with contextlib.suppress(Exception):
+                await self.nodes.detach_tenant(key, cleanup=cleanup_nodes)
+        finally:
+            for retired in rt.retired:
+                await retired.close()
+            await rt.api.close()
+            log.info("syncer.tenant_removed", tenant=key, reason=reason)
 
     # ---- workers ---------------------------------------------------------------------
     async def _worker(self) -> None:
