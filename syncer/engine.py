@@ -58,7 +58,7 @@ def _context(info: TenantInfo, config: ClientConfig) -> TranslateContext:
         key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
         apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443), dns_ip=info.dns_ip,
         cluster_domain=info.cluster_domain,
-        dns_endpoint=info.dns_endpoint,
+        dns_endpoint=info.dns_endpoint, operator_dns=bool(info.dns_ip),
         metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
                                              transparent=info.sync.transparent_metadata_prefixes),
     )

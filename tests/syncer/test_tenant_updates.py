@@ -214,3 +214,10 @@ async def test_another_apiserver_address_is_served_anew(bed: Bed) -> None:
 )
 def test_what_a_change_takes(new: TenantInfo, servers: tuple[str, str], want: Update) -> None:
     assert update_of(info(), new, old_server=servers[0], new_server=servers[1]) == want
+
+
+async def test_the_operators_dns_in_the_status_is_what_makes_pods_lose_their_kubernetes_aliases(bed: Bed) -> None:
+    await served(bed, info())
+    assert bed.syncer.tenants[KEY].ctx.operator_dns is False
+    await bed.syncer.add_tenant(info(dns_ip="10.96.0.53"))
+    assert bed.syncer.tenants[KEY].ctx.operator_dns is True
