@@ -231,10 +231,20 @@ def test_srv_records_for_named_ports_name_the_tenant_names(world: World) -> None
 
 
 def test_kubernetes_default_is_the_tenants_own_apiserver(world: World) -> None:
-    host = world.super_cluster.info.host_address
-    for label in world.tenants:
+    """The name answers the super Service in front of the tenant's apiserver process, which listens on
+    443 as a cluster's ``kubernetes`` Service does: ``https://kubernetes.default.svc`` without a port
+    reaches the tenant's own apiserver (the pod's tenant token is taken; the super cluster's would not)."""
+    token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    for label, tenant in world.tenants.items():
+        svc = json.loads(world.super_cluster.kubectl(
+            "get", "service", "-n", naming.root_namespace(tenant.cluster_key), naming.TENANT_APISERVER_SERVICE,
+            "-o", "json").stdout)
         out = world.sh(label, f"nslookup kubernetes.default.svc.{DOMAIN[label]}")
-        assert _resolves_to(out.stdout) == [host], out.stdout
+        assert _resolves_to(out.stdout) == [svc["spec"]["clusterIP"]], out.stdout
+        api = world.sh(label, "wget -q -O - --no-check-certificate "
+                              f"--header \"Authorization: Bearer $(cat {token})\" https://kubernetes.default.svc/api")
+        assert api.returncode == 0, _text(api)
+        assert '"APIVersions"' in api.stdout, _text(api)
 
 
 def test_a_tenant_with_its_own_domain_never_reaches_the_super_clusters_names(world: World) -> None:

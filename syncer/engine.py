@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,13 +40,28 @@ from syncer.runtime import TenantRuntime
 from syncer.settings import SyncerSettings
 from syncer.shared import Shared
 from syncer.tenant_status import TenantStatusWriter
-from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp
+from syncer.tenants import TenantDown, TenantInfo, TenantSource, TenantUp, Update, update_of
 from vcluster import clock, quota
 from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound, resources
 
 __all__ = ["EVENT", "RetryLater", "Syncer", "TenantRuntime"]
 
 log = structlog.get_logger(__name__)
+#: Seconds a tenant client replaced by a reconnect stays open for the requests still under way on it.
+RETIRED_CLIENT_SECONDS = 60.0
+
+
+def _context(info: TenantInfo, config: ClientConfig) -> TranslateContext:
+    """The translation context of a served tenant (pure)."""
+    url = urlsplit(config.server)
+    return TranslateContext(
+        key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
+        apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443), dns_ip=info.dns_ip,
+        cluster_domain=info.cluster_domain,
+        dns_endpoint=info.dns_endpoint, operator_dns=bool(info.dns_ip),
+        metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
+                                             transparent=info.sync.transparent_metadata_prefixes),
+    )
 
 
 class Syncer:
@@ -60,6 +76,7 @@ class Syncer:
         nodes: NodeProvider | None = None,
         metrics: Metrics | None = None,
         kinds: tuple[Kind, ...] = REGISTRY,
+        client_factory: Callable[[ClientConfig], ApiClient] = ApiClient,
     ) -> None:
         settings = settings or SyncerSettings()
         queue = FairQueue(weight=settings.weight, backoff_base=settings.backoff_base,
@@ -69,6 +86,9 @@ class Syncer:
             metrics=metrics or Metrics(depths=queue.depths), nodes=nodes or NullNodeProvider(), kinds=kinds,
         )
         self.source = source
+        #: How a tenant's client is made from its kubeconfig (tests give clients of fake apiservers).
+        self._client_factory = client_factory
+        self._detaching: dict[str, asyncio.Task[None]] = {}
         for k in kinds:
             shared.super_informers[k.kind] = extra_kinds.super_informer(shared, k, f"super/{k.resource.plural}")
         self.event_informer = Informer(
@@ -137,7 +157,9 @@ class Syncer:
                     if isinstance(change, TenantUp):
                         await self.add_tenant(change.info)
                     elif isinstance(change, TenantDown):
-                        await self.remove_tenant(change.key, reason=change.reason)
+                        # the tenant-side clean-up goes on in the background: a hung tenant apiserver
+                        # must not hold up the next tenant's change
+                        await self.remove_tenant(change.key, reason=change.reason, wait=False)
                 except Exception:
                     log.exception("syncer.tenant_change_failed", change=type(change).__name__)
         finally:
@@ -168,28 +190,33 @@ class Syncer:
               for key in list(self.tenants)),
             return_exceptions=True,
         )
+        # clean-ups of tenants removed earlier (each bounded by the node provider, VC_VNODE_DETACH_TIMEOUT);
+        # a replica that lost the Lease stops them: it must not write to tenants any more
+        pending = list(self._detaching.values())
+        if not cleanup_nodes:
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         self.queue.close()
 
     async def add_tenant(self, info: TenantInfo) -> None:
+        """Serve ``info``; a tenant served already is changed in place where possible (:func:`update_of`):
+        only a new Tenant object, apiserver address or extra-kinds list drops it and lists it anew."""
         old = self.tenants.get(info.key)
-        if old is not None:
-            if old.info == info:
-                return
-            await self.remove_tenant(info.key, reason="tenant changed")
+        if old is not None and old.info == info:
+            return
         config = ClientConfig.from_kubeconfig(
             info.kubeconfig, max_connections=self.settings.max_connections, user_agent="vc-syncer"
         )
-        api = ApiClient(config)
-        url = urlsplit(config.server)
-        ctx = TranslateContext(
-            key=info.key, tenant_name=info.name, tenant_uid=info.uid, policy=info.policy,
-            apiserver_host=url.hostname or "", apiserver_port=str(url.port or 443), dns_ip=info.dns_ip,
-            cluster_domain=info.cluster_domain,
-            dns_endpoint=info.dns_endpoint,
-            metadata=MetadataRules.from_prefixes(opaque=info.sync.opaque_metadata_prefixes,
-                                                 transparent=info.sync.transparent_metadata_prefixes),
-        )
-        rt = TenantRuntime(info=info, api=api, ctx=ctx, kinds=self.shared.kinds)
+        if old is not None:
+            update = update_of(old.info, info, old_server=old.api.config.server, new_server=config.server)
+            if not update.relist:
+                await self._update_tenant(old, info, config, update)
+                return
+            await self.remove_tenant(info.key, reason=f"tenant changed ({update.relist})", wait=False)
+            self.metrics.tenant_updates.labels("relist").inc()
+        api = self._client_factory(config)
+        rt = TenantRuntime(info=info, api=api, ctx=_context(info, config), kinds=self.shared.kinds)
         self.tenants[info.key] = rt
         for kind in self.shared.kinds:
             inf = extra_kinds.tenant_informer(self.shared, rt, kind, f"{info.key}/{kind.resource.plural}")
@@ -200,8 +227,55 @@ class Syncer:
             rt.tasks.append(asyncio.create_task(extra_kinds.run_for(self.shared, rt), name=f"extra-kinds-{info.key}"))
         log.info("syncer.tenant_added", tenant=info.key)
 
+    async def _update_tenant(self, rt: TenantRuntime, info: TenantInfo, config: ClientConfig, update: Update) -> None:
+        """Serve the changed ``info`` with the runtime kept: caches, echo memos and queue stay."""
+        key = info.key
+        rt.info = info
+        if update.reconnect:
+            # New credentials (a renewed client certificate, a rotated token) for the same apiserver: the
+            # informers watch on from their resourceVersions through the new client, no list.
+            retired, rt.api = rt.api, self._client_factory(config)
+            names = {f"informer-{key}-{kind}" for kind in rt.informers}
+            restart = [t for t in rt.tasks if t.get_name() in names]
+            for task in restart:
+                task.cancel()
+            await asyncio.gather(*restart, return_exceptions=True)
+            rt.tasks[:] = [t for t in rt.tasks if t not in restart]
+            for kind, inf in rt.informers.items():
+                inf.api = rt.api
+                rt.tasks.append(asyncio.create_task(inf.run(), name=f"informer-{key}-{kind}"))
+            if rt.synced.is_set():  # else _start_tenant hands the new client over when the lists are in
+                self.nodes.replace_client(key, rt.api)
+                self.mirror.attach(key, rt.api)
+            # requests already under way finish on the old client; it is closed a while later
+            rt.retired.append(retired)
+            rt.tasks.append(asyncio.create_task(self._close_retired(rt, retired), name=f"retire-{key}"))
+            self.metrics.tenant_updates.labels("reconnect").inc()
+        if update.context:
+            rt.ctx = _context(info, config)
+            if rt.synced.is_set():
+                self.enqueue_all(rt)  # compared once with the new context; nothing is listed
+            self.metrics.tenant_updates.labels("context").inc()
+        if update.quota and rt.quota_waiting:
+            waiting, rt.quota_waiting = rt.quota_waiting, set()
+            for waiting_key in waiting:
+                self.queue.add(waiting_key)
+        if not (update.reconnect or update.context or update.quota):
+            self.metrics.tenant_updates.labels("kept").inc()
+        log.info("syncer.tenant_updated", tenant=key, reconnect=update.reconnect, context=update.context,
+                 quota=update.quota)
+
+    async def _close_retired(self, rt: TenantRuntime, api: ApiClient) -> None:
+        await asyncio.sleep(RETIRED_CLIENT_SECONDS)
+        if api in rt.retired:
+            rt.retired.remove(api)
+        await api.close()
+
     async def _start_tenant(self, rt: TenantRuntime) -> None:
         await asyncio.gather(*(inf.synced.wait() for inf in rt.informers.values()))
+        detaching = self._detaching.get(rt.info.key)
+        if detaching is not None:  # the same key served before (a relist): its nodes are let go of first
+            await asyncio.wait([detaching])
         with contextlib.suppress(Exception):
             await self.nodes.attach_tenant(rt.info.key, rt.api)
         rt.synced.set()
@@ -216,7 +290,11 @@ class Syncer:
         """Queue every tenant object and every super object of the tenant (see :func:`routing.enqueue_all`)."""
         routing.enqueue_all(self.shared, rt)
 
-    async def remove_tenant(self, key: str, *, reason: str, cleanup_nodes: bool = True) -> None:
+    async def remove_tenant(self, key: str, *, reason: str, cleanup_nodes: bool = True, wait: bool = True) -> None:
+        """Stop serving ``key``: its tasks, queue keys and retries go at once; then the tenant-side
+        clean-up (unused virtual nodes deleted in the tenant, clients closed), awaited, or with
+        ``wait=False`` left running in the background (:attr:`detaching`): it talks to the tenant's
+        apiserver, which may hang (bounded by the node provider: ``VC_VNODE_DETACH_TIMEOUT``)."""
         rt = self.tenants.pop(key, None)
         if rt is None:
             return
@@ -226,10 +304,33 @@ class Syncer:
         self.queue.drop_tenant(key)
         self.shared.retries.drop_tenant(key)
         self.mirror.detach(key)
-        with contextlib.suppress(Exception):
-            await self.nodes.detach_tenant(key, cleanup=cleanup_nodes)
-        await rt.api.close()
-        log.info("syncer.tenant_removed", tenant=key, reason=reason)
+        previous = self._detaching.get(key)
+        cleanup = self._detach(rt, previous, cleanup_nodes=cleanup_nodes, reason=reason)
+        if wait:
+            await cleanup
+            return
+        task = asyncio.create_task(cleanup, name=f"detach-{key}")
+        self._detaching[key] = task
+        task.add_done_callback(lambda t: self._detaching.pop(key) if self._detaching.get(key) is t else None)
+
+    @property
+    def detaching(self) -> dict[str, asyncio.Task[None]]:
+        """Tenant-side clean-ups of removed tenants still running, by cluster key."""
+        return self._detaching
+
+    async def _detach(self, rt: TenantRuntime, previous: asyncio.Task[None] | None, *, cleanup_nodes: bool,
+                      reason: str) -> None:
+        key = rt.info.key
+        if previous is not None:  # one clean-up of a key at a time, in order
+            await asyncio.wait([previous])
+        try:
+            with contextlib.suppress(Exception):
+                await self.nodes.detach_tenant(key, cleanup=cleanup_nodes)
+        finally:
+            for retired in rt.retired:
+                await retired.close()
+            await rt.api.close()
+            log.info("syncer.tenant_removed", tenant=key, reason=reason)
 
     # ---- workers ---------------------------------------------------------------------
     async def _worker(self) -> None:

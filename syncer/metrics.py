@@ -71,6 +71,11 @@ class Metrics:
             "vc_syncer_patrol_drift", "Differences the patrol found and queued for repair", ["kind", "reason"],
             registry=self.registry,
         )
+        self.tenant_updates = Counter(
+            "vc_syncer_tenant_updates", "Changes of a served tenant's settings, by what they took: relist (served "
+            "anew), reconnect (new client, caches kept), context (objects compared again), kept (nothing)",
+            ["action"], registry=self.registry,
+        )
         self.refused = Counter(
             "vc_syncer_refused", "Tenant objects refused by the isolation policy", ["kind"], registry=self.registry,
         )

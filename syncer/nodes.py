@@ -26,6 +26,11 @@ class NodeProvider(Protocol):
         """Stop serving ``key``; with ``cleanup`` also delete its unused virtual nodes (a tenant write)."""
         ...
 
+    def replace_client(self, key: str, tenant_client: ApiClient) -> None:
+        """Use ``tenant_client`` for ``key`` from now on (the tenant's credentials changed); nothing else
+        changes (no list, no adoption)."""
+        ...
+
     async def ensure_node(self, key: str, node_name: str) -> None: ...
 
     async def run(self) -> None: ...
@@ -38,6 +43,9 @@ class NullNodeProvider:
         return None
 
     async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:
+        return None
+
+    def replace_client(self, key: str, tenant_client: ApiClient) -> None:
         return None
 
     async def ensure_node(self, key: str, node_name: str) -> None:

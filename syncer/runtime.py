@@ -63,6 +63,8 @@ class TenantRuntime:
     quota_told: set[str] = field(default_factory=set)
     #: ``status.quota.used`` as last written to the Tenant.
     quota_reported: dict[str, str] | None = None
+    #: Clients replaced by a reconnect (new credentials), closed a while later or with the tenant.
+    retired: list[ApiClient] = field(default_factory=list)
     #: State the kinds' hooks keep for this tenant (token Secrets made, cached contexts), by hook key.
     scratch: dict[str, Any] = field(default_factory=dict)
 

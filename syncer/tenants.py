@@ -57,6 +57,39 @@ class TenantInfo:
     quota: quota.TenantQuota | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What a changed :class:`TenantInfo` of a served tenant needs of the engine (:func:`update_of`).
+
+    ``relist``: why the tenant must be dropped and served anew (every informer lists again); empty when
+    the runtime can be kept.  ``reconnect``: new credentials for the same apiserver, so a new client
+    whose watches go on from the resourceVersions the caches hold.  ``context``: a translation input
+    changed (policy, DNS, metadata rules), so a new :class:`~syncer.resources.base.TranslateContext` and
+    every object queued once to be compared with it (no list).  ``quota``: the tenant-wide quota changed,
+    so the keys waiting for room are queued again.  All false: nothing the engine uses changed (the
+    new TenantInfo is simply kept, e.g. a spec change of the control plane's version).
+    """
+
+    relist: str = ""
+    reconnect: bool = False
+    context: bool = False
+    quota: bool = False
+
+
+def update_of(old: TenantInfo, new: TenantInfo, *, old_server: str, new_server: str) -> Update:
+    """What it takes to serve ``new`` where ``old`` was served (pure); the servers are the kubeconfigs'
+    apiserver URLs (the same URL is the same apiserver: its resourceVersions go on)."""
+    if (old.key, old.name, old.uid) != (new.key, new.name, new.uid):
+        return Update(relist="another Tenant object")
+    if old_server != new_server:
+        return Update(relist="another apiserver address")
+    if old.sync.extra_kinds != new.sync.extra_kinds:
+        return Update(relist="spec.sync.extraKinds changed")
+    context = (old.policy, old.dns_ip, old.cluster_domain, old.dns_endpoint, old.sync) != \
+        (new.policy, new.dns_ip, new.cluster_domain, new.dns_endpoint, new.sync)
+    return Update(reconnect=old.kubeconfig != new.kubeconfig, context=context, quota=old.quota != new.quota)
+
+
 def tenant_quota(isolation: IsolationSpec, *, from_default: bool = False) -> quota.TenantQuota | None:
     """The tenant-wide quota of a policy in force (pure); None when it limits nothing."""
     if not isolation.resource_quota:

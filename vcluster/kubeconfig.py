@@ -69,6 +69,8 @@ class KubeconfigInfo:
     client_key_pem: bytes | None = None
     token: str | None = None
     insecure_skip_tls_verify: bool = False
+    #: ``tls-server-name``: the name for SNI and for checking the serving certificate (else the URL's host).
+    tls_server_name: str | None = None
     context: str = ""
     namespace: str | None = None
     #: ``tokenFile``: ``token`` holds what it said when parsed; clients re-read it (it may rotate).
@@ -239,11 +241,13 @@ def _parse_auth_provider(spec: Any, user_name: str) -> tuple[str, _dt.datetime |
 
 
 def parse_kubeconfig(
-    config: dict[str, Any], *, base_dir: Path | None = None, context: str | None = None, allow_exec: bool = True
+    config: dict[str, Any], *, base_dir: Path | None = None, context: str | None = None, allow_exec: bool = True,
+    allow_insecure: bool = True,
 ) -> KubeconfigInfo:
     """The server and credentials of ``context`` (default: the current context).
 
-    ``allow_exec=False`` refuses a user with an exec plugin (a command to run) with a clear error.
+    ``allow_exec=False`` refuses a user with an exec plugin (a command to run) with a clear error;
+    ``allow_insecure=False`` likewise a cluster with ``insecure-skip-tls-verify: true``.
     """
     if not isinstance(config, dict):
         raise KubeconfigError("kubeconfig is not a YAML mapping")
@@ -261,6 +265,25 @@ def parse_kubeconfig(
     server = cluster.get("server")
     if not server:
         raise KubeconfigError(f"kubeconfig cluster {ctx.get('cluster')!r} has no server")
+    insecure = cluster.get("insecure-skip-tls-verify", False)
+    if not isinstance(insecure, bool):
+        raise KubeconfigError(f"kubeconfig cluster {ctx.get('cluster')!r}: insecure-skip-tls-verify must be "
+                              f"true or false, not {insecure!r}")
+    if insecure and not allow_insecure:
+        raise KubeconfigError(
+            f"kubeconfig cluster {ctx.get('cluster')!r} sets insecure-skip-tls-verify; virtualcluster turns "
+            "certificate checks off only for kubeconfig files an admin passes, never for kubeconfig text such "
+            "as a Secret's (give the cluster's certificate-authority-data instead)"
+        )
+    if insecure and (cluster.get("certificate-authority") or cluster.get("certificate-authority-data")):
+        # client-go's rule: with a CA named, turning the check off is a mistake, not a choice
+        raise KubeconfigError(f"kubeconfig cluster {ctx.get('cluster')!r} sets both a certificate authority and "
+                              "insecure-skip-tls-verify: specifying a root certificates file with the insecure "
+                              "flag is not allowed")
+    server_name = cluster.get("tls-server-name")
+    if server_name is not None and (not isinstance(server_name, str) or not server_name.strip()):
+        raise KubeconfigError(f"kubeconfig cluster {ctx.get('cluster')!r}: tls-server-name must be a host name, "
+                              f"not {server_name!r}")
     token = user.get("token")
     token_file = user.get("tokenFile")
     token_path: Path | None = None
@@ -295,7 +318,8 @@ def parse_kubeconfig(
         client_cert_pem=_data_or_file(user, "client-certificate", base_dir),
         client_key_pem=_data_or_file(user, "client-key", base_dir),
         token=str(token) if token else None,
-        insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),
+        insecure_skip_tls_verify=insecure,
+        tls_server_name=server_name or None,
         context=str(ctx_name),
         namespace=str(ctx["namespace"]) if ctx.get("namespace") else None,
         token_file=token_path,
@@ -311,8 +335,9 @@ def load_kubeconfig(source: Path | str, *, context: str | None = None) -> Kubeco
     A :class:`~pathlib.Path`, or a string without a newline that names an
     existing file, is read from disk (relative file references resolve against
     its folder); any other string is taken as YAML text.  Exec credential
-    plugins are accepted only from a file: YAML text comes from Secrets, and a
-    Secret must never make a component run a command.
+    plugins and ``insecure-skip-tls-verify`` are accepted only from a file:
+    YAML text comes from Secrets (tenant-facing), and a Secret must never make a
+    component run a command or stop checking the server's certificate.
     """
     base_dir: Path | None = None
     if isinstance(source, Path) or ("\n" not in source and Path(source).expanduser().is_file()):
@@ -328,4 +353,6 @@ def load_kubeconfig(source: Path | str, *, context: str | None = None) -> Kubeco
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise KubeconfigError(f"kubeconfig is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    return parse_kubeconfig(config, base_dir=base_dir, context=context, allow_exec=base_dir is not None)
+    from_file = base_dir is not None
+    return parse_kubeconfig(config, base_dir=base_dir, context=context, allow_exec=from_file,
+                            allow_insecure=from_file)

@@ -286,6 +286,10 @@ CONTROLLER_MANAGER_KUBECONFIG_SECRET = "controller-manager-kubeconfig"
 #: namespace whose cluster IP is the nameserver of the tenant's pods, the ServiceAccount its CoreDNS
 #: reads the super cluster as, and the ClusterRole that ServiceAccount is bound to (read-only).
 TENANT_DNS_SERVICE = "vc-dns"
+#: The super Service (root namespace) in front of a tenant's apiserver: the pods backend's selects its
+#: pods; the local backend's has an EndpointSlice naming the process (``https://kubernetes.default.svc``
+#: without a port reaches it on 443).
+TENANT_APISERVER_SERVICE = "apiserver"
 TENANT_DNS_SERVICE_ACCOUNT = "vc-dns"
 TENANT_DNS_CLUSTER_ROLE = "vc-tenant-dns"
 #: Value of ``app.kubernetes.io/name`` on the tenant DNS objects (the pods backend selects on it).

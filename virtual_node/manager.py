@@ -160,6 +160,12 @@ class VirtualNodeManager:
         tenant.task = asyncio.get_running_loop().create_task(self._tenant_loop(tenant), name=f"vnode-{key}")
         log.info("virtual_node.tenant_attached", tenant=key, adopted=sorted(tenant.nodes))
 
+    def replace_client(self, key: str, tenant_client: ApiClient) -> None:
+        """Heartbeats and node writes of ``key`` go through ``tenant_client`` from now on (new credentials)."""
+        tenant = self._tenants.get(key)
+        if tenant is not None:
+            tenant.client = tenant_client
+
     async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:
         """Stop serving ``key``; delete its virtual nodes that no tenant pod is bound to.
 

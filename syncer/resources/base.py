@@ -104,6 +104,9 @@ class TranslateContext:
     dns_ip: str | None = None
     #: Where that service forwards to (``status.dns.endpoint``, ``host:port``): the NetworkPolicy opens it.
     dns_endpoint: str | None = None
+    #: The operator's tenant DNS (``status.dns``) serves the tenant's ClusterFirst pods: it answers
+    #: ``kubernetes.default`` with the apiserver's Service (443); a tenant's own kube-dns copy does not.
+    operator_dns: bool = False
     #: Tenant cluster domain for DNS search paths.
     cluster_domain: str = "cluster.local"
     #: Tenant Services of the pod's namespace as (name, super cluster IP, ports), for the

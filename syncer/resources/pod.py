@@ -227,7 +227,10 @@ def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
             env = _env(container.get("env"), v_meta, ctx, links)
             if env:
                 container["env"] = env
-    if ctx.apiserver_host and _is_ip(ctx.apiserver_host):
+    tenant_dns = ctx.operator_dns and spec.get("dnsPolicy", "ClusterFirst") == "ClusterFirst"
+    if ctx.apiserver_host and _is_ip(ctx.apiserver_host) and not tenant_dns:
+        # without the operator's tenant DNS, the names by host aliases; with it, its answer: the
+        # apiserver's Service, which listens on 443 as well (an alias would send 443 to the bare process)
         aliases = [a for a in spec.get("hostAliases") or [] if a.get("ip") != ctx.apiserver_host]
         hostnames = [*_KUBERNETES_HOSTNAMES, f"kubernetes.default.svc.{ctx.cluster_domain}"]
         aliases.append({"ip": ctx.apiserver_host, "hostnames": hostnames})

@@ -43,6 +43,9 @@ class RecordingNodes:
     async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:
         return None
 
+    def replace_client(self, key: str, tenant_client: ApiClient) -> None:
+        return None
+
     async def ensure_node(self, key: str, node_name: str) -> None:
         self.ensured.append((key, node_name))
 

@@ -42,6 +42,9 @@ class RecordingNodes:
         self.calls.append((key, cleanup, all(t.done() for t in self.workers)))
         await asyncio.sleep(0)
 
+    def replace_client(self, key: str, tenant_client: ApiClient) -> None:
+        return None
+
     async def ensure_node(self, key: str, node_name: str) -> None:
         return None
 

@@ -228,6 +228,22 @@ def test_host_aliases_point_kubernetes_at_the_tenant_apiserver() -> None:
         "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.c.local"]}]
 
 
+def test_a_pod_served_by_the_tenant_dns_gets_no_alias() -> None:
+    """The tenant DNS answers ``kubernetes.default`` with the apiserver's Service (443 and 6443): an
+    alias to the bare process address would send ``https://kubernetes.default.svc`` to port 443 there."""
+    served = down(v_pod(), apiserver_host="10.0.0.9", apiserver_port="6443", dns_ip="10.96.0.53",
+                  operator_dns=True)
+    assert "hostAliases" not in served
+    assert {"name": "KUBERNETES_SERVICE_HOST", "value": "10.0.0.9"} in served["containers"][0]["env"]
+    # a pod with its own DNS keeps the alias: nothing else would answer the name for it
+    own = down(v_pod(dnsPolicy="Default"), apiserver_host="10.0.0.9", apiserver_port="6443", dns_ip="10.96.0.53",
+               operator_dns=True)
+    assert own["hostAliases"][-1]["ip"] == "10.0.0.9"
+    # so does one served by a tenant's own kube-dns copy: it would answer the tenant ClusterIP
+    kube_dns = down(v_pod(), apiserver_host="10.0.0.9", apiserver_port="6443", dns_ip="10.96.0.53")
+    assert kube_dns["hostAliases"][-1]["ip"] == "10.0.0.9"
+
+
 def test_a_host_name_apiserver_gets_no_alias() -> None:
     out = down(v_pod(), apiserver_host="api.example", apiserver_port="6443")
     assert "hostAliases" not in out

@@ -31,7 +31,7 @@ READY = {"type": "Ready", "status": "True", "reason": "Ready", "message": "servi
          "lastTransitionTime": "2026-01-01T00:00:00Z"}
 KUBECONFIG = """apiVersion: v1
 kind: Config
-clusters: [{name: t, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+clusters: [{name: t, cluster: {server: "https://127.0.0.1:6443"}}]
 users: [{name: t, user: {token: abc}}]
 contexts: [{name: t, context: {cluster: t, user: t}}]
 current-context: t

@@ -47,7 +47,7 @@ def test_readiness(obj: dict[str, Any], ok: bool, why: str) -> None:
 #: A kubeconfig the client can use (the syncer refuses anything else: ``Synced=False KubeconfigUnreadable``).
 KC = """apiVersion: v1
 kind: Config
-clusters: [{name: t, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+clusters: [{name: t, cluster: {server: "https://127.0.0.1:6443"}}]
 users: [{name: t, user: {token: abc}}]
 contexts: [{name: t, context: {cluster: t, user: t}}]
 current-context: t

@@ -70,14 +70,13 @@ def test_explicit_context_is_chosen() -> None:
 def test_inline_data_wins_and_is_decoded() -> None:
     text = yaml.safe_dump({
         "current-context": "c",
-        "clusters": [{"name": "k", "cluster": {"server": "https://s", "insecure-skip-tls-verify": True,
+        "clusters": [{"name": "k", "cluster": {"server": "https://s",
                                                "certificate-authority-data": base64.b64encode(CA).decode()}}],
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
     })
     info = kc.load_kubeconfig(text)
     assert info.ca_pem == CA
-    assert info.insecure_skip_tls_verify is True
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,10 @@ So the tenant's DNS reads the **super** cluster, restricted to that tenant:
   regex can compute: each such namespace of the tenant gets its own rule
   (listed by the operator, the Corefile rewritten and picked up by
   ``reload``), and one that has no rule yet simply does not resolve;
-* ``kubernetes.default`` answers the tenant's own apiserver (``hosts``);
+* ``kubernetes.default`` answers the tenant's own apiserver (``hosts``): the
+  ClusterIP of the super Service in front of it, which listens on 443 as a
+  cluster's ``kubernetes`` Service does (the local backend's is
+  :func:`apiserver_service`);
 * names outside the cluster domain go to the super cluster's resolver
   (``forward``, when the operator knows one), nothing else leaves: reverse
   lookups and the super cluster's own domain are answered NXDOMAIN here
@@ -279,6 +282,44 @@ def endpoint_slice(key: str, tenant_name: str, *, address: str, port: int) -> di
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
         "ports": [{"name": "dns", "protocol": "UDP", "port": port},
                   {"name": "dns-tcp", "protocol": "TCP", "port": port}],
+    }
+
+
+#: The ports of the local backend's apiserver Service: 443 (``https://kubernetes.default.svc`` without a
+#: port) and 6443 (as in the pods backend); both lead to the apiserver process's own port.
+APISERVER_SERVICE_PORTS = (("https-443", 443), ("https", 6443))
+
+
+def apiserver_service(key: str, tenant_name: str) -> dict[str, Any]:
+    """The local backend's super Service in front of the tenant apiserver process (root namespace).
+
+    The tenant DNS answers ``kubernetes.default`` with its ClusterIP, so that a tenant pod reaches its
+    apiserver on 443 as in any cluster; the process listens on a port of its own on the host address
+    (:func:`apiserver_endpoint_slice`).  Without a selector: the operator writes the EndpointSlice.
+    """
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": naming.TENANT_APISERVER_SERVICE, "namespace": naming.root_namespace(key),
+                     "labels": _labels(key, tenant_name)},
+        "spec": {"type": "ClusterIP",
+                 "ports": [{"name": name, "protocol": "TCP", "port": port}
+                           for name, port in APISERVER_SERVICE_PORTS]},
+    }
+
+
+def apiserver_endpoint_slice(key: str, tenant_name: str, *, address: str, port: int) -> dict[str, Any]:
+    """The EndpointSlice of :func:`apiserver_service`: the apiserver process at ``address:port``
+    (every Service port leads there; a selectorless Service's target is the slice's port of its name)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {
+            "name": naming.TENANT_APISERVER_SERVICE, "namespace": naming.root_namespace(key),
+            "labels": {**_labels(key, tenant_name), "kubernetes.io/service-name": naming.TENANT_APISERVER_SERVICE,
+                       "endpointslice.kubernetes.io/managed-by": f"{naming.GROUP}-operator"},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": [{"name": name, "protocol": "TCP", "port": port} for name, _ in APISERVER_SERVICE_PORTS],
     }
 
 

@@ -53,7 +53,7 @@ ETCD_DATA = "/var/lib/etcd"
 APISERVER_PORT = 6443
 ETCD_PORT = 2379
 ETCD_SERVICE = "etcd"
-APISERVER_SERVICE = "apiserver"
+APISERVER_SERVICE = naming.TENANT_APISERVER_SERVICE
 CM_NAME = "controller-manager"
 FIELD_MANAGER = "vc-operator"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -311,7 +311,9 @@ def render(
         "spec": {
             "type": spec.expose_type,
             "selector": _selector(spec, cp.APISERVER_COMPONENT),
-            "ports": [{"name": "https", "port": APISERVER_PORT, "targetPort": APISERVER_PORT}],
+            # 443 as well: ``https://kubernetes.default.svc`` without a port (curl, some tools) uses it
+            "ports": [{"name": "https", "port": APISERVER_PORT, "targetPort": APISERVER_PORT},
+                      {"name": "https-443", "port": 443, "targetPort": APISERVER_PORT}],
         },
     }
     cm_secret = {

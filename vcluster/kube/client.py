@@ -68,7 +68,12 @@ class ClientConfig:
     client_cert_pem: bytes | None = None
     client_key_pem: bytes | None = None
     token: str | None = None
+    #: ``insecure-skip-tls-verify``: no check of the serving certificate at all (files an admin passes only,
+    #: see :func:`vcluster.kubeconfig.load_kubeconfig`).
     insecure: bool = False
+    #: ``tls-server-name``: the name sent as SNI and checked against the serving certificate instead of
+    #: the server URL's host (client-go's ``ServerName``).
+    tls_server_name: str | None = None
     #: Upper bound of concurrent connections to this apiserver.
     max_connections: int = 64
     #: Seconds for one non-watch request.
@@ -89,9 +94,14 @@ class ClientConfig:
 
         info = load_kubeconfig(source)
         credentials = source_for(info)
+        if info.insecure_skip_tls_verify:
+            log.warning("kube.tls.insecure", server=info.server, context=info.context,
+                        message="insecure-skip-tls-verify: the server's certificate is not checked")
         return cls(
             server=info.server.rstrip("/"),
             ca_pem=info.ca_pem,
+            insecure=info.insecure_skip_tls_verify,
+            tls_server_name=info.tls_server_name,
             client_cert_pem=info.client_cert_pem,
             client_key_pem=info.client_key_pem,
             token=info.token if credentials is None else None,
@@ -258,7 +268,7 @@ class ApiClient:
             try:
                 async with session.request(
                     method, path, params=dict(params) if params else None, data=data,
-                    headers=headers, timeout=self._timeout,
+                    headers=headers, timeout=self._timeout, server_hostname=self.config.tls_server_name,
                 ) as resp:
                     payload = await resp.read()
                     if resp.status < 400:
@@ -431,7 +441,7 @@ class ApiClient:
         while True:
             session, credential, auth = await self._authorized()
             resp = await session.get(resource.path(namespace=namespace), params=params, timeout=timeout,
-                                     headers=auth)
+                                     headers=auth, server_hostname=self.config.tls_server_name)
             if resp.status < 400:
                 break
             err = error_from_status(resp.status, _decode_status(await resp.read()))

@@ -92,6 +92,7 @@ class ClusterInfo:
     server: str
     ca_pem: bytes | None = None
     insecure: bool = False
+    tls_server_name: str | None = None
 
 
 class CredentialSource:
@@ -244,6 +245,8 @@ class ExecSource(CredentialSource):
                 cluster["certificate-authority-data"] = base64.b64encode(self.cluster.ca_pem).decode("ascii")
             if self.cluster.insecure:
                 cluster["insecure-skip-tls-verify"] = True
+            if self.cluster.tls_server_name:
+                cluster["tls-server-name"] = self.cluster.tls_server_name
             if self.config.cluster_config is not None:
                 cluster["config"] = self.config.cluster_config
             spec["cluster"] = cluster
@@ -332,8 +335,8 @@ class ExecSource(CredentialSource):
 def source_for(info: KubeconfigInfo, *, clock: Callable[[], float] = time.time) -> CredentialSource | None:
     """The credential source a kubeconfig user needs, or ``None`` when its credentials are fixed."""
     if info.exec is not None:
-        return ExecSource(info.exec, cluster=ClusterInfo(info.server, info.ca_pem, info.insecure_skip_tls_verify),
-                          user=info.user, clock=clock)
+        cluster = ClusterInfo(info.server, info.ca_pem, info.insecure_skip_tls_verify, info.tls_server_name)
+        return ExecSource(info.exec, cluster=cluster, user=info.user, clock=clock)
     if info.token_file is not None:
         return TokenFileSource(info.token_file, token=info.token, clock=clock)
     if info.token is not None and info.token_expiry is not None:

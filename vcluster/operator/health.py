@@ -15,7 +15,14 @@ generation), a bounded number at a time:
 
 * ``local`` backend: are its processes alive (pid files and ``/proc``, no
   spec built)?  One gone → ``ProcessExited`` at once, and a repair (the
-  reconcile restarts it) is started in the background;
+  reconcile restarts it) is started in the background.  Except the
+  controller-manager alone while the apiserver serves: kube-controller-manager
+  exits when its apiserver goes away in its first seconds (it waits 10 s for
+  ``/healthz``), e.g. an apiserver restarted just after it; the tenant still
+  serves, so it is restarted quietly, with back-off (:func:`cm_restart`),
+  and the Tenant stays Ready -- until it keeps exiting (:data:`CM_QUIET_RESTARTS`
+  restarts without a quiet minute between them), then ``ProcessExited`` as
+  for any other component;
 * the admin kubeconfig Secret (read again every ``secret_recheck`` s):
   gone, not base64 or not a kubeconfig → ``KubeconfigUnreadable`` at once
   (nobody, the syncer included, can use the tenant with it), and a repair
@@ -64,6 +71,7 @@ import structlog
 from tenant_crd import TenantStatus
 from tenant_crd.models import cluster_domain
 from vcluster import clock, naming
+from vcluster.controlplane.spec import CM_COMPONENT
 from vcluster.kube import ApiClient, ApiError, ClientConfig, NotFound
 from vcluster.kube import resources as r
 from vcluster.operator.reconcile import Invalid, Reconciler, Retry
@@ -71,6 +79,13 @@ from vcluster.operator.reconcile import Invalid, Reconciler, Retry
 log = structlog.get_logger(__name__)
 #: The probe's ``/readyz`` query (see :meth:`HealthMonitor.probe`).
 READYZ_PARAMS = {"exclude": "shutdown"}
+
+#: Quiet restarts of an exited controller-manager (the apiserver serving) before it counts as
+#: ``ProcessExited``; the count starts again once it has run for :data:`CM_STABLE_SECONDS`.
+CM_QUIET_RESTARTS = 3
+CM_STABLE_SECONDS = 60.0
+#: Back-off of quiet controller-manager restarts: 2, 4, 8 ... seconds after the last one, at most this.
+CM_RESTART_CAP = 60.0
 
 #: The phase of a provisioned tenant whose control plane is not healthy right now.
 DEGRADED = "Degraded"
@@ -99,6 +114,27 @@ class Verdict:
     message: str = ""
     #: Known for sure at once (a process is gone), not only after ``threshold`` probes.
     certain: bool = False
+    #: The apiserver serves but the (local) controller-manager process is gone.
+    cm_exited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CmRestarts:
+    """Quiet restarts of one tenant's controller-manager: how many in a row, and when the last one was."""
+
+    count: int = 0
+    last: float = float("-inf")
+
+
+def cm_restart(state: CmRestarts, now: float) -> tuple[str, CmRestarts]:
+    """What to do about an exited controller-manager while the apiserver serves (pure): ``"restart"``
+    (quietly, the Tenant stays Ready), ``"wait"`` (its back-off has not passed) or ``"report"``
+    (it keeps exiting: ``ProcessExited``), and the state after it."""
+    if state.count >= CM_QUIET_RESTARTS:
+        return "report", state
+    if now - state.last < min(2.0 ** state.count, CM_RESTART_CAP):
+        return "wait", state
+    return "restart", CmRestarts(state.count + 1, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +234,8 @@ class HealthMonitor:
         #: ``renewAfter`` (it failed) is tried again after ``renewal_retry`` seconds, not every round.
         self._renewals: dict[str, float] = {}
         self.renewal_retry = renewal_retry
+        #: Quiet restarts of an exited controller-manager per tenant (:func:`cm_restart`).
+        self._cm_restarts: dict[str, CmRestarts] = {}
 
     async def run(self) -> None:
         """Rounds until cancelled; a failed round (super apiserver down) is logged once per state change."""
@@ -245,6 +283,8 @@ class HealthMonitor:
             self._failures.pop(name, None)
         for name in [n for n in self._renewals if n not in live]:
             self._renewals.pop(name, None)
+        for name in [n for n in self._cm_restarts if n not in live]:
+            self._cm_restarts.pop(name, None)
         for key in [k for k in self._clients if k not in {self._key(t) for t in tenants}]:
             await self._drop_client(key)
         await asyncio.gather(*(self._check(t) for t in tenants if eligible(t)))
@@ -269,6 +309,7 @@ class HealthMonitor:
                     await self._drop_client(status.cluster_key)
                 verdict = Verdict(False, APISERVER_UNREACHABLE,
                                   f"tenant apiserver {status.endpoint}: probe failed: {type(exc).__name__}: {exc}")
+        verdict = self._controller_manager(name, verdict)
         if verdict.healthy != (self._failures.get(name, 0) == 0):
             log.debug("operator.health.probe", tenant=name, healthy=verdict.healthy, reason=verdict.reason,
                       message=verdict.message)
@@ -297,6 +338,27 @@ class HealthMonitor:
             # new shortened namespace to map is repaired without touching the condition
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
 
+    def _controller_manager(self, name: str, verdict: Verdict) -> Verdict:
+        """An exited controller-manager beside a serving apiserver: restarted quietly with back-off (the
+        reconcile starts it once the apiserver's ``/readyz`` answers), or reported once it keeps exiting."""
+        now = self._clock()
+        state = self._cm_restarts.get(name)
+        if not verdict.cm_exited:
+            if state is not None and verdict.healthy and now - state.last >= CM_STABLE_SECONDS:
+                del self._cm_restarts[name]  # it has run for a while: the next exit starts the count again
+            return verdict
+        action, state = cm_restart(state or CmRestarts(), now)
+        if action == "report":
+            return Verdict(False, PROCESS_EXITED, f"{CM_COMPONENT} of the local control plane exited "
+                           f"{CM_QUIET_RESTARTS + 1} times within {CM_STABLE_SECONDS:g} s of its last start; "
+                           "the operator restarts it", certain=True)
+        if action == "restart" and name not in self._repairs:
+            self._cm_restarts[name] = state
+            log.warning("operator.tenant.controller_manager_exited", tenant=name, restarts=state.count,
+                        message="the apiserver serves: restarted, the Tenant stays Ready")
+            self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
+        return Verdict(True, verdict.reason, verdict.message)
+
     async def _dns_stale(self, key: str, domain: str) -> bool:
         try:
             return await self.reconciler.local_dns_stale(key, domain)
@@ -310,9 +372,14 @@ class HealthMonitor:
         assert status.endpoint is not None
         if status.backend == "local":
             gone = await asyncio.to_thread(self.reconciler.local.exited, key)
+            if gone == [CM_COMPONENT] and (serving := await self._probe_apiserver(key, status)).healthy:
+                return Verdict(True, serving.reason, serving.message, cm_exited=True)
             if gone:
                 return Verdict(False, PROCESS_EXITED, f"{', '.join(gone)} of the local control plane exited; "
                                "the operator restarts it", certain=True)
+        return await self._probe_apiserver(key, status)
+
+    async def _probe_apiserver(self, key: str, status: TenantStatus) -> Verdict:
         try:
             client = await self._client(key, status)
         except SecretProblem as exc:

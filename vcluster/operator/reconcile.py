@@ -601,6 +601,11 @@ class Reconciler:
             await self._apply(r.BY_KIND[obj["kind"]], obj)
         root = naming.root_namespace(key)
         if backend == "local":
+            # the apiserver's Service first: the Corefile's ``kubernetes.default`` answers its ClusterIP
+            await self._apply(r.SERVICES, dns.apiserver_service(key, name))
+            api_port = (await asyncio.to_thread(self.local.ports, key)).apiserver
+            await self._apply(r.ENDPOINTSLICES,
+                              dns.apiserver_endpoint_slice(key, name, address=self.local.host, port=api_port))
             corefile = await self._local_corefile(key, domain)
             age = self.local.dns_token_age(key)
             token = await self._dns_token(key) if age is None or age > self.dns.token_seconds / 2 else None
@@ -616,7 +621,7 @@ class Reconciler:
         else:
             corefile = dns.corefile(
                 key=key, port=dns.POD_PORT, bind=None, ready=f":{dns.POD_READY_PORT}", kubeconfig=None,
-                apiserver_ip=await self._pods_apiserver_ip(key), apiserver_names=(pods.internal_host(key),),
+                apiserver_ip=await self._apiserver_service_ip(key), apiserver_names=(pods.internal_host(key),),
                 upstream=await self._dns_upstream(),
                 long_namespaces=await self._long_namespaces(key), domain=domain, super_domain=self.dns.super_domain,
             )
@@ -631,10 +636,11 @@ class Reconciler:
             status["clusterIP"] = ip
         return status
 
-    async def _pods_apiserver_ip(self, key: str) -> str | None:
-        """What ``kubernetes.default`` answers in a pods-backend tenant: its apiserver Service's ClusterIP
-        (``None`` while it has none: a headless Service or none yet; the next reconcile adds it)."""
-        svc = await self.api.get_or_none(r.SERVICES, pods.APISERVER_SERVICE, namespace=key)
+    async def _apiserver_service_ip(self, key: str) -> str | None:
+        """What ``kubernetes.default`` answers: the tenant's apiserver Service's ClusterIP (both backends;
+        ``None`` while it has none: a headless Service or none yet; the next reconcile adds it)."""
+        svc = await self.api.get_or_none(r.SERVICES, naming.TENANT_APISERVER_SERVICE,
+                                         namespace=naming.root_namespace(key))
         ip = ((svc or {}).get("spec") or {}).get("clusterIP")
         return str(ip) if ip and ip != "None" else None
 
@@ -643,7 +649,9 @@ class Reconciler:
         host = self.local.host
         return dns.corefile(
             key=key, port=ports.dns, bind=host, ready=f"{host}:{ports.ready}",
-            kubeconfig=str(self.local.dns_files(key).kubeconfig), apiserver_ip=host,
+            kubeconfig=str(self.local.dns_files(key).kubeconfig),
+            # the Service in front of the apiserver (443 and 6443); the host address until it has an IP
+            apiserver_ip=await self._apiserver_service_ip(key) or host,
             upstream=await self._dns_upstream(), long_namespaces=await self._long_namespaces(key),
             domain=domain, super_domain=self.dns.super_domain,
         )

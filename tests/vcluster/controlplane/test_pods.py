@@ -236,3 +236,12 @@ def test_a_renewed_certificate_rolls_exactly_the_components_that_read_it() -> No
     assert [n for n, h in hashes(files, "kc2").items() if h != before[n]] == ["controller-manager"]
     ca = hashes({**files, "ca.crt": b"new"})
     assert {n for n in before if ca[n] != before[n]} == {"apiserver", "controller-manager"}
+
+
+def test_the_apiserver_service_answers_on_443_as_well() -> None:
+    """``https://kubernetes.default.svc`` without a port (curl, some tools) uses 443; the tenant DNS
+    answers that name with this Service, so it listens there too, and on 6443 (the env variables)."""
+    objs = _render({"controlPlane": {"backend": "pods"}})
+    svc = objs[("Service", pods.APISERVER_SERVICE)]
+    assert {(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
+        (pods.APISERVER_PORT, pods.APISERVER_PORT), (443, pods.APISERVER_PORT)}
