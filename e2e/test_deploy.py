@@ -646,7 +646,7 @@ def test_a_certificate_renewal_rolls_the_control_plane_pods(installed: SuperClus
     window = int((not_after - dt.datetime.now(dt.UTC)).total_seconds()) + 30
     before = _json(installed, "deployment", "-n", key, "apiserver")
     old_hash = before["spec"]["template"]["metadata"]["annotations"][naming.ANN_INPUTS_HASH]
-    old_pods = {p["metadata"]["name"] for p in _json(installed, "pods", "-n", key)["items"]}
+    old_pods = {p["metadata"]["uid"] for p in _json(installed, "pods", "-n", key)["items"]}
     old_serial = _client_serial(pods_tenant.kubeconfig)
 
     def renewal_events() -> list[dict[str, Any]]:
@@ -679,10 +679,18 @@ def test_a_certificate_renewal_rolls_the_control_plane_pods(installed: SuperClus
         poll(f"Tenant {TENANT} Ready after the renewal",
              lambda: tenant_models.is_ready(_json(installed, "tenant", TENANT) or {}),
              timeout=TIMEOUT, interval=2, detail=lambda: _json_text(installed, key))
-        now = [p for p in _json(installed, "pods", "-n", key)["items"] if not p["metadata"].get("deletionTimestamp")]
-        for component in cp.COMPONENTS:  # each reads its certificates at start only: all three rolled
-            (pod,) = [p for p in now if p["metadata"].get("labels", {}).get(pods.COMPONENT_LABEL) == component]
-            assert pod["metadata"]["name"] not in old_pods, (component, sorted(old_pods))
+
+        def all_rolled() -> bool:  # each reads its certificates at start only: all three are new pods, Ready
+            now = [p for p in _json(installed, "pods", "-n", key)["items"]
+                   if not p["metadata"].get("deletionTimestamp")]
+            for component in cp.COMPONENTS:  # (etcd is a StatefulSet: the same name etcd-0, a new uid)
+                mine = [p for p in now if p["metadata"].get("labels", {}).get(pods.COMPONENT_LABEL) == component]
+                if len(mine) != 1 or mine[0]["metadata"]["uid"] in old_pods or not _ready(mine[0]):
+                    return False
+            return True
+
+        poll("new etcd, apiserver and controller-manager pods Ready", all_rolled, timeout=TIMEOUT, interval=2,
+             detail=lambda: _json_text(installed, key))
 
         # the kubeconfig Secret holds the renewed client certificate, and tenant kubectl works with it
         renewed = PodsTenant(key=key, status=pods_tenant.status,
