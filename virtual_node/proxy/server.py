@@ -82,8 +82,8 @@ class ServingCredentials:
             await asyncio.sleep(self.settings.cert_check_period)
             try:
                 await self.refresh()
-            except (VClusterError, OSError, ssl.SSLError) as exc:
-                log.warning("kubelet_proxy.serving_cert.refresh_failed", error=str(exc))
+            except Exception as exc:  # never let one bad round end renewal (the super cluster down, a bad file)
+                log.warning("kubelet_proxy.serving_cert.refresh_failed", error=str(exc) or type(exc).__name__)
 
 
 @dataclass(slots=True)

@@ -131,3 +131,27 @@ async def test_a_renewed_client_ca_keeps_tenants_accepted_after_the_old_one_expi
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_failed_check_is_retried_not_the_end_of_renewal(tmp_path: Path) -> None:
+    ca = pki.generate_ca(common_name="kubelet-proxy-ca")
+    first = pki.issue_server_cert(ca, common_name="vc-kubelet-proxy", ips=["127.0.0.1"])
+    settings = _write(tmp_path, first, ca.cert_pem)
+    fast = ProxySettings(cert_file=settings.cert_file, key_file=settings.key_file,
+                         client_ca_file=settings.client_ca_file, cert_check_period=0.01)
+    creds = ServingCredentials(settings=fast, super_config=cast(ClientConfig, None), serving=first,
+                               client_ca_pem=ca.cert_pem)
+    (tmp_path / "tls.crt").write_bytes(b"not a certificate")  # a half-written file: that round fails
+    task = asyncio.create_task(creds.keep_fresh())
+    try:
+        await asyncio.sleep(0.1)
+        assert not task.done()
+        second = pki.issue_server_cert(ca, common_name="vc-kubelet-proxy", ips=["127.0.0.1"])
+        _write(tmp_path, second, ca.cert_pem)
+        for _ in range(200):
+            if creds.serving.cert_pem == second.cert_pem:
+                break
+            await asyncio.sleep(0.01)
+        assert creds.serving.cert_pem == second.cert_pem
+    finally:
+        task.cancel()
