@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -43,7 +44,7 @@ import yaml
 from e2e.conftest import SuperCluster, super_cluster_of
 from e2e.syncer_fixtures import REPO, poll
 from tenant_crd import models as tenant_models
-from vcluster import imagebuild, images, naming
+from vcluster import imagebuild, images, naming, pki
 from vcluster.controlplane import pods
 from vcluster.controlplane import spec as cp
 from vcluster.settings import BinarySettings
@@ -403,6 +404,12 @@ def pods_tenant(installed: SuperCluster, storage: str, tmp_path_factory: pytest.
 
     obj = poll(f"Tenant {TENANT} (backend pods) Ready", ready, timeout=420, interval=2, detail=detail)
     status = obj["status"]
+    path = _host_kubeconfig(installed, status, tmp_path_factory.mktemp("podstenant") / "kubeconfig")
+    return PodsTenant(key=status["clusterKey"], status=status, kubeconfig=path)
+
+
+def _host_kubeconfig(installed: SuperCluster, status: dict[str, Any], path: Path) -> Path:
+    """The tenant's kubeconfig Secret as it is now, written to ``path`` for kubectl on this host."""
     secret = _json(installed, "secret", "-n", status["kubeconfigSecret"]["namespace"],
                    status["kubeconfigSecret"]["name"])
     text = base64.b64decode(secret["data"][naming.KUBECONFIG_SECRET_KEY]).decode()
@@ -413,9 +420,8 @@ def pods_tenant(installed: SuperCluster, storage: str, tmp_path_factory: pytest.
     server = urlsplit(kubeconfig["clusters"][0]["cluster"]["server"])
     kubeconfig["clusters"][0]["cluster"]["server"] = f"https://{svc['spec']['clusterIP']}:{server.port}"
     kubeconfig["clusters"][0]["cluster"]["tls-server-name"] = server.hostname
-    path = tmp_path_factory.mktemp("podstenant") / "kubeconfig"
     path.write_text(yaml.safe_dump(kubeconfig))
-    return PodsTenant(key=status["clusterKey"], status=status, kubeconfig=path)
+    return path
 
 
 def test_pods_backend_control_plane_runs_on_the_real_node(installed: SuperCluster, pods_tenant: PodsTenant) -> None:
@@ -609,6 +615,106 @@ def test_an_apiserver_upgrade_rolls_with_the_tenant_reachable(installed: SuperCl
     dep = _json(installed, "deployment", "-n", key, "apiserver")
     assert dep["status"]["updatedReplicas"] == dep["status"]["availableReplicas"] == 1, dep["status"]
     assert "namespace/default" in pods_tenant.kubectl("get", "namespaces", "-o", "name").stdout
+
+
+def _set_operator_env(installed: SuperCluster, *assignments: str) -> None:
+    """``kubectl set env`` on the operator Deployment, then its rollout done (a new operator pod leads)."""
+    installed.kubectl("set", "env", "-n", NS, "deployment/vc-operator", *assignments)
+    installed.kubectl("rollout", "status", "-n", NS, "deployment/vc-operator", f"--timeout={TIMEOUT:.0f}s",
+                      timeout=TIMEOUT + 30)
+
+
+def _client_serial(kubeconfig: Path) -> int:
+    user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
+    return pki.serial_of(base64.b64decode(user["client-certificate-data"]))
+
+
+def test_a_certificate_renewal_rolls_the_control_plane_pods(installed: SuperCluster, pods_tenant: PodsTenant,
+                                                            tmp_path: Path) -> None:
+    """The deployed operator renews the pods-backend tenant's certificates and rolls its pods.
+
+    How the certificates come due: a second rollout of the operator in this test (``kubectl set env``)
+    with a renewal window just wider than what is left of the tenant's leaf certificates, so every leaf
+    is due at once, and a validity 15 minutes longer than that window, so the new leaves come due only
+    after this module has ended (a short validity for the whole module would renew in the middle of the
+    other tests, e.g. roll etcd during the apiserver upgrade that must not fail a request).  The env is
+    taken off again at the end.
+    """
+    key = pods_tenant.key
+    tenant = _json(installed, "tenant", TENANT)
+    not_after = dt.datetime.fromisoformat(tenant["status"]["certificates"]["notAfter"].replace("Z", "+00:00"))
+    window = int((not_after - dt.datetime.now(dt.UTC)).total_seconds()) + 30
+    before = _json(installed, "deployment", "-n", key, "apiserver")
+    old_hash = before["spec"]["template"]["metadata"]["annotations"][naming.ANN_INPUTS_HASH]
+    old_pods = {p["metadata"]["uid"] for p in _json(installed, "pods", "-n", key)["items"]}
+    old_serial = _client_serial(pods_tenant.kubeconfig)
+
+    def renewal_events() -> list[dict[str, Any]]:
+        got = _json(installed, "events", "-n", "default", "--field-selector",
+                    f"involvedObject.name={TENANT},reason=CertificatesRenewed")
+        return list((got or {}).get("items") or [])
+
+    assert renewal_events() == []
+    try:
+        _set_operator_env(installed, f"VC_OPERATOR_CERT_VALIDITY={window + 900}s",
+                          f"VC_OPERATOR_CERT_RENEW_BEFORE={window}s")
+        events = poll("CertificatesRenewed Event", renewal_events, timeout=TIMEOUT, interval=2,
+                      detail=lambda: _diagnosis(installed))
+        message = events[0]["message"]
+        for name in (cp.APISERVER, cp.ADMIN, cp.CONTROLLER_MANAGER, cp.ETCD_SERVER, cp.APISERVER_KUBELET_CLIENT):
+            assert name in message, message
+        assert "pods control plane" in message, message
+
+        # the apiserver Deployment rolled: a new inputs hash in its template, new Ready pods
+        def rolled() -> bool:
+            dep = _json(installed, "deployment", "-n", key, "apiserver") or {}
+            hashes = ((dep.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations", {})
+            st = dep.get("status") or {}
+            done = st.get("updatedReplicas") == st.get("availableReplicas") == st.get("replicas") == 1
+            current = st.get("observedGeneration") == (dep.get("metadata") or {}).get("generation")
+            return bool(hashes.get(naming.ANN_INPUTS_HASH) not in (None, old_hash) and done and current)
+
+        poll("the apiserver Deployment rolled with a new inputs hash", rolled, timeout=TIMEOUT, interval=2,
+             detail=lambda: _json_text(installed, key))
+        poll(f"Tenant {TENANT} Ready after the renewal",
+             lambda: tenant_models.is_ready(_json(installed, "tenant", TENANT) or {}),
+             timeout=TIMEOUT, interval=2, detail=lambda: _json_text(installed, key))
+
+        def all_rolled() -> bool:  # each reads its certificates at start only: all three are new pods, Ready
+            now = [p for p in _json(installed, "pods", "-n", key)["items"]
+                   if not p["metadata"].get("deletionTimestamp")]
+            for component in cp.COMPONENTS:  # (etcd is a StatefulSet: the same name etcd-0, a new uid)
+                mine = [p for p in now if p["metadata"].get("labels", {}).get(pods.COMPONENT_LABEL) == component]
+                if len(mine) != 1 or mine[0]["metadata"]["uid"] in old_pods or not _ready(mine[0]):
+                    return False
+            return True
+
+        poll("new etcd, apiserver and controller-manager pods Ready", all_rolled, timeout=TIMEOUT, interval=2,
+             detail=lambda: _json_text(installed, key))
+
+        # the kubeconfig Secret holds the renewed client certificate, and tenant kubectl works with it
+        renewed = PodsTenant(key=key, status=pods_tenant.status,
+                             kubeconfig=_host_kubeconfig(installed, pods_tenant.status, tmp_path / "kubeconfig"))
+        assert _client_serial(renewed.kubeconfig) != old_serial
+        poll("tenant kubectl with the renewed kubeconfig",
+             lambda: renewed.kubectl("get", "namespace", "default", check=False).returncode == 0, timeout=TIMEOUT)
+
+        # the syncer (which re-read the kubeconfig Secret) still syncs: a pod made after the renewal runs
+        pod = _busybox_pod("after-renewal", "echo renewed; exec sleep 600")
+        subprocess.run(["kubectl", f"--kubeconfig={renewed.kubeconfig}", "apply", "-f", "-"],
+                       input=json.dumps(pod), capture_output=True, text=True, check=True, timeout=60)
+        super_ns = naming.super_namespace(key, "default")
+
+        def running() -> bool:
+            got = renewed.kubectl("get", "pod", "after-renewal", "-o", "jsonpath={.status.phase}", check=False)
+            return got.stdout == "Running"
+
+        poll("a pod made after the renewal Running", running, timeout=TIMEOUT,
+             detail=lambda: installed.kubectl("get", "pods,events", "-n", super_ns, check=False).stdout)
+        assert _json(installed, "pod", "-n", super_ns, "after-renewal")["spec"]["nodeName"] == "real-node-0"
+        renewed.kubectl("delete", "pod", "after-renewal", "--wait=false")
+    finally:
+        _set_operator_env(installed, "VC_OPERATOR_CERT_VALIDITY-", "VC_OPERATOR_CERT_RENEW_BEFORE-")
 
 
 def test_deleting_the_tenant_leaves_nothing(installed: SuperCluster, pods_tenant: PodsTenant) -> None:

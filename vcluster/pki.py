@@ -300,6 +300,16 @@ def validity_of(cert_pem: bytes) -> tuple[_dt.datetime, _dt.datetime]:
     return cert.not_valid_before_utc, cert.not_valid_after_utc
 
 
+def due(cert_pem: bytes, renew_before: _dt.timedelta, *, now: _dt.datetime | None = None) -> bool:
+    """Whether a certificate is within ``renew_before`` of its expiry (or past it): time to reissue.
+
+    The one renewal rule of every certificate the project issues (the operator's tenant PKI,
+    the shared kubelet-proxy CA, the kubelet proxy's serving certificate).
+    """
+    _, not_after = validity_of(cert_pem)
+    return (now or clock.now()) >= not_after - renew_before
+
+
 def serial_of(cert_pem: bytes) -> int:
     """A certificate's serial number (a new one for every certificate issued)."""
     return int(load_cert(cert_pem).serial_number)

@@ -8,13 +8,24 @@ and what the defaults are, and nothing else reads the environment.
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vcluster import pki
 from vcluster.kube import ClientConfig
 from vcluster.kube.client import SERVICE_ACCOUNT_DIR
 from vcluster.kubeconfig import KubeconfigError
-from vcluster.settings import LogSettings, SettingsError, env_float, env_int, env_list, env_path, env_str
+from vcluster.settings import (
+    LogSettings,
+    SettingsError,
+    env_duration,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+)
 
 __all__ = ["ProxySettings", "SettingsError", "VirtualNodeSettings", "super_client_config"]
 
@@ -74,6 +85,14 @@ class ProxySettings:
     client_ca_file: Path | None = None
     #: DNS names and IPs for a self-issued serving certificate.
     serving_names: tuple[str, ...] = ("127.0.0.1", "localhost")
+    #: Lifetime of a self-issued serving certificate (``VC_PROXY_CERT_VALIDITY``; never past the CA's
+    #: expiry) and how long before its expiry it is reissued (``VC_PROXY_CERT_RENEW_BEFORE``, default
+    #: the last third), by the rule of :func:`vcluster.pki.due`.
+    cert_validity: _dt.timedelta = pki.CERT_VALIDITY
+    cert_renew_before: _dt.timedelta = pki.CERT_VALIDITY / 3
+    #: Seconds between checks of the serving certificate (due? the CA Secret or the files changed?);
+    #: a new one is loaded into the listening TLS context, for every later connection.
+    cert_check_period: float = 60.0
     #: Kubeconfig of the super cluster (``None``: in-cluster service account).
     super_kubeconfig: Path | None = None
     #: Scheme of the real kubelets' endpoints (kwok serves both; kubelets serve https).
@@ -106,6 +125,11 @@ class ProxySettings:
         if scheme not in ("http", "https"):
             raise SettingsError(f"VC_KUBELET_SCHEME={scheme!r} must be 'http' or 'https'")
         names = env_list("VC_PROXY_SERVING_NAMES")
+        validity = env_duration("VC_PROXY_CERT_VALIDITY", d.cert_validity, minimum=_dt.timedelta(seconds=60))
+        renew_before = env_duration("VC_PROXY_CERT_RENEW_BEFORE", validity / 3)
+        if renew_before >= validity:
+            raise SettingsError(f"VC_PROXY_CERT_RENEW_BEFORE ({renew_before}) must be shorter than "
+                                f"VC_PROXY_CERT_VALIDITY ({validity})")
         types = env_list("VC_KUBELET_ADDRESS_TYPES")
         return cls(
             host=env_str("VC_PROXY_HOST", d.host),
@@ -114,6 +138,9 @@ class ProxySettings:
             key_file=_path("VC_PROXY_KEY_FILE"),
             client_ca_file=_path("VC_PROXY_CLIENT_CA_FILE"),
             serving_names=names or d.serving_names,
+            cert_validity=validity,
+            cert_renew_before=renew_before,
+            cert_check_period=env_float("VC_PROXY_CERT_CHECK_PERIOD", d.cert_check_period, positive=True),
             super_kubeconfig=_path("VC_SUPER_KUBECONFIG") or _path("KUBECONFIG"),
             kubelet_scheme=scheme,
             kubelet_client_cert_file=_path("VC_KUBELET_CLIENT_CERT_FILE"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,18 @@ def test_in_pod_the_proxy_reads_its_service_account_token_again_as_it_rotates(tm
     assert config.credentials.path == tmp_path / "token"
     with pytest.raises(SettingsError, match="cannot read the pod's service account"):
         super_client_config(settings, account_dir=tmp_path / "nowhere")
+
+
+def test_serving_certificate_lifetime_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VC_PROXY_CERT_VALIDITY", "180s")
+    monkeypatch.setenv("VC_PROXY_CERT_CHECK_PERIOD", "5")
+    proxy = ProxySettings.from_env()
+    assert proxy.cert_validity == dt.timedelta(seconds=180)
+    assert proxy.cert_renew_before == dt.timedelta(seconds=60)  # the last third by default
+    assert proxy.cert_check_period == 5.0
+    monkeypatch.setenv("VC_PROXY_CERT_RENEW_BEFORE", "3m")
+    with pytest.raises(SettingsError, match="VC_PROXY_CERT_RENEW_BEFORE"):
+        ProxySettings.from_env()
+    monkeypatch.setenv("VC_PROXY_CERT_VALIDITY", "10s")
+    with pytest.raises(SettingsError, match="VC_PROXY_CERT_VALIDITY"):
+        ProxySettings.from_env()

@@ -58,10 +58,8 @@ class Lifetimes:
         return out
 
 
-def due(cert_pem: bytes, renew_before: _dt.timedelta, *, now: _dt.datetime | None = None) -> bool:
-    """Whether a certificate is within ``renew_before`` of its expiry (or past it): time to reissue."""
-    _, not_after = pki.validity_of(cert_pem)
-    return (now or clock.now()) >= not_after - renew_before
+#: The renewal rule (:func:`vcluster.pki.due`; in the foundation so the kubelet proxy shares it).
+due = pki.due
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +81,12 @@ class Renewal:
 def renewal(files: Mapping[str, bytes], requests: Iterable[cp.CertRequest], lifetimes: Lifetimes) -> Renewal:
     """The tenant's next renewal (pure): over its CAs (with their window) and every requested leaf.
 
-    The kubelet proxy's CA is not the tenant's (the kubelet proxy renews it); it is left out.
+    The shared kubelet-proxy CA counts with the CA window: the operator renews it
+    (:func:`vcluster.kubelet_ca.ensure_ca_secret`) on the reconcile this plan triggers.
     """
     entries = [(name, files[cp.crt(name)], lifetimes.ca_renew_before) for name in (cp.CA, cp.ETCD_CA)]
+    if files.get(cp.crt(cp.KUBELET_CA)):
+        entries.append((cp.KUBELET_CA, files[cp.crt(cp.KUBELET_CA)], lifetimes.ca_renew_before))
     entries += [(req.name, files[cp.crt(req.name)], lifetimes.renew_before) for req in requests]
     expiries = [(pki.validity_of(pem)[1], window, name) for name, pem, window in entries]
     not_after = min(when for when, _, _ in expiries)

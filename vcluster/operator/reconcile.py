@@ -523,8 +523,9 @@ class Reconciler:
         })
 
     async def _kubelet_ca(self) -> Any:
-        # Shared with the kubelet proxy; whoever needs it first creates it.
-        return await kubelet_ca.ensure_ca_secret(self.api)
+        # Shared with the kubelet proxy; whoever needs it first creates it; the operator renews it when due.
+        return await kubelet_ca.ensure_ca_secret(self.api, validity=self.lifetimes.ca_validity,
+                                                 renew_before=self.lifetimes.ca_renew_before)
 
     async def _ensure_pki(
         self, key: str, name: str, requests: tuple[cp.CertRequest, ...], kubelet_ca: Any

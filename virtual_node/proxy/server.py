@@ -3,13 +3,20 @@
 Why: ``python -m virtual_node.proxy`` and the e2e tests start the proxy the
 same way; the TLS set-up (serving certificate from the shared CA, client
 certificates required and verified against it) is the security boundary and
-lives in one place.
+lives in one place.  The serving certificate is renewed while the proxy runs
+(:class:`ServingCredentials`): once it is due by the rule of
+:func:`vcluster.pki.due` (or no longer signed by the shared CA, or its files
+changed), a new one is loaded into the listening TLS context, and every later
+connection gets it; open connections keep theirs.  No restart, no gap.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as _dt
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from aiohttp import web
@@ -35,15 +42,66 @@ def server_ssl_context(serving: pki.CertKeyPair, client_ca_pem: bytes) -> ssl.SS
 
 
 @dataclass(slots=True)
+class ServingCredentials:
+    """The proxy's serving certificate and client CA, and the TLS context that serves them.
+
+    :meth:`refresh` loads a new certificate (or CA) into the same context, which the listening
+    socket keeps using: every later handshake gets the new one.
+    """
+
+    settings: ProxySettings
+    super_config: ClientConfig
+    serving: pki.CertKeyPair
+    client_ca_pem: bytes
+    context: ssl.SSLContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.context = server_ssl_context(self.serving, self.client_ca_pem)
+
+    async def refresh(self, *, now: _dt.datetime | None = None) -> bool:
+        """Reissue or re-read what changed or came due; whether the context got anything new."""
+        serving, client_ca = await load_credentials(self.settings, self.super_config, current=self.serving, now=now)
+        if serving.cert_pem == self.serving.cert_pem and client_ca == self.client_ca_pem:
+            return False
+        if client_ca != self.client_ca_pem:
+            # added to the trust store: a CA renewed with its own key keeps verifying the tenants'
+            # client certificates of either one (the store prefers a certificate that is in its lifetime)
+            self.context.load_verify_locations(cadata=client_ca.decode())
+            self.client_ca_pem = client_ca
+        if serving.cert_pem != self.serving.cert_pem:
+            pki.load_cert_chain(self.context, serving)
+            self.serving = serving
+            _, not_after = pki.validity_of(serving.cert_pem)
+            log.info("kubelet_proxy.serving_cert.renewed", serial=f"{pki.serial_of(serving.cert_pem):x}",
+                     not_after=not_after.isoformat())
+        return True
+
+    async def keep_fresh(self) -> None:
+        """:meth:`refresh` every ``cert_check_period`` seconds until cancelled; a failure is logged and retried."""
+        while True:
+            await asyncio.sleep(self.settings.cert_check_period)
+            try:
+                await self.refresh()
+            except Exception as exc:  # never let one bad round end renewal (the super cluster down, a bad file)
+                log.warning("kubelet_proxy.serving_cert.refresh_failed", error=str(exc) or type(exc).__name__)
+
+
+@dataclass(slots=True)
 class RunningProxy:
     runner: web.AppRunner
     app: web.Application
     port: int
     health: HealthServer | None
     metrics: ProxyMetrics
+    credentials: ServingCredentials
+    renewer: asyncio.Task[None] | None = None
 
     async def stop(self) -> None:
         """Stop listening; end open streams first (aiohttp would wait for them up to its shutdown timeout)."""
+        if self.renewer is not None:
+            self.renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.renewer
         if self.health is not None:
             await self.health.stop()
         tasks = list(self.app[STREAMS].tasks)
@@ -53,9 +111,14 @@ class RunningProxy:
 
 
 async def load_credentials(
-    settings: ProxySettings, super_config: ClientConfig
+    settings: ProxySettings, super_config: ClientConfig, *, current: pki.CertKeyPair | None = None,
+    now: _dt.datetime | None = None,
 ) -> tuple[pki.CertKeyPair, bytes]:
-    """(serving certificate, client CA PEM): from files, or issued from the shared CA Secret."""
+    """(serving certificate, client CA PEM): from files, or issued from the shared CA Secret.
+
+    An issued ``current`` certificate is kept while it is signed by the CA and not due
+    (``cert_renew_before`` of its expiry); otherwise a new one is issued for ``cert_validity``.
+    """
     if settings.cert_file and settings.key_file and settings.client_ca_file:
         try:
             return (
@@ -65,11 +128,27 @@ async def load_credentials(
         except OSError as exc:
             raise VClusterError(f"cannot read the proxy's certificate files: {exc}") from exc
     async with ApiClient(super_config) as super_client:
-        ca = await ensure_ca_secret(super_client)
+        ca = await ensure_ca_secret(super_client)  # read (made if missing); the operator renews it
+    return serving_certificate(settings, ca, current=current, now=now), ca.cert_pem
+
+
+def serving_certificate(settings: ProxySettings, ca: pki.CertKeyPair, *, current: pki.CertKeyPair | None = None,
+                        now: _dt.datetime | None = None) -> pki.CertKeyPair:
+    """``current`` while it is signed by ``ca`` and not due, else a new one for ``serving_names`` (pure)."""
+    if current is not None and _still_good(current, ca.cert_pem, settings.cert_renew_before, now):
+        return current
     dns = [n for n in settings.serving_names if not _is_ip(n)]
     ips = [n for n in settings.serving_names if _is_ip(n)]
-    serving = pki.issue_server_cert(ca, common_name="vc-kubelet-proxy", dns_names=dns, ips=ips)
-    return serving, ca.cert_pem
+    return pki.issue_server_cert(ca, common_name="vc-kubelet-proxy", dns_names=dns, ips=ips,
+                                 validity=settings.cert_validity)
+
+
+def _still_good(serving: pki.CertKeyPair, ca_pem: bytes, renew_before: _dt.timedelta,
+                now: _dt.datetime | None) -> bool:
+    try:
+        return not pki.due(serving.cert_pem, renew_before, now=now) and pki.verify_signed_by(serving.cert_pem, ca_pem)
+    except pki.PKIError:
+        return False
 
 
 def _is_ip(value: str) -> bool:
@@ -90,11 +169,15 @@ async def start_proxy(
     app = create_app(settings, super_config=super_config, tls=kubelet_tls(settings), metrics=metrics)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
     await runner.setup()
+    credentials = ServingCredentials(settings=settings, super_config=super_config, serving=serving,
+                                     client_ca_pem=client_ca_pem)
     port = await listen(runner, host=settings.host, port=settings.port, what="kubelet proxy",
-                        ssl_context=server_ssl_context(serving, client_ca_pem))
+                        ssl_context=credentials.context)
     health = None
     if settings.metrics_port >= 0:
         health = await start_health_server(host=settings.host, port=settings.metrics_port, registry=metrics.registry)
     log.info("kubelet_proxy.listening", host=settings.host, port=port,
              metrics_port=health.port if health else None)
-    return RunningProxy(runner=runner, app=app, port=port, health=health, metrics=metrics)
+    renewer = asyncio.create_task(credentials.keep_fresh(), name="kubelet-proxy-serving-cert")
+    return RunningProxy(runner=runner, app=app, port=port, health=health, metrics=metrics,
+                        credentials=credentials, renewer=renewer)

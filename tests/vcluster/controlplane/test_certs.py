@@ -130,3 +130,14 @@ def test_lifetimes_whose_window_is_not_shorter_than_the_validity_are_refused() -
     bad = certs.Lifetimes(validity=dt.timedelta(seconds=60), renew_before=dt.timedelta(seconds=60))
     assert any("must be shorter" in p for p in bad.problems())
     assert certs.Lifetimes(ca_validity=dt.timedelta(days=30), ca_renew_before=dt.timedelta(days=1)).problems()
+
+
+def test_renewal_counts_the_shared_kubelet_proxy_ca_with_the_ca_window() -> None:
+    """The health loop's trigger covers the shared CA: the operator renews it on that reconcile."""
+    lifetimes = certs.Lifetimes(validity=dt.timedelta(days=5), renew_before=dt.timedelta(days=1),
+                                ca_validity=dt.timedelta(days=10), ca_renew_before=dt.timedelta(days=2))
+    kca = pki.generate_ca(common_name="kubelet-proxy", validity=dt.timedelta(days=4))
+    files, _ = certs.complete_pki({}, REQS, kubelet_ca=kca, tenant_name="t", lifetimes=lifetimes)
+    plan = certs.renewal(files, REQS, lifetimes)
+    assert plan.first == cp.KUBELET_CA
+    assert plan.renew_after == pki.validity_of(kca.cert_pem)[1] - dt.timedelta(days=2)
