@@ -78,6 +78,15 @@ TENANT_APISERVER_LEAN = {
     "etcd-count-metric-poll-period": "0",
 }
 
+#: Go runtime settings a tenant's ``extraArgs`` may carry next to the flags of a component: no Kubernetes
+#: component or etcd has a flag of these names, so the key is taken as the Go runtime's environment
+#: variable (``extraArgs.apiserver: {gomaxprocs: "1"}`` starts kube-apiserver with ``GOMAXPROCS=1``).
+#: Values: a positive integer (``GOGC`` also ``off``).
+GO_RUNTIME_KEYS = {"gomaxprocs": "GOMAXPROCS", "gogc": "GOGC"}
+#: The Go runtime settings of every tenant component unless ``extraArgs`` sets them (issue 16, measured in
+#: docs/benchmarks-syncer.md round 8).  Empty: the runtime's defaults.
+TENANT_GO_RUNTIME: Mapping[str, str] = {}
+
 #: Flags that wire components and PKI together; extraArgs must not override them.
 PROTECTED_FLAGS = frozenset(
     {
@@ -109,11 +118,28 @@ def resolve_version(tenant: TenantSpec, cluster_version: ClusterVersionSpec | No
     return tenant.control_plane.version or DEFAULT_KUBE_VERSION
 
 
+def _go_runtime(*extras: tuple[str, Mapping[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The Go runtime environment of one component: :data:`TENANT_GO_RUNTIME`, then each ``extras``' keys of
+    :data:`GO_RUNTIME_KEYS` (validated; a later source wins)."""
+    env = {GO_RUNTIME_KEYS[k]: v for k, v in TENANT_GO_RUNTIME.items()}
+    for where, extra in extras:
+        for key, value in extra.items():
+            if key not in GO_RUNTIME_KEYS:
+                continue
+            ok = (value.isdigit() and int(value) > 0) or (key == "gogc" and value == "off")
+            if not ok:
+                allowed = "a positive integer or off" if key == "gogc" else "a positive integer"
+                raise SpecError(f"{where}.{key}: {value!r} is not {allowed} (the Go runtime's {GO_RUNTIME_KEYS[key]})")
+            env[GO_RUNTIME_KEYS[key]] = value
+    return tuple(sorted(env.items()))
+
+
 def _merge(
     base: Mapping[str, str], *extras: tuple[str, Mapping[str, str]], protected: frozenset[str] = PROTECTED_FLAGS,
 ) -> tuple[str, ...]:
     flags = dict(base)
-    for where, extra in extras:
+    for where, raw in extras:
+        extra = {k: v for k, v in raw.items() if k not in GO_RUNTIME_KEYS}
         bad = sorted(set(extra) & protected)
         if bad:
             raise SpecError(f"{where}: flags {', '.join(bad)} are set by the operator and cannot be overridden")
@@ -210,6 +236,8 @@ def build(
             ("ClusterVersion spec.apiserver.extraArgs", cv_api),
             ("spec.controlPlane.extraArgs.apiserver", cpl.apiserver_args),
         ),
+        env=_go_runtime(("ClusterVersion spec.apiserver.extraArgs", cv_api),
+                        ("spec.controlPlane.extraArgs.apiserver", cpl.apiserver_args)),
     )
     controller_manager = cp.Component(
         name=cp.CM_COMPONENT,
@@ -223,11 +251,14 @@ def build(
             ("ClusterVersion spec.controllerManager.extraArgs", cv_cm),
             ("spec.controlPlane.extraArgs.controllerManager", cpl.controller_manager_args),
         ),
+        env=_go_runtime(("ClusterVersion spec.controllerManager.extraArgs", cv_cm),
+                        ("spec.controlPlane.extraArgs.controllerManager", cpl.controller_manager_args)),
     )
     etcd = cp.Component(
         name=cp.ETCD_COMPONENT,
         image=images.etcd if images and images.etcd else (etcd_image or f"{registry}/etcd:{DEFAULT_ETCD_TAG}"),
         args=_merge(etcd_flags, ("spec.controlPlane.extraArgs.etcd", cpl.etcd_args), protected=PROTECTED_ETCD_FLAGS),
+        env=_go_runtime(("spec.controlPlane.extraArgs.etcd", cpl.etcd_args)),
     )
     host_dns, host_ips = _split_host(cpl.expose.host)
     certs = (

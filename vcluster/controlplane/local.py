@@ -300,9 +300,10 @@ class LocalBackend:
             proc = ManagedProcess(
                 name=f"{key}/{comp.name}", argv=argv,
                 log_path=self._log_path(key, comp.name), pid_path=self._pid_path(key, comp.name),
+                env={**os.environ, **dict(comp.env)} if comp.env else None,
             )
             stamp = self._stamp_path(key, comp.name)
-            inputs = inputs_digest(comp.args, root)
+            inputs = inputs_digest(comp.args, root, env=comp.env)
             adopted = proc.adopt()
             old = _read_text(stamp)
             if adopted and old is not None and old != inputs:
@@ -388,10 +389,13 @@ def _runs_argv(proc: ManagedProcess) -> HealthCheck:
     return check
 
 
-def inputs_digest(args: tuple[str, ...], root: Path) -> str:
-    """A digest of every file under ``root`` a component's flags name (``--flag=/path``), with its content:
-    what the component read at start and does not read again."""
+def inputs_digest(args: tuple[str, ...], root: Path, *, env: tuple[tuple[str, str], ...] = ()) -> str:
+    """A digest of every file under ``root`` a component's flags name (``--flag=/path``), with its content,
+    and of its Go runtime environment (not on the command line): what the component read at start and does
+    not read again.  Without ``env`` the digest is the one from before it existed (no restart on upgrade)."""
     digest = hashlib.sha256()
+    for name, value in env:
+        digest.update(f"env:{name}={value}".encode() + b"\0")
     prefix = f"{root}{os.sep}"
     for arg in args:
         _, sep, value = arg.partition("=")

@@ -94,11 +94,13 @@ class Layout:
 
 @dataclass(frozen=True, slots=True)
 class Component:
-    """One process/container: its name (= binary), image and flags."""
+    """One process/container: its name (= binary), image, flags and Go runtime environment."""
 
     name: str
     image: str
     args: tuple[str, ...]
+    #: Environment variables of the Go runtime (``GOMAXPROCS``, ``GOGC``), sorted; empty: the runtime's defaults.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,3 +236,14 @@ def test_a_renewed_certificate_rolls_exactly_the_components_that_read_it() -> No
     assert [n for n, h in hashes(files, "kc2").items() if h != before[n]] == ["controller-manager"]
     ca = hashes({**files, "ca.crt": b"new"})
     assert {n for n in before if ca[n] != before[n]} == {"apiserver", "controller-manager"}
+
+
+def test_go_runtime_settings_reach_the_container_environment() -> None:
+    objs = _render({"controlPlane": {"backend": "pods", "extraArgs": {
+        "apiserver": {"gomaxprocs": "1"}, "etcd": {"gogc": "400"}}}})
+    (apiserver,) = objs[("Deployment", "apiserver")]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "GOMAXPROCS", "value": "1"} in apiserver["env"]
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in apiserver["env"]
+    assert not any("gomaxprocs" in arg for arg in apiserver["command"])
+    (etcd,) = objs[("StatefulSet", "etcd")]["spec"]["template"]["spec"]["containers"]
+    assert etcd["env"] == [{"name": "GOGC", "value": "400"}]
