@@ -64,6 +64,8 @@ def _variant(*, apiserver: dict[str, str] | None = None, cm: dict[str, str] | No
     return {"controlPlane": {"extraArgs": {k: v for k, v in extra.items() if v}}}
 
 
+#: The Go runtime's own default: one P per CPU (what the tenant processes ran with before round 8).
+_ALL_CPUS = {"gomaxprocs": str(os.cpu_count() or 1)}
 #: ``default``: the operator's flags as they are; the others put one lever back or add one.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -74,8 +76,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "throttled": _variant(cm={"kube-api-qps": "20", "kube-api-burst": "30", "v": "3"}),
     "etcd": _variant(etcd=LEAN_ETCD),
     # round 8: the Go runtime of all three tenant processes (builder.GO_RUNTIME_KEYS): one P each, so the
-    # runtime's background (GC workers, idle Ps spinning for work, timers) stays on one thread
+    # runtime's background (GC workers, idle Ps spinning for work, timers) stays on one thread (the default
+    # since round 8, measured against the runtime's own default, one P per CPU: ``gomaxcpu``)
     "go1": _variant(apiserver={"gomaxprocs": "1"}, cm={"gomaxprocs": "1"}, etcd={"gomaxprocs": "1"}),
+    "gomaxcpu": _variant(apiserver=_ALL_CPUS, cm=_ALL_CPUS, etcd=_ALL_CPUS),
     # a collection only when the heap has grown by 4x instead of 2x (fewer idle GC cycles, more memory)
     "gogc": _variant(apiserver={"gogc": "400"}, cm={"gogc": "400"}, etcd={"gogc": "400"}),
     "go1gogc": _variant(apiserver={"gomaxprocs": "1", "gogc": "400"}, cm={"gomaxprocs": "1", "gogc": "400"},
