@@ -125,8 +125,9 @@ class SharedEtcd:
             (self.root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
         if not self._pki("ca.key").is_file():
             ca = pki.generate_ca(common_name="virtualcluster-shared-etcd-ca")
+            # client auth too: etcd's JSON gateway dials its own gRPC server with this certificate
             server = pki.issue_server_cert(ca, common_name="shared-etcd", dns_names=("localhost",),
-                                           ips=tuple(dict.fromkeys(("127.0.0.1", self.host))))
+                                           ips=tuple(dict.fromkeys(("127.0.0.1", self.host))), client_auth=True)
             # no CN: etcd's JSON gateway refuses a client certificate with a CN once auth is on
             admin = pki.issue_client_cert(ca, common_name="", organizations=("virtualcluster-operator",))
             for name, pair in (("server", server), ("admin", admin), ("ca", ca)):  # ca.key last: the marker
@@ -240,6 +241,10 @@ class SharedEtcd:
         deleted = int(got.get("deleted", 0))
         log.info("controlplane.shared_etcd.tenant_removed", key=key, keys_deleted=deleted)
         return deleted
+
+    def users(self) -> list[str]:
+        """The etcd users (as root)."""
+        return [str(u) for u in self._call("/v3/auth/user/list", {}, token=self._token()).get("users", [])]
 
     def count(self, key: str) -> int:
         """How many keys tenant ``key`` has (as root)."""
