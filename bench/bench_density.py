@@ -45,6 +45,7 @@ from bench_syncer import _TICK, Super, _cmdline, free_port, load, pod, super_clu
 from e2e.operator_fixtures import TenantHandle, create_tenant, running_operator  # noqa: E402
 from e2e.syncer_fixtures import SyncerProcess  # noqa: E402
 from vcluster import naming  # noqa: E402
+from vcluster.controlplane.shared_etcd import DIR as SHARED_ETCD_DIR  # noqa: E402
 
 #: Round 6's defaults, restored through ``extraArgs`` (which override the operator's flags): the
 #: apiserver with its watch cache, the lease endpoint reconciler, priority and fairness and the
@@ -84,7 +85,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gogc": _variant(apiserver={"gogc": "400"}, cm={"gogc": "400"}, etcd={"gogc": "400"}),
     "go1gogc": _variant(apiserver={"gomaxprocs": "1", "gogc": "400"}, cm={"gomaxprocs": "1", "gogc": "400"},
                         etcd={"gomaxprocs": "1", "gogc": "400"}),
+    # round 8: the local backend's shared etcd (operator setting VC_OPERATOR_SHARED_ETCD), see SHARED
+    "shared": {},
 }
+#: Variants whose tenants are created with the operator's shared etcd on: they come after the others (the
+#: operator is restarted once with the setting; the tenants made before keep their own etcd, as recorded
+#: in their folders), and the shared etcd's CPU and memory are charged to them.
+SHARED = frozenset({"shared"})
 #: Steps of the operator log, in order: (log event, component or None, label of the step it ends).
 STEPS = [
     ("operator.pki.stored", None, "create → PKI stored"),
@@ -226,20 +233,27 @@ def main() -> int:
         syncer.start()
         try:
             suffix = uuid.uuid4().hex[:4]
-            for i in range(args.tenants):
-                for variant in variants:
-                    name = f"d{i}-{variant[:4]}-{suffix}"
-                    created = time.time()
-                    handle = create_tenant(super_, name, **VARIANTS[variant])
-                    keys[handle.cluster_key] = variant
-                    handles.append(handle)
-                    if i == 0:  # its components' logs, for the trace of where start-up time goes
-                        shutil.copytree(work / "operator" / handle.cluster_key / "logs", work / f"logs-{variant}",
-                                        dirs_exist_ok=True)
-                    steps = trace(op.log_text(), handle.cluster_key, created)
-                    traces[variant].append(steps)
-                    print(f"  {name}: Ready after {steps['total']:.2f}s (load {load()})", flush=True)
-            print(f"\nall {len(keys)} tenants Ready; settling {args.settle:.0f}s, then an idle window of "
+            own = [v for v in variants if v not in SHARED]
+            shared = [v for v in variants if v in SHARED]
+            for i, variant in [(i, v) for group in (own, shared) for i in range(args.tenants) for v in group]:
+                if variant in SHARED and op.env.get("VC_OPERATOR_SHARED_ETCD") != "true":
+                    print("  restarting the operator with VC_OPERATOR_SHARED_ETCD=true", flush=True)
+                    op.stop()
+                    op.env["VC_OPERATOR_SHARED_ETCD"] = "true"
+                    op.start()
+                    keys[str(work / "operator" / SHARED_ETCD_DIR)] = variant
+                name = f"d{i}-{variant[:4]}-{suffix}"
+                created = time.time()
+                handle = create_tenant(super_, name, **VARIANTS[variant])
+                keys[handle.cluster_key] = variant
+                handles.append(handle)
+                if i == 0:  # its components' logs, for the trace of where start-up time goes
+                    shutil.copytree(work / "operator" / handle.cluster_key / "logs", work / f"logs-{variant}",
+                                    dirs_exist_ok=True)
+                steps = trace(op.log_text(), handle.cluster_key, created)
+                traces[variant].append(steps)
+                print(f"  {name}: Ready after {steps['total']:.2f}s (load {load()})", flush=True)
+            print(f"\nall {len(handles)} tenants Ready; settling {args.settle:.0f}s, then an idle window of "
                   f"{args.window:.0f}s (load average {load()})", flush=True)
             time.sleep(args.settle)
             load_start = load()
