@@ -13,7 +13,7 @@ apiserver ready, controller-manager started, bootstrap (the default ServiceAccou
 Variants (a tenant's ``spec.controlPlane.extraArgs``, see :data:`VARIANTS`): ``default`` (the
 operator's flags), ``round6`` (round 6's defaults put back), and one lever at a time on top of the
 default (``watchcache``, ``throttled``, ``etcd``, and round 8's Go runtime settings ``go1``, ``gogc``,
-``go1gogc``).  After the window it prints each variant's resident memory per tenant and checks that
+``go1gogc``, ``gomaxcpu``; ``sharedetcd``: :data:`SHARED`).  After the window it prints each variant's resident memory per tenant and checks that
 the syncer serves every tenant: a pod created in each (all at once) must reach the super cluster.
 The work folder is removed at the end unless ``--keep`` (then the first tenant's component logs of
 each variant are in ``logs-<variant>/``).
@@ -86,12 +86,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "go1gogc": _variant(apiserver={"gomaxprocs": "1", "gogc": "400"}, cm={"gomaxprocs": "1", "gogc": "400"},
                         etcd={"gomaxprocs": "1", "gogc": "400"}),
     # round 8: the local backend's shared etcd (operator setting VC_OPERATOR_SHARED_ETCD), see SHARED
-    "shared": {},
+    # (not named "shared": that is the column of the processes every tenant shares)
+    "sharedetcd": {},
 }
 #: Variants whose tenants are created with the operator's shared etcd on: they come after the others (the
 #: operator is restarted once with the setting; the tenants made before keep their own etcd, as recorded
 #: in their folders), and the shared etcd's CPU and memory are charged to them.
-SHARED = frozenset({"shared"})
+SHARED = frozenset({"sharedetcd"})
 #: Steps of the operator log, in order: (log event, component or None, label of the step it ends).
 STEPS = [
     ("operator.pki.stored", None, "create → PKI stored"),
