@@ -22,7 +22,10 @@ variants that each change one factor against the "steady" reference, interleaved
 * ``spread``      ``steady`` over every kwok node instead of the pool of a few (more virtual nodes
                   touched per burst);
 * ``+watchers``   ``steady`` with 2 extra pod watchers per tenant (what each watcher of the tenant
-                  pods, e.g. the bench's own, costs the tenant apiserver).
+                  pods, e.g. the bench's own, costs the tenant apiserver);
+* ``gomaxcpu``    ``steady`` through a second set of T tenants whose etcd, apiserver and
+                  controller-manager run with the Go runtime's default (one P per CPU) instead of the
+                  operator's ``GOMAXPROCS=1`` (round 8: does one P per tenant process cost the burst?).
 
 Each variant's pods are force-deleted afterwards and the bench waits for the syncer's queue to
 be empty, so no variant inherits another's backlog.  Measures: CPU milliseconds per pod by part
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -73,7 +77,9 @@ from vcluster import naming  # noqa: E402
 from vcluster.kube import ApiClient, resources  # noqa: E402
 from vcluster.testbed.cluster import node_name  # noqa: E402
 
-VARIANTS = ("direct", "steady", "token", "after-drain", "new-nodes", "spread", "+watchers")
+VARIANTS = ("direct", "steady", "token", "after-drain", "new-nodes", "spread", "+watchers", "gomaxcpu")
+#: The variants (and their warm-up) that go through the second set of tenants.
+ALT = "gomaxcpu"
 #: kwok nodes per pool: a pool holds one burst of 300 (110 pods per node).
 POOL = 4
 
@@ -90,8 +96,11 @@ def burst_pod(name: str, ns: str, *, token: bool, nodes: list[str] | None) -> di
 
 class Factors:
     def __init__(self, tenants: list[TenantHandle], syncer: SyncerProcess, metrics_port: int, *, n: int,
-                 drain_n: int, nodes: int, meter: CpuMeter, pin: str | None) -> None:
+                 drain_n: int, nodes: int, meter: CpuMeter, pin: str | None,
+                 alt_tenants: list[TenantHandle] | None = None) -> None:
         self.tenants, self.syncer, self.metrics_port = tenants, syncer, metrics_port
+        self.alt_tenants = alt_tenants or []
+        self.alt_tapis: list[ApiClient] = []
         self.n, self.drain_n, self.nodes, self.meter, self.pin = n, drain_n, nodes, meter, pin
         self.run = uuid.uuid4().hex[:4]
         #: Per variant: one dict per round (wall s, cpu ms per pod per group, requests per pod, queue).
@@ -138,11 +147,11 @@ class Factors:
         sample["load_end"] = float(load().split("/")[0])
         self.samples.setdefault(variant, []).append(sample)
 
-    async def cleanup(self, super_nss: list[str], tenant_ns: str | None) -> None:
+    async def cleanup(self, super_nss: list[str], tenant_ns: str | None, tapis: list[ApiClient] | None = None) -> None:
         """Force-delete the variant's pods everywhere, then wait for the syncer's queue to empty."""
         params = {"gracePeriodSeconds": 0}
         if tenant_ns is not None:
-            for api in self.tapis:
+            for api in tapis if tapis is not None else self.tapis:
                 await api.request("DELETE", f"/api/v1/namespaces/{tenant_ns}/pods", params=params,
                                   body={"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
         for ns in super_nss:
@@ -206,44 +215,51 @@ class Factors:
 
     async def synced(self, variant: str, r: int) -> None:
         ns = f"f-{variant.strip('+')}-{self.run}-{r}"
-        for api in self.tapis:
+        alt = variant.endswith(ALT)
+        tenants, tapis = (self.alt_tenants, self.alt_tapis) if alt else (self.tenants, self.tapis)
+        for api in tapis:
             await ensure_namespace(api, ns)
-        p_nss = [naming.super_namespace(t.cluster_key, ns) for t in self.tenants]
+        p_nss = [naming.super_namespace(t.cluster_key, ns) for t in tenants]
         for p_ns in p_nss:
             await ensure_namespace(self.sup, p_ns)
         await self.quiet()
         if variant == "after-drain":
             await self.drain_backlog(r)
-        counts, nodes = split(self.n, len(self.tapis)), self.pool(variant)
+        counts, nodes = split(self.n, len(tapis)), self.pool(variant)
         token = variant == "token"
         sample: dict[str, float] = {}
         async with contextlib.AsyncExitStack() as stack:
             if variant == "+watchers":
-                for api in self.tapis:
+                for api in tapis:
                     for _ in range(2):
                         await stack.enter_async_context(Arrivals(api, ns))
-            v_arrs = [await stack.enter_async_context(Arrivals(api, ns)) for api in self.tapis]
+            v_arrs = [await stack.enter_async_context(Arrivals(api, ns)) for api in tapis]
             p_arrs = [await stack.enter_async_context(Arrivals(self.sup, p_ns)) for p_ns in p_nss]
             async with self.measured(variant, sample):
                 start = time.monotonic()
                 await asyncio.gather(*(self._create(api, ns, k, token=token, nodes=nodes)
-                                       for api, k in zip(self.tapis, counts, strict=True)))
+                                       for api, k in zip(tapis, counts, strict=True)))
                 sample["created_s"] = time.monotonic() - start
                 last = max([await a.until(k, running=True) for a, k in zip(v_arrs, counts, strict=True)])
                 sample["running_s"] = last - start
             sample["in_super_s"] = max(max(a.seen.values()) for a in p_arrs) - start
-        await self.cleanup(p_nss, ns)
+        await self.cleanup(p_nss, ns, tapis)
 
     async def main(self, variants: list[str], rounds: int) -> None:
         async with contextlib.AsyncExitStack() as stack:
             self.sup = await stack.enter_async_context(ApiClient.from_kubeconfig(self.syncer.super_cluster.kubeconfig))
             self.tapis = [await stack.enter_async_context(ApiClient.from_kubeconfig(str(t.kubeconfig_path)))
                           for t in self.tenants]
+            self.alt_tapis = [await stack.enter_async_context(ApiClient.from_kubeconfig(str(t.kubeconfig_path)))
+                              for t in self.alt_tenants]
             self.requests = RequestMeter(self.sup, self.tapis)
             self.syncer.start()
             # Warm-up: virtual nodes of the warm pool exist in every tenant, connections are open.
             await self.synced("warm-up", -1)
             self.samples.pop("warm-up", None)
+            if self.alt_tenants:
+                await self.synced(f"warm-up-{ALT}", -1)
+                self.samples.pop(f"warm-up-{ALT}", None)
             for r in range(rounds):
                 order = variants[r % len(variants):] + variants[:r % len(variants)]
                 print(f"round {r + 1}: load average {load()}; order {', '.join(order)}", flush=True)
@@ -303,10 +319,13 @@ def main() -> int:
             running_operator(super_, state_dir=work / "operator", log_path=work / "operator.log"):
         suffix = uuid.uuid4().hex[:4]
         tenants = [create_tenant(super_, f"bf-{x}-{suffix}") for x in "abc"]
+        cpus = {"gomaxprocs": str(os.cpu_count() or 1)}
+        alt = [create_tenant(super_, f"bg-{x}-{suffix}", controlPlane={"extraArgs": {
+            "apiserver": cpus, "controllerManager": cpus, "etcd": cpus}}) for x in "abc"] if ALT in variants else []
         syncer = SyncerProcess(super_, log_path=work / "syncer.log",
                                env={"VC_SYNCER_PATROL_PERIOD": "0", "VC_SYNCER_METRICS_PORT": str(port)})
         bench = Factors(tenants, syncer, port, n=args.burst_pods, drain_n=args.drain_pods, nodes=args.nodes,
-                        meter=CpuMeter(work), pin=args.pin)
+                        meter=CpuMeter(work), pin=args.pin, alt_tenants=alt)
         try:
             asyncio.run(bench.main(variants, args.rounds))
         finally:

@@ -12,8 +12,12 @@ apiserver ready, controller-manager started, bootstrap (the default ServiceAccou
 
 Variants (a tenant's ``spec.controlPlane.extraArgs``, see :data:`VARIANTS`): ``default`` (the
 operator's flags), ``round6`` (round 6's defaults put back), and one lever at a time on top of the
-default (``watchcache``, ``throttled``, ``etcd``).  The work folder is removed at the end unless
-``--keep`` (then the first tenant's component logs of each variant are in ``logs-<variant>/``).
+default (``watchcache``, ``throttled``, ``etcd``, and round 8's Go runtime settings ``go1``, ``gogc``,
+``go1gogc``, ``gomaxcpu``; ``sharedetcd``: :data:`SHARED`).  After the window it prints each
+variant's resident memory per tenant and checks that the syncer serves every tenant: a pod created
+in each (all at once) must reach the super cluster.
+The work folder is removed at the end unless ``--keep`` (then the first tenant's component logs of
+each variant are in ``logs-<variant>/``).
 
     python bench/bench_density.py [--tenants 6] [--window 60] [--variants default,round6] [--keep]
 """
@@ -21,6 +25,7 @@ default (``watchcache``, ``throttled``, ``etcd``).  The work folder is removed a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -36,10 +41,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import workdir  # noqa: E402
-from bench_syncer import _TICK, _cmdline, free_port, load, super_cluster  # noqa: E402
+from bench_syncer import _TICK, Super, _cmdline, free_port, load, pod, super_cluster  # noqa: E402
 
-from e2e.operator_fixtures import create_tenant, running_operator  # noqa: E402
+from e2e.operator_fixtures import TenantHandle, create_tenant, running_operator  # noqa: E402
 from e2e.syncer_fixtures import SyncerProcess  # noqa: E402
+from vcluster import naming  # noqa: E402
+from vcluster.controlplane.shared_etcd import DIR as SHARED_ETCD_DIR  # noqa: E402
 
 #: Round 6's defaults, restored through ``extraArgs`` (which override the operator's flags): the
 #: apiserver with its watch cache, the lease endpoint reconciler, priority and fairness and the
@@ -59,6 +66,8 @@ def _variant(*, apiserver: dict[str, str] | None = None, cm: dict[str, str] | No
     return {"controlPlane": {"extraArgs": {k: v for k, v in extra.items() if v}}}
 
 
+#: The Go runtime's own default: one P per CPU (what the tenant processes ran with before round 8).
+_ALL_CPUS = {"gomaxprocs": str(os.cpu_count() or 1)}
 #: ``default``: the operator's flags as they are; the others put one lever back or add one.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -68,7 +77,23 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the default with client-go's throttling back (the start-up lever alone); -v=3 logs each wait
     "throttled": _variant(cm={"kube-api-qps": "20", "kube-api-burst": "30", "v": "3"}),
     "etcd": _variant(etcd=LEAN_ETCD),
+    # round 8: the Go runtime of all three tenant processes (builder.GO_RUNTIME_KEYS): one P each, so the
+    # runtime's background (GC workers, idle Ps spinning for work, timers) stays on one thread (the default
+    # since round 8, measured against the runtime's own default, one P per CPU: ``gomaxcpu``)
+    "go1": _variant(apiserver={"gomaxprocs": "1"}, cm={"gomaxprocs": "1"}, etcd={"gomaxprocs": "1"}),
+    "gomaxcpu": _variant(apiserver=_ALL_CPUS, cm=_ALL_CPUS, etcd=_ALL_CPUS),
+    # a collection only when the heap has grown by 4x instead of 2x (fewer idle GC cycles, more memory)
+    "gogc": _variant(apiserver={"gogc": "400"}, cm={"gogc": "400"}, etcd={"gogc": "400"}),
+    "go1gogc": _variant(apiserver={"gomaxprocs": "1", "gogc": "400"}, cm={"gomaxprocs": "1", "gogc": "400"},
+                        etcd={"gomaxprocs": "1", "gogc": "400"}),
+    # round 8: the local backend's shared etcd (operator setting VC_OPERATOR_SHARED_ETCD), see SHARED
+    # (not named "shared": that is the column of the processes every tenant shares)
+    "sharedetcd": {},
 }
+#: Variants whose tenants are created with the operator's shared etcd on: they come after the others (the
+#: operator is restarted once with the setting; the tenants made before keep their own etcd, as recorded
+#: in their folders), and the shared etcd's CPU and memory are charged to them.
+SHARED = frozenset({"sharedetcd"})
 #: Steps of the operator log, in order: (log event, component or None, label of the step it ends).
 STEPS = [
     ("operator.pki.stored", None, "create → PKI stored"),
@@ -139,6 +164,51 @@ def idle_cpu(work: str, keys: dict[str, str], window: float) -> dict[str, dict[s
     return cores
 
 
+def rss_mib(work: str, keys: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Resident memory (MiB) per process kind, summed by variant over the variant's tenants (``VmRSS``)."""
+    out: dict[str, dict[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _cmdline(entry.name)
+        line = " ".join(argv)
+        key = next((k for k in keys if k in line), None) if work in line else None
+        if key is None or not argv:
+            continue
+        try:
+            rss = next(int(ln.split()[1]) for ln in (entry / "status").read_text().splitlines()
+                       if ln.startswith("VmRSS:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        what = Path(argv[0]).name
+        out.setdefault(keys[key], {})[what] = out.get(keys[key], {}).get(what, 0.0) + rss / 1024
+        with contextlib.suppress(OSError):  # that the Go runtime settings reached the process
+            go = sorted(e for e in (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+                        if e.startswith(("GOMAXPROCS=", "GOGC=")))
+            out.setdefault(keys[key], {})[f"env {what} {' '.join(go) or '-'}"] = 0.0
+    return out
+
+
+def syncing(super_: Super, tenants: list[TenantHandle], *, limit: float = 120.0) -> dict[str, float]:
+    """Whether the syncer serves every tenant: one pod created in each tenant (all at once), then seconds
+    until each is in the super cluster (its namespace there, by :func:`naming.super_namespace`)."""
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    began = time.monotonic()
+    for t in tenants:
+        t.kubectl("apply", "-f", "-", input=json.dumps(pod(name, "default", scheduled=True)))
+    wanted = {naming.super_namespace(t.cluster_key, "default"): t.name for t in tenants}
+    seen: dict[str, float] = {}
+    while len(seen) < len(wanted) and time.monotonic() - began < limit:
+        got = json.loads(super_.kubectl("get", "pods", "-A", "--field-selector", f"metadata.name={name}",
+                                        "-o", "json").stdout)
+        for item in got.get("items", []):
+            tenant = wanted.get(item["metadata"]["namespace"])
+            if tenant is not None and tenant not in seen:
+                seen[tenant] = time.monotonic() - began
+        time.sleep(0.5)
+    return seen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=6, help="tenants per variant (default 6)")
@@ -157,6 +227,7 @@ def main() -> int:
     began = time.monotonic()
     traces: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     keys: dict[str, str] = {}
+    handles: list[TenantHandle] = []
     with super_cluster(None, work, nodes=1) as super_, \
             running_operator(super_, state_dir=work / "operator", log_path=work / "operator.log") as op:
         syncer = SyncerProcess(super_, log_path=work / "syncer.log",
@@ -164,30 +235,56 @@ def main() -> int:
         syncer.start()
         try:
             suffix = uuid.uuid4().hex[:4]
-            for i in range(args.tenants):
-                for variant in variants:
-                    name = f"d{i}-{variant[:4]}-{suffix}"
-                    created = time.time()
-                    handle = create_tenant(super_, name, **VARIANTS[variant])
-                    keys[handle.cluster_key] = variant
-                    if i == 0:  # its components' logs, for the trace of where start-up time goes
-                        shutil.copytree(work / "operator" / handle.cluster_key / "logs", work / f"logs-{variant}",
-                                        dirs_exist_ok=True)
-                    steps = trace(op.log_text(), handle.cluster_key, created)
-                    traces[variant].append(steps)
-                    print(f"  {name}: Ready after {steps['total']:.2f}s (load {load()})", flush=True)
-            print(f"\nall {len(keys)} tenants Ready; settling {args.settle:.0f}s, then an idle window of "
+            own = [v for v in variants if v not in SHARED]
+            shared = [v for v in variants if v in SHARED]
+            for i, variant in [(i, v) for group in (own, shared) for i in range(args.tenants) for v in group]:
+                if variant in SHARED and op.env.get("VC_OPERATOR_SHARED_ETCD") != "true":
+                    print("  restarting the operator with VC_OPERATOR_SHARED_ETCD=true", flush=True)
+                    op.stop()
+                    op.env["VC_OPERATOR_SHARED_ETCD"] = "true"
+                    op.start()
+                    keys[str(work / "operator" / SHARED_ETCD_DIR)] = variant
+                name = f"d{i}-{variant[:4]}-{suffix}"
+                created = time.time()
+                handle = create_tenant(super_, name, **VARIANTS[variant])
+                keys[handle.cluster_key] = variant
+                handles.append(handle)
+                if i == 0:  # its components' logs, for the trace of where start-up time goes
+                    shutil.copytree(work / "operator" / handle.cluster_key / "logs", work / f"logs-{variant}",
+                                    dirs_exist_ok=True)
+                steps = trace(op.log_text(), handle.cluster_key, created)
+                traces[variant].append(steps)
+                print(f"  {name}: Ready after {steps['total']:.2f}s (load {load()})", flush=True)
+            print(f"\nall {len(handles)} tenants Ready; settling {args.settle:.0f}s, then an idle window of "
                   f"{args.window:.0f}s (load average {load()})", flush=True)
             time.sleep(args.settle)
             load_start = load()
             cores = idle_cpu(str(work), keys, args.window)
             load_end = load()
+            memory = rss_mib(str(work), keys)
+            # after the idle window (its pods would be charged to it): does the syncer serve all of them?
+            served = syncing(super_, handles)
         finally:
             syncer.stop()
     report(variants, traces, cores, args.tenants, load_start=load_start, load_end=load_end)
+    print("\nresident memory per tenant, MiB (VmRSS after the idle window):")
+    print(f"  {'':28s}" + "".join(f"{v:>12s}" for v in variants))
+    print("  Go runtime environment seen: " + "; ".join(
+        f"{v}: {', '.join(w[4:] for w in sorted(memory.get(v, {})) if w.startswith('env '))}" for v in variants))
+    memory = {v: {w: m for w, m in parts.items() if not w.startswith("env ")} for v, parts in memory.items()}
+    for what in [*sorted({w for v in variants for w in memory.get(v, {})}), "all"]:
+        cells = [(sum(memory.get(v, {}).values()) if what == "all" else memory.get(v, {}).get(what, 0.0))
+                 / args.tenants for v in variants]
+        print(f"  {what:28s}" + "".join(f"{c:12.1f}" for c in cells))
+    times = sorted(served.values())
+    missing = sorted(h.name for h in handles if h.name not in served)
+    spread = f" (median {statistics.median(times):.2f}s, last {times[-1]:.2f}s)" if times else ""
+    print(f"\nsyncing: a pod created in each of the {len(handles)} tenants at once reached the super cluster "
+          f"for {len(served)} of them{spread}" + (f"; NOT served: {', '.join(missing)}" if missing else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({"traces": traces, "cores": cores, "tenants": args.tenants,
-                                               "load": [load_start, load_end]}, indent=1))
+                                               "load": [load_start, load_end], "memory": memory,
+                                               "served": served}, indent=1))
     print(f"load average (1/5 min) at the end {load()}; the bench took {time.monotonic() - began:.0f}s")
     return 0
 

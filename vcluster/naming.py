@@ -147,6 +147,23 @@ def root_namespace(key: str) -> str:
     return key
 
 
+#: The local backend's shared etcd (operator setting ``VC_OPERATOR_SHARED_ETCD``): each tenant apiserver
+#: stores under its own prefix, as its own etcd user (its client certificate's CN) whose one role may
+#: read and write that prefix only.
+SHARED_ETCD_USER_PREFIX = "vc-tenant-"
+
+
+def shared_etcd_prefix(key: str) -> str:
+    """The tenant apiserver's ``--etcd-prefix`` on the shared etcd: ``/<cluster key>``.  A cluster key never
+    contains ``/``, so one tenant's keys (``/<key>/…``) are never below another's prefix."""
+    return f"/{key}"
+
+
+def shared_etcd_user(key: str) -> str:
+    """The etcd user (and role) of a tenant apiserver on the shared etcd: its client certificate's CN."""
+    return f"{SHARED_ETCD_USER_PREFIX}{key}"
+
+
 def super_namespace(key: str, tenant_namespace: str) -> str:
     """The super namespace that stands for ``tenant_namespace`` of the tenant ``key``."""
     if SEPARATOR in key or not is_dns_label(key):

@@ -132,7 +132,8 @@ def service_account_key_pair(*, key_type: KeyType = "rsa") -> KeyPair:
 
 def _name(common_name: str, organizations: Sequence[str] = ()) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    if common_name:  # none: a subject of organizations only (etcd's gateway refuses a client cert with a CN)
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     return x509.Name(attrs)
 
 

@@ -127,3 +127,14 @@ def test_load_cert_chain_leaves_no_key_file(
         with pytest.raises(ssl.SSLError):
             pki.load_cert_chain(ctx, pair)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_client_certificate_without_a_common_name() -> None:
+    """The shared etcd's admin certificate: etcd's JSON gateway refuses a client certificate with a CN."""
+    ca = pki.generate_ca(common_name="ca")
+    pair = pki.issue_client_cert(ca, common_name="", organizations=("virtualcluster-operator",))
+    subject = pair.cert.subject
+    assert subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME) == []
+    assert [a.value for a in subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)] == [
+        "virtualcluster-operator"]
+    assert pki.verify_signed_by(pair.cert_pem, ca.cert_pem)

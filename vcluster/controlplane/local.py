@@ -30,6 +30,12 @@ proxy) only at start, the controller-manager its kubeconfig.  The stamp is
 written after the component is ready, so an operator that dies between writing
 the files and the restart restarts it on its next reconcile.
 
+With the operator setting ``VC_OPERATOR_SHARED_ETCD`` a *new* tenant stores in
+the backend's one shared etcd instead (:mod:`vcluster.controlplane.shared_etcd`:
+a prefix per tenant, each apiserver confined to it by etcd's auth).  Which etcd a
+tenant uses is decided at its first provisioning and kept in its folder
+(``etcd-mode``): changing the setting never moves a tenant away from its data.
+
 The functions here block (process start, health waits); the operator calls
 them in a worker thread.
 """
@@ -48,8 +54,10 @@ from pathlib import Path
 
 import structlog
 
-from vcluster import binaries
+from vcluster import binaries, naming, pki
 from vcluster.controlplane import spec as cp
+from vcluster.controlplane.shared_etcd import DIR as SHARED_ETCD_DIR
+from vcluster.controlplane.shared_etcd import SharedEtcd, SharedEtcdError
 from vcluster.errors import VClusterError
 from vcluster.files import write_atomic
 from vcluster.process import (
@@ -78,6 +86,11 @@ DNS_COMPONENT = "coredns"
 DNS_DIR = "dns"
 DNS_PORTS_FILE = "dns-ports.json"
 _DNS_PORT_NAMES = ("dns", "ready")
+#: A tenant folder's record of its etcd: ``own`` (its etcd process) or ``shared`` (a prefix in the shared one).
+ETCD_MODE_FILE = "etcd-mode"
+OWN_ETCD, SHARED_ETCD = "own", "shared"
+#: The shared etcd's CA and the tenant apiserver's client certificate towards it, in the tenant's pki folder.
+SHARED_ETCD_FILES = ("shared-etcd-ca.crt", "shared-etcd-client.crt", "shared-etcd-client.key")
 
 
 class BackendError(VClusterError):
@@ -119,11 +132,40 @@ class LocalBackend:
 
     def __init__(
         self, *, state_dir: Path, binary_settings: BinarySettings, start_timeout: float = 90.0, host: str = HOST,
+        shared_etcd: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.binary_settings = binary_settings
         self.start_timeout = start_timeout
         self.host = host
+        #: Whether a tenant provisioned for the first time goes to the shared etcd.
+        self.shared_etcd_default = shared_etcd
+        # on loopback: only the tenant apiservers on this host talk to it
+        self.shared = SharedEtcd(state_dir=state_dir, binary_settings=binary_settings, start_timeout=start_timeout)
+
+    # ---- which etcd ----------------------------------------------------------------
+    def etcd_mode(self, key: str, *, decide: bool = False) -> str | None:
+        """``own`` or ``shared``: recorded in the tenant's folder; with ``decide``, recorded now if not yet
+        (a folder with etcd data from before the record is ``own``); else ``None`` when not recorded."""
+        path = self.tenant_dir(key) / ETCD_MODE_FILE
+        with contextlib.suppress(OSError):
+            mode = path.read_text().strip()
+            if mode in (OWN_ETCD, SHARED_ETCD):
+                return mode
+        if not decide:
+            return OWN_ETCD if (self.tenant_dir(key) / "etcd" / "member").is_dir() else None
+        mode = OWN_ETCD if (self.shared_etcd_default is False
+                            or (self.tenant_dir(key) / "etcd" / "member").is_dir()) else SHARED_ETCD
+        write_atomic(path, mode)
+        return mode
+
+    def _shared(self, key: str) -> bool:
+        return self.etcd_mode(key) == SHARED_ETCD
+
+    def _components(self, spec: cp.ControlPlaneSpec) -> tuple[cp.Component, ...]:
+        if self._shared(spec.cluster_key):
+            return tuple(c for c in spec.components if c.name != cp.ETCD_COMPONENT)
+        return spec.components
 
     # ---- paths -------------------------------------------------------------------
     def tenant_dir(self, key: str) -> Path:
@@ -167,7 +209,13 @@ class LocalBackend:
         root = self.tenant_dir(key)
         host = self.host
         endpoint = f"https://{host}:{ports.apiserver}"
-        return cp.Layout(
+        shared: dict[str, object] = {}
+        if self.etcd_mode(key, decide=True) == SHARED_ETCD:
+            pki_dir = self._pki_dir(key)
+            ca, cert, key_file = (str(pki_dir / name) for name in SHARED_ETCD_FILES)
+            shared = {"etcd_client_url": self.shared.url, "etcd_prefix": naming.shared_etcd_prefix(key),
+                      "etcd_client_files": (ca, cert, key_file), "etcd_compaction_interval": "0"}
+        layout = cp.Layout(
             pki_dir=str(self._pki_dir(key)),
             etcd_data_dir=str(root / "etcd"),
             # etcd serves only its own apiserver: it stays on loopback
@@ -182,6 +230,7 @@ class LocalBackend:
             internal_endpoint=endpoint,
             cm_kubeconfig=str(root / "controller-manager.kubeconfig"),
         )
+        return replace(layout, **shared) if shared else layout  # type: ignore[arg-type]
 
     # ---- tenant DNS ------------------------------------------------------------------
     def dns_files(self, key: str) -> DnsFiles:
@@ -281,6 +330,8 @@ class LocalBackend:
         for name, data in pki_files.items():
             write_atomic(pki_dir / name, data, mode=0o600 if name.endswith(".key") else 0o644, if_changed=True)
         write_atomic(root / "controller-manager.kubeconfig", cm_kubeconfig, mode=0o600, if_changed=True)
+        if self._shared(key):
+            self._apply_shared_etcd(key)
         checks: dict[str, HealthCheck] = {
             cp.ETCD_COMPONENT: https_check(
                 _flag(spec.etcd.args, "advertise-client-urls") + "/health",
@@ -295,14 +346,15 @@ class LocalBackend:
                 key_file=pki_dir / cp.key(cp.ADMIN),
             ),
         }
-        for comp in spec.components:
+        for comp in self._components(spec):
             argv = [str(bins[comp.name]), *comp.args]
             proc = ManagedProcess(
                 name=f"{key}/{comp.name}", argv=argv,
                 log_path=self._log_path(key, comp.name), pid_path=self._pid_path(key, comp.name),
+                env={**os.environ, **dict(comp.env)} if comp.env else None,
             )
             stamp = self._stamp_path(key, comp.name)
-            inputs = inputs_digest(comp.args, root)
+            inputs = inputs_digest(comp.args, root, env=comp.env)
             adopted = proc.adopt()
             old = _read_text(stamp)
             if adopted and old is not None and old != inputs:
@@ -326,13 +378,34 @@ class LocalBackend:
             write_atomic(stamp, inputs, if_changed=True)
         logger.info("controlplane.local.ready", endpoint=spec.endpoint)
 
+    def _apply_shared_etcd(self, key: str) -> None:
+        """Run the shared etcd, give the tenant its user and role, and its client certificate (a new one only
+        when it has none signed by the shared etcd's CA)."""
+        try:
+            self.shared.ensure()
+            self.shared.add_tenant(key)
+        except SharedEtcdError as exc:
+            raise BackendError(str(exc)) from exc
+        pki_dir = self._pki_dir(key)
+        ca_path, cert_path, key_path = (pki_dir / name for name in SHARED_ETCD_FILES)
+        ca = self.shared.ca_pem()
+        with contextlib.suppress(OSError):
+            if ca_path.read_bytes() == ca and key_path.is_file() and pki.verify_signed_by(cert_path.read_bytes(), ca):
+                return
+        files = self.shared.client_files(key)
+        write_atomic(key_path, files.key, mode=0o600)
+        write_atomic(cert_path, files.cert, mode=0o644)
+        write_atomic(ca_path, files.ca, mode=0o644)
+
     def healthy(self, spec: cp.ControlPlaneSpec) -> bool:
         """Whether every component runs with exactly the command line of ``spec``."""
         try:
             bins = self.binaries_for(spec.version)
         except VersionUnavailable:
             return False
-        for comp in spec.components:
+        if self._shared(spec.cluster_key) and not self.shared.running():
+            return False
+        for comp in self._components(spec):
             try:
                 pid = int(self._pid_path(spec.cluster_key, comp.name).read_text().split()[0])
             except (OSError, ValueError, IndexError):
@@ -347,6 +420,13 @@ class LocalBackend:
         procs = sorted(self.processes(key), key=lambda pc: order.get(Path(pc[1][0]).name, 3))
         for pid, cmd in procs:
             _terminate(pid, cmd)
+        if key != SHARED_ETCD_DIR and self.etcd_mode(key) == SHARED_ETCD and self.shared.root.is_dir():
+            # its data is a key range in the shared etcd: deleted before the folder that records it
+            try:
+                self.shared.ensure()
+                self.shared.remove_tenant(key)
+            except SharedEtcdError as exc:
+                raise BackendError(f"tenant {key}: its keys in the shared etcd were not deleted: {exc}") from exc
         shutil.rmtree(self.tenant_dir(key), ignore_errors=True)
         log.info("controlplane.local.destroyed", key=key, stopped=len(procs))
 
@@ -358,7 +438,12 @@ class LocalBackend:
         """
         marker = f"{self.tenant_dir(key)}{os.sep}"
         gone: list[str] = []
+        shared = self._shared(key)
+        if shared and not self.shared.running():
+            gone.append(cp.ETCD_COMPONENT)  # the shared etcd: restarted by the next apply
         for name in cp.COMPONENTS:
+            if shared and name == cp.ETCD_COMPONENT:
+                continue
             try:
                 pid = int(self._pid_path(key, name).read_text().split()[0])
             except (OSError, ValueError, IndexError):
@@ -388,10 +473,13 @@ def _runs_argv(proc: ManagedProcess) -> HealthCheck:
     return check
 
 
-def inputs_digest(args: tuple[str, ...], root: Path) -> str:
-    """A digest of every file under ``root`` a component's flags name (``--flag=/path``), with its content:
-    what the component read at start and does not read again."""
+def inputs_digest(args: tuple[str, ...], root: Path, *, env: tuple[tuple[str, str], ...] = ()) -> str:
+    """A digest of every file under ``root`` a component's flags name (``--flag=/path``), with its content,
+    and of its Go runtime environment (not on the command line): what the component read at start and does
+    not read again.  Without ``env`` the digest is the one from before it existed (no restart on upgrade)."""
     digest = hashlib.sha256()
+    for name, value in env:
+        digest.update(f"env:{name}={value}".encode() + b"\0")
     prefix = f"{root}{os.sep}"
     for arg in args:
         _, sep, value = arg.partition("=")

@@ -136,6 +136,11 @@ def inputs_hash(comp: cp.Component, pki_files: Mapping[str, bytes], *, extra: st
     return digest.hexdigest()[:32]
 
 
+def _env(comp: cp.Component) -> list[dict[str, Any]]:
+    """The container's environment: the component's Go runtime settings."""
+    return [{"name": name, "value": value} for name, value in comp.env]
+
+
 def _pod_template(
     spec: cp.ControlPlaneSpec, comp: cp.Component, *, volumes: list[dict[str, Any]],
     mounts: list[dict[str, Any]], ports: list[dict[str, Any]], probe: dict[str, Any] | None,
@@ -151,10 +156,13 @@ def _pod_template(
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
+    if comp.env:
+        container["env"] = _env(comp)
     if comp.name == cp.APISERVER_COMPONENT and not any(a.startswith("--advertise-address") for a in comp.args):
         # kube-apiserver derives the address it advertises (the tenant's `kubernetes` Endpoints) from the
         # default route, which a pod may not have (the test bed's pods have none): give it the pod's IP.
-        container["env"] = [{"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+        container["env"] = [*container.get("env", []),
+                            {"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
         command.append(f"--advertise-address=$({POD_IP_ENV})")
     delay_set = any(a.startswith("--shutdown-delay-duration") for a in comp.args)
     if comp.name == cp.APISERVER_COMPONENT and not delay_set:

@@ -90,15 +90,25 @@ class Layout:
     cm_kubeconfig: str
     #: Extra etcd server names (the pods backend's Service).
     etcd_dns_names: tuple[str, ...] = ()
+    #: kube-apiserver's ``--etcd-prefix``: ``/registry`` in a tenant's own etcd, ``/<cluster key>`` in the
+    #: local backend's shared etcd.
+    etcd_prefix: str = "/registry"
+    #: Paths of the CA, client certificate and key the apiserver presents to etcd; ``None``: the tenant's
+    #: own (:data:`ETCD_CA`, :data:`APISERVER_ETCD_CLIENT` in ``pki_dir``).
+    etcd_client_files: tuple[str, str, str] | None = None
+    #: kube-apiserver's ``--etcd-compaction-interval`` when set (``0``: the shared etcd compacts itself).
+    etcd_compaction_interval: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Component:
-    """One process/container: its name (= binary), image and flags."""
+    """One process/container: its name (= binary), image, flags and Go runtime environment."""
 
     name: str
     image: str
     args: tuple[str, ...]
+    #: Environment variables of the Go runtime (``GOMAXPROCS``, ``GOGC``), sorted; empty: the runtime's defaults.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

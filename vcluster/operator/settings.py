@@ -241,6 +241,10 @@ class OperatorSettings:
     #: Lifetimes of the certificates the operator issues and when it renews them (``VC_OPERATOR_CERT_*``,
     #: ``VC_OPERATOR_CA_*``; default: one year, renewed in its last third; CAs ten years).
     certificates: Lifetimes = field(default_factory=Lifetimes)
+    #: The ``local`` backend's new tenants store in one shared etcd, each apiserver under its own prefix as
+    #: its own etcd user confined to it (``VC_OPERATOR_SHARED_ETCD``, default off: an etcd per tenant;
+    #: docs/architecture.md "Shared etcd").  Decided per tenant at its first provisioning and kept.
+    shared_etcd: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -269,4 +273,5 @@ class OperatorSettings:
             image_repository=_repository(env),
             etcd_image=env_str("VC_OPERATOR_ETCD_IMAGE", "", env=env),
             certificates=certificate_lifetimes(env),
+            shared_etcd=env_bool("VC_OPERATOR_SHARED_ETCD", False, env=env),
         )

@@ -61,4 +61,8 @@ def test_inputs_digest_covers_the_files_a_component_names_under_its_folder(tmp_p
     assert local.inputs_digest(args, tmp_path) == first  # not read by this component / not ours
     (pki / "a.crt").write_bytes(b"two")
     assert local.inputs_digest(args, tmp_path) != first
+    second = local.inputs_digest(args, tmp_path)
+    # the Go runtime environment is read at start too: a change of it restarts the component
+    assert local.inputs_digest(args, tmp_path, env=(("GOMAXPROCS", "1"),)) != second
+    assert local.inputs_digest(args, tmp_path, env=()) == second  # no env: the digest from before env existed
     outside.unlink()

@@ -147,9 +147,7 @@ def test_components_can_read_their_secrets_and_the_apiserver_advertises_its_pod_
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
     (apiserver,) = objs[("Deployment", "apiserver")]["spec"]["template"]["spec"]["containers"]
     assert "--advertise-address=$(POD_IP)" in apiserver["command"]
-    assert apiserver["env"] == [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
-    (etcd,) = objs[("StatefulSet", "etcd")]["spec"]["template"]["spec"]["containers"]
-    assert "env" not in etcd
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in apiserver["env"]
 
 
 def test_upgrades_roll_the_apiserver_one_pod_at_a_time_and_replace_the_controller_manager() -> None:
@@ -245,3 +243,14 @@ def test_the_apiserver_service_answers_on_443_as_well() -> None:
     svc = objs[("Service", pods.APISERVER_SERVICE)]
     assert {(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
         (pods.APISERVER_PORT, pods.APISERVER_PORT), (443, pods.APISERVER_PORT)}
+
+
+def test_go_runtime_settings_reach_the_container_environment() -> None:
+    objs = _render({"controlPlane": {"backend": "pods", "extraArgs": {
+        "apiserver": {"gomaxprocs": "1"}, "etcd": {"gogc": "400"}}}})
+    (apiserver,) = objs[("Deployment", "apiserver")]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "GOMAXPROCS", "value": "1"} in apiserver["env"]
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in apiserver["env"]
+    assert not any("gomaxprocs" in arg for arg in apiserver["command"])
+    (etcd,) = objs[("StatefulSet", "etcd")]["spec"]["template"]["spec"]["containers"]
+    assert etcd["env"] == [{"name": "GOGC", "value": "400"}, {"name": "GOMAXPROCS", "value": "1"}]

@@ -212,3 +212,10 @@ def test_bad_certificate_lifetimes_are_clear_errors(
         monkeypatch.setenv(name, value)
     with pytest.raises(VClusterError, match=match):
         OperatorSettings.from_env()
+
+
+def test_the_shared_etcd_is_off_unless_asked_for() -> None:
+    assert OperatorSettings.from_env({}).shared_etcd is False
+    assert OperatorSettings.from_env({"VC_OPERATOR_SHARED_ETCD": "true"}).shared_etcd is True
+    with pytest.raises(VClusterError, match="VC_OPERATOR_SHARED_ETCD"):
+        OperatorSettings.from_env({"VC_OPERATOR_SHARED_ETCD": "maybe"})
