@@ -178,13 +178,14 @@ def test_a_tenant_reaches_its_own_pods_by_service_name_and_by_pod_ip(world: Worl
 def test_a_tenant_reaches_its_own_apiserver_in_cluster(world: World) -> None:
     """In-cluster config (``KUBERNETES_SERVICE_HOST``/``PORT`` and the pod's token) reaches the tenant's
     own apiserver: the policy's ``ipBlock`` for the apiserver endpoint lets it through."""
-    script = (
+    script = (  # as e2e/test_real_nodes.py's IN_CLUSTER (busybox wget, its answer to a file)
         "T=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token); "
-        "wget -q -O - -T 5 --no-check-certificate --header \"Authorization: Bearer $T\" "
-        "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api"
+        "wget -q -O /tmp/api --no-check-certificate --header \"Authorization: Bearer $T\" "
+        "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api; echo RC=$?; cat /tmp/api"
     )
     for label in world.tenants:
         out = world.sh(label, script)
+        assert "RC=0" in out.stdout, out.stdout + out.stderr
         assert '"kind":"APIVersions"' in out.stdout.replace(" ", ""), out.stdout + out.stderr
 
 
