@@ -613,8 +613,6 @@ class LocalSuperCluster:
         ))
         self._spawn("kube-proxy", [bins["kube-proxy"], f"--config={proxy_config}", "--v=1"])
         self._record()
-        if s.network_policy:
-            self._start_kube_router(bins["kube-router"], server=server, node=plan.nodes[0].name)
         health, ready = self._port(None, "CoreDNS health port", taken), self._port(None, "CoreDNS ready port", taken)
         dns_kc = self._client_kubeconfig("coredns", server, cn="vc-super-coredns", orgs=["system:masters"])
         corefile = lay.root / "Corefile"
@@ -627,6 +625,8 @@ class LocalSuperCluster:
         dns.wait_ready(tcp_check("127.0.0.1", ready), timeout=timeout, what="CoreDNS")
         names = {n.name for n in plan.nodes}
         self._wait(lambda: self._ready_nodes(api_client, "") >= names, what="real nodes Ready")
+        if s.network_policy:  # after its node exists: kube-router reads the node's IP once, at start
+            self._start_kube_router(bins["kube-router"], server=server, node=plan.nodes[0].name)
 
 
     def _start_kube_router(self, binary: str, *, server: str, node: str) -> None:
