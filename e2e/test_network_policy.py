@@ -12,11 +12,15 @@ own apiserver) must still work; everything else must not connect.
 
 Every "cannot reach" below is awaited (kube-router programs a new pod's rules
 on the pod's event, a moment after the pod is Ready), so without an enforcer
-these tests fail by timing out on the first blocked path (shown once by
-hand: see docs/testbed.md, "NetworkPolicy enforcement").
+these tests fail by timing out on the first blocked path (run once with
+``network_policy=False``: the three "do not reach" tests failed, the two
+"reaches" tests passed).
+
+The admin's allow-list (``spec.isolation.allowedIngressFrom``) is shown the
+same way: a "monitoring" super pod that tenant a names gets in, nothing else.
 
 Costs: its own super cluster with one real node and kube-router, two tenants,
-five busybox pods.
+seven busybox pods.
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ PORT = 8080
 PLACEMENT = {"nodeSelector": {naming.LABEL_REAL_NODE: "true"}, "tolerations": [realnodes.toleration()]}
 #: A namespace of the super cluster that belongs to no tenant (the super cluster's own workloads).
 SUPER_NS = "netpol-super"
+#: Tenant ``a``'s admin allow-list (``spec.isolation.allowedIngressFrom``): the super pod ``monitor``
+#: (a scraper, an ingress controller) may reach its pods on the web port; tenant ``b`` allows nobody.
+ALLOWED_INGRESS = {
+    "a": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": SUPER_NS}},
+           "podSelector": {"matchLabels": {"app": "monitor"}}, "ports": [{"protocol": "TCP", "port": PORT}]}],
+    "b": [],
+}
 
 
 @pytest.fixture(scope="session")
@@ -132,11 +143,12 @@ def _wait_ready(super_cluster: SuperCluster, ns: str, pod: str) -> None:
 def world(super_cluster: SuperCluster, vc_operator: Any,  # noqa: F811
           tmp_path_factory: pytest.TempPathFactory, component_logs: dict[str, Path]) -> Iterator[World]:
     suffix = uuid.uuid4().hex[:5]
-    tenants = {label: create_tenant(super_cluster, f"np-{label}-{suffix}", isolation=dict(PLACEMENT))
+    tenants = {label: create_tenant(super_cluster, f"np-{label}-{suffix}",
+                                    isolation={**PLACEMENT, "allowedIngressFrom": ALLOWED_INGRESS[label]})
                for label in ("a", "b")}
     super_cluster.kubectl("create", "namespace", SUPER_NS)
     own = yaml.safe_dump_all([_super_pod(_server_script("super"), "super-web"),
-                              _super_pod("exec sleep 3600", "super-client")])
+                              _super_pod("exec sleep 3600", "super-client"), _super_pod("exec sleep 3600", "monitor")])
     # pods are refused until the namespace's default ServiceAccount exists
     poll(f"super pods in {SUPER_NS} accepted", lambda: super_cluster.kubectl(
         "apply", "-f", "-", input=own, check=False).returncode == 0, timeout=TIMEOUT)
@@ -147,7 +159,7 @@ def world(super_cluster: SuperCluster, vc_operator: Any,  # noqa: F811
         for label in tenants:
             for pod in ("web", "client"):
                 _wait_ready(super_cluster, w.super_ns(label), pod)
-        for pod in ("super-web", "super-client"):
+        for pod in ("super-web", "super-client", "monitor"):
             _wait_ready(super_cluster, SUPER_NS, pod)
         yield w
 
@@ -219,3 +231,15 @@ def test_a_tenant_does_not_reach_the_super_apiserver_or_another_tenants_apiserve
         assert parts.hostname, url
         assert parts.port, url
         _blocked(world, ns, "client", parts.hostname, parts.port, what=f"tenant a -> {what}")
+
+
+def test_the_admins_allow_list_lets_a_monitoring_pod_in_and_no_other(world: World) -> None:
+    """Issue #12 item 5's admin allow-list: tenant a lets the super pod ``monitor`` in on the web port
+    (``spec.isolation.allowedIngressFrom``); tenant b lets nobody in, and a's other ports stay closed."""
+    a, b = world.super_ns("a"), world.super_ns("b")
+    got = poll("monitor reaches tenant a's web", functools.partial(
+        _get, world, SUPER_NS, "monitor", world.pod_ip(a, "web"), PORT), timeout=TIMEOUT)
+    assert "hello-from-a" in got
+    _blocked(world, SUPER_NS, "monitor", world.pod_ip(b, "web"), PORT, what="monitor -> tenant b (not allowed)")
+    # the allow-list names pods, not a namespace: the other super pod there stays out
+    _blocked(world, SUPER_NS, "super-client", world.pod_ip(a, "web"), PORT, what="super-client -> tenant a")
