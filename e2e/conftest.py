@@ -113,11 +113,12 @@ def super_cluster(
 
 def super_cluster_of(binary_settings: BinarySettings, tmp_path_factory: pytest.TempPathFactory,
                      component_logs: dict[str, Path], *, name: str, nodes: int,
-                     real_nodes: int = 0) -> Iterator[SuperCluster]:
+                     real_nodes: int = 0, network_policy: bool = False) -> Iterator[SuperCluster]:
     """A super cluster with ``nodes`` kwok nodes and ``real_nodes`` real ones, for the ``super_cluster``
-    fixture and the modules that override it (real nodes cost a kubelet, containerd and kube-proxy each)."""
+    fixture and the modules that override it (real nodes cost a kubelet, containerd and kube-proxy each;
+    ``network_policy`` adds kube-router enforcing NetworkPolicy on the one real node)."""
     settings = TestbedSettings(state_dir=tmp_path_factory.mktemp(name), nodes=nodes, real_nodes=real_nodes,
-                               binaries=binary_settings)
+                               network_policy=network_policy, binaries=binary_settings)
     with running_super_cluster(settings, component_logs) as cluster:
         yield cluster
 

@@ -57,7 +57,20 @@ COREDNS_PLUGINS: tuple[str, ...] = (
 
 #: Every binary the cache holds, in build order.
 ALL_COMPONENTS: tuple[str, ...] = ("etcd", *KUBE_COMPONENTS, *NODE_COMPONENTS, "kwok", "coredns", "pause",
-                                   "local-path-provisioner")
+                                   "local-path-provisioner", "kube-router")
+
+#: The Go module of the NetworkPolicy enforcer of the test bed's real nodes.
+KUBE_ROUTER_MODULE = "github.com/cloudnativelabs/kube-router/v2"
+
+#: Newer releases of kube-router's dependencies than its own go.mod names (it asks for x/net v0.21.0,
+#: protobuf v1.32.0, grpc v1.62.0), required beside it so that Go's minimal version selection builds
+#: with these: the HTTP/2 and protobuf fixes that reach the code we run (client-go's watch
+#: connections).  What stays is in docs/testbed.md ("kube-router").
+KUBE_ROUTER_DEPENDENCY_FLOORS: tuple[str, ...] = (
+    "golang.org/x/net v0.62.0",
+    "google.golang.org/protobuf v1.36.12",
+    "google.golang.org/grpc v1.85.0",
+)
 
 #: The Go module of the test bed's volume provisioner (a well-kept one: k3s' and kind's default storage).
 LOCAL_PATH_MODULE = "github.com/rancher/local-path-provisioner"
@@ -104,6 +117,11 @@ def local_path_dir(settings: BinarySettings) -> Path:
     return settings.cache_dir / f"local-path-provisioner-{settings.local_path_version}"
 
 
+def kube_router_dir(settings: BinarySettings) -> Path:
+    """The cache folder of the kube-router binary of one version."""
+    return settings.cache_dir / f"kube-router-{settings.kube_router_version}"
+
+
 def pause_dir(settings: BinarySettings) -> Path:
     """The cache folder of the pause binary (Kubernetes' own pause.c of one Kubernetes version)."""
     return settings.cache_dir / f"pause-{settings.kube_version}"
@@ -123,6 +141,8 @@ def binary_path(name: str, settings: BinarySettings) -> Path:
         return pause_dir(settings) / "pause"
     if name == "local-path-provisioner":
         return local_path_dir(settings) / name
+    if name == "kube-router":
+        return kube_router_dir(settings) / name
     raise BuildError(f"unknown component {name!r}")
 
 
@@ -456,6 +476,23 @@ def build_local_path(settings: BinarySettings, progress: Progress = print) -> Pa
                        package=f"{LOCAL_PATH_MODULE}@{version}", ldflags=f"-s -w -X main.VERSION={version}")
 
 
+def build_kube_router(settings: BinarySettings, progress: Progress = print) -> Path:
+    """Build kube-router at ``settings.kube_router_version`` into the cache.
+
+    The test bed runs only its network policy controller (``--run-firewall``), the NetworkPolicy
+    enforcement of its real nodes.  A wrapper module requires it with
+    :data:`KUBE_ROUTER_DEPENDENCY_FLOORS` (newer fixed dependencies than its own go.mod names) and
+    builds its ``cmd/kube-router`` package.
+    """
+    version = settings.kube_router_version
+    return _build_one(
+        settings, progress, name="kube-router", version=version, target=kube_router_dir(settings),
+        requires=[f"{KUBE_ROUTER_MODULE} {version}", *KUBE_ROUTER_DEPENDENCY_FLOORS],
+        imports=[f"{KUBE_ROUTER_MODULE}/pkg/cmd"], package=f"{KUBE_ROUTER_MODULE}/cmd/kube-router",
+        ldflags=f"-s -w -X {KUBE_ROUTER_MODULE}/pkg/version.Version={version}", what="kube-router",
+    )
+
+
 @contextlib.contextmanager
 def _build_lock(settings: BinarySettings) -> Iterator[None]:
     """One build at a time per cache folder, across processes (tests, CLI, CI)."""
@@ -486,6 +523,7 @@ def ensure(settings: BinarySettings | None = None, progress: Progress = print) -
         build_coredns(settings, progress)
         build_pause(settings, progress)
         build_local_path(settings, progress)
+        build_kube_router(settings, progress)
     return settings
 
 
@@ -503,7 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}\t{binary_path(name, settings)}")
         else:
             print(f"etcd\t{settings.etcd_version}\nkubernetes\t{settings.kube_version}\nkwok\t{settings.kwok_version}"
-                  f"\ncoredns\t{settings.coredns_version}\nlocal-path-provisioner\t{settings.local_path_version}")
+                  f"\ncoredns\t{settings.coredns_version}\nlocal-path-provisioner\t{settings.local_path_version}"
+                  f"\nkube-router\t{settings.kube_router_version}")
     except VClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

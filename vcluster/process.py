@@ -38,8 +38,14 @@ from vcluster.files import write_atomic
 log = structlog.get_logger(__name__)
 
 #: Ports are picked below Linux's default ephemeral range (32768-60999), so a
-#: port we picked is not taken meanwhile by some outgoing connection's source port.
-PORT_RANGE = (20000, 32767)
+#: port we picked is not taken meanwhile by some outgoing connection's source port,
+#: and below Kubernetes' NodePort range (:data:`NODE_PORT_RANGE`): a NodePort is open on
+#: every node address, so a Service could be given the port of a control plane listening on
+#: the node (the test bed's host address), and a NetworkPolicy enforcer lets every pod reach
+#: node ports (kube-router accepts them ahead of any policy), that port included.
+PORT_RANGE = (20000, 29999)
+#: The NodePort range of kube-apiserver's default ``--service-node-port-range``.
+NODE_PORT_RANGE = (30000, 32767)
 _handed_out: set[int] = set()
 
 

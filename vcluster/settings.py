@@ -26,6 +26,9 @@ DEFAULT_ETCD_VERSION = "v3.6.16"
 DEFAULT_COREDNS_VERSION = "v1.14.7"
 #: rancher/local-path-provisioner: the test bed's volume provisioner (a default StorageClass on real nodes).
 DEFAULT_LOCAL_PATH_VERSION = "v0.0.30"
+#: kube-router, run with only its network policy controller: what enforces NetworkPolicy on the test
+#: bed's real nodes (the only version the module proxy here serves; see docs/testbed.md on its flaws).
+DEFAULT_KUBE_ROUTER_VERSION = "v2.1.0"
 
 
 _D = TypeVar("_D", int, float, None)
@@ -228,6 +231,8 @@ class BinarySettings:
     coredns_version: str = DEFAULT_COREDNS_VERSION
     #: rancher/local-path-provisioner version built from its Go module (the test bed's storage).
     local_path_version: str = DEFAULT_LOCAL_PATH_VERSION
+    #: kube-router version built from its Go module (NetworkPolicy enforcement on real nodes).
+    kube_router_version: str = DEFAULT_KUBE_ROUTER_VERSION
 
     @classmethod
     def from_env(cls, *, env: Env | None = None) -> BinarySettings:
@@ -239,6 +244,7 @@ class BinarySettings:
             etcd_path=env_path("VC_ETCD", None, env=env),
             coredns_version=env_str("VC_COREDNS_VERSION", DEFAULT_COREDNS_VERSION, env=env),
             local_path_version=env_str("VC_LOCAL_PATH_VERSION", DEFAULT_LOCAL_PATH_VERSION, env=env),
+            kube_router_version=env_str("VC_KUBE_ROUTER_VERSION", DEFAULT_KUBE_ROUTER_VERSION, env=env),
         )
 
 

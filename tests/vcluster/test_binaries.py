@@ -44,7 +44,7 @@ def test_missing_lists_what_is_not_built(tmp_path: Path) -> None:
     settings = BinarySettings(cache_dir=tmp_path)
     assert set(binaries.missing(settings)) == {
         "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kwok",
-        "coredns", "pause", "local-path-provisioner",
+        "coredns", "pause", "local-path-provisioner", "kube-router",
     }
     assert "etcd" not in binaries.missing(BinarySettings(cache_dir=tmp_path, etcd_path=Path("/bin/true")))
     kwok = binaries.binary_path("kwok", settings)
@@ -86,3 +86,28 @@ def test_local_path_provisioner_is_cached_by_version(tmp_path: Path) -> None:
     path.write_text("built")
     # a cached binary is not rebuilt (no Go toolchain needed)
     assert binaries.build_local_path(settings, progress=lambda _: None) == path.parent
+
+
+def test_kube_router_is_cached_by_version_and_built_with_newer_dependencies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = BinarySettings(cache_dir=tmp_path, kube_router_version="v2.1.0")
+    path = binaries.binary_path("kube-router", settings)
+    assert path == tmp_path / "kube-router-v2.1.0" / "kube-router"
+    seen: dict[str, object] = {}
+
+    def build_one(_settings: BinarySettings, _progress: object, **kw: object) -> Path:
+        seen.update(kw)
+        return path.parent
+
+    monkeypatch.setattr(binaries, "_build_one", build_one)
+    assert binaries.build_kube_router(settings, progress=lambda _: None) == path.parent
+    requires = seen["requires"]
+    assert isinstance(requires, list)
+    # kube-router itself at the pinned version, and every dependency floor beside it
+    assert requires[0] == "github.com/cloudnativelabs/kube-router/v2 v2.1.0"
+    assert set(binaries.KUBE_ROUTER_DEPENDENCY_FLOORS) <= set(requires)
+    assert {r.split()[0] for r in binaries.KUBE_ROUTER_DEPENDENCY_FLOORS} >= {
+        "golang.org/x/net", "google.golang.org/protobuf"}
+    assert seen["package"] == "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
+    assert "pkg/version.Version=v2.1.0" in str(seen["ldflags"])

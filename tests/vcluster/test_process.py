@@ -199,3 +199,12 @@ def test_wait_until_never_pauses_longer_than_its_cap(monkeypatch: pytest.MonkeyP
     assert max(slept) == pytest.approx(0.2)
     assert _pauses(monkeypatch, 3, interval=0.5, cap=0.2) == [pytest.approx(0.2)] * 2
 
+
+
+def test_picked_ports_are_never_node_ports() -> None:
+    """A control plane on a picked port must not sit in Kubernetes' NodePort range (30000-32767): a
+    NetworkPolicy enforcer lets every pod reach node ports, and a NodePort Service could take the port."""
+    assert proc.NODE_PORT_RANGE == (30000, 32767)
+    assert proc.PORT_RANGE[1] < 30000
+    picked = [proc.pick_free_port() for _ in range(60)]
+    assert not [p for p in picked if 30000 <= p <= 32767]

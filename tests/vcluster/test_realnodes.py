@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,31 @@ def test_guard_lets_pods_talk_to_pods_and_rejects_everything_else(tmp_path: Path
 def test_plan_round_trips_through_its_state_file(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     assert hostnet.HostPlan.from_json(plan.to_json()) == plan
+    strict = replace(plan, mangle_guard=True, preexisting_ipsets=("KUBE-SRC-OLD",))
+    assert hostnet.HostPlan.from_json(strict.to_json()) == strict
+
+
+def test_a_state_file_of_before_the_mangle_guard_still_reads(tmp_path: Path) -> None:
+    data = json.loads(_plan(tmp_path).to_json())
+    del data["mangle_guard"], data["preexisting_ipsets"]
+    plan = hostnet.HostPlan.from_json(json.dumps(data))
+    assert plan.mangle_guard is False
+    assert plan.preexisting_ipsets == ()
+
+
+def test_the_mangle_guard_holds_the_same_limits_before_any_filter_rule(tmp_path: Path) -> None:
+    """With an enforcer that ACCEPTs allowed pod traffic in filter FORWARD before the guard, the mangle
+    copy still stops pods' traffic to and from anything outside the pod network; pod to pod goes on."""
+    plan = hostnet.plan(state_dir=tmp_path, nodes=["n"], pod_cidr="10.245.0.0/16", service_cidr="10.96.0.0/16",
+                        kwok_pod_cidr="10.244.0.0/16", mangle_guard=True)
+    assert plan.mangle_guard
+    rules = hostnet.mangle_guard_rules(plan)
+    assert rules == [
+        ["-s", "10.245.0.0/16", "-d", "10.245.0.0/16", "-j", "RETURN"],
+        ["-s", "10.245.0.0/16", "-j", "DROP"],
+        ["-d", "10.245.0.0/16", "-j", "DROP"],
+    ]
+    assert not _plan(tmp_path).mangle_guard
 
 
 def test_cni_gives_pods_no_default_route(tmp_path: Path) -> None:
@@ -136,6 +163,33 @@ def test_super_dns_forwards_nothing_out_of_the_machine(tmp_path: Path) -> None:
     assert service["spec"]["clusterIP"] == "10.96.0.10"
     assert "selector" not in service["spec"]
     assert endpoints["subsets"][0]["addresses"] == [{"ip": "10.245.0.1"}]
+
+
+def test_kube_router_only_enforces_network_policy(tmp_path: Path) -> None:
+    args = realnodes.kube_router_args(kubeconfig=tmp_path / "kc", hostname="real-node-0",
+                                      service_cidr="10.96.0.0/16")
+    for flag in ("--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
+                 "--run-loadbalancer=false", "--hostname-override=real-node-0", f"--kubeconfig={tmp_path / 'kc'}",
+                 "--service-cluster-ip-range=10.96.0.0/16"):
+        assert flag in args
+    # no listener at all: health and metrics off (its router's GoBGP/gRPC listener never starts)
+    assert "--health-port=0" in args
+    assert "--metrics-port=0" in args
+
+
+def test_kube_router_may_read_what_it_watches_and_write_nothing_but_events() -> None:
+    (_, role), (_, binding) = realnodes.kube_router_rbac()
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                    "name": realnodes.KUBE_ROUTER_USER}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    for rule in role["rules"]:
+        if rule["resources"] == ["events"]:
+            assert "delete" not in rule["verbs"]
+        else:
+            assert rule["verbs"] == ["get", "list", "watch"], rule
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert {"pods", "namespaces", "networkpolicies"} <= resources
+    assert "secrets" not in resources
 
 
 def test_kubelet_proxy_may_only_use_the_kubelet_api() -> None:

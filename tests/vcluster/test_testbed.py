@@ -67,6 +67,21 @@ def test_bad_settings_are_clear_errors(monkeypatch: pytest.MonkeyPatch, env: dic
         TestbedSettings.from_env()
 
 
+@pytest.mark.parametrize("real_nodes", [0, 2])
+def test_network_policy_needs_exactly_one_real_node(real_nodes: int) -> None:
+    with pytest.raises(VClusterError, match=f"exactly one real node, got {real_nodes}"):
+        TestbedSettings(real_nodes=real_nodes, network_policy=True, binaries=BinarySettings())
+    assert TestbedSettings(real_nodes=1, network_policy=True, binaries=BinarySettings()).network_policy
+
+
+def test_network_policy_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VC_TESTBED_NETWORK_POLICY", raising=False)
+    assert not TestbedSettings.from_env().network_policy
+    monkeypatch.setenv("VC_TESTBED_NETWORK_POLICY", "1")
+    monkeypatch.setenv("VC_TESTBED_REAL_NODES", "1")
+    assert TestbedSettings.from_env().network_policy
+
+
 def test_node_manifest_is_kwok_managed_and_untainted() -> None:
     node = node_manifest("kwok-node-7")
     assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import shutil
 import ssl
+import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -49,7 +51,8 @@ from vcluster.testbed.settings import TestbedSettings
 log = structlog.get_logger(__name__)
 
 #: Start order of the control plane; stop goes the other way.  Real nodes add
-#: ``containerd-<node>``, ``kubelet-<node>``, ``kube-proxy`` and ``coredns`` after these.
+#: ``containerd-<node>``, ``kubelet-<node>``, ``kube-proxy`` (and ``kube-router`` with ``network_policy``)
+#: and ``coredns`` after these.
 COMPONENTS: tuple[str, ...] = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 IMAGES_FILE = "images.tar"
 #: ``pki/<this>.crt|key``: the kubelet proxy's client certificate for the kubelets (CN
@@ -299,6 +302,8 @@ class LocalSuperCluster:
         bins = {name: self._binary(name) for name in COMPONENTS}
         if s.real_nodes:
             bins.update({name: self._binary(name) for name in (*binaries.NODE_COMPONENTS, "coredns", "pause")})
+            if s.network_policy:
+                bins["kube-router"] = self._binary("kube-router")
             self._facts = realnodes.preflight()
         self._kwok_text = kwok_config(s.binaries)
         if s.real_nodes:
@@ -308,6 +313,7 @@ class LocalSuperCluster:
                 self._plan = HostNetwork(self.layout.root).setup(host_plan(
                     state_dir=self.layout.root, nodes=[realnodes.node_name(i) for i in range(s.real_nodes)],
                     pod_cidr=s.real_pod_cidr, service_cidr=s.service_cidr, kwok_pod_cidr=s.pod_cidr,
+                    mangle_guard=s.network_policy,
                 ))
             except HostNetworkError as exc:
                 with contextlib.suppress(HostNetworkError):
@@ -619,7 +625,27 @@ class LocalSuperCluster:
         dns.wait_ready(tcp_check("127.0.0.1", ready), timeout=timeout, what="CoreDNS")
         names = {n.name for n in plan.nodes}
         self._wait(lambda: self._ready_nodes(api_client, "") >= names, what="real nodes Ready")
+        if s.network_policy:  # after its node exists: kube-router reads the node's IP once, at start
+            self._start_kube_router(bins["kube-router"], server=server, node=plan.nodes[0].name)
 
+
+    def _start_kube_router(self, binary: str, *, server: str, node: str) -> None:
+        """kube-router's network policy controller for ``node``; ready once its FORWARD chain is hooked in."""
+        for collection, obj in realnodes.kube_router_rbac():
+            self.api().create_if_missing(collection, obj)
+        kc = self._client_kubeconfig("kube-router", server, cn=realnodes.KUBE_ROUTER_USER, orgs=[])
+        if shutil.which("ipset") is None:
+            raise TestbedError("ipset not found: network policy enforcement (kube-router) needs Debian's ipset "
+                               "(scripts/setup as root installs it)")
+        proc = self._spawn("kube-router", [binary, *realnodes.kube_router_args(
+            kubeconfig=kc, hostname=node, service_cidr=self.settings.service_cidr)])
+        self._record()
+
+        def hooked() -> bool:
+            out = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True, check=False)
+            return f"-j {realnodes.KUBE_ROUTER_FORWARD_CHAIN}" in out.stdout
+
+        proc.wait_ready(hooked, timeout=self.settings.start_timeout, what="kube-router (network policy)")
 
     @property
     def attach_file(self) -> Path:

@@ -88,6 +88,11 @@ class HostPlan:
     saved_sysctls: dict[str, str]
     #: ``tool/table/chain`` of the KUBE-*/CNI-* chains that existed before (left alone by teardown).
     preexisting_chains: tuple[str, ...] = ()
+    #: The guard also in the mangle table, ahead of every filter rule (:func:`mangle_guard_rules`): set
+    #: when a NetworkPolicy enforcer runs, whose filter rules accept allowed pod traffic before ours.
+    mangle_guard: bool = False
+    #: ipsets that existed before (left alone by teardown; the enforcer's new ones are destroyed).
+    preexisting_ipsets: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -97,6 +102,7 @@ class HostPlan:
         data = json.loads(text)
         data["nodes"] = tuple(NodeNet(**n) for n in data["nodes"])
         data["preexisting_chains"] = tuple(data.get("preexisting_chains", ()))
+        data["preexisting_ipsets"] = tuple(data.get("preexisting_ipsets", ()))
         return cls(**data)
 
 
@@ -106,7 +112,7 @@ def tag_of(state_dir: Path) -> str:
 
 
 def plan(*, state_dir: Path, nodes: Sequence[str], pod_cidr: str, service_cidr: str,
-         kwok_pod_cidr: str) -> HostPlan:
+         kwok_pod_cidr: str, mangle_guard: bool = False) -> HostPlan:
     """The host network for ``nodes``: subnet ``i+1`` of ``pod_cidr`` (a /24) for node ``i``;
     the host address is the first address of subnet 0, kept for the host."""
     net = ipaddress.ip_network(pod_cidr, strict=True)
@@ -127,6 +133,7 @@ def plan(*, state_dir: Path, nodes: Sequence[str], pod_cidr: str, service_cidr: 
     return HostPlan(
         host_address=str(subnets[0].network_address + 1), pod_cidr=pod_cidr, service_cidr=service_cidr,
         kwok_pod_cidr=kwok_pod_cidr, nodes=node_nets, chain=f"VC-GUARD-{tag}", saved_sysctls={},
+        mangle_guard=mangle_guard,
     )
 
 
@@ -142,6 +149,34 @@ def guard_rules(p: HostPlan) -> list[list[str]]:
         ["-s", p.pod_cidr, "-j", "REJECT", "--reject-with", "icmp-net-prohibited"],
         ["-d", p.pod_cidr, "-j", "REJECT", "--reject-with", "icmp-net-prohibited"],
     ]
+
+
+def mangle_guard_rules(p: HostPlan) -> list[list[str]]:
+    """The guard's rules in the mangle table's FORWARD chain, which runs before any filter rule.
+
+    A NetworkPolicy enforcer (kube-router) keeps its own jump first in filter FORWARD and ACCEPTs
+    there what a policy allows, so the filter guard would never see it: a pod allowed egress to
+    ``0.0.0.0/0`` could then leave the machine.  Here the same limits hold first (DROP: the mangle
+    table cannot REJECT); pod-to-pod traffic goes on to the enforcer.
+    """
+    return [
+        ["-s", p.pod_cidr, "-d", p.pod_cidr, "-j", "RETURN"],
+        ["-s", p.pod_cidr, "-j", "DROP"],
+        ["-d", p.pod_cidr, "-j", "DROP"],
+    ]
+
+
+#: ipset names kube-router's network policy controller creates (``KUBE-SRC-``/``KUBE-DST-`` per policy
+#: peer set, ``TMP-`` while it swaps one); ours to destroy when they were not there before.
+OWNED_IPSET_PREFIXES: tuple[str, ...] = ("KUBE-SRC-", "KUBE-DST-", "TMP-")
+
+
+def ipsets_now() -> set[str]:
+    """Names of the ipsets on this host (none where the ``ipset`` tool is missing)."""
+    if shutil.which("ipset") is None:
+        return set()
+    proc = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True, check=False, timeout=30)
+    return set(proc.stdout.split()) if proc.returncode == 0 else set()
 
 
 def output_guard_rule(p: HostPlan) -> list[str]:
@@ -270,7 +305,8 @@ class HostNetwork:
         old = self.saved()
         saved = old.saved_sysctls if old is not None else {n: read_sysctl(n) for n in SAVED_SYSCTLS}
         chains = old.preexisting_chains if old is not None else tuple(sorted(owned_chains_now()))
-        p = replace(p, saved_sysctls=saved, preexisting_chains=chains)
+        sets = old.preexisting_ipsets if old is not None else tuple(sorted(ipsets_now()))
+        p = replace(p, saved_sysctls=saved, preexisting_chains=chains, preexisting_ipsets=sets)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._save(p)  # before any change: a crash from here on is undone by teardown()
         for name, value in REQUIRED_SYSCTLS.items():
@@ -298,6 +334,11 @@ class HostNetwork:
             _run("iptables", "-w", "-A", p.chain, *rule)
         _run("iptables", "-w", "-I", "FORWARD", "1", "-j", p.chain)
         _run("iptables", "-w", "-I", "OUTPUT", "1", *output_guard_rule(p))
+        if p.mangle_guard:
+            _run("iptables", "-w", "-t", "mangle", "-N", p.chain)
+            for rule in mangle_guard_rules(p):
+                _run("iptables", "-w", "-t", "mangle", "-A", p.chain, *rule)
+            _run("iptables", "-w", "-t", "mangle", "-I", "FORWARD", "1", "-j", p.chain)
 
     def _unguard(self, p: HostPlan) -> None:
         while _run("iptables", "-w", "-D", "FORWARD", "-j", p.chain, check=False).returncode == 0:
@@ -306,6 +347,10 @@ class HostNetwork:
             pass
         _run("iptables", "-w", "-F", p.chain, check=False)
         _run("iptables", "-w", "-X", p.chain, check=False)
+        while _run("iptables", "-w", "-t", "mangle", "-D", "FORWARD", "-j", p.chain, check=False).returncode == 0:
+            pass
+        _run("iptables", "-w", "-t", "mangle", "-F", p.chain, check=False)
+        _run("iptables", "-w", "-t", "mangle", "-X", p.chain, check=False)
 
     def teardown(self) -> None:
         """Undo what :meth:`setup` recorded: chain, bridges, host address, sysctls; then forget it."""
@@ -316,6 +361,12 @@ class HostNetwork:
         with contextlib.suppress(HostNetworkError):
             self._unguard(p)
         remove_new_chains(set(p.preexisting_chains))
+        # the chains that matched on them are gone: the enforcer's ipsets can be destroyed now
+        for name in sorted(ipsets_now() - set(p.preexisting_ipsets)):
+            if name.startswith(OWNED_IPSET_PREFIXES):
+                proc = _run("ipset", "destroy", name, check=False)
+                if proc.returncode != 0:
+                    errors.append(f"ipset destroy {name}: {proc.stderr.strip()}")
         present = interfaces()
         for node in p.nodes:
             if node.bridge in present:

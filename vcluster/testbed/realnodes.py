@@ -9,7 +9,8 @@ modules as the control plane, set up the way real clusters run them
 (anonymous auth off, webhook authentication and authorization, its own node
 certificate).  One kube-proxy (iptables mode) serves the host, since every
 node shares the host's network namespace; CoreDNS (built from its Go module)
-serves the super cluster's Service names.
+serves the super cluster's Service names.  On request (``network_policy``),
+kube-router's network policy controller enforces NetworkPolicy there.
 
 The configuration files are rendered by pure functions (unit-tested); the
 :func:`preflight` checks say in one line what the host lacks; the lifecycle
@@ -281,6 +282,27 @@ def kube_proxy_config(*, kubeconfig: Path, cluster_cidr: str, hostname: str, bin
     }
 
 
+#: The chain kube-router's network policy controller jumps to from FORWARD: there once it has synced.
+KUBE_ROUTER_FORWARD_CHAIN = "KUBE-ROUTER-FORWARD"
+
+
+def kube_router_args(*, kubeconfig: Path, hostname: str, service_cidr: str) -> list[str]:
+    """kube-router as the real node's NetworkPolicy enforcer, and nothing else.
+
+    Only its network policy controller runs (``--run-firewall``): no BGP routes or peers
+    (``--run-router=false``: its GoBGP and gRPC listeners never start), no IPVS service proxy
+    (kube-proxy stays the proxy), no load balancer allocator, and no health or metrics listener
+    (``0`` turns them off).  It programs the filter rules of the pods whose ``status.hostIP`` is
+    ``hostname``'s node IP, in the host network namespace their bridge is in.
+    """
+    return [
+        "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--run-loadbalancer=false",
+        f"--kubeconfig={kubeconfig}", f"--hostname-override={hostname}",
+        f"--service-cluster-ip-range={service_cidr}", "--enable-ipv4=true", "--enable-ipv6=false",
+        "--health-port=0", "--metrics-port=0", "--v=1",
+    ]
+
+
 def corefile(*, bind: str, kubeconfig: Path, health_port: int, ready_port: int,
              cluster_domain: str = "cluster.local") -> str:
     """The super cluster's DNS: Service and pod records of this cluster, nothing forwarded out."""
@@ -313,6 +335,34 @@ def kubelet_proxy_rbac() -> list[tuple[str, dict[str, Any]]]:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                     "name": naming.KUBELET_PROXY_KUBELET_ROLE},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": naming.KUBELET_PROXY_USER}],
+    }
+    return [("/apis/rbac.authorization.k8s.io/v1/clusterroles", role),
+            ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)]
+
+
+#: kube-router's identity towards the super apiserver (a client certificate of the test bed's CA).
+KUBE_ROUTER_USER = "vc-super-kube-router"
+
+
+def kube_router_rbac() -> list[tuple[str, dict[str, Any]]]:
+    """kube-router reads what its informers watch (pods, namespaces, NetworkPolicies, and the Services,
+    Endpoints and nodes its start-up lists) and posts Events; it writes nothing else."""
+    read = ["get", "list", "watch"]
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": KUBE_ROUTER_USER},
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods", "namespaces", "nodes", "services", "endpoints"], "verbs": read},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+            {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": read},
+            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "update"]},
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": KUBE_ROUTER_USER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": KUBE_ROUTER_USER},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": KUBE_ROUTER_USER}],
     }
     return [("/apis/rbac.authorization.k8s.io/v1/clusterroles", role),
             ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)]

@@ -46,6 +46,10 @@ class TestbedSettings:
     real_nodes: int = 0
     #: Pod network of the real nodes: a /24 per node, the first /24's first address for the host.
     real_pod_cidr: str = "10.245.0.0/16"
+    #: Enforce NetworkPolicy on the real node: kube-router's network policy controller alone (no routes,
+    #: no service proxy) in the host network namespace its pods' bridge is in.  One real node only:
+    #: every real node shares that namespace, and one enforcer owns its filter rules.
+    network_policy: bool = False
     #: Deadline for each readiness wait (seconds).
     start_timeout: float = 90.0
     #: Grace between SIGTERM and SIGKILL when stopping a component (seconds).
@@ -66,6 +70,11 @@ class TestbedSettings:
             raise VClusterError(f"node count must be >= 0, got {self.nodes}")
         if not 0 <= self.real_nodes <= 8:
             raise VClusterError(f"real node count must be 0-8, got {self.real_nodes}")
+        if self.network_policy and self.real_nodes != 1:
+            raise VClusterError(
+                f"network policy enforcement needs exactly one real node, got {self.real_nodes}: every real node "
+                "shares this host's network namespace, and one kube-router owns its filter rules"
+            )
         for name in ("etcd_client_port", "etcd_peer_port", "apiserver_port", "kwok_kubelet_port",
                      "kwok_port_forward_port"):
             port = getattr(self, name)
@@ -91,6 +100,7 @@ class TestbedSettings:
             start_timeout=env_float("VC_TESTBED_START_TIMEOUT", 90.0),
             kwok_logs=env_bool("VC_TESTBED_KWOK_LOGS", True),
             kwok_exec=env_bool("VC_TESTBED_KWOK_EXEC", False),
+            network_policy=env_bool("VC_TESTBED_NETWORK_POLICY", False),
             binaries=BinarySettings.from_env(),
         )
 
