@@ -271,17 +271,25 @@ def endpoint_slice(key: str, tenant_name: str, *, address: str, port: int) -> di
     kube-proxy DNATs the Service's port 53 there; the address must be one pods reach (the test
     bed's host address), not loopback.
     """
+    return _process_slice(key, tenant_name, naming.TENANT_DNS_SERVICE, address,
+                          [{"name": "dns", "protocol": "UDP", "port": port},
+                           {"name": "dns-tcp", "protocol": "TCP", "port": port}])
+
+
+def _process_slice(key: str, tenant_name: str, service: str, address: str,
+                   ports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The EndpointSlice of the selectorless root-namespace Service ``service``: one ready endpoint,
+    a local-backend process at ``address``, on ``ports``."""
     return {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {
-            "name": naming.TENANT_DNS_SERVICE, "namespace": naming.root_namespace(key),
-            "labels": {**_labels(key, tenant_name), "kubernetes.io/service-name": naming.TENANT_DNS_SERVICE,
+            "name": service, "namespace": naming.root_namespace(key),
+            "labels": {**_labels(key, tenant_name), "kubernetes.io/service-name": service,
                        "endpointslice.kubernetes.io/managed-by": f"{naming.GROUP}-operator"},
         },
         "addressType": "IPv4",
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        "ports": [{"name": "dns", "protocol": "UDP", "port": port},
-                  {"name": "dns-tcp", "protocol": "TCP", "port": port}],
+        "ports": ports,
     }
 
 
@@ -310,17 +318,8 @@ def apiserver_service(key: str, tenant_name: str) -> dict[str, Any]:
 def apiserver_endpoint_slice(key: str, tenant_name: str, *, address: str, port: int) -> dict[str, Any]:
     """The EndpointSlice of :func:`apiserver_service`: the apiserver process at ``address:port``
     (every Service port leads there; a selectorless Service's target is the slice's port of its name)."""
-    return {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {
-            "name": naming.TENANT_APISERVER_SERVICE, "namespace": naming.root_namespace(key),
-            "labels": {**_labels(key, tenant_name), "kubernetes.io/service-name": naming.TENANT_APISERVER_SERVICE,
-                       "endpointslice.kubernetes.io/managed-by": f"{naming.GROUP}-operator"},
-        },
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        "ports": [{"name": name, "protocol": "TCP", "port": port} for name, _ in APISERVER_SERVICE_PORTS],
-    }
+    return _process_slice(key, tenant_name, naming.TENANT_APISERVER_SERVICE, address,
+                          [{"name": name, "protocol": "TCP", "port": port} for name, _ in APISERVER_SERVICE_PORTS])
 
 
 def pod_objects(
