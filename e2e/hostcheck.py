@@ -10,11 +10,18 @@ test bed's life.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from vcluster.testbed import hostnet, realnodes
+
+#: A chain's packet and byte counters in ``iptables-save`` output (``:INPUT ACCEPT [12:3456]``): traffic,
+#: not state a test bed leaves behind.  Once a base chain counts (the host's filter INPUT/OUTPUT do after
+#: e2e/test_network_policy's kube-router has run: CI saw it), its counters move with every packet, so a
+#: snapshot that kept them would differ around any later test bed.
+_COUNTERS = re.compile(r" \[\d+:\d+\]$")
 
 
 def host_snapshot() -> dict[str, Any]:
@@ -22,7 +29,7 @@ def host_snapshot() -> dict[str, Any]:
     mounts = sorted({line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()})
     netns = sorted(os.listdir("/run/netns")) if Path("/run/netns").is_dir() else []
     chains = sorted(
-        f"{tool} {table} {line}" for tool in hostnet.TOOLS for table in hostnet.TABLES
+        f"{tool} {table} {_COUNTERS.sub('', line)}" for tool in hostnet.TOOLS for table in hostnet.TABLES
         for line in subprocess.run([f"{tool}-save", "-t", table], capture_output=True, text=True,
                                    check=False).stdout.splitlines()
         if line.startswith((":", "-A"))
