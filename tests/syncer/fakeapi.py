@@ -319,6 +319,15 @@ class FakeServer:
         return {"kind": f"{resource.kind}List", "metadata": {"resourceVersion": str(rv)}, "items": items}
 
 
+def token_kubeconfig(server: str = "https://tenant.fake", token: str = "first") -> str:
+    """Kubeconfig text for a tenant apiserver at ``server`` with a bearer ``token`` (what a tenant's
+    kubeconfig Secret holds, for :class:`~syncer.tenants.TenantInfo`)."""
+    return (f"apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+            f"clusters: [{{name: t, cluster: {{server: \"{server}\"}}}}]\n"
+            f"users: [{{name: t, user: {{token: {token}}}}}]\n"
+            f"contexts: [{{name: t, context: {{cluster: t, user: t}}}}]\n")
+
+
 def _ns(resource: Resource, namespace: str | None) -> str:
     return (namespace or "") if resource.namespaced else ""
 

@@ -22,18 +22,12 @@ from typing import Any, cast
 from syncer.engine import Syncer
 from syncer.settings import SyncerSettings
 from syncer.tenants import StaticTenantSource, TenantInfo
-from tests.syncer.fakeapi import FakeApi, FakeServer
+from tests.syncer.fakeapi import FakeApi, FakeServer, token_kubeconfig
 from vcluster import naming
 from vcluster.kube import ApiClient, ClientConfig, resources
 
 HUNG, OTHER = naming.cluster_key("hung", "u1"), naming.cluster_key("other", "u2")
 
-
-def kubeconfig(server: str) -> str:
-    return (f"apiVersion: v1\nkind: Config\ncurrent-context: t\n"
-            f"clusters: [{{name: t, cluster: {{server: \"{server}\"}}}}]\n"
-            f"users: [{{name: t, user: {{token: abc}}}}]\n"
-            f"contexts: [{{name: t, context: {{cluster: t, user: t}}}}]\n")
 
 
 class HangingApi(FakeApi):
@@ -116,7 +110,7 @@ async def running() -> AsyncIterator[tuple[Syncer, StaticTenantSource, CleaningN
 
 
 def info(key: str) -> TenantInfo:
-    return TenantInfo(key=key, name=key, uid=key, kubeconfig=kubeconfig(f"https://{key}.fake"))
+    return TenantInfo(key=key, name=key, uid=key, kubeconfig=token_kubeconfig(f"https://{key}.fake"))
 
 
 async def test_a_hung_tenant_being_removed_holds_up_no_other_tenant() -> None:

@@ -27,19 +27,13 @@ from syncer.tenants import StaticTenantSource, TenantInfo, Update, update_of
 from tenant_crd.models import SyncSpec
 from tests.syncer.engine_helpers import drain
 from tests.syncer.engine_world import RecordingNodes
-from tests.syncer.fakeapi import FakeApi, FakeServer
+from tests.syncer.fakeapi import FakeApi, FakeServer, token_kubeconfig
 from vcluster import naming
 from vcluster.kube import ApiClient, ClientConfig, resources
 from vcluster.policy import PodPolicy
 
 KEY = naming.cluster_key("acme", "u1")
 
-
-def kubeconfig(server: str = "https://tenant.fake", token: str = "first") -> str:
-    return (f"apiVersion: v1\nkind: Config\ncurrent-context: t\n"
-            f"clusters: [{{name: t, cluster: {{server: \"{server}\"}}}}]\n"
-            f"users: [{{name: t, user: {{token: {token}}}}}]\n"
-            f"contexts: [{{name: t, context: {{cluster: t, user: t}}}}]\n")
 
 
 class CountingApi(FakeApi):
@@ -101,7 +95,7 @@ async def bed() -> AsyncIterator[Bed]:
 
 
 def info(**changes: Any) -> TenantInfo:
-    return dataclasses.replace(TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig=kubeconfig()), **changes)
+    return dataclasses.replace(TenantInfo(key=KEY, name="acme", uid="u1", kubeconfig=token_kubeconfig()), **changes)
 
 
 async def served(bed: Bed, tenant_info: TenantInfo) -> None:
@@ -120,7 +114,7 @@ async def test_new_credentials_for_the_same_apiserver_reconnect_without_a_list(b
     first_lists, first_client, ctx = bed.lists, bed.clients[0], rt.ctx
     assert first_lists == len(rt.informers)  # one list per informer
 
-    await bed.syncer.add_tenant(info(kubeconfig=kubeconfig(token="renewed")))
+    await bed.syncer.add_tenant(info(kubeconfig=token_kubeconfig(token="renewed")))
 
     assert bed.syncer.tenants[KEY] is rt  # the runtime, its caches and memos are kept
     assert len(bed.clients) == 2
@@ -184,7 +178,7 @@ async def test_another_apiserver_address_is_served_anew(bed: Bed) -> None:
     await served(bed, info())
     rt = bed.syncer.tenants[KEY]
 
-    await served(bed, info(kubeconfig=kubeconfig(server="https://other.fake")))
+    await served(bed, info(kubeconfig=token_kubeconfig(server="https://other.fake")))
 
     assert bed.syncer.tenants[KEY] is not rt
     assert bed.clients[0].closed
