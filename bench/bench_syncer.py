@@ -38,6 +38,9 @@ Per round:
 Every round (since round 8; in the ``shared`` model, or the first one): a quiet
 tenant's p99 while two greedy tenants flood the queue (split into the tenant
 create call and the syncer's part), so that the target shows in every round.
+Since round 9 the stage deletes its pods (the flood's 2 x N stay pending) and
+waits until they are gone from the super cluster, so that later rounds do not
+run against a backlog it left.
 Once: the memory the syncer's code holds per synced pod (tracemalloc, in-process).
 
 After the rounds: CPU per pod by component and stage, how many cores the
@@ -146,6 +149,43 @@ async def create_pods(api: ApiClient, ns: str, names: list[str], *, concurrency:
     """Create the pods with ``concurrency`` in flight; returns the seconds it took."""
     return await in_lanes(names, lambda name: api.create(resources.PODS, pod(name, ns, scheduled=scheduled)),
                           concurrency=concurrency)
+
+
+def listed_count(page: dict[str, Any]) -> int:
+    """How many objects a list holds, from one page of it (``limit``): its items and
+    ``metadata.remainingItemCount`` (absent on the last page)."""
+    return len(page.get("items") or []) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
+
+
+async def delete_pods(api: ApiClient, ns: str, *, concurrency: int = CONCURRENCY) -> int:
+    """Delete every pod of namespace ``ns`` (grace 0), ``concurrency`` in flight; returns how many."""
+    items, _ = await api.list_all(resources.PODS, namespace=ns)
+    names = [item["metadata"]["name"] for item in items]
+
+    async def delete(name: str) -> None:
+        with contextlib.suppress(NotFound):
+            await api.delete(resources.PODS, name, namespace=ns, grace_period_seconds=0)
+
+    await in_lanes(names, delete, concurrency=concurrency)
+    return len(names)
+
+
+async def until_no_pods(api: ApiClient, namespaces: list[str], *, limit: float = 300,
+                        poll: float = 0.5) -> float:
+    """Until none of ``namespaces`` holds a pod; returns the seconds it took.
+
+    Raises ``TimeoutError`` naming what is left after ``limit`` seconds: a bench must not go on to
+    measure the next round with a backlog it believes is gone.
+    """
+    start = time.monotonic()
+    while True:
+        counts = {ns: listed_count(await api.list(resources.PODS, namespace=ns, limit=1)) for ns in namespaces}
+        left = {ns: k for ns, k in counts.items() if k}
+        if not left:
+            return time.monotonic() - start
+        if time.monotonic() - start > limit:
+            raise TimeoutError(f"pods still there after {limit:.0f} s: {left}")
+        await asyncio.sleep(poll)
 
 
 class Arrivals:
@@ -538,7 +578,7 @@ class Bench:
             v_arrs = [await stack.enter_async_context(Arrivals(api, ns)) for api in self.tapis]
             p_arrs = [await stack.enter_async_context(Arrivals(self.sup, p_ns)) for p_ns in p_nss]
             page = await self.sup.list(resources.PODS, limit=1)
-            before_pods = len(page.get("items") or []) + int(page["metadata"].get("remainingItemCount") or 0)
+            before_pods = listed_count(page)
             async with self.measure("syncer burst"):
                 start = time.monotonic()
                 created = max(await asyncio.gather(*(
@@ -672,6 +712,15 @@ class Bench:
                 i += 1
                 await asyncio.sleep(0.1)
             await flood
+        # The flood's 2 x N pending pods (and the quiet ones) would stay in the super cluster: every later
+        # stage would run against them (round 8: ~1,200 more per round).  Delete them in the tenants (the
+        # syncer deletes their super copies) and the direct ones in the super cluster, and wait until gone.
+        start = time.monotonic()
+        deleted = sum(await asyncio.gather(*(delete_pods(api, ns) for api in (ta, tb, tc)),
+                                           delete_pods(sup, direct_ns)))
+        await until_no_pods(sup, [*p_nss, direct_ns])
+        print(f"  quiet stage's {deleted} pods deleted, gone from the super cluster after "
+              f"{time.monotonic() - start:.1f} s")
         out["quiet_p99_s"] = p(quiet, 0.99)
         out["quiet_direct_p99_s"] = p(direct_quiet, 0.99)
         out["quiet_samples"] = float(len(quiet))
