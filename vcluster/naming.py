@@ -309,6 +309,10 @@ TENANT_DNS_SERVICE = "vc-dns"
 TENANT_APISERVER_SERVICE = "apiserver"
 TENANT_DNS_SERVICE_ACCOUNT = "vc-dns"
 TENANT_DNS_CLUSTER_ROLE = "vc-tenant-dns"
+#: The annotation kube-apiserver's LimitRanger admission writes on a pod it gave default requests or
+#: limits (on create only).  The super cluster's to set on a super pod (the operator's LimitRange in each
+#: tenant super namespace), the tenant's on a tenant pod: the syncer neither compares nor copies it.
+ANN_LIMIT_RANGER = "kubernetes.io/limit-ranger"
 #: Value of ``app.kubernetes.io/name`` on the tenant DNS objects (the pods backend selects on it).
 TENANT_DNS_APP = "vc-dns"
 
