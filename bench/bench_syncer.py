@@ -85,7 +85,7 @@ from syncer.engine import Syncer  # noqa: E402
 from syncer.settings import SyncerSettings  # noqa: E402
 from syncer.tenants import CrdTenantSource  # noqa: E402
 from vcluster import naming  # noqa: E402
-from vcluster.kube import ApiClient, NotFound, resources  # noqa: E402
+from vcluster.kube import AlreadyExists, ApiClient, NotFound, resources  # noqa: E402
 from vcluster.settings import BinarySettings  # noqa: E402
 from vcluster.testbed import LocalSuperCluster, TestbedSettings  # noqa: E402
 
@@ -155,6 +155,42 @@ def listed_count(page: dict[str, Any]) -> int:
     """How many objects a list holds, from one page of it (``limit``): its items and
     ``metadata.remainingItemCount`` (absent on the last page)."""
     return len(page.get("items") or []) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
+
+
+#: The admission-relevant policy objects the operator puts in every tenant super namespace (issue 12):
+#: the LimitRange (default requests: LimitRanger admission on every pod create) and the ResourceQuota
+#: (quota admission: a status write per batch of creates).  The NetworkPolicy costs no admission.
+POLICY_KINDS = (resources.LIMITRANGES, resources.RESOURCEQUOTAS)
+
+
+def direct_policy(found: dict[str, dict[str, Any]], ns: str) -> list[tuple[Any, dict[str, Any]]]:
+    """Copies of a tenant super namespace's policy objects (``found``: kind -> object as listed) for the
+    direct client's namespace ``ns``: name and spec only (no owner labels, so no operator or syncer takes
+    them for its own)."""
+    out = []
+    for resource in POLICY_KINDS:
+        obj = found.get(resource.kind)
+        if obj is None:
+            continue
+        out.append((resource, {"apiVersion": "v1", "kind": resource.kind,
+                               "metadata": {"name": obj["metadata"]["name"], "namespace": ns},
+                               "spec": obj.get("spec") or {}}))
+    return out
+
+
+async def tenant_policy(api: ApiClient, key: str, *, limit: float = 120) -> dict[str, dict[str, Any]]:
+    """One of each :data:`POLICY_KINDS` object the operator made for tenant ``key`` (waits until the
+    LimitRange exists: the operator writes it first)."""
+    deadline = time.monotonic() + limit
+    while True:
+        found: dict[str, dict[str, Any]] = {}
+        for resource in POLICY_KINDS:
+            page = await api.list(resource, label_selector=f"{naming.LABEL_CLUSTER_KEY}={key}", limit=1)
+            if page.get("items"):
+                found[resource.kind] = page["items"][0]
+        if resources.LIMITRANGES.kind in found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.5)
 
 
 async def delete_pods(api: ApiClient, ns: str, *, concurrency: int = CONCURRENCY) -> int:
@@ -458,6 +494,18 @@ class Bench:
         self.tapis: list[ApiClient] = []
         #: Whether each round ends with the quiet tenant's stage (:meth:`fairness`): the first model's.
         self.quiet_stage = False
+        #: The tenants' super-namespace policy (LimitRange, ResourceQuota) as found: the direct client's
+        #: namespaces get copies, so both sides meet the same admission (since round 9; empty: bare).
+        self.policy: dict[str, dict[str, Any]] = {}
+        #: Whether to look the policy up and copy it (``--bare-direct``: no, round 6-8's bare namespaces).
+        self.policy_parity = True
+
+    async def direct_namespace(self, ns: str) -> None:
+        """A namespace of the direct client, with copies of the tenants' super-namespace policy."""
+        await ensure_namespace(self.sup, ns)
+        for resource, obj in direct_policy(self.policy, ns):
+            with contextlib.suppress(AlreadyExists):
+                await self.sup.create(resource, obj, namespace=ns)
 
     @contextlib.asynccontextmanager
     async def measure(self, stage: str) -> AsyncIterator[None]:
@@ -513,11 +561,24 @@ class Bench:
     async def direct_create(self, r: int, out: dict[str, float]) -> None:
         """The drain's baseline, measured twice (before and after the drain: A-B-A), averaged."""
         ns = f"direct-{self.run}-{r}-{len(self.direct_rates)}"
-        await ensure_namespace(self.sup, ns)
+        await self.direct_namespace(ns)
         async with self.measure("direct create"):
             secs = await create_pods(self.sup, ns, [f"d-{i}" for i in range(self.n)])
         self.direct_rates.append(self.n / secs)
         print(f"  direct create: {self.n} pods in {secs:.2f}s = {self.n / secs:.0f}/s")
+
+    async def direct_create_bare(self, r: int, out: dict[str, float]) -> None:
+        """The drain's baseline once more, in a namespace without the policy objects: what their admission
+        (LimitRanger, quota) costs the direct client (printed; not part of the ratios)."""
+        if not self.policy:
+            return
+        ns = f"direct-bare-{self.run}-{r}"
+        await ensure_namespace(self.sup, ns)
+        async with self.measure("direct create, bare namespace"):
+            secs = await create_pods(self.sup, ns, [f"d-{i}" for i in range(self.n)])
+        out["direct_bare_rate"] = self.n / secs
+        print(f"  direct create in a namespace without LimitRange/ResourceQuota: {self.n} pods in {secs:.2f}s = "
+              f"{self.n / secs:.0f}/s")
 
     async def drain(self, r: int, out: dict[str, float]) -> None:
         ns = f"drain-{self.run}-{r}"
@@ -548,7 +609,7 @@ class Bench:
     async def direct_burst(self, r: int, out: dict[str, float]) -> None:
         nss = [f"direct-run-{self.run}-{r}-{i}" for i in range(len(self.tapis))]
         for ns in nss:
-            await ensure_namespace(self.sup, ns)
+            await self.direct_namespace(ns)
         counts = split(self.burst_n, len(nss))
         async with contextlib.AsyncExitStack() as stack:
             arrs = [await stack.enter_async_context(Arrivals(self.sup, ns)) for ns in nss]
@@ -604,7 +665,7 @@ class Bench:
     async def latency(self, r: int, out: dict[str, float], *, k: int = 40) -> None:
         ta, a = self.tapis[0], self.tenants[0]
         ns = f"lat-{self.run}-{r}"
-        await ensure_namespace(self.sup, ns)
+        await self.direct_namespace(ns)
         await ensure_namespace(ta, ns)
         p_ns = naming.super_namespace(a.cluster_key, ns)
         await ensure_namespace(self.sup, p_ns)
@@ -649,7 +710,7 @@ class Bench:
         # Drain: A-B-A (direct before and after); burst (too long to repeat): A-B or B-A by round.
         self.direct_rates = []
         stages: list[Callable[[int, dict[str, float]], Awaitable[None]]] = [
-            self.direct_create, self.drain, self.direct_create,
+            self.direct_create, self.drain, self.direct_create, self.direct_create_bare,
             *((self.direct_burst, self.burst) if r % 2 == 0 else (self.burst, self.direct_burst))]
         for stage in stages:
             await stage(r, out)
@@ -681,7 +742,7 @@ class Bench:
         for api in (ta, tb, tc):
             await ensure_namespace(api, ns)
         direct_ns = f"fair-direct-{self.run}-{r}"
-        await ensure_namespace(sup, direct_ns)
+        await self.direct_namespace(direct_ns)
         p_nss = [naming.super_namespace(t.cluster_key, ns) for t in (a, b, c)]
         for p_ns in p_nss:
             await ensure_namespace(sup, p_ns)
@@ -758,7 +819,8 @@ class Bench:
             values = [out[key] for out in self.rounds]
             note = f"   target {targets[key]}" if key in targets else ""
             print(f"  {key:28s} {statistics.median(values):9.3g}  [{min(values):.3g}–{max(values):.3g}]{note}")
-        pods = {"direct create": 2 * self.n, "tenant-only": self.n, "drain (+ start-up)": self.n,
+        pods = {"direct create": 2 * self.n, "direct create, bare namespace": self.n, "tenant-only": self.n,
+                "drain (+ start-up)": self.n,
                 "direct burst": self.burst_n, "syncer burst": self.burst_n}
         if self.cpu:
             # Background: the lowest idle rate seen over the rounds (an idle window can catch leftovers).
@@ -830,6 +892,12 @@ async def run_models(benches: list[Bench], rounds: int, *, plots_dir: Path | Non
         quiet = next((b for b in benches if b.model == "shared"), first)
         quiet.quiet_stage = True
         first.syncer.start()
+        if first.policy_parity:
+            policy = await tenant_policy(sup, first.tenants[0].cluster_key)
+            found = "; ".join(f"{kind} {obj.get('spec')}" for kind, obj in policy.items()) or "none found"
+            print(f"direct namespaces get the tenants' super-namespace policy: {found}")
+            for bench in benches:
+                bench.policy = policy
         for r in range(rounds):
             for bench in benches[r % len(benches):] + benches[:r % len(benches)]:
                 print(f"== model {bench.model}", flush=True)
@@ -978,6 +1046,9 @@ def main() -> int:
                              "bench on CPU 1)")
     parser.add_argument("--plots", default=None, metavar="DIR",
                         help="write the PNG plots (burst progress, latency CDF, CPU per component) into DIR")
+    parser.add_argument("--bare-direct", action="store_true",
+                        help="the direct client's namespaces without the LimitRange and ResourceQuota every tenant "
+                             "super namespace has (rounds 6-8; since round 9 both sides meet the same admission)")
     workdir.add_keep_flag(parser)
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
@@ -1007,6 +1078,7 @@ def main() -> int:
                    for m in models]
         for bench in benches:
             bench.meter = meter
+            bench.policy_parity = not args.bare_direct
         try:
             results = asyncio.run(run_models(benches, args.rounds,
                                              plots_dir=Path(args.plots) if args.plots else None))

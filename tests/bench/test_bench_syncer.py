@@ -1,9 +1,13 @@
-"""The quiet-tenant stage's clean-up in bench/bench_syncer.py: its pods deleted, and a wait until gone.
+"""The pure and fake-apiserver-testable parts of bench/bench_syncer.py.
 
-Why: round 8's quiet stage left ~1,200 pending pods per round in the super cluster, so every later round
-measured against a growing backlog.  The helpers that remove them are checked here against the fake
-apiserver (tests/syncer/fakeapi.py), without a test bed; the wait must fail loudly, not return, when pods
-are left.
+Why: the bench's numbers are only as good as its set-up.  Round 8's quiet stage left ~1,200 pending pods
+per round in the super cluster, so every later round measured against a growing backlog: the clean-up
+helpers must delete them and the wait must fail loudly, not return, when pods are left.  Since round 9
+the direct client's namespaces get copies of the tenants' super-namespace policy (LimitRange,
+ResourceQuota), so both sides meet the same admission: the copies must be the tenant's objects, stripped
+of what would make the operator or syncer take them for their own.  And ``--models shared,dedicated
+--plots DIR``'s last steps run on the numbers two models leave.  Checked against the fake apiserver
+(tests/syncer/fakeapi.py), without a test bed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import bench_syncer
 
 from tests.syncer.fakeapi import FakeServer
+from vcluster import naming
 from vcluster.kube import ApiClient, resources
 
 
@@ -120,3 +125,45 @@ def test_plots_and_side_by_side_from_two_models(tmp_path: Path, capsys: pytest.C
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "burst-dedicated.png", "burst-shared.png", "cpu-dedicated.png", "cpu-shared.png", "latency-cdf.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in tmp_path.iterdir())
+
+
+def test_direct_policy_copies_name_and_spec_of_each_kind_found() -> None:
+    found = {
+        "LimitRange": {"metadata": {"name": "vc-limits", "namespace": "t-shop", "uid": "1", "resourceVersion": "9",
+                                    "labels": {"tenancy.x-k8s.io/cluster-key": "k"}},
+                       "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "10m"}}]}},
+        "ResourceQuota": {"metadata": {"name": "vc-quota", "namespace": "t-shop"},
+                          "spec": {"hard": {"pods": "100000"}}, "status": {"used": {"pods": "3"}}},
+    }
+    copies = bench_syncer.direct_policy(found, "direct-1")
+    assert [(res.kind, obj) for res, obj in copies] == [
+        ("LimitRange", {"apiVersion": "v1", "kind": "LimitRange",
+                        "metadata": {"name": "vc-limits", "namespace": "direct-1"},
+                        "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "10m"}}]}}),
+        ("ResourceQuota", {"apiVersion": "v1", "kind": "ResourceQuota",
+                           "metadata": {"name": "vc-quota", "namespace": "direct-1"},
+                           "spec": {"hard": {"pods": "100000"}}}),
+    ]
+    assert bench_syncer.direct_policy({}, "direct-1") == []
+    assert [res.kind for res, _ in bench_syncer.direct_policy({"ResourceQuota": found["ResourceQuota"]}, "d")] == [
+        "ResourceQuota"]
+
+
+def test_tenant_policy_finds_the_operators_objects_of_that_tenant() -> None:
+    server = FakeServer()
+    api = _api(server)
+
+    async def scenario() -> dict[str, Any]:
+        for ns in ("t-a", "t-b"):
+            await api.create(resources.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        await api.create(resources.LIMITRANGES, {"metadata": {"name": "lr-b", "namespace": "t-b",
+                                                              "labels": {naming.LABEL_CLUSTER_KEY: "b"}},
+                                                 "spec": {"limits": []}}, namespace="t-b")
+        await api.create(resources.LIMITRANGES, {"metadata": {"name": "lr-a", "namespace": "t-a",
+                                                              "labels": {naming.LABEL_CLUSTER_KEY: "a"}},
+                                                 "spec": {"limits": []}}, namespace="t-a")
+        return await bench_syncer.tenant_policy(api, "a", limit=1)
+
+    found = asyncio.run(scenario())
+    assert list(found) == ["LimitRange"]
+    assert found["LimitRange"]["metadata"]["name"] == "lr-a"
