@@ -34,14 +34,26 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import workdir  # noqa: E402
-from bench_syncer import _TICK, create_pods, ensure_namespace, free_port, load, memory, split, super_cluster  # noqa: E402
+from bench_syncer import (  # noqa: E402
+    _TICK,
+    bench_isolation,
+    create_pods,
+    ensure_namespace,
+    free_port,
+    listed_count,
+    load,
+    memory,
+    split,
+    super_cluster,
+)
 
 from e2e.operator_fixtures import TenantHandle, create_tenant, running_operator  # noqa: E402
 from e2e.syncer_fixtures import SyncerProcess  # noqa: E402
 from syncer.engine import Syncer  # noqa: E402
 from syncer.settings import SyncerSettings  # noqa: E402
 from syncer.tenants import CrdTenantSource  # noqa: E402
-from vcluster.kube import ApiClient  # noqa: E402
+from vcluster import naming  # noqa: E402
+from vcluster.kube import ApiClient, resources  # noqa: E402
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -126,6 +138,13 @@ async def in_process(kubeconfig: Path, tenants: int, patrols: int) -> dict[str, 
     return out
 
 
+async def super_pods(kubeconfig: Path, tenants: list[TenantHandle], ns: str) -> int:
+    """Pods in the tenants' super namespaces for tenant namespace ``ns``."""
+    async with ApiClient.from_kubeconfig(kubeconfig) as sup:
+        return sum([listed_count(await sup.list(resources.PODS, namespace=naming.super_namespace(t.cluster_key, ns),
+                                                limit=1)) for t in tenants])
+
+
 async def fill(tenants: list[TenantHandle], pods: int, ns: str) -> float:
     """P pods over the tenants (all at once, 16 in flight per tenant); returns the seconds it took."""
     async with contextlib.AsyncExitStack() as stack:
@@ -153,7 +172,9 @@ def main() -> int:
     with super_cluster(None, work, nodes=1) as super_, \
             running_operator(super_, state_dir=work / "operator", log_path=work / "operator.log"):
         suffix = uuid.uuid4().hex[:4]
-        tenants = [create_tenant(super_, f"s{i}-{suffix}") for i in range(args.tenants)]
+        # room in each tenant's quota (the default is 100 pods: round 9's first run waited for the rest)
+        tenants = [create_tenant(super_, f"s{i}-{suffix}", isolation=bench_isolation(args.pods))
+                   for i in range(args.tenants)]
         print(f"{len(tenants)} tenants Ready after {time.monotonic() - began:.0f}s (load {load()})", flush=True)
         syncer = SyncerProcess(super_, log_path=work / "syncer.log",
                                env={"VC_SYNCER_PATROL_PERIOD": "0", "VC_SYNCER_METRICS_PORT": str(port)})
@@ -164,6 +185,10 @@ def main() -> int:
             print(f"syncer up with no pods: ready after {first['ready_s']:.2f}s, RSS {rss0 / 1024:.0f} MiB", flush=True)
             secs = asyncio.run(fill(tenants, args.pods, f"scale-{suffix}"))
             wait_quiet(port)
+            in_super = asyncio.run(super_pods(super_.kubeconfig, tenants, f"scale-{suffix}"))
+            if in_super != args.pods:
+                raise RuntimeError(f"{in_super} of {args.pods} pods in the super cluster after the syncer's queue "
+                                   f"emptied (see {work / 'syncer.log'})")
             synced = time.monotonic()
             rss1 = rss_kb(syncer.proc.pid)
             print(f"{args.pods} pods created in the tenants in {secs:.1f}s ({args.pods / secs:.0f}/s), all synced "

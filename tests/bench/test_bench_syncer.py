@@ -167,3 +167,8 @@ def test_tenant_policy_finds_the_operators_objects_of_that_tenant() -> None:
     found = asyncio.run(scenario())
     assert list(found) == ["LimitRange"]
     assert found["LimitRange"]["metadata"]["name"] == "lr-a"
+
+
+def test_a_bench_tenant_has_room_for_its_pods_in_the_quota() -> None:
+    assert bench_syncer.bench_isolation(10) == {"resourceQuota": {"hard": {"pods": "100000"}}}
+    assert bench_syncer.bench_isolation(250_000) == {"resourceQuota": {"hard": {"pods": "250000"}}}
