@@ -26,6 +26,9 @@ variants that each change one factor against the "steady" reference, interleaved
 * ``gomaxcpu``    ``steady`` through a second set of T tenants whose etcd, apiserver and
                   controller-manager run with the Go runtime's default (one P per CPU) instead of the
                   operator's ``GOMAXPROCS=1`` (round 8: does one P per tenant process cost the burst?).
+* ``watchcache``  ``steady`` through a second set of T tenants whose apiserver keeps its watch cache
+                  (off by default since round 7; round 9: what does serving every tenant watcher from
+                  its own etcd watch cost the burst?).  One of these two per run.
 
 Each variant's pods are force-deleted afterwards and the bench waits for the syncer's queue to
 be empty, so no variant inherits another's backlog.  Measures: CPU milliseconds per pod by part
@@ -61,6 +64,7 @@ from bench_syncer import (  # noqa: E402
     Arrivals,
     CpuMeter,
     RequestMeter,
+    bench_isolation,
     create_pods,
     ensure_namespace,
     free_port,
@@ -77,9 +81,16 @@ from vcluster import naming  # noqa: E402
 from vcluster.kube import ApiClient, resources  # noqa: E402
 from vcluster.testbed.cluster import node_name  # noqa: E402
 
-VARIANTS = ("direct", "steady", "token", "after-drain", "new-nodes", "spread", "+watchers", "gomaxcpu")
-#: The variants (and their warm-up) that go through the second set of tenants.
-ALT = "gomaxcpu"
+VARIANTS = ("direct", "steady", "token", "after-drain", "new-nodes", "spread", "+watchers", "gomaxcpu",
+            "watchcache")
+#: The variants that go through a second set of T tenants (one such variant per run), with the
+#: ``spec.controlPlane.extraArgs`` those tenants get.
+ALT_ARGS: dict[str, dict[str, dict[str, str]]] = {
+    "gomaxcpu": {part: {"gomaxprocs": str(os.cpu_count() or 1)} for part in ("apiserver", "controllerManager", "etcd")},
+    # round 9: the tenant apiserver with its watch cache (off by default since round 7: -0.45 % of a core per
+    # idle tenant), so each watcher of the tenant pods is not served by its own etcd watch
+    "watchcache": {"apiserver": {"watch-cache": "true"}},
+}
 #: kwok nodes per pool: a pool holds one burst of 300 (110 pods per node).
 POOL = 4
 
@@ -97,9 +108,11 @@ def burst_pod(name: str, ns: str, *, token: bool, nodes: list[str] | None) -> di
 class Factors:
     def __init__(self, tenants: list[TenantHandle], syncer: SyncerProcess, metrics_port: int, *, n: int,
                  drain_n: int, nodes: int, meter: CpuMeter, pin: str | None,
-                 alt_tenants: list[TenantHandle] | None = None) -> None:
+                 alt_tenants: list[TenantHandle] | None = None, alt_variant: str = "") -> None:
         self.tenants, self.syncer, self.metrics_port = tenants, syncer, metrics_port
         self.alt_tenants = alt_tenants or []
+        #: The variant (of :data:`ALT_ARGS`) whose bursts go through :attr:`alt_tenants`.
+        self.alt_variant = alt_variant
         self.alt_tapis: list[ApiClient] = []
         self.n, self.drain_n, self.nodes, self.meter, self.pin = n, drain_n, nodes, meter, pin
         self.run = uuid.uuid4().hex[:4]
@@ -215,7 +228,7 @@ class Factors:
 
     async def synced(self, variant: str, r: int) -> None:
         ns = f"f-{variant.strip('+')}-{self.run}-{r}"
-        alt = variant.endswith(ALT)
+        alt = bool(self.alt_variant) and variant.endswith(self.alt_variant)
         tenants, tapis = (self.alt_tenants, self.alt_tapis) if alt else (self.tenants, self.tapis)
         for api in tapis:
             await ensure_namespace(api, ns)
@@ -258,8 +271,8 @@ class Factors:
             await self.synced("warm-up", -1)
             self.samples.pop("warm-up", None)
             if self.alt_tenants:
-                await self.synced(f"warm-up-{ALT}", -1)
-                self.samples.pop(f"warm-up-{ALT}", None)
+                await self.synced(f"warm-up-{self.alt_variant}", -1)
+                self.samples.pop(f"warm-up-{self.alt_variant}", None)
             for r in range(rounds):
                 order = variants[r % len(variants):] + variants[:r % len(variants)]
                 print(f"round {r + 1}: load average {load()}; order {', '.join(order)}", flush=True)
@@ -309,6 +322,9 @@ def main() -> int:
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    alts = [v for v in variants if v in ALT_ARGS]
+    if len(alts) > 1:
+        parser.error(f"one of {', '.join(ALT_ARGS)} per run (each needs its own second set of tenants)")
     if "new-nodes" in variants and args.nodes < POOL * (args.rounds + 1):
         parser.error(f"new-nodes needs --nodes >= {POOL * (args.rounds + 1)}")
     work = workdir.make("vc-bench-factors-", keep=args.keep)
@@ -318,14 +334,14 @@ def main() -> int:
     with super_cluster(None, work, nodes=args.nodes) as super_, \
             running_operator(super_, state_dir=work / "operator", log_path=work / "operator.log"):
         suffix = uuid.uuid4().hex[:4]
-        tenants = [create_tenant(super_, f"bf-{x}-{suffix}") for x in "abc"]
-        cpus = {"gomaxprocs": str(os.cpu_count() or 1)}
-        alt = [create_tenant(super_, f"bg-{x}-{suffix}", controlPlane={"extraArgs": {
-            "apiserver": cpus, "controllerManager": cpus, "etcd": cpus}}) for x in "abc"] if ALT in variants else []
+        room = bench_isolation(args.burst_pods + args.drain_pods)  # over the default quota of 100 pods
+        tenants = [create_tenant(super_, f"bf-{x}-{suffix}", isolation=room) for x in "abc"]
+        alt = [create_tenant(super_, f"bg-{x}-{suffix}", isolation=room,
+                             controlPlane={"extraArgs": ALT_ARGS[alts[0]]}) for x in "abc"] if alts else []
         syncer = SyncerProcess(super_, log_path=work / "syncer.log",
                                env={"VC_SYNCER_PATROL_PERIOD": "0", "VC_SYNCER_METRICS_PORT": str(port)})
         bench = Factors(tenants, syncer, port, n=args.burst_pods, drain_n=args.drain_pods, nodes=args.nodes,
-                        meter=CpuMeter(work), pin=args.pin, alt_tenants=alt)
+                        meter=CpuMeter(work), pin=args.pin, alt_tenants=alt, alt_variant=alts[0] if alts else "")
         try:
             asyncio.run(bench.main(variants, args.rounds))
         finally:
