@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.vcluster import dying
+from tests.vcluster.dying import half_dead
 from vcluster import process as proc
 
 SLEEP = "/bin/sleep"
@@ -208,3 +212,59 @@ def test_picked_ports_are_never_node_ports() -> None:
     assert proc.PORT_RANGE[1] < 30000
     picked = [proc.pick_free_port() for _ in range(60)]
     assert not [p for p in picked if 30000 <= p <= 32767]
+
+
+def _kill_later(child: subprocess.Popen[str], delay: float) -> threading.Timer:
+    timer = threading.Timer(delay, child.kill)
+    timer.start()
+    return timer
+
+
+def test_a_zombie_main_thread_with_live_threads_is_not_gone() -> None:
+    port = proc.pick_free_port()
+    child = half_dead(port)
+    try:
+        assert not proc.pid_alive(child.pid)  # what a /proc state check alone says
+        assert not proc.pid_gone(child.pid)  # ... while the process still holds its port
+        assert not proc.port_is_free(port)
+        assert proc.read_cmdline(child.pid, settle=0) is None
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert proc.pid_gone(child.pid)
+    assert proc.port_is_free(port)
+
+
+def test_start_waits_until_the_previous_process_is_gone(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    """A pid file naming a process on its way out: the successor starts only once the ports are free.
+
+    (A shared etcd restarted right after a SIGKILL failed in CI with "bind: address already in use":
+    its main thread was a zombie, its other threads still held the listening sockets.)
+    """
+    port = proc.pick_free_port()
+    old = half_dead(port)
+    p = _mp(tmp_path, managed, [SLEEP, "305"])
+    p.pid_path.write_text(f"{old.pid}\n")
+    timer = _kill_later(old, 0.5)
+    try:
+        p.start()
+        assert proc.port_is_free(port)
+        assert proc.pid_gone(old.pid)
+    finally:
+        timer.cancel()
+        old.kill()
+        old.wait(timeout=10)
+
+
+def test_terminate_returns_once_the_process_is_gone() -> None:
+    port = proc.pick_free_port()
+    argv = dying.argv(port)
+    old = half_dead(port)
+    timer = _kill_later(old, 0.5)
+    try:
+        assert proc.terminate([(old.pid, argv)], grace=5) == []
+        assert proc.port_is_free(port)
+    finally:
+        timer.cancel()
+        old.kill()
+        old.wait(timeout=10)
