@@ -76,3 +76,53 @@ def test_policy_objects_carry_the_allow_list_and_dns() -> None:
 def test_bad_allow_list_entries_name_the_field(peer: dict[str, Any], needle: str) -> None:
     with pytest.raises(SpecError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         TenantSpec.from_dict({"isolation": {"allowedIngressFrom": [peer]}})
+
+
+def test_admin_egress_targets_are_let_out_and_nothing_else() -> None:
+    """``allowedEgressTo``: the internet minus the cluster's networks on one port, and a super service's
+    pods; the default rules stay first and unchanged."""
+    isolation = TenantSpec.from_dict({"isolation": {"allowedEgressTo": [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "10.96.0.0/12"]}, "ports": [{"port": 443}]},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shared-db"}},
+         "podSelector": {"matchLabels": {"app": "postgres"}}, "ports": [{"port": 5432}]},
+    ]}}).isolation
+    spec = policy.network_policy_spec(KEY, allow_to=isolation.allowed_egress_to)
+    default = policy.network_policy_spec(KEY)["egress"]
+    assert spec["egress"][:len(default)] == default
+    assert spec["egress"][len(default):] == [
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "10.96.0.0/12"]}}],
+         "ports": [{"protocol": "TCP", "port": 443}]},
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shared-db"}},
+                 "podSelector": {"matchLabels": {"app": "postgres"}}}],
+         "ports": [{"protocol": "TCP", "port": 5432}]},
+    ]
+    (netpol,) = policy.policy_objects(isolation, super_namespace="n", cluster_key=KEY, tenant_name="acme")
+    assert netpol["spec"]["egress"] == spec["egress"]
+    assert netpol["spec"]["ingress"] == [{"from": [OWN]}]  # egress entries open nothing inwards
+
+
+def test_an_ip_block_is_normalised_and_without_except_has_none() -> None:
+    isolation = TenantSpec.from_dict({"isolation": {"allowedEgressTo": [{"ipBlock": {"cidr": "192.0.2.7/24"}}]}}
+                                     ).isolation
+    (peer,) = isolation.allowed_egress_to
+    assert (peer.cidr, peer.except_, peer.ports) == ("192.0.2.0/24", (), ())
+    assert policy.network_policy_spec(KEY, allow_to=[peer])["egress"][-1] == {
+        "to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}
+
+
+@pytest.mark.parametrize(("peer", "needle"), [
+    ({}, "allowedEgressTo[0]: give either ipBlock"),
+    ({"ipBlock": {"cidr": "0.0.0.0/0"}, "namespaceSelector": {}}, "allowedEgressTo[0]: give either ipBlock"),
+    ({"podSelector": {"matchLabels": {"a": "b"}}}, "allowedEgressTo[0]: give either ipBlock"),
+    ({"ipBlock": {}}, "allowedEgressTo[0].ipBlock.cidr: required"),
+    ({"ipBlock": {"cidr": "10.0.0.0/33"}}, "ipBlock.cidr: '10.0.0.0/33' is not a network"),
+    ({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["192.168.0.0/16"]}}, "ipBlock.except[0]: 192.168.0.0/16 is not a part"),
+    ({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/8"]}}, "ipBlock.except[0]: 10.0.0.0/8 is not a part"),
+    ({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["fd00::/8"]}}, "ipBlock.except[0]: fd00::/8 is not a part"),
+    ({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["x"]}}, "ipBlock.except[0]: 'x' is not a network"),
+    ({"ipBlock": {"cidr": "10.0.0.0/8"}, "ports": [{"port": 70000}]}, "allowedEgressTo[0].ports[0].port"),
+    ({"namespaceSelector": {"matchLabels": {"a": 1}}}, "allowedEgressTo[0].namespaceSelector.matchLabels.a"),
+])
+def test_bad_egress_entries_name_the_field(peer: dict[str, Any], needle: str) -> None:
+    with pytest.raises(SpecError, match=needle.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        TenantSpec.from_dict({"isolation": {"allowedEgressTo": [peer]}})
