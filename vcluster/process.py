@@ -205,13 +205,34 @@ def read_cmdline(pid: int, *, settle: float = 1.0) -> list[str] | None:
         time.sleep(0.01)
 
 
-def _proc_state(pid: int) -> str | None:
+#: ``PF_EXITING`` of a task's flags (``/proc/<pid>/stat`` field 9): set once the task has begun to exit.
+PF_EXITING = 0x4
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or ``None``."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the comm field may hold spaces or parentheses: the state follows the last ')'
-    return stat.rsplit(")", 1)[1].split()[0]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _proc_state(pid: int) -> str | None:
+    fields = _proc_stat(pid)
+    return fields[0] if fields else None
+
+
+def pid_exiting(pid: int) -> bool:
+    """Whether ``pid`` is on its way out: a zombie, or a task that has begun to exit (``PF_EXITING``).
+
+    Not a kernel thread nor a process in the middle of ``exec`` (both also show an empty command line).
+    """
+    fields = _proc_stat(pid)
+    if not fields:
+        return False
+    return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
 
 
 def pid_alive(pid: int) -> bool:
@@ -375,7 +396,7 @@ class ManagedProcess:
             self._popen = None
             self._log.info("process.adopted", pid=pid)
             return True
-        if read_cmdline(pid, settle=0) is None and not wait_pid_gone(pid, timeout=EXIT_WAIT):
+        if pid_exiting(pid) and not wait_pid_gone(pid, timeout=EXIT_WAIT):
             # a process on its way out (no command line any more) still holds its ports: a successor
             # started now would find them taken, so wait for its last thread
             self._log.warning("process.still_exiting", pid=pid, waited=EXIT_WAIT)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import threading
+import unittest.mock
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -268,3 +270,52 @@ def test_terminate_returns_once_the_process_is_gone() -> None:
         timer.cancel()
         old.kill()
         old.wait(timeout=10)
+
+
+PF_KTHREAD = 0x00200000
+
+
+def _kernel_thread() -> int:
+    """The pid of a kernel thread (kthreadd is 2 on a VM; a container may see none)."""
+    for entry in sorted(Path("/proc").iterdir(), key=lambda e: (len(e.name), e.name)):
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[6]) & PF_KTHREAD:
+                return int(entry.name)
+    pytest.skip("no kernel thread visible in /proc (a container's pid namespace)")
+
+
+def test_exiting_is_told_apart_from_an_empty_command_line() -> None:
+    """A kernel thread has an empty command line too, and never goes away: nothing waits for it."""
+    kthread = _kernel_thread()
+    assert not proc.pid_exiting(kthread)
+    assert proc.read_cmdline(kthread, settle=0) is None
+    assert not proc.pid_exiting(os.getpid())
+    port = proc.pick_free_port()
+    child = half_dead(port)
+    try:
+        assert proc.pid_exiting(child.pid)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert not proc.pid_exiting(child.pid)  # reaped: no such pid
+
+
+def test_a_pid_file_naming_a_kernel_thread_costs_no_wait(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    kthread = _kernel_thread()
+    p = _mp(tmp_path, managed, [SLEEP, "306"])
+    p.pid_path.write_text(f"{kthread}\n")  # a reused pid with an empty command line
+    waited: list[float] = []
+    real = proc.wait_pid_gone
+
+    def spy(pid: int, *, timeout: float) -> bool:
+        waited.append(timeout)
+        return real(pid, timeout=timeout)
+
+    with unittest.mock.patch.object(proc, "wait_pid_gone", spy):
+        assert p.adopt() is False
+    assert waited == []
+    assert p.pid_path.read_text().strip() == str(kthread)  # someone else's pid: its file is left alone

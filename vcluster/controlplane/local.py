@@ -67,6 +67,7 @@ from vcluster.process import (
     https_check,
     pick_free_port,
     pid_alive,
+    pid_exiting,
     port_is_free,
     processes_in,
     read_cmdline,
@@ -217,7 +218,7 @@ class LocalBackend:
                 pid = int(self._pid_path(key, name).read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
-            if read_cmdline(pid, settle=0) is None:
+            if pid_exiting(pid):
                 wait_pid_gone(pid, timeout=EXIT_WAIT)
 
     def layout(self, key: str) -> cp.Layout:
