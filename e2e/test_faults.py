@@ -175,6 +175,18 @@ def test_tenant_status_follows_its_control_plane(cli: Cli) -> None:
         ("Warning", "ProcessExited"), ("Normal", "Ready"),
     ]
 
+    # the controller-manager alone: restarted quietly, the Tenant stays Ready, a Warning Event says so
+    restarted = ("Warning", "ControllerManagerRestarted")
+    before = _events(cli)
+    cm = pid_of("kube-controller-manager")
+    os.kill(cm, signal.SIGKILL)
+    _poll(lambda: _events(cli).count(restarted) > before.count(restarted),
+          what="a ControllerManagerRestarted Event", timeout=60)
+    _poll(lambda: control_plane_processes(operator_dir, key).get("kube-controller-manager") not in (None, [], [cm]),
+          what="a new controller-manager", timeout=60)
+    assert _ready_is(cli, "True", "Ready")() is not None
+    assert _events(cli).count(("Warning", "ProcessExited")) == before.count(("Warning", "ProcessExited"))
+
 
 def test_super_apiserver_stall_heals_by_itself(cli: Cli, tmp_path: Path) -> None:
     """The issue's sequence: the super kube-apiserver stopped 30 s while a tenant creates a pod."""

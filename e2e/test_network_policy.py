@@ -243,3 +243,32 @@ def test_the_admins_allow_list_lets_a_monitoring_pod_in_and_no_other(world: Worl
     _blocked(world, SUPER_NS, "monitor", world.pod_ip(b, "web"), PORT, what="monitor -> tenant b (not allowed)")
     # the allow-list names pods, not a namespace: the other super pod there stays out
     _blocked(world, SUPER_NS, "super-client", world.pod_ip(a, "web"), PORT, what="super-client -> tenant a")
+
+
+def test_the_admins_egress_list_lets_a_tenant_out_to_what_it_names_and_no_further(world: World) -> None:
+    """``spec.isolation.allowedEgressTo``, changed on a running tenant: tenant a's admin lets its pods out to
+    one address outside the tenant (the super pod ``super-web``'s IP stands in for "the outside": the test
+    bed has no route off the machine), on the web port.  a gets there; b does not; a still reaches neither
+    b nor the super apiserver; and taking the entry out closes it again."""
+    a, b = world.super_ns("a"), world.super_ns("b")
+    target = world.pod_ip(SUPER_NS, "super-web")
+    name = world.tenants["a"].name
+
+    def patch(egress: list[dict[str, Any]] | None) -> None:
+        world.super_cluster.kubectl("patch", "tenant", name, "--type=merge", "-p",
+                                    json.dumps({"spec": {"isolation": {"allowedEgressTo": egress}}}))
+
+    patch([{"ipBlock": {"cidr": f"{target}/32"}, "ports": [{"port": PORT}]}])
+    try:
+        got = poll("tenant a reaches the allowed address", functools.partial(_get, world, a, "client", target, PORT),
+                   timeout=TIMEOUT)
+        assert "hello-from-super" in got
+        _blocked(world, b, "client", target, PORT, what="tenant b -> the address a's admin allowed (not b's)")
+        _blocked(world, a, "client", world.pod_ip(b, "web"), PORT, what="tenant a -> tenant b (not in the list)")
+        parts = urlsplit(world.super_cluster.server)
+        assert parts.hostname, world.super_cluster.server
+        assert parts.port, world.super_cluster.server
+        _blocked(world, a, "client", parts.hostname, parts.port, what="tenant a -> the super apiserver")
+    finally:
+        patch(None)
+    _blocked(world, a, "client", target, PORT, what="tenant a -> the address, once taken out of the list")

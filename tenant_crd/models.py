@@ -307,19 +307,69 @@ class IngressPeer:
 
     @classmethod
     def read(cls, at: _At) -> IngressPeer:
-        raw_ports = at.data.get("ports") or []
-        if not isinstance(raw_ports, list):
-            raise SpecError(f"{at.path}.ports: must be a list")
-        ports = []
-        for i, item in enumerate(raw_ports):
-            p = _At(item, f"{at.path}.ports[{i}]")
-            ports.append((p.str_("protocol", default="TCP", enum=s.PROTOCOLS),
-                          p.int_("port", default=0, minimum=1, maximum=65535)))
         out = cls(namespace_labels=at.child("namespaceSelector").str_map("matchLabels"),
-                  pod_labels=at.child("podSelector").str_map("matchLabels"), ports=tuple(ports))
+                  pod_labels=at.child("podSelector").str_map("matchLabels"), ports=_ports(at))
         if not at.has("namespaceSelector"):
             raise SpecError(f"{at.path}.namespaceSelector: required (the super namespaces the pods are in)")
         return out
+
+
+def _ports(at: _At) -> tuple[tuple[str, int], ...]:
+    raw_ports = at.data.get("ports") or []
+    if not isinstance(raw_ports, list):
+        raise SpecError(f"{at.path}.ports: must be a list")
+    ports = []
+    for i, item in enumerate(raw_ports):
+        p = _At(item, f"{at.path}.ports[{i}]")
+        ports.append((p.str_("protocol", default="TCP", enum=s.PROTOCOLS),
+                      p.int_("port", default=0, minimum=1, maximum=65535)))
+    return tuple(ports)
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPeer:
+    """Where the admin lets the tenant's pods connect past the default NetworkPolicy
+    (``spec.isolation.allowedEgressTo[]``): addresses outside the cluster (``ipBlock``: ``cidr`` minus
+    ``except``, e.g. the internet without the cluster's own networks), or super-cluster pods (a shared
+    database, a log collector: ``namespaceSelector`` and ``podSelector``), on ``ports`` (empty: all)."""
+
+    cidr: str | None = None
+    except_: tuple[str, ...] = ()
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    #: (protocol, port) pairs.
+    ports: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def read(cls, at: _At) -> EgressPeer:
+        ports = _ports(at)
+        if at.has("ipBlock") == at.has("namespaceSelector"):
+            raise SpecError(f"{at.path}: give either ipBlock (addresses) or namespaceSelector (super pods), "
+                            "not both and not neither")
+        if at.has("podSelector") and not at.has("namespaceSelector"):
+            raise SpecError(f"{at.path}.podSelector: only with namespaceSelector")
+        if at.has("namespaceSelector"):
+            return cls(namespace_labels=at.child("namespaceSelector").str_map("matchLabels"),
+                       pod_labels=at.child("podSelector").str_map("matchLabels"), ports=ports)
+        block = at.child("ipBlock")
+        cidr = block.opt_str("cidr")
+        if cidr is None:
+            raise SpecError(f"{block.path}.cidr: required (a network in CIDR notation)")
+        try:
+            net = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise SpecError(f"{block.path}.cidr: {cidr!r} is not a network in CIDR notation") from None
+        excepted = []
+        for i, item in enumerate(block.str_list("except")):
+            try:
+                sub = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise SpecError(f"{block.path}.except[{i}]: {item!r} is not a network in CIDR notation") from None
+            if sub.version != net.version or not sub.subnet_of(net) or sub == net:  # type: ignore[arg-type]
+                raise SpecError(f"{block.path}.except[{i}]: {item} is not a part of {net} (NetworkPolicy refuses "
+                                "an except outside its cidr)")
+            excepted.append(str(sub))
+        return cls(cidr=str(net), except_=tuple(excepted), ports=ports)
 
 
 def _cidrs(at: _At, key: str) -> tuple[str, ...]:
@@ -351,6 +401,8 @@ class IsolationSpec:
     allowed_endpoint_cidrs: tuple[str, ...] = ()
     #: Super-cluster pods allowed to reach the tenant's pods past the default NetworkPolicy.
     allowed_ingress_from: tuple[IngressPeer, ...] = ()
+    #: Addresses and super-cluster pods the tenant's pods may reach past the default NetworkPolicy.
+    allowed_egress_to: tuple[EgressPeer, ...] = ()
 
     @classmethod
     def read(cls, at: _At) -> IsolationSpec:
@@ -385,6 +437,8 @@ class IsolationSpec:
             allowed_endpoint_cidrs=_cidrs(at, "allowedEndpointCIDRs"),
             allowed_ingress_from=tuple(IngressPeer.read(_At(p, f"{at.path}.allowedIngressFrom[{i}]"))
                                        for i, p in enumerate(_list(at, "allowedIngressFrom"))),
+            allowed_egress_to=tuple(EgressPeer.read(_At(p, f"{at.path}.allowedEgressTo[{i}]"))
+                                    for i, p in enumerate(_list(at, "allowedEgressTo"))),
         )
 
     def problems(self) -> list[str]:

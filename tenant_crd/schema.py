@@ -277,6 +277,38 @@ def _isolation() -> Schema:
                                "pods past the default NetworkPolicy.",
                 "items": _ingress_peer(),
             },
+            "allowedEgressTo": {
+                "type": "array",
+                "maxItems": 16,
+                "description": "Addresses (ipBlock) or super-cluster pods (namespaceSelector, podSelector) the "
+                               "tenant's pods may reach past the default NetworkPolicy, which denies all else.",
+                "items": _egress_peer(),
+            },
+        },
+    }
+
+
+def _egress_peer() -> Schema:
+    peer = _ingress_peer()
+    return {
+        "type": "object",
+        "description": "Either ipBlock or namespaceSelector (with an optional podSelector).",
+        "properties": {
+            "ipBlock": {
+                "type": "object",
+                "required": ["cidr"],
+                "description": "Addresses outside the cluster: cidr minus except (e.g. 0.0.0.0/0 except the "
+                               "cluster's pod, service and node networks).",
+                "properties": {
+                    "cidr": _str(pattern=CIDR_PATTERN, maxLength=49),
+                    "except": _str_list(item=_str(pattern=CIDR_PATTERN, maxLength=49), max_items=32),
+                },
+            },
+            "namespaceSelector": {**peer["properties"]["namespaceSelector"],
+                                  "description": "Super namespaces of the pods they may reach ({} = all)."},
+            "podSelector": {**peer["properties"]["podSelector"],
+                            "description": "Pods in them they may reach (absent or {} = all)."},
+            "ports": {**peer["properties"]["ports"], "description": "Ports they may reach (empty: all)."},
         },
     }
 

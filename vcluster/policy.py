@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenant_crd.models import IngressPeer, IsolationSpec, LimitRangeSpec
+from tenant_crd.models import EgressPeer, IngressPeer, IsolationSpec, LimitRangeSpec
 from vcluster import naming
 
 #: Names of the policy objects the operator/syncer keep in each super namespace.
@@ -158,9 +158,23 @@ def _peer_rule(peer: IngressPeer) -> dict[str, Any]:
     return rule
 
 
+def _egress_rule(peer: EgressPeer) -> dict[str, Any]:
+    target: dict[str, Any]
+    if peer.cidr is not None:
+        target = {"ipBlock": {"cidr": peer.cidr, **({"except": list(peer.except_)} if peer.except_ else {})}}
+    else:
+        target = {"namespaceSelector": {"matchLabels": dict(sorted(peer.namespace_labels.items()))}}
+        if peer.pod_labels:
+            target["podSelector"] = {"matchLabels": dict(sorted(peer.pod_labels.items()))}
+    rule: dict[str, Any] = {"to": [target]}
+    if peer.ports:
+        rule["ports"] = [{"protocol": proto, "port": port} for proto, port in peer.ports]
+    return rule
+
+
 def network_policy_spec(
     cluster_key: str, *, apiserver: tuple[str, int] | None = None, dns: tuple[str, int] | None = None,
-    allow_from: Iterable[IngressPeer] = (),
+    allow_from: Iterable[IngressPeer] = (), allow_to: Iterable[EgressPeer] = (),
 ) -> dict[str, Any]:
     """The default NetworkPolicy of a tenant's super namespace: its own namespaces in and out, DNS and
     its own apiserver out, the admin's allowed peers in, nothing else in either direction.
@@ -175,7 +189,8 @@ def network_policy_spec(
     CoreDNS on the host; its Service's ClusterIP is DNATed to it before any policy applies, so the
     policy must name the endpoint, not the Service); a pods-backend DNS is in the root namespace.
     ``allow_from`` (``spec.isolation.allowedIngressFrom``) lets the admin's ingress controllers and
-    monitoring in.
+    monitoring in; ``allow_to`` (``spec.isolation.allowedEgressTo``) lets the tenant's pods out to what
+    the admin names: addresses (e.g. the internet minus the cluster's networks) or super-cluster pods.
     """
     own = {"namespaceSelector": {"matchLabels": {naming.LABEL_CLUSTER_KEY: cluster_key}}}
     dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
@@ -189,6 +204,7 @@ def network_policy_spec(
                                                  {"protocol": "TCP", "port": dns[1]}]})
     if apiserver is not None and (block := _ip_block(apiserver[0])) is not None:
         egress.append({"to": [block], "ports": [{"protocol": "TCP", "port": apiserver[1]}]})
+    egress.extend(_egress_rule(p) for p in allow_to)
     return {
         "podSelector": {},
         "policyTypes": ["Ingress", "Egress"],
@@ -253,7 +269,8 @@ def policy_objects(
                 "kind": "NetworkPolicy",
                 "metadata": meta(NETWORK_POLICY_NAME),
                 "spec": network_policy_spec(cluster_key, apiserver=apiserver, dns=dns,
-                                            allow_from=isolation.allowed_ingress_from),
+                                            allow_from=isolation.allowed_ingress_from,
+                                            allow_to=isolation.allowed_egress_to),
             }
         )
     return out

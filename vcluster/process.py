@@ -47,6 +47,8 @@ PORT_RANGE = (20000, 29999)
 #: The NodePort range of kube-apiserver's default ``--service-node-port-range``.
 NODE_PORT_RANGE = (30000, 32767)
 _handed_out: set[int] = set()
+#: How long a start waits for the previous process named in the pid file to finish exiting.
+EXIT_WAIT = 10.0
 
 
 class ProcessError(VClusterError):
@@ -203,19 +205,72 @@ def read_cmdline(pid: int, *, settle: float = 1.0) -> list[str] | None:
         time.sleep(0.01)
 
 
-def _proc_state(pid: int) -> str | None:
+#: ``PF_EXITING`` of a task's flags (``/proc/<pid>/stat`` field 9): set once the task has begun to exit.
+PF_EXITING = 0x4
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or ``None``."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the comm field may hold spaces or parentheses: the state follows the last ')'
-    return stat.rsplit(")", 1)[1].split()[0]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _proc_state(pid: int) -> str | None:
+    fields = _proc_stat(pid)
+    return fields[0] if fields else None
+
+
+def pid_exiting(pid: int) -> bool:
+    """Whether ``pid`` is on its way out: a zombie, or a task that has begun to exit (``PF_EXITING``).
+
+    Not a kernel thread nor a process in the middle of ``exec`` (both also show an empty command line).
+    """
+    fields = _proc_stat(pid)
+    if not fields:
+        return False
+    return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
 
 
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie."""
     state = _proc_state(pid)
     return state is not None and state not in ("Z", "X")
+
+
+def pid_gone(pid: int) -> bool:
+    """Whether nothing of process ``pid`` is left that holds what it held (files, sockets, ports).
+
+    Not the same as ``not pid_alive(pid)``: when a multi-threaded process (every Go binary) is
+    killed, or its main thread exits first, ``/proc/<pid>`` shows the main thread as a zombie while
+    its other threads are still running or exiting -- and still hold the process's files, its
+    listening sockets among them.  A successor started then cannot bind those ports (a shared etcd
+    restarted right after a SIGKILL failed with "bind: address already in use" in CI).  Gone means:
+    no such pid, or a zombie whose only task left is its main thread.
+    """
+    state = _proc_state(pid)
+    if state is None:
+        return True
+    if state not in ("Z", "X"):
+        return False
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    return tasks == [str(pid)]
+
+
+def wait_pid_gone(pid: int, *, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds until :func:`pid_gone`; whether it is."""
+    deadline = time.monotonic() + timeout
+    while not pid_gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def processes_in(
@@ -250,16 +305,19 @@ def terminate(victims: Sequence[tuple[int, list[str]]], *, grace: float = 10.0) 
     """
     left = list(victims)
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        left = [(pid, argv) for pid, argv in left if pid_alive(pid) and read_cmdline(pid, settle=0) == argv]
-        for pid, _ in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+        for pid, argv in left:
+            if pid_alive(pid) and read_cmdline(pid, settle=0) == argv:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
         deadline = time.monotonic() + wait
         while left:
             for pid, _ in left:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-            left = [(pid, argv) for pid, argv in left if pid_alive(pid)]
+            # gone, not only "not alive": a dying process's threads still hold its ports (pid_gone);
+            # a pid that runs another command line now is someone else's
+            left = [(pid, argv) for pid, argv in left
+                    if not pid_gone(pid) and read_cmdline(pid, settle=0) in (None, argv)]
             if not left or time.monotonic() >= deadline:
                 break
             time.sleep(0.05)
@@ -338,6 +396,10 @@ class ManagedProcess:
             self._popen = None
             self._log.info("process.adopted", pid=pid)
             return True
+        if pid_exiting(pid) and not wait_pid_gone(pid, timeout=EXIT_WAIT):
+            # a process on its way out (no command line any more) still holds its ports: a successor
+            # started now would find them taken, so wait for its last thread
+            self._log.warning("process.still_exiting", pid=pid, waited=EXIT_WAIT)
         if not pid_alive(pid):
             with contextlib.suppress(FileNotFoundError):
                 self.pid_path.unlink()
@@ -437,7 +499,7 @@ class ManagedProcess:
                     return True
                 except subprocess.TimeoutExpired:
                     pass
-            elif self._pid is None or not pid_alive(self._pid):
+            elif self._pid is None or pid_gone(self._pid):
                 return True
             if time.monotonic() >= deadline:
                 return False

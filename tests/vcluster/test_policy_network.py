@@ -76,3 +76,33 @@ def test_policy_objects_carry_the_allow_list_and_dns() -> None:
 def test_bad_allow_list_entries_name_the_field(peer: dict[str, Any], needle: str) -> None:
     with pytest.raises(SpecError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         TenantSpec.from_dict({"isolation": {"allowedIngressFrom": [peer]}})
+
+
+def test_admin_egress_targets_are_let_out_and_nothing_else() -> None:
+    """``allowedEgressTo``: the internet minus the cluster's networks on one port, and a super service's
+    pods; the default rules stay first and unchanged."""
+    isolation = TenantSpec.from_dict({"isolation": {"allowedEgressTo": [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "10.96.0.0/12"]}, "ports": [{"port": 443}]},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shared-db"}},
+         "podSelector": {"matchLabels": {"app": "postgres"}}, "ports": [{"port": 5432}]},
+    ]}}).isolation
+    spec = policy.network_policy_spec(KEY, allow_to=isolation.allowed_egress_to)
+    default = policy.network_policy_spec(KEY)["egress"]
+    assert spec["egress"][:len(default)] == default
+    assert spec["egress"][len(default):] == [
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "10.96.0.0/12"]}}],
+         "ports": [{"protocol": "TCP", "port": 443}]},
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shared-db"}},
+                 "podSelector": {"matchLabels": {"app": "postgres"}}}],
+         "ports": [{"protocol": "TCP", "port": 5432}]},
+    ]
+    (netpol,) = policy.policy_objects(isolation, super_namespace="n", cluster_key=KEY, tenant_name="acme")
+    assert netpol["spec"]["egress"] == spec["egress"]
+    assert netpol["spec"]["ingress"] == [{"from": [OWN]}]  # egress entries open nothing inwards
+
+
+def test_an_ip_block_without_except_has_none_in_the_policy() -> None:
+    isolation = TenantSpec.from_dict({"isolation": {"allowedEgressTo": [{"ipBlock": {"cidr": "192.0.2.7/24"}}]}}
+                                     ).isolation
+    assert policy.network_policy_spec(KEY, allow_to=isolation.allowed_egress_to)["egress"][-1] == {
+        "to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
+import threading
+import unittest.mock
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.vcluster import dying
+from tests.vcluster.dying import half_dead
 from vcluster import process as proc
 
 SLEEP = "/bin/sleep"
@@ -208,3 +214,108 @@ def test_picked_ports_are_never_node_ports() -> None:
     assert proc.PORT_RANGE[1] < 30000
     picked = [proc.pick_free_port() for _ in range(60)]
     assert not [p for p in picked if 30000 <= p <= 32767]
+
+
+def _kill_later(child: subprocess.Popen[str], delay: float) -> threading.Timer:
+    timer = threading.Timer(delay, child.kill)
+    timer.start()
+    return timer
+
+
+def test_a_zombie_main_thread_with_live_threads_is_not_gone() -> None:
+    port = proc.pick_free_port()
+    child = half_dead(port)
+    try:
+        assert not proc.pid_alive(child.pid)  # what a /proc state check alone says
+        assert not proc.pid_gone(child.pid)  # ... while the process still holds its port
+        assert not proc.port_is_free(port)
+        assert proc.read_cmdline(child.pid, settle=0) is None
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert proc.pid_gone(child.pid)
+    assert proc.port_is_free(port)
+
+
+def test_start_waits_until_the_previous_process_is_gone(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    """A pid file naming a process on its way out: the successor starts only once the ports are free.
+
+    (A shared etcd restarted right after a SIGKILL failed in CI with "bind: address already in use":
+    its main thread was a zombie, its other threads still held the listening sockets.)
+    """
+    port = proc.pick_free_port()
+    old = half_dead(port)
+    p = _mp(tmp_path, managed, [SLEEP, "305"])
+    p.pid_path.write_text(f"{old.pid}\n")
+    timer = _kill_later(old, 0.5)
+    try:
+        p.start()
+        assert proc.port_is_free(port)
+        assert proc.pid_gone(old.pid)
+    finally:
+        timer.cancel()
+        old.kill()
+        old.wait(timeout=10)
+
+
+def test_terminate_returns_once_the_process_is_gone() -> None:
+    port = proc.pick_free_port()
+    argv = dying.argv(port)
+    old = half_dead(port)
+    timer = _kill_later(old, 0.5)
+    try:
+        assert proc.terminate([(old.pid, argv)], grace=5) == []
+        assert proc.port_is_free(port)
+    finally:
+        timer.cancel()
+        old.kill()
+        old.wait(timeout=10)
+
+
+PF_KTHREAD = 0x00200000
+
+
+def _kernel_thread() -> int:
+    """The pid of a kernel thread (kthreadd is 2 on a VM; a container may see none)."""
+    for entry in sorted(Path("/proc").iterdir(), key=lambda e: (len(e.name), e.name)):
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[6]) & PF_KTHREAD:
+                return int(entry.name)
+    pytest.skip("no kernel thread visible in /proc (a container's pid namespace)")
+
+
+def test_exiting_is_told_apart_from_an_empty_command_line() -> None:
+    """A kernel thread has an empty command line too, and never goes away: nothing waits for it."""
+    kthread = _kernel_thread()
+    assert not proc.pid_exiting(kthread)
+    assert proc.read_cmdline(kthread, settle=0) is None
+    assert not proc.pid_exiting(os.getpid())
+    port = proc.pick_free_port()
+    child = half_dead(port)
+    try:
+        assert proc.pid_exiting(child.pid)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert not proc.pid_exiting(child.pid)  # reaped: no such pid
+
+
+def test_a_pid_file_naming_a_kernel_thread_costs_no_wait(tmp_path: Path, managed: list[proc.ManagedProcess]) -> None:
+    kthread = _kernel_thread()
+    p = _mp(tmp_path, managed, [SLEEP, "306"])
+    p.pid_path.write_text(f"{kthread}\n")  # a reused pid with an empty command line
+    waited: list[float] = []
+    real = proc.wait_pid_gone
+
+    def spy(pid: int, *, timeout: float) -> bool:
+        waited.append(timeout)
+        return real(pid, timeout=timeout)
+
+    with unittest.mock.patch.object(proc, "wait_pid_gone", spy):
+        assert p.adopt() is False
+    assert waited == []
+    assert p.pid_path.read_text().strip() == str(kthread)  # someone else's pid: its file is left alone

@@ -381,6 +381,10 @@ def component_exit(layout: Layout, name: str) -> str | None:
 Say = Callable[[str], None]
 
 
+#: The super cluster component that enforces NetworkPolicy (``TestbedSettings.network_policy``).
+ENFORCER = "kube-router"
+
+
 @dataclass(slots=True)
 class UpResult:
     """What ``up`` did, for its summary."""
@@ -389,6 +393,8 @@ class UpResult:
     server: str = ""
     nodes: int = 0
     real_nodes: int = 0
+    #: kube-router enforces NetworkPolicy on the real node.
+    network_policy: bool = False
     started: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -440,6 +446,7 @@ def up(
     *,
     nodes: int,
     real_nodes: int = 0,
+    network_policy: bool = False,
     start_timeout: float,
     env: Mapping[str, str],
     step: Callable[[str], contextlib.AbstractContextManager[None]],
@@ -471,6 +478,7 @@ def up(
         result.already_up = True
         result.server, result.nodes = info.server, len(info.node_names)
         result.real_nodes = len(info.real_node_names)
+        result.network_policy = ENFORCER in info.components
         result.adopted = sorted(running_components)
         return result
 
@@ -482,16 +490,18 @@ def up(
             with step("upstream binaries (etcd, kube-apiserver, controller-manager, scheduler, kwok)"):
                 binaries.ensure(bin_settings, progress=note)
             real = f", {real_nodes} real nodes" if real_nodes else ""
-            what = f"etcd, kube-apiserver, controller-manager, scheduler, kwok; {nodes} nodes{real}"
+            enforcer = ", kube-router (NetworkPolicy)" if network_policy else ""
+            what = f"etcd, kube-apiserver, controller-manager, scheduler, kwok{enforcer}; {nodes} nodes{real}"
             with step(f"super cluster ({what})"):
                 cluster = LocalSuperCluster(TestbedSettings(
-                    state_dir=layout.super_dir, nodes=nodes, real_nodes=real_nodes, start_timeout=start_timeout,
-                    binaries=bin_settings,
+                    state_dir=layout.super_dir, nodes=nodes, real_nodes=real_nodes, network_policy=network_policy,
+                    start_timeout=start_timeout, binaries=bin_settings,
                 ))
                 cluster.start()
         info = read_info(layout.super_dir)
         result.server, result.nodes = info.server, len(info.node_names)
         result.real_nodes = len(info.real_node_names)
+        result.network_policy = ENFORCER in info.components
         with step("Tenant/ClusterVersion CRDs and namespace vc-system"):
             ensure_super_prerequisites(layout, timeout=start_timeout)
 

@@ -14,7 +14,7 @@ import shlex
 import sys
 
 from vcluster.cli import embedded
-from vcluster.cli.errors import EXIT_OK
+from vcluster.cli.errors import EXIT_OK, UsageError
 from vcluster.cli.output import table
 from vcluster.cli.progress import Progress
 from vcluster.cli.settings import CliSettings
@@ -29,11 +29,16 @@ def up(args: argparse.Namespace, settings: CliSettings) -> int:
     progress = Progress()
     nodes = settings.nodes if args.nodes is None else args.nodes
     real_nodes = settings.real_nodes if getattr(args, "real_nodes", None) is None else args.real_nodes
+    network_policy = settings.network_policy if getattr(args, "network_policy", None) is None \
+        else args.network_policy
+    if network_policy and real_nodes != 1:
+        raise UsageError(f"--network-policy needs exactly one real node (--real-nodes 1), got {real_nodes}: "
+                         "every real node shares this host's network namespace, and one enforcer owns its rules")
     timeout = settings.start_timeout if args.timeout is None else args.timeout
     progress.info(f"virtualcluster: starting the embedded default in {layout.root}")
     result = embedded.up(
-        layout, nodes=nodes, real_nodes=real_nodes, start_timeout=timeout, env=dict(settings.env or {}),
-        step=progress.step, note=progress.note,
+        layout, nodes=nodes, real_nodes=real_nodes, network_policy=network_policy, start_timeout=timeout,
+        env=dict(settings.env or {}), step=progress.step, note=progress.note,
     )
     kc = shlex.quote(str(layout.super_kubeconfig))
     state = "" if str(layout.root) == str(embedded.Layout(CliSettings.from_env().state_dir).root) else \
@@ -41,9 +46,14 @@ def up(args: argparse.Namespace, settings: CliSettings) -> int:
     if result.already_up:
         print(f"virtualcluster is already up ({result.server}; running: super cluster, "
               f"{', '.join(result.adopted) or 'no components'})")
+        if network_policy and not result.network_policy:
+            print("  note: it runs without NetworkPolicy enforcement; to enforce: kubectl vc down, then "
+                  "kubectl vc up --real-nodes 1 --network-policy")
     else:
         real = f" and {result.real_nodes} real nodes" if result.real_nodes else ""
-        print(f"virtualcluster is up: super cluster {result.server} with {result.nodes} simulated nodes{real}")
+        enforced = " (NetworkPolicy enforced by kube-router)" if result.network_policy else ""
+        print(f"virtualcluster is up: super cluster {result.server} with {result.nodes} simulated nodes{real}"
+              f"{enforced}")
         if result.started:
             print(f"  started: {', '.join(result.started)}")
         if result.adopted:

@@ -97,6 +97,9 @@ def build_parser() -> Parser:
     up.add_argument("--real-nodes", type=_nonnegative_int, default=None, metavar="N",
                     help="real nodes (kubelet on containerd; root only) next to the simulated ones "
                          "(default: $VC_REAL_NODES or 0)")
+    up.add_argument("--network-policy", action="store_true", default=None,
+                    help="enforce NetworkPolicy on the real node (kube-router's policy controller; needs "
+                         "--real-nodes 1; default: $VC_NETWORK_POLICY)")
     up.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
                     help="deadline of each start step (default: $VC_START_TIMEOUT or 120)")
 

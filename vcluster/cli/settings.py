@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vcluster.cli.errors import UsageError
-from vcluster.settings import SettingsError, env_float, env_int
+from vcluster.settings import SettingsError, env_bool, env_float, env_int
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -38,6 +38,8 @@ class CliSettings:
     nodes: int = 2
     #: Real nodes (kubelet on containerd, root only) of the embedded super cluster.
     real_nodes: int = 0
+    #: Enforce NetworkPolicy on the real node (kube-router; exactly one real node).
+    network_policy: bool = False
     #: Seconds each start step of ``up`` may take.
     start_timeout: float = 120.0
     #: Environment handed to the components ``up`` starts and to ``connect``'s command.
@@ -50,6 +52,7 @@ class CliSettings:
         try:  # the shared readers' messages; a usage error for the CLI's exit code
             nodes = env_int("VC_NODES", 2, env=env)
             real_nodes = env_int("VC_REAL_NODES", 0, env=env)
+            network_policy = env_bool("VC_NETWORK_POLICY", False, env=env)
             timeout = env_float("VC_START_TIMEOUT", 120.0, env=env)
         except SettingsError as exc:
             raise UsageError(str(exc)) from None
@@ -58,6 +61,7 @@ class CliSettings:
             kubeconfig=Path(kubeconfig).expanduser() if kubeconfig else None,
             nodes=nodes,
             real_nodes=real_nodes,
+            network_policy=network_policy,
             start_timeout=timeout,
             env=env,
         )

@@ -61,15 +61,18 @@ from vcluster.controlplane.shared_etcd import SharedEtcd, SharedEtcdError
 from vcluster.errors import VClusterError
 from vcluster.files import write_atomic
 from vcluster.process import (
+    EXIT_WAIT,
     HealthCheck,
     ManagedProcess,
     https_check,
     pick_free_port,
     pid_alive,
+    pid_exiting,
     port_is_free,
     processes_in,
     read_cmdline,
     terminate,
+    wait_pid_gone,
 )
 from vcluster.settings import BinarySettings
 
@@ -190,6 +193,8 @@ class LocalBackend:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             data = json.loads(path.read_text())
             ports = LocalPorts(**{n: int(data[n]) for n in _PORT_NAMES})
+            if not all(port_is_free(p, host=HOST) for p in _as_tuple(ports)):
+                self._settle_exits(key)
             ours = {p for pid, _ in self.processes(key) for p in _listening_ports(pid)}
             if all((port_is_free(p, host=HOST) and port_is_free(p, host=self.host)) or p in ours
                    for p in _as_tuple(ports)):
@@ -203,6 +208,18 @@ class LocalBackend:
         ports = LocalPorts(*picked)
         write_atomic(path, json.dumps({n: getattr(ports, n) for n in _PORT_NAMES}))
         return ports
+
+    def _settle_exits(self, key: str) -> None:
+        """Wait for the tenant's components that are on their way out: until the last thread of a killed
+        process has exited, it still holds the process's ports (:func:`vcluster.process.pid_gone`), and a
+        port held by nothing of ours would make :meth:`ports` pick new ones (a new endpoint)."""
+        for name in (*cp.COMPONENTS, DNS_COMPONENT):
+            try:
+                pid = int(self._pid_path(key, name).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+            if pid_exiting(pid):
+                wait_pid_gone(pid, timeout=EXIT_WAIT)
 
     def layout(self, key: str) -> cp.Layout:
         ports = self.ports(key)

@@ -87,6 +87,9 @@ CM_STABLE_SECONDS = 60.0
 #: Back-off of quiet controller-manager restarts: 2, 4, 8 ... seconds after the last one, at most this.
 CM_RESTART_CAP = 60.0
 
+#: The Event of a quiet controller-manager restart (the Tenant stays Ready, so no condition changes).
+CM_RESTARTED = "ControllerManagerRestarted"
+
 #: The phase of a provisioned tenant whose control plane is not healthy right now.
 DEGRADED = "Degraded"
 PROCESS_EXITED = "ProcessExited"
@@ -114,7 +117,8 @@ class Verdict:
     message: str = ""
     #: Known for sure at once (a process is gone), not only after ``threshold`` probes.
     certain: bool = False
-    #: The apiserver serves but the (local) controller-manager process is gone.
+    #: The apiserver serves but the (local) controller-manager process is gone (after
+    #: :meth:`HealthMonitor._controller_manager`: and it was restarted quietly this round).
     cm_exited: bool = False
 
 
@@ -310,6 +314,14 @@ class HealthMonitor:
                 verdict = Verdict(False, APISERVER_UNREACHABLE,
                                   f"tenant apiserver {status.endpoint}: probe failed: {type(exc).__name__}: {exc}")
         verdict = self._controller_manager(name, verdict)
+        if verdict.cm_exited:  # restarted quietly: the condition stays, an Event tells the admin
+            restarts = self._cm_restarts[name].count
+            await self.reconciler.event(
+                body, type_="Warning", reason=CM_RESTARTED,
+                message=f"{CM_COMPONENT} of the local control plane exited while the apiserver served; "
+                        f"restarted (quiet restart {restarts} of {CM_QUIET_RESTARTS}; one more within "
+                        f"{CM_STABLE_SECONDS:g} s of a start is reported as {PROCESS_EXITED}). Its log: "
+                        f"logs/{CM_COMPONENT}.log in the tenant's folder")
         if verdict.healthy != (self._failures.get(name, 0) == 0):
             log.debug("operator.health.probe", tenant=name, healthy=verdict.healthy, reason=verdict.reason,
                       message=verdict.message)
@@ -357,6 +369,7 @@ class HealthMonitor:
             log.warning("operator.tenant.controller_manager_exited", tenant=name, restarts=state.count,
                         message="the apiserver serves: restarted, the Tenant stays Ready")
             self._repairs[name] = asyncio.create_task(self._repair(name), name=f"repair-{name}")
+            return Verdict(True, verdict.reason, verdict.message, cm_exited=True)
         return Verdict(True, verdict.reason, verdict.message)
 
     async def _dns_stale(self, key: str, domain: str) -> bool:

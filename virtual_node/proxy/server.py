@@ -45,8 +45,11 @@ def server_ssl_context(serving: pki.CertKeyPair, client_ca_pem: bytes) -> ssl.SS
 class ServingCredentials:
     """The proxy's serving certificate and client CA, and the TLS context that serves them.
 
-    :meth:`refresh` loads a new certificate (or CA) into the same context, which the listening
-    socket keeps using: every later handshake gets the new one.
+    :attr:`context` is the listening socket's; every handshake is handed to :attr:`current`
+    (its SNI callback, called for every ClientHello), so :meth:`refresh` takes effect for every
+    later connection.  A new serving certificate is loaded into the current context; a new client
+    CA gets a new context that trusts it and the one before it -- only those two: an OpenSSL trust
+    store cannot drop a certificate, so adding each renewed CA to one context grew it for ever.
     """
 
     settings: ProxySettings
@@ -54,9 +57,17 @@ class ServingCredentials:
     serving: pki.CertKeyPair
     client_ca_pem: bytes
     context: ssl.SSLContext = field(init=False)
+    #: The context handshakes use: :attr:`context` until the client CA changes.
+    current: ssl.SSLContext = field(init=False)
 
     def __post_init__(self) -> None:
         self.context = server_ssl_context(self.serving, self.client_ca_pem)
+        self.current = self.context
+        self.context.sni_callback = self._select
+
+    def _select(self, conn: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        if self.current is not self.context:
+            conn.context = self.current
 
     async def refresh(self, *, now: _dt.datetime | None = None) -> bool:
         """Reissue or re-read what changed or came due; whether the context got anything new."""
@@ -64,12 +75,14 @@ class ServingCredentials:
         if serving.cert_pem == self.serving.cert_pem and client_ca == self.client_ca_pem:
             return False
         if client_ca != self.client_ca_pem:
-            # added to the trust store: a CA renewed with its own key keeps verifying the tenants'
-            # client certificates of either one (the store prefers a certificate that is in its lifetime)
-            self.context.load_verify_locations(cadata=client_ca.decode())
+            # the renewed CA and the one before it: a CA renewed with its own key verifies the tenants'
+            # client certificates of either (the store prefers a certificate that is in its lifetime),
+            # and a tenant whose apiserver has not yet rolled to the new CA file is still accepted
+            self.current = server_ssl_context(serving, self.client_ca_pem + b"\n" + client_ca)
             self.client_ca_pem = client_ca
+        elif serving.cert_pem != self.serving.cert_pem:
+            pki.load_cert_chain(self.current, serving)
         if serving.cert_pem != self.serving.cert_pem:
-            pki.load_cert_chain(self.context, serving)
             self.serving = serving
             _, not_after = pki.validity_of(serving.cert_pem)
             log.info("kubelet_proxy.serving_cert.renewed", serial=f"{pki.serial_of(serving.cert_pem):x}",

@@ -131,3 +131,38 @@ def test_help_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "HEAVY="
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        pytest.param(["up", "--network-policy"], {}, id="flag-without-real-nodes"),
+        pytest.param(["up", "--network-policy", "--real-nodes", "2"], {}, id="flag-two-real-nodes"),
+        pytest.param(["up"], {"VC_NETWORK_POLICY": "1"}, id="env-without-real-nodes"),
+        pytest.param(["up", "--network-policy"], {"VC_REAL_NODES": "3"}, id="flag-env-three"),
+    ],
+)
+def test_network_policy_needs_exactly_one_real_node_before_anything_starts(
+    argv: list[str], env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VC_STATE_DIR", str(tmp_path / "state"))
+    for name in ("VC_NETWORK_POLICY", "VC_REAL_NODES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    real = argv[argv.index("--real-nodes") + 1] if "--real-nodes" in argv else env.get("VC_REAL_NODES", "0")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --network-policy needs exactly one real node")
+    assert f"got {real}:" in err
+    assert not (tmp_path / "state").exists()  # refused before anything was started or written
+
+
+def test_network_policy_setting_is_read_from_the_environment_and_the_flag() -> None:
+    from vcluster.cli.settings import CliSettings
+
+    assert CliSettings.from_env({}).network_policy is False
+    assert CliSettings.from_env({"VC_NETWORK_POLICY": "true"}).network_policy is True
+    assert parse(["up", "--network-policy", "--real-nodes", "1"]).network_policy is True
+    assert parse(["up"]).network_policy is None  # not given: the environment decides

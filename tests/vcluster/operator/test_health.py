@@ -122,6 +122,7 @@ class FakeReconciler:
         self.api = api
         self.writes: list[tuple[str, bool, str, str]] = []
         self.reconciled: list[str] = []
+        self.events: list[tuple[str, str, str, str]] = []
         self._locks: dict[str, asyncio.Lock] = {}
         self.rolling: set[str] = set()
 
@@ -139,6 +140,9 @@ class FakeReconciler:
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         self.reconciled.append(body["metadata"]["name"])
+
+    async def event(self, body: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
+        self.events.append((body["metadata"]["name"], type_, reason, message))
 
     async def local_dns_stale(self, key: str, domain: str = "cluster.local") -> bool:
         return False  # the tenant DNS has tests of its own (test_dns_loopback)

@@ -20,6 +20,7 @@ from tests.vcluster.operator.test_health import FakeApi, FakeReconciler, _tenant
 from vcluster.controlplane.spec import APISERVER_COMPONENT, CM_COMPONENT
 from vcluster.operator.health import (
     CM_QUIET_RESTARTS,
+    CM_RESTARTED,
     DEGRADED,
     PROCESS_EXITED,
     CmRestarts,
@@ -80,6 +81,11 @@ def test_an_exited_controller_manager_is_restarted_and_the_tenant_stays_ready() 
     reconciler = _run([[CM_COMPONENT], []], rounds=3, step=5.0)
     assert reconciler.writes == []  # no Ready=False, no Degraded: the syncer keeps serving the tenant
     assert reconciler.reconciled == ["a"]  # the repair that starts it again
+    # ... and the admin hears of it: one Warning Event, the restart counted
+    ((tenant, type_, reason, message),) = reconciler.events
+    assert (tenant, type_, reason) == ("a", "Warning", CM_RESTARTED)
+    assert f"quiet restart 1 of {CM_QUIET_RESTARTS}" in message
+    assert PROCESS_EXITED in message
 
 
 def test_restarts_wait_for_their_back_off() -> None:
@@ -87,6 +93,8 @@ def test_restarts_wait_for_their_back_off() -> None:
     reconciler = _run([[CM_COMPONENT]], rounds=7, step=1.0)
     assert reconciler.reconciled == ["a", "a", "a"]
     assert reconciler.writes == []
+    assert [message.split("(")[1].split(";")[0] for *_, message in reconciler.events] == [
+        f"quiet restart {n} of {CM_QUIET_RESTARTS}" for n in (1, 2, 3)]  # one Event per restart, not per round
 
 
 def test_one_that_keeps_exiting_is_reported() -> None:
@@ -107,5 +115,6 @@ def test_any_other_exit_is_reported_at_once(gone: list[str]) -> None:
     reconciler = _run([gone, []], rounds=2, step=5.0)
     assert reconciler.writes[0] == ("a", False, DEGRADED, PROCESS_EXITED)
     assert reconciler.reconciled == ["a"]
+    assert reconciler.events == []  # the condition's change has its Event (the reconciler's report)
 
 

@@ -155,3 +155,32 @@ async def test_a_failed_check_is_retried_not_the_end_of_renewal(tmp_path: Path) 
         assert creds.serving.cert_pem == second.cert_pem
     finally:
         task.cancel()
+
+
+async def test_the_trust_store_keeps_the_current_client_ca_and_the_one_before_only(tmp_path: Path) -> None:
+    """Three CAs in a row (new keys, the worst case): a tenant of the first is refused once the third is
+    in; the second and third are trusted, and every handshake serves the current certificate."""
+    cas = [pki.generate_ca(common_name=f"kubelet-proxy-ca-{n}") for n in range(3)]
+    tenants = [issue_tenant_client_cert(ca, "tenant-0a1b2c") for ca in cas]
+    servings = [pki.issue_server_cert(ca, common_name="vc-kubelet-proxy", ips=["127.0.0.1"]) for ca in cas]
+    settings = _write(tmp_path, servings[0], cas[0].cert_pem)
+    creds = ServingCredentials(settings=settings, super_config=cast(ClientConfig, None), serving=servings[0],
+                               client_ca_pem=cas[0].cert_pem)
+    server, port = await _serve(creds.context)
+    try:
+        assert (await _visit(port, cas[0], tenants[0]))[1] == b"ok"
+        assert (await _visit(port, cas[0], tenants[1]))[1] == b""
+        for n in (1, 2):
+            _write(tmp_path, servings[n], cas[n].cert_pem)
+            assert await creds.refresh()
+            assert await _visit(port, cas[n], tenants[n]) == (pki.serial_of(servings[n].cert_pem), b"ok")
+            assert (await _visit(port, cas[n], tenants[n - 1]))[1] == b"ok"  # the CA before: still trusted
+        assert (await _visit(port, cas[2], tenants[0]))[1] == b""  # two renewals ago: dropped
+        # a new serving certificate of the current CA goes into the context handshakes use
+        again = pki.issue_server_cert(cas[2], common_name="vc-kubelet-proxy", ips=["127.0.0.1"])
+        _write(tmp_path, again, cas[2].cert_pem)
+        assert await creds.refresh()
+        assert await _visit(port, cas[2], tenants[2]) == (pki.serial_of(again.cert_pem), b"ok")
+    finally:
+        server.close()
+        await server.wait_closed()
