@@ -148,28 +148,31 @@ def _ip_block(host: str) -> dict[str, Any] | None:
     return {"ipBlock": {"cidr": f"{ip}/{ip.max_prefixlen}"}}
 
 
-def _peer_rule(peer: IngressPeer) -> dict[str, Any]:
-    source: dict[str, Any] = {"namespaceSelector": {"matchLabels": dict(sorted(peer.namespace_labels.items()))}}
-    if peer.pod_labels:
-        source["podSelector"] = {"matchLabels": dict(sorted(peer.pod_labels.items()))}
-    rule: dict[str, Any] = {"from": [source]}
-    if peer.ports:
-        rule["ports"] = [{"protocol": proto, "port": port} for proto, port in peer.ports]
+def _pods(namespace_labels: Mapping[str, str], pod_labels: Mapping[str, str]) -> dict[str, Any]:
+    """A NetworkPolicy peer of super pods: a namespace selector, and a pod selector when labels are given."""
+    peer: dict[str, Any] = {"namespaceSelector": {"matchLabels": dict(sorted(namespace_labels.items()))}}
+    if pod_labels:
+        peer["podSelector"] = {"matchLabels": dict(sorted(pod_labels.items()))}
+    return peer
+
+
+def _rule(direction: str, peer: dict[str, Any], ports: tuple[tuple[str, int], ...]) -> dict[str, Any]:
+    """An ingress (``from``) or egress (``to``) rule for ``peer``, on ``ports`` (none: every port)."""
+    rule: dict[str, Any] = {direction: [peer]}
+    if ports:
+        rule["ports"] = [{"protocol": proto, "port": port} for proto, port in ports]
     return rule
+
+
+def _peer_rule(peer: IngressPeer) -> dict[str, Any]:
+    return _rule("from", _pods(peer.namespace_labels, peer.pod_labels), peer.ports)
 
 
 def _egress_rule(peer: EgressPeer) -> dict[str, Any]:
-    target: dict[str, Any]
-    if peer.cidr is not None:
-        target = {"ipBlock": {"cidr": peer.cidr, **({"except": list(peer.except_)} if peer.except_ else {})}}
-    else:
-        target = {"namespaceSelector": {"matchLabels": dict(sorted(peer.namespace_labels.items()))}}
-        if peer.pod_labels:
-            target["podSelector"] = {"matchLabels": dict(sorted(peer.pod_labels.items()))}
-    rule: dict[str, Any] = {"to": [target]}
-    if peer.ports:
-        rule["ports"] = [{"protocol": proto, "port": port} for proto, port in peer.ports]
-    return rule
+    if peer.cidr is None:
+        return _rule("to", _pods(peer.namespace_labels, peer.pod_labels), peer.ports)
+    block = {"cidr": peer.cidr, **({"except": list(peer.except_)} if peer.except_ else {})}
+    return _rule("to", {"ipBlock": block}, peer.ports)
 
 
 def network_policy_spec(

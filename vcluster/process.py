@@ -265,11 +265,10 @@ def pid_gone(pid: int) -> bool:
 
 def wait_pid_gone(pid: int, *, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds until :func:`pid_gone`; whether it is."""
-    deadline = time.monotonic() + timeout
-    while not pid_gone(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
+    try:
+        wait_until(lambda: pid_gone(pid), timeout=timeout, what=f"pid {pid} gone", interval=0.02, cap=0.1)
+    except ProcessError:
+        return False
     return True
 
 
