@@ -94,10 +94,8 @@ def scan(shared: Shared) -> dict[str, int]:
             continue
         rt.last_full_sync = now
         for kind in rt.kinds:
-            tenant_items = {
-                k: v for k, v in rt.informers[kind.kind].items()
-                if shared.tenant_object(rt, kind, k[0], k[1]) is not None
-            }
+            # each cached object decoded once (asking tenant_object() per ref decoded it a second time)
+            tenant_items = {k: v for k, v in rt.informers[kind.kind].items() if shared.to_sync(rt, kind, v) is not None}
             ctx = shared.context(rt, kind, None, creating=False)
             diffs = diff_kind(kind, tenant_items, super_by_tenant[kind.kind].get(rt.info.key, {}), ctx,
                               refused=rt.refused)

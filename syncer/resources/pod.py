@@ -205,8 +205,14 @@ def _is_ip(host: str) -> bool:
 def to_super(v_obj: Obj, ctx: TranslateContext) -> Obj:
     v_meta = v_obj["metadata"]
     tenant_ns = v_meta["namespace"]
-    # A private copy (the tenant object is not ours to change); a JSON round trip is ~4x faster than deepcopy.
-    spec: dict[str, Any] = orjson.loads(orjson.dumps(v_obj.get("spec") or {}))
+    # The tenant object is not ours to change: a copy of the spec and of its containers, the only parts
+    # changed in place below; every other field that changes is replaced by a new object, and what is
+    # kept is shared with the tenant object (a copy of the whole spec, even by a JSON round trip, was
+    # half of this function's time and a quarter of the patrol's).
+    spec: dict[str, Any] = dict(v_obj.get("spec") or {})
+    for list_name in _CONTAINER_LISTS:
+        if spec.get(list_name):
+            spec[list_name] = [dict(c) for c in spec[list_name]]
     spec.pop("nodeName", None)  # the super scheduler decides; the tenant pod is bound afterwards
     spec.pop("serviceAccount", None)
     spec["serviceAccountName"] = service_account(v_obj)
