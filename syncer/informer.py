@@ -134,6 +134,12 @@ class Informer:
         for key, raw in list(self._items.items()):
             yield key, orjson.loads(raw)
 
+    def raw_items(self) -> list[tuple[tuple[str, str], bytes]]:
+        """Every cached object as the bytes the cache holds, undecoded.  An object's bytes are replaced
+        (a new ``bytes`` object) by every event and list that touches it, so a reader that kept them can
+        tell by identity whether the object was touched since (the patrol's memo)."""
+        return list(self._items.items())
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import orjson
 import structlog
 
+from syncer.informer import Informer
 from syncer.queue import DOWN, UP, SyncKey
 from syncer.resources.base import (
     Kind,
@@ -33,16 +35,24 @@ log = structlog.get_logger(__name__)
 Ref = tuple[str, str]
 
 
+def tenant_of(p_slim: Obj) -> tuple[str, Ref] | None:
+    """The (cluster key, tenant namespace and name) a super object stands for; None for the objects the
+    patrol does not compare (not made for a tenant object, or a pod's token Secret)."""
+    meta = p_slim.get("metadata") or {}
+    tenant = (meta.get("labels") or {}).get(naming.LABEL_CLUSTER_KEY)
+    ref = tenant_ref(p_slim, namespaced=bool(meta.get("namespace")))
+    if not tenant or ref is None or naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in (meta.get("annotations") or {}):
+        return None
+    return tenant, ref[:2]
+
+
 def group_by_tenant(super_items: Iterable[tuple[Ref, Obj]]) -> dict[str, dict[Ref, Obj]]:
     """Super objects by cluster key, keyed by the (tenant namespace, name) they stand for."""
     out: dict[str, dict[Ref, Obj]] = {}
     for _ref, p_slim in super_items:
-        meta = p_slim.get("metadata") or {}
-        tenant = (meta.get("labels") or {}).get(naming.LABEL_CLUSTER_KEY)
-        ref = tenant_ref(p_slim, namespaced=bool(meta.get("namespace")))
-        if not tenant or ref is None or naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in (meta.get("annotations") or {}):
-            continue
-        out.setdefault(tenant, {})[ref[:2]] = p_slim
+        found = tenant_of(p_slim)
+        if found is not None:
+            out.setdefault(found[0], {})[found[1]] = p_slim
     return out
 
 
@@ -81,28 +91,71 @@ def diff_kind(
     return out
 
 
+def _group_raw(shared: Shared, kind: str, inf: Informer) -> dict[str, dict[Ref, bytes]]:
+    """:func:`group_by_tenant` over the cached bytes of one super informer; an object whose bytes are the
+    ones the last patrol saw is not decoded again (:attr:`Shared.patrol_refs`)."""
+    last = shared.patrol_refs.get(kind, {})
+    seen: dict[Ref, tuple[bytes, tuple[str, Ref] | None]] = {}
+    out: dict[str, dict[Ref, bytes]] = {}
+    for p_key, raw in inf.raw_items():
+        memo = last.get(p_key)
+        found = memo[1] if memo is not None and memo[0] is raw else tenant_of(orjson.loads(raw))
+        seen[p_key] = (raw, found)
+        if found is not None:
+            out.setdefault(found[0], {})[found[1]] = raw
+    shared.patrol_refs[kind] = seen
+    return out
+
+
 def scan(shared: Shared) -> dict[str, int]:
     """One full diff of every kind of every synced tenant; differences are queued and counted.
 
-    Reads only the caches (the engine calls it every ``VC_SYNCER_PATROL_PERIOD`` seconds).
+    Reads only the caches (the engine calls it every ``VC_SYNCER_PATROL_PERIOD`` seconds).  A pair
+    (tenant object, super copy) that the last patrol found equal, whose cached bytes are the same
+    objects now (an informer replaces them on every event and list that touches the object) and whose
+    kind's translation context is equal, is equal now: :func:`diff_kind` is a pure function of them.
+    Such pairs are not decoded and translated again (:attr:`TenantRuntime.patrol_clean`); kinds whose
+    ``sync_filter`` reads other objects are always compared whole.
     """
     counts: dict[str, int] = {}
-    super_by_tenant = {name: group_by_tenant(inf.items()) for name, inf in shared.super_informers.items()}
+    super_by_tenant = {name: _group_raw(shared, name, inf) for name, inf in shared.super_informers.items()}
     now = clock.timestamp()
     for rt in list(shared.tenants.values()):
         if not rt.synced.is_set():
             continue
         rt.last_full_sync = now
         for kind in rt.kinds:
-            # each cached object decoded once (asking tenant_object() per ref decoded it a second time)
-            tenant_items = {k: v for k, v in rt.informers[kind.kind].items() if shared.to_sync(rt, kind, v) is not None}
             ctx = shared.context(rt, kind, None, creating=False)
-            diffs = diff_kind(kind, tenant_items, super_by_tenant[kind.kind].get(rt.info.key, {}), ctx,
-                              refused=rt.refused)
+            p_raws = super_by_tenant[kind.kind].get(rt.info.key, {})
+            memo = kind.sync_filter is None
+            last = rt.patrol_clean.get(kind.kind) if memo else None
+            clean_before = last[1] if last is not None and last[0] == ctx else {}
+            clean: dict[Ref, tuple[bytes, bytes]] = {}
+            tenant_items: dict[Ref, Obj] = {}
+            tenant_raws: dict[Ref, bytes] = {}
+            for ref, v_raw in rt.informers[kind.kind].raw_items():
+                p_raw = p_raws.get(ref)
+                pair = clean_before.get(ref)
+                if pair is not None and pair[0] is v_raw and pair[1] is p_raw:
+                    clean[ref] = pair
+                    continue
+                v_obj = orjson.loads(v_raw)
+                if shared.to_sync(rt, kind, v_obj) is not None:
+                    tenant_items[ref] = v_obj
+                    tenant_raws[ref] = v_raw
+            super_items = {ref: orjson.loads(raw) for ref, raw in p_raws.items() if ref not in clean}
+            diffs = diff_kind(kind, tenant_items, super_items, ctx, refused=rt.refused)
+            differing = set()
             for (ns, name), direction, reason in diffs:
+                differing.add((ns, name))
                 shared.metrics.drift.labels(kind.kind, reason).inc()
                 counts[reason] = counts.get(reason, 0) + 1
                 shared.queue.add(SyncKey(rt.info.key, kind.kind, direction, ns, name))
+            if memo:
+                for ref, v_raw in tenant_raws.items():
+                    if ref not in differing and (p_raw := p_raws.get(ref)) is not None:
+                        clean[ref] = (v_raw, p_raw)
+                rt.patrol_clean[kind.kind] = (ctx, clean)
     if counts:
         log.info("patrol.drift", counts=counts)
     return counts

@@ -67,6 +67,11 @@ class TenantRuntime:
     retired: list[ApiClient] = field(default_factory=list)
     #: State the kinds' hooks keep for this tenant (token Secrets made, cached contexts), by hook key.
     scratch: dict[str, Any] = field(default_factory=dict)
+    #: The patrol's memo, by kind: the translation context of the last patrol and, by (tenant namespace,
+    #: name), the cached bytes (tenant object, super copy) of each pair it found equal.  A pair whose
+    #: bytes are the same objects again, under an equal context, is equal again (:mod:`syncer.patrol`).
+    patrol_clean: dict[str, tuple[TranslateContext, dict[tuple[str, str], tuple[bytes, bytes]]]] = field(
+        default_factory=dict)
 
     @property
     def key(self) -> str:

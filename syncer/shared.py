@@ -56,6 +56,11 @@ class Shared:
     namespace_kind: Kind | None = field(init=False, default=None)
     #: Tenant-wide quota usage by cluster key, fed by the super informers (every tenant's, served or not).
     ledgers: dict[str, quota.Ledger] = field(default_factory=dict)
+    #: The patrol's memo of the super caches, by kind: by super (namespace, name), the cached bytes and
+    #: the (cluster key, tenant ref) they stand for (:func:`syncer.patrol.tenant_of`), so that an
+    #: object not touched since the last patrol is not decoded again to group it.
+    patrol_refs: dict[str, dict[tuple[str, str], tuple[bytes, tuple[str, tuple[str, str]] | None]]] = field(
+        default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_kind.update({k.kind: k for k in self.kinds})
