@@ -212,6 +212,8 @@ class Ledger:
 
         True when the tenant's total went down (something waiting may fit now).
         """
+        if usage and ref not in self.reserved and self.observed.get(ref) == usage:
+            return False  # the object's next event, counting for what it counted for (most pod events)
         before = dict(self._total)
         old = self.observed.pop(ref, None)
         if old is not None:

@@ -216,3 +216,15 @@ def test_ledger_growth_of_a_name_the_object_did_not_count_before() -> None:
     assert ledger.admit_growth(svc, d({"services": "1", "services.nodeports": "1"}),
                                d({"services.nodeports": "0"}), where="w") != [], "no node port at all"
     assert ledger.reserved == {}
+
+
+def test_ledger_observe_of_an_unchanged_object_still_ends_its_reservation() -> None:
+    # observe() returns at once for an object's next event with the same usage (most pod events),
+    # but not while something is reserved for it: the event ends that reservation
+    ledger = Ledger()
+    ref = ("PersistentVolumeClaim", "a", "c")
+    ledger.observe(ref, d({"requests.storage": "1"}))
+    assert ledger.admit_growth(ref, d({"requests.storage": "3"}), d({"requests.storage": "10"}), where="w") == []
+    assert ledger.total() == d({"requests.storage": "3"})
+    assert ledger.observe(ref, d({"requests.storage": "1"})) is True
+    assert ledger.total() == d({"requests.storage": "1"})

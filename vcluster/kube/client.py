@@ -193,6 +193,8 @@ class ApiClient:
             self._session = aiohttp.ClientSession(
                 base_url=self.config.server, connector=connector, headers=headers,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
+                # apiservers set no cookies and client-go keeps none: no jar to filter on every request
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
