@@ -52,7 +52,7 @@ from vcluster.controlplane.shared_etcd import DIR as SHARED_ETCD_DIR  # noqa: E4
 #: apiserver with its watch cache, the lease endpoint reconciler, priority and fairness and the
 #: per-minute object counts; the controller-manager with every controller but node-lifecycle and
 #: client-go's default throttling (20 requests/s, burst 30).
-ROUND6_APISERVER = {"watch-cache": "true", "endpoint-reconciler-type": "lease",
+ROUND6_APISERVER = {"watch-cache": "true", "watch-cache-sizes": "", "endpoint-reconciler-type": "lease",
                     "enable-priority-and-fairness": "true", "etcd-count-metric-poll-period": "1m"}
 ROUND6_CM = {"controllers": "*,-node-lifecycle-controller", "kube-api-qps": "20", "kube-api-burst": "30"}
 #: etcd of one member: raft ticks every 500 ms instead of 100 ms (measured in round 7: -0.1 % of a core
@@ -72,8 +72,10 @@ _ALL_CPUS = {"gomaxprocs": str(os.cpu_count() or 1)}
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "round6": _variant(apiserver=ROUND6_APISERVER, cm=ROUND6_CM),
-    # the default with the watch cache back on (the largest apiserver lever alone)
-    "watchcache": _variant(apiserver={"watch-cache": "true"}),
+    # the default with every watch cache back (the default keeps one, for pods: round 10)
+    "watchcache": _variant(apiserver={"watch-cache-sizes": ""}),
+    # round 7-9's default: no watch cache at all (the largest apiserver lever of round 7)
+    "nocache": _variant(apiserver={"watch-cache": "false"}),
     # the default with client-go's throttling back (the start-up lever alone); -v=3 logs each wait
     "throttled": _variant(cm={"kube-api-qps": "20", "kube-api-burst": "30", "v": "3"}),
     "etcd": _variant(etcd=LEAN_ETCD),

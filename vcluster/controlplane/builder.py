@@ -60,10 +60,41 @@ TENANT_CONTROLLERS = ",".join([
 #: took 4.4 s, in steps of 50 ms ("Waited before sending request ... client-side throttling", -v=3).
 #: Burst 300 covers the whole start; the steady rate stays modest (it only talks to its own apiserver).
 TENANT_CM_QPS = {"kube-api-qps": "100", "kube-api-burst": "300"}
-#: kube-apiserver flags for a small tenant (each measured in docs/benchmarks-syncer.md round 7):
-#: * ``watch-cache=false``: no per-resource cache (~60 cachers, each with its etcd watch, a 1-s bookmark
-#:   timer and its memory); a tenant's few watchers (controller-manager, syncer, tenant DNS) are served
-#:   by etcd watches, lists by etcd: a third to a half of an idle apiserver's CPU, a quarter of etcd's;
+#: The built-in resources of a v1.36 kube-apiserver that have a watch cache (its ``watch_cache_capacity``
+#: metric with ``watch-cache=true``; events have none by default), except pods.  A resource of another
+#: version missing here keeps its cache (an idle cost, nothing breaks); one listed but unknown is ignored.
+UNCACHED_RESOURCES = (
+    "configmaps", "endpoints", "limitranges", "namespaces", "nodes", "persistentvolumeclaims",
+    "persistentvolumes", "podtemplates", "replicationcontrollers", "resourcequotas", "secrets",
+    "serviceaccounts", "services",
+    *(f"{r}.admissionregistration.k8s.io" for r in (
+        "mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "mutatingwebhookconfigurations",
+        "validatingadmissionpolicies", "validatingadmissionpolicybindings", "validatingwebhookconfigurations")),
+    "customresourcedefinitions.apiextensions.k8s.io", "apiservices.apiregistration.k8s.io",
+    *(f"{r}.apps" for r in ("controllerrevisions", "daemonsets", "deployments", "replicasets", "statefulsets")),
+    "horizontalpodautoscalers.autoscaling", "cronjobs.batch", "jobs.batch",
+    "certificatesigningrequests.certificates.k8s.io", "leases.coordination.k8s.io",
+    "endpointslices.discovery.k8s.io",
+    "flowschemas.flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io",
+    *(f"{r}.networking.k8s.io" for r in (
+        "ingressclasses", "ingresses", "ipaddresses", "networkpolicies", "servicecidrs")),
+    "runtimeclasses.node.k8s.io", "poddisruptionbudgets.policy",
+    *(f"{r}.rbac.authorization.k8s.io" for r in ("clusterrolebindings", "clusterroles", "rolebindings", "roles")),
+    *(f"{r}.resource.k8s.io" for r in ("deviceclasses", "resourceclaims", "resourceclaimtemplates", "resourceslices")),
+    "priorityclasses.scheduling.k8s.io",
+    *(f"{r}.storage.k8s.io" for r in (
+        "csidrivers", "csinodes", "csistoragecapacities", "storageclasses", "volumeattachments",
+        "volumeattributesclasses")),
+)
+#: kube-apiserver flags for a small tenant (each measured in docs/benchmarks-syncer.md rounds 7 and 10):
+#: * a watch cache for pods only (``watch-cache=true`` and size 0, "no cache", for every other resource):
+#:   without any cache (round 7's ``watch-cache=false``) an idle apiserver saved ~60 cachers, each with
+#:   its etcd watch, a 1-s bookmark timer and its memory (0.40-0.45 % of a core per tenant), but every
+#:   watcher of the tenant's pods (the syncer, the controller-manager's informers, a user's ``kubectl
+#:   get -w``) was served by its own etcd watch and each event decoded once per watcher: 5.1 ms of CPU
+#:   per synced pod in a burst (round 9).  Pods are what a burst writes; one cacher costs an idle tenant
+#:   next to nothing.  A tenant takes every cache back with ``extraArgs.apiserver: {watch-cache-sizes:
+#:   ""}``, or none with ``{watch-cache: "false"}``;
 #: * ``endpoint-reconciler-type=none``: no lease write every 10 s to keep the ``kubernetes`` Service's
 #:   endpoints (the syncer never maps that Service; tenant pods reach their apiserver through host
 #:   aliases and the tenant DNS, ``kubernetes.default``);
@@ -72,7 +103,8 @@ TENANT_CM_QPS = {"kube-api-qps": "100", "kube-api-burst": "300"}
 #: * ``etcd-count-metric-poll-period=0``: no per-minute count of every resource in etcd.
 #: (``APIServerIdentity=false`` does not start in 1.36: UnknownVersionInteroperabilityProxy depends on it.)
 TENANT_APISERVER_LEAN = {
-    "watch-cache": "false",
+    "watch-cache": "true",
+    "watch-cache-sizes": ",".join(f"{r}#0" for r in UNCACHED_RESOURCES),
     "endpoint-reconciler-type": "none",
     "enable-priority-and-fairness": "false",
     "etcd-count-metric-poll-period": "0",

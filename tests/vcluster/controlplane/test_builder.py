@@ -156,7 +156,7 @@ def test_default_controllers_keep_what_a_tenant_user_expects() -> None:
 def test_small_tenant_flags_are_the_default_and_can_be_overridden() -> None:
     api, cm = _flags(_build().apiserver), _flags(_build().controller_manager)
     assert {k: api[k] for k in builder.TENANT_APISERVER_LEAN} == builder.TENANT_APISERVER_LEAN
-    assert api["watch-cache"] == "false"
+    assert api["watch-cache"] == "true"
     assert (cm["kube-api-qps"], cm["kube-api-burst"]) == ("100", "300")
     back = _build({"controlPlane": {"extraArgs": {
         "apiserver": {"watch-cache": "true", "endpoint-reconciler-type": "lease"},
@@ -164,6 +164,24 @@ def test_small_tenant_flags_are_the_default_and_can_be_overridden() -> None:
     assert _flags(back.apiserver)["watch-cache"] == "true"
     assert _flags(back.apiserver)["endpoint-reconciler-type"] == "lease"
     assert _flags(back.controller_manager)["kube-api-burst"] == "30"
+
+
+def test_only_pods_keep_a_watch_cache_by_default() -> None:
+    api = _flags(_build().apiserver)
+    off = dict(entry.split("#") for entry in api["watch-cache-sizes"].split(","))
+    assert set(off.values()) == {"0"}
+    assert "pods" not in off
+    # the kinds a tenant's controllers and the syncer watch besides pods keep no cache
+    for kind in ("configmaps", "secrets", "services", "endpoints", "nodes", "namespaces", "serviceaccounts",
+                 "replicasets.apps", "deployments.apps", "endpointslices.discovery.k8s.io",
+                 "leases.coordination.k8s.io",
+                 "apiservices.apiregistration.k8s.io", "customresourcedefinitions.apiextensions.k8s.io"):
+        assert kind in off
+    assert len(off) == len(builder.UNCACHED_RESOURCES) == 56
+    every = _flags(_build({"controlPlane": {"extraArgs": {"apiserver": {"watch-cache-sizes": ""}}}}).apiserver)
+    assert (every["watch-cache"], every["watch-cache-sizes"]) == ("true", "")
+    none = _flags(_build({"controlPlane": {"extraArgs": {"apiserver": {"watch-cache": "false"}}}}).apiserver)
+    assert none["watch-cache"] == "false"
 
 
 def test_etcd_extra_args_reach_only_etcd() -> None:
