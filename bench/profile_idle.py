@@ -152,14 +152,14 @@ def analyse(perf_data: Path, binaries: dict[int, str], names: dict[int, str], ou
         leaf_go: collections.Counter[str] = collections.Counter()
         cum: collections.Counter[str] = collections.Counter()
         roots: collections.Counter[str] = collections.Counter()
-        for st in named:
-            flat[st[0]] += 1
-            leaf_go[next((f for f in st if not f.startswith("[k]")), "?")] += 1
-            for f in set(st):
+        for fr in named:
+            flat[fr[0]] += 1
+            leaf_go[next((f for f in fr if not f.startswith("[k]")), "?")] += 1
+            for f in set(fr):
                 cum[f] += 1
-            outer = [f for f in reversed(st) if f not in _GO_RUNTIME_ROOTS and not f.startswith("[k]")]
+            outer = [f for f in reversed(fr) if f not in _GO_RUNTIME_ROOTS and not f.startswith("[k]")]
             roots[" ← ".join(reversed(outer[:3])) if outer else "?"] += 1
-        kernel = sum(1 for st in named if st[0].startswith("[k]"))
+        kernel = sum(1 for fr in named if fr[0].startswith("[k]"))
         print(f"\n=== {names[pid]} (pid {pid}): {total} samples, {kernel / total * 100:.0f}% in the kernel")
         for title, counter, n in (("by goroutine root (outermost 3 frames)", roots, 25),
                                   ("flat, first Go frame", leaf_go, 20), ("flat, leaf incl. kernel", flat, 12),
@@ -188,8 +188,8 @@ def main() -> int:
         syncer = SyncerProcess(super_, log_path=work / "syncer.log", env={"VC_SYNCER_METRICS_PORT": str(free_port())})
         syncer.start()
         try:
-            spec = {"controlPlane": {"extraArgs": extra}} if extra else {}
-            prof = create_tenant(super_, "prof", **spec)
+            spec: dict[str, Any] = {"extraArgs": extra} if extra else {}
+            prof = create_tenant(super_, "prof", controlPlane=spec) if spec else create_tenant(super_, "prof")
             verbose = create_tenant(super_, "verbose", controlPlane={"extraArgs": {"apiserver": {"v": "3"}}})
             print(f"tenants Ready; settling {args.settle:.0f}s (load {load()})", flush=True)
             time.sleep(args.settle)
