@@ -60,6 +60,10 @@ ROUND6_CM = {"controllers": "*,-node-lifecycle-controller", "kube-api-qps": "20"
 LEAN_ETCD = {"heartbeat-interval": "500", "election-timeout": "5000"}
 
 
+#: kube-apiserver feature gates that turn off its identity lease (and the proxy that depends on it).
+NO_IDENTITY = "APIServerIdentity=false,UnknownVersionInteroperabilityProxy=false"
+
+
 def _variant(*, apiserver: dict[str, str] | None = None, cm: dict[str, str] | None = None,
              etcd: dict[str, str] | None = None) -> dict[str, Any]:
     extra = {"apiserver": apiserver or {}, "controllerManager": cm or {}, "etcd": etcd or {}}
@@ -86,6 +90,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gogc": _variant(apiserver={"gogc": "400"}, cm={"gogc": "400"}, etcd={"gogc": "400"}),
     "go1gogc": _variant(apiserver={"gomaxprocs": "1", "gogc": "400"}, cm={"gomaxprocs": "1", "gogc": "400"},
                         etcd={"gomaxprocs": "1", "gogc": "400"}),
+    # round 10 (bench/profile_idle.py's findings), each on top of the default:
+    # the apiserver without its identity lease (a PUT every 10 s, its lease GC and the peer-endpoint lease
+    # controller); UnknownVersionInteroperabilityProxy (beta in 1.36) depends on the identity, so both go
+    "noident": _variant(apiserver={"feature-gates": NO_IDENTITY}),
+    # etcd's backend commits at most once a second instead of every 100 ms (the WAL, fsynced per write,
+    # keeps every write durable; the loop wakes 10 times a second even with nothing to commit)
+    "etcdbatch": _variant(etcd={"backend-batch-interval": "1s"}),
+    # raft ticks every 200 ms instead of 100 (a single member has no peer to send heartbeats to); the
+    # first election waits 1-5 ticks of 200 ms instead of 1-10 of 100 ms: no longer on average
+    "etcdtick": _variant(etcd={"heartbeat-interval": "200", "election-timeout": "1000"}),
+    # the first election sooner: 1-5 ticks of 100 ms (the shortest election timeout etcd accepts for a
+    # 100-ms heartbeat) instead of 1-10
+    "etcdfast": _variant(etcd={"election-timeout": "500"}),
+    "round10": _variant(apiserver={"feature-gates": NO_IDENTITY},
+                        etcd={"backend-batch-interval": "1s", "heartbeat-interval": "200", "election-timeout": "1000"}),
     # round 8: the local backend's shared etcd (operator setting VC_OPERATOR_SHARED_ETCD), see SHARED
     # (not named "shared": that is the column of the processes every tenant shares)
     "sharedetcd": {},
