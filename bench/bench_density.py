@@ -263,7 +263,8 @@ def main() -> int:
                     op.env["VC_OPERATOR_SHARED_ETCD"] = "true"
                     op.start()
                     keys[str(work / "operator" / SHARED_ETCD_DIR)] = variant
-                name = f"d{i}-{variant[:4]}-{suffix}"
+                # the variant's place in the list too: "etcdbatch" and "etcdtick" share their first letters
+                name = f"d{i}-{variant[:4]}{variants.index(variant)}-{suffix}"
                 created = time.time()
                 handle = create_tenant(super_, name, **VARIANTS[variant])
                 keys[handle.cluster_key] = variant
