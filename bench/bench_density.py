@@ -94,6 +94,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the apiserver without its identity lease (a PUT every 10 s, its lease GC and the peer-endpoint lease
     # controller); UnknownVersionInteroperabilityProxy (beta in 1.36) depends on the identity, so both go
     "noident": _variant(apiserver={"feature-gates": NO_IDENTITY}),
+    # since round 10 the default has no identity lease (builder.TENANT_APISERVER_GATES): this puts it back
+    "identity": _variant(apiserver={"feature-gates": "APIServerIdentity=true"}),
     # etcd's backend commits at most once a second instead of every 100 ms (the WAL, fsynced per write,
     # keeps every write durable; the loop wakes 10 times a second even with nothing to commit)
     "etcdbatch": _variant(etcd={"backend-batch-interval": "1s"}),
