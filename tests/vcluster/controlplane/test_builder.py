@@ -229,3 +229,12 @@ def test_tenant_apiserver_runs_without_its_identity_lease_where_the_version_allo
     own = _build({"controlPlane": {"extraArgs": {"apiserver": {"feature-gates": "APIServerIdentity=true"}}}})
     assert _flags(own.apiserver)["feature-gates"] == "APIServerIdentity=true"
     assert "feature-gates" not in _flags(_build().controller_manager)
+
+
+def test_tenant_etcd_elects_itself_sooner_and_a_tenant_may_set_it_back() -> None:
+    """Round 10 (issue 16): a single member's first election waits 1-5 ticks instead of 1-10."""
+    etcd = _flags(_build().etcd)
+    assert etcd["election-timeout"] == "500"
+    assert "heartbeat-interval" not in etcd  # etcd's 100 ms: 5 ticks per election timeout, its minimum
+    back = _build({"controlPlane": {"extraArgs": {"etcd": {"heartbeat-interval": "200", "election-timeout": "1000"}}}})
+    assert (_flags(back.etcd)["heartbeat-interval"], _flags(back.etcd)["election-timeout"]) == ("200", "1000")
