@@ -13,7 +13,8 @@ apiserver ready, controller-manager started, bootstrap (the default ServiceAccou
 Variants (a tenant's ``spec.controlPlane.extraArgs``, see :data:`VARIANTS`): ``default`` (the
 operator's flags), ``round6`` (round 6's defaults put back), and one lever at a time on top of the
 default (``watchcache``, ``throttled``, ``etcd``, and round 8's Go runtime settings ``go1``, ``gogc``,
-``go1gogc``, ``gomaxcpu``; ``sharedetcd``: :data:`SHARED`).  After the window it prints each
+``go1gogc``, ``gomaxcpu``; ``sharedetcd``: :data:`SHARED`; round 10's ``noident``, ``identity``, ``etcdbatch``,
+``etcdtick``, ``etcdfast``, ``round10``, after bench/profile_idle.py's profiles).  After the window it prints each
 variant's resident memory per tenant and checks that the syncer serves every tenant: a pod created
 in each (all at once) must reach the super cluster.
 The work folder is removed at the end unless ``--keep`` (then the first tenant's component logs of
