@@ -84,7 +84,9 @@ TENANT_APISERVER_LEAN = {
 #: and the peer-endpoint lease controller: 2-3 % of an idle tenant apiserver's samples and its etcd's only
 #: steady write.  What reads those leases is for apiservers of different versions side by side
 #: (``UnknownVersionInteroperabilityProxy``, beta in 1.36, which needs the identity and so goes with it; the
-#: storage-version API, alpha and off): a tenant's apiservers run one version.  Set only for the versions
+#: storage-version API, alpha and off): a tenant's apiservers run one version -- except while a pods-backend
+#: tenant with several replicas rolls to a new version, when an old replica answers 404 for an API only the
+#: new one serves instead of proxying the request to it (what Kubernetes did before 1.36).  Set only for the versions
 #: where both gates exist and may be turned off (:func:`_feature_gates`); a tenant's own
 #: ``extraArgs.apiserver.feature-gates`` replaces this value as a whole.
 TENANT_APISERVER_GATES = "APIServerIdentity=false,UnknownVersionInteroperabilityProxy=false"
