@@ -233,3 +233,26 @@ def test_a_cluster_version_go_runtime_setting_is_overridden_by_the_tenant() -> N
 def test_a_bad_go_runtime_value_is_a_spec_error_naming_it(where: str, key: str, value: str) -> None:
     with pytest.raises(SpecError, match=rf"extraArgs\.{where}\.{key}"):
         _build({"controlPlane": {"extraArgs": {where: {key: value}}}})
+
+
+def test_tenant_apiserver_runs_without_its_identity_lease_where_the_version_allows() -> None:
+    """Round 10 (issue 16): no identity Lease PUT every 10 s (an idle tenant etcd's only steady write)."""
+    api = _flags(_build().apiserver)
+    assert api["feature-gates"] == "APIServerIdentity=false,UnknownVersionInteroperabilityProxy=false"
+    assert _flags(_build({"controlPlane": {"version": "v1.35.1"}}).apiserver)["feature-gates"] == api["feature-gates"]
+    # versions where the gates may be locked or missing get none (the apiserver would not start)
+    for version in ("v1.37.0", "v1.27.4"):
+        assert "feature-gates" not in _flags(_build({"controlPlane": {"version": version}}).apiserver), version
+    # a tenant's own feature gates replace the value as a whole
+    own = _build({"controlPlane": {"extraArgs": {"apiserver": {"feature-gates": "APIServerIdentity=true"}}}})
+    assert _flags(own.apiserver)["feature-gates"] == "APIServerIdentity=true"
+    assert "feature-gates" not in _flags(_build().controller_manager)
+
+
+def test_tenant_etcd_elects_itself_sooner_and_a_tenant_may_set_it_back() -> None:
+    """Round 10 (issue 16): a single member's first election waits 1-5 ticks instead of 1-10."""
+    etcd = _flags(_build().etcd)
+    assert etcd["election-timeout"] == "500"
+    assert "heartbeat-interval" not in etcd  # etcd's 100 ms: 5 ticks per election timeout, its minimum
+    back = _build({"controlPlane": {"extraArgs": {"etcd": {"heartbeat-interval": "200", "election-timeout": "1000"}}}})
+    assert (_flags(back.etcd)["heartbeat-interval"], _flags(back.etcd)["election-timeout"]) == ("200", "1000")
