@@ -26,9 +26,11 @@ variants that each change one factor against the "steady" reference, interleaved
 * ``gomaxcpu``    ``steady`` through a second set of T tenants whose etcd, apiserver and
                   controller-manager run with the Go runtime's default (one P per CPU) instead of the
                   operator's ``GOMAXPROCS=1`` (round 8: does one P per tenant process cost the burst?).
-* ``watchcache``  ``steady`` through a second set of T tenants whose apiserver keeps its watch cache
-                  (off by default since round 7; round 9: what does serving every tenant watcher from
-                  its own etcd watch cost the burst?).  One of these two per run.
+* ``watchcache``  ``steady`` through a second set of T tenants whose apiserver keeps every watch
+                  cache (the default keeps only the pods' since round 10).
+* ``nocache``     ``steady`` through a second set of T tenants whose apiserver has no watch cache
+                  (rounds 7-9's default; round 9: what does serving every tenant watcher of pods from
+                  its own etcd watch cost the burst?).  One of these three per run.
 
 Each variant's pods are force-deleted afterwards and the bench waits for the syncer's queue to
 be empty, so no variant inherits another's backlog.  Measures: CPU milliseconds per pod by part
@@ -82,14 +84,16 @@ from vcluster.kube import ApiClient, resources  # noqa: E402
 from vcluster.testbed.cluster import node_name  # noqa: E402
 
 VARIANTS = ("direct", "steady", "token", "after-drain", "new-nodes", "spread", "+watchers", "gomaxcpu",
-            "watchcache")
+            "watchcache", "nocache")
 #: The variants that go through a second set of T tenants (one such variant per run), with the
 #: ``spec.controlPlane.extraArgs`` those tenants get.
 ALT_ARGS: dict[str, dict[str, dict[str, str]]] = {
     "gomaxcpu": {part: {"gomaxprocs": str(os.cpu_count() or 1)} for part in ("apiserver", "controllerManager", "etcd")},
-    # round 9: the tenant apiserver with its watch cache (off by default since round 7: -0.45 % of a core per
-    # idle tenant), so each watcher of the tenant pods is not served by its own etcd watch
-    "watchcache": {"apiserver": {"watch-cache": "true"}},
+    # the tenant apiserver with every watch cache (the default keeps only the pods' since round 10)
+    "watchcache": {"apiserver": {"watch-cache-sizes": ""}},
+    # rounds 7-9's default: no watch cache (-0.45 % of a core per idle tenant), so each watcher of the
+    # tenant pods is served by its own etcd watch (round 9: +5.1 ms of test-bed CPU per synced pod)
+    "nocache": {"apiserver": {"watch-cache": "false"}},
 }
 #: kwok nodes per pool: a pool holds one burst of 300 (110 pods per node).
 POOL = 4

@@ -13,7 +13,8 @@ apiserver ready, controller-manager started, bootstrap (the default ServiceAccou
 Variants (a tenant's ``spec.controlPlane.extraArgs``, see :data:`VARIANTS`): ``default`` (the
 operator's flags), ``round6`` (round 6's defaults put back), and one lever at a time on top of the
 default (``watchcache``, ``throttled``, ``etcd``, and round 8's Go runtime settings ``go1``, ``gogc``,
-``go1gogc``, ``gomaxcpu``; ``sharedetcd``: :data:`SHARED`).  After the window it prints each
+``go1gogc``, ``gomaxcpu``; ``sharedetcd``: :data:`SHARED`; round 10's ``noident``, ``identity``, ``etcdbatch``,
+``etcdtick``, ``etcdfast``, ``round10``, after bench/profile_idle.py's profiles).  After the window it prints each
 variant's resident memory per tenant and checks that the syncer serves every tenant: a pod created
 in each (all at once) must reach the super cluster.
 The work folder is removed at the end unless ``--keep`` (then the first tenant's component logs of
@@ -52,12 +53,16 @@ from vcluster.controlplane.shared_etcd import DIR as SHARED_ETCD_DIR  # noqa: E4
 #: apiserver with its watch cache, the lease endpoint reconciler, priority and fairness and the
 #: per-minute object counts; the controller-manager with every controller but node-lifecycle and
 #: client-go's default throttling (20 requests/s, burst 30).
-ROUND6_APISERVER = {"watch-cache": "true", "endpoint-reconciler-type": "lease",
+ROUND6_APISERVER = {"watch-cache": "true", "watch-cache-sizes": "", "endpoint-reconciler-type": "lease",
                     "enable-priority-and-fairness": "true", "etcd-count-metric-poll-period": "1m"}
 ROUND6_CM = {"controllers": "*,-node-lifecycle-controller", "kube-api-qps": "20", "kube-api-burst": "30"}
 #: etcd of one member: raft ticks every 500 ms instead of 100 ms (measured in round 7: -0.1 % of a core
 #: per tenant, but the member's first election waits for the longer election timeout: +2.2 s to Ready).
 LEAN_ETCD = {"heartbeat-interval": "500", "election-timeout": "5000"}
+
+
+#: kube-apiserver feature gates that turn off its identity lease (and the proxy that depends on it).
+NO_IDENTITY = "APIServerIdentity=false,UnknownVersionInteroperabilityProxy=false"
 
 
 def _variant(*, apiserver: dict[str, str] | None = None, cm: dict[str, str] | None = None,
@@ -72,8 +77,10 @@ _ALL_CPUS = {"gomaxprocs": str(os.cpu_count() or 1)}
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "round6": _variant(apiserver=ROUND6_APISERVER, cm=ROUND6_CM),
-    # the default with the watch cache back on (the largest apiserver lever alone)
-    "watchcache": _variant(apiserver={"watch-cache": "true"}),
+    # the default with every watch cache back (the default keeps one, for pods: round 10)
+    "watchcache": _variant(apiserver={"watch-cache-sizes": ""}),
+    # round 7-9's default: no watch cache at all (the largest apiserver lever of round 7)
+    "nocache": _variant(apiserver={"watch-cache": "false"}),
     # the default with client-go's throttling back (the start-up lever alone); -v=3 logs each wait
     "throttled": _variant(cm={"kube-api-qps": "20", "kube-api-burst": "30", "v": "3"}),
     "etcd": _variant(etcd=LEAN_ETCD),
@@ -86,6 +93,23 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "gogc": _variant(apiserver={"gogc": "400"}, cm={"gogc": "400"}, etcd={"gogc": "400"}),
     "go1gogc": _variant(apiserver={"gomaxprocs": "1", "gogc": "400"}, cm={"gomaxprocs": "1", "gogc": "400"},
                         etcd={"gomaxprocs": "1", "gogc": "400"}),
+    # round 10 (bench/profile_idle.py's findings), each on top of the default:
+    # the apiserver without its identity lease (a PUT every 10 s, its lease GC and the peer-endpoint lease
+    # controller); UnknownVersionInteroperabilityProxy (beta in 1.36) depends on the identity, so both go
+    "noident": _variant(apiserver={"feature-gates": NO_IDENTITY}),
+    # since round 10 the default has no identity lease (builder.TENANT_APISERVER_GATES): this puts it back
+    "identity": _variant(apiserver={"feature-gates": "APIServerIdentity=true"}),
+    # etcd's backend commits at most once a second instead of every 100 ms (the WAL, fsynced per write,
+    # keeps every write durable; the loop wakes 10 times a second even with nothing to commit)
+    "etcdbatch": _variant(etcd={"backend-batch-interval": "1s"}),
+    # raft ticks every 200 ms instead of 100 (a single member has no peer to send heartbeats to); the
+    # first election waits 1-5 ticks of 200 ms instead of 1-10 of 100 ms: no longer on average
+    "etcdtick": _variant(etcd={"heartbeat-interval": "200", "election-timeout": "1000"}),
+    # the first election sooner: 1-5 ticks of 100 ms (the shortest election timeout etcd accepts for a
+    # 100-ms heartbeat) instead of 1-10
+    "etcdfast": _variant(etcd={"election-timeout": "500"}),
+    "round10": _variant(apiserver={"feature-gates": NO_IDENTITY},
+                        etcd={"backend-batch-interval": "1s", "heartbeat-interval": "200", "election-timeout": "1000"}),
     # round 8: the local backend's shared etcd (operator setting VC_OPERATOR_SHARED_ETCD), see SHARED
     # (not named "shared": that is the column of the processes every tenant shares)
     "sharedetcd": {},
@@ -244,7 +268,8 @@ def main() -> int:
                     op.env["VC_OPERATOR_SHARED_ETCD"] = "true"
                     op.start()
                     keys[str(work / "operator" / SHARED_ETCD_DIR)] = variant
-                name = f"d{i}-{variant[:4]}-{suffix}"
+                # the variant's place in the list too: "etcdbatch" and "etcdtick" share their first letters
+                name = f"d{i}-{variant[:4]}{variants.index(variant)}-{suffix}"
                 created = time.time()
                 handle = create_tenant(super_, name, **VARIANTS[variant])
                 keys[handle.cluster_key] = variant

@@ -6,6 +6,7 @@ leave a duplicate or an orphan process behind, checked on its own.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -46,6 +47,11 @@ def test_start_adopt_replace_destroy(binary_settings: BinarySettings, tmp_path: 
         got = subprocess.run(["kubectl", f"--kubeconfig={admin}", "get", "ns", "default"], capture_output=True,
                              text=True, check=False, timeout=60)
         assert got.returncode == 0, got.stderr
+        # a watch cache for pods and for nothing else (builder.UNCACHED_RESOURCES), by the apiserver's own metric
+        metrics = subprocess.run(["kubectl", f"--kubeconfig={admin}", "get", "--raw", "/metrics"], capture_output=True,
+                                 text=True, check=True, timeout=60).stdout
+        cached = set(re.findall(r'^watch_cache_capacity\{group="([^"]*)",resource="([^"]*)"\}', metrics, re.M))
+        assert cached == {("", "pods")}
 
         # a second backend object (a restarted operator) adopts: same pids, same endpoint
         again = LocalBackend(state_dir=tmp_path / "state", binary_settings=binary_settings)

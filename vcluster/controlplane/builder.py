@@ -60,10 +60,41 @@ TENANT_CONTROLLERS = ",".join([
 #: took 4.4 s, in steps of 50 ms ("Waited before sending request ... client-side throttling", -v=3).
 #: Burst 300 covers the whole start; the steady rate stays modest (it only talks to its own apiserver).
 TENANT_CM_QPS = {"kube-api-qps": "100", "kube-api-burst": "300"}
-#: kube-apiserver flags for a small tenant (each measured in docs/benchmarks-syncer.md round 7):
-#: * ``watch-cache=false``: no per-resource cache (~60 cachers, each with its etcd watch, a 1-s bookmark
-#:   timer and its memory); a tenant's few watchers (controller-manager, syncer, tenant DNS) are served
-#:   by etcd watches, lists by etcd: a third to a half of an idle apiserver's CPU, a quarter of etcd's;
+#: The built-in resources of a v1.36 kube-apiserver that have a watch cache (its ``watch_cache_capacity``
+#: metric with ``watch-cache=true``; events have none by default), except pods.  A resource of another
+#: version missing here keeps its cache (an idle cost, nothing breaks); one listed but unknown is ignored.
+UNCACHED_RESOURCES = (
+    "configmaps", "endpoints", "limitranges", "namespaces", "nodes", "persistentvolumeclaims",
+    "persistentvolumes", "podtemplates", "replicationcontrollers", "resourcequotas", "secrets",
+    "serviceaccounts", "services",
+    *(f"{r}.admissionregistration.k8s.io" for r in (
+        "mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "mutatingwebhookconfigurations",
+        "validatingadmissionpolicies", "validatingadmissionpolicybindings", "validatingwebhookconfigurations")),
+    "customresourcedefinitions.apiextensions.k8s.io", "apiservices.apiregistration.k8s.io",
+    *(f"{r}.apps" for r in ("controllerrevisions", "daemonsets", "deployments", "replicasets", "statefulsets")),
+    "horizontalpodautoscalers.autoscaling", "cronjobs.batch", "jobs.batch",
+    "certificatesigningrequests.certificates.k8s.io", "leases.coordination.k8s.io",
+    "endpointslices.discovery.k8s.io",
+    "flowschemas.flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io",
+    *(f"{r}.networking.k8s.io" for r in (
+        "ingressclasses", "ingresses", "ipaddresses", "networkpolicies", "servicecidrs")),
+    "runtimeclasses.node.k8s.io", "poddisruptionbudgets.policy",
+    *(f"{r}.rbac.authorization.k8s.io" for r in ("clusterrolebindings", "clusterroles", "rolebindings", "roles")),
+    *(f"{r}.resource.k8s.io" for r in ("deviceclasses", "resourceclaims", "resourceclaimtemplates", "resourceslices")),
+    "priorityclasses.scheduling.k8s.io",
+    *(f"{r}.storage.k8s.io" for r in (
+        "csidrivers", "csinodes", "csistoragecapacities", "storageclasses", "volumeattachments",
+        "volumeattributesclasses")),
+)
+#: kube-apiserver flags for a small tenant (each measured in docs/benchmarks-syncer.md rounds 7 and 10):
+#: * a watch cache for pods only (``watch-cache=true`` and size 0, "no cache", for every other resource):
+#:   without any cache (round 7's ``watch-cache=false``) an idle apiserver saved ~60 cachers, each with
+#:   its etcd watch, a 1-s bookmark timer and its memory (0.40-0.45 % of a core per tenant), but every
+#:   watcher of the tenant's pods (the syncer, the controller-manager's informers, a user's ``kubectl
+#:   get -w``) was served by its own etcd watch and each event decoded once per watcher: 5.1 ms of CPU
+#:   per synced pod in a burst (round 9).  Pods are what a burst writes; one cacher costs an idle tenant
+#:   next to nothing.  A tenant takes every cache back with ``extraArgs.apiserver: {watch-cache-sizes:
+#:   ""}``, or none with ``{watch-cache: "false"}``;
 #: * ``endpoint-reconciler-type=none``: no lease write every 10 s to keep the ``kubernetes`` Service's
 #:   endpoints (the syncer never maps that Service; tenant pods reach their apiserver through host
 #:   aliases and the tenant DNS, ``kubernetes.default``);
@@ -72,11 +103,38 @@ TENANT_CM_QPS = {"kube-api-qps": "100", "kube-api-burst": "300"}
 #: * ``etcd-count-metric-poll-period=0``: no per-minute count of every resource in etcd.
 #: (``APIServerIdentity=false`` does not start in 1.36: UnknownVersionInteroperabilityProxy depends on it.)
 TENANT_APISERVER_LEAN = {
-    "watch-cache": "false",
+    "watch-cache": "true",
+    "watch-cache-sizes": ",".join(f"{r}#0" for r in UNCACHED_RESOURCES),
     "endpoint-reconciler-type": "none",
     "enable-priority-and-fairness": "false",
     "etcd-count-metric-poll-period": "0",
 }
+
+#: kube-apiserver feature gates of a small tenant (issue 16, docs/benchmarks-syncer.md round 10): no identity
+#: lease.  With ``APIServerIdentity`` on, every tenant apiserver PUTs its Lease in ``kube-system`` every 10 s
+#: (an etcd write, fsynced, and a request through the whole handler chain), runs the lease garbage collector
+#: and the peer-endpoint lease controller: 2-3 % of an idle tenant apiserver's samples and its etcd's only
+#: steady write.  What reads those leases is for apiservers of different versions side by side
+#: (``UnknownVersionInteroperabilityProxy``, beta in 1.36, which needs the identity and so goes with it; the
+#: storage-version API, alpha and off): a tenant's apiservers run one version -- except while a pods-backend
+#: tenant with several replicas rolls to a new version, when an old replica answers 404 for an API only the
+#: new one serves instead of proxying the request to it (what Kubernetes did before 1.36).  Set only for the versions
+#: where both gates exist and may be turned off (:func:`_feature_gates`); a tenant's own
+#: ``extraArgs.apiserver.feature-gates`` replaces this value as a whole.
+TENANT_APISERVER_GATES = "APIServerIdentity=false,UnknownVersionInteroperabilityProxy=false"
+#: Kubernetes minors (1.x) whose apiserver accepts :data:`TENANT_APISERVER_GATES` (UnknownVersionInteroperabilityProxy
+#: exists since 1.28; APIServerIdentity is beta, not locked, through 1.36).
+IDENTITY_GATE_MINORS = range(28, 37)
+
+#: etcd flags of every tenant's own etcd, one member (issue 16, docs/benchmarks-syncer.md round 10); ``extraArgs.etcd``
+#: overrides them.  ``election-timeout=500`` (the shortest etcd takes with the default 100-ms heartbeat): a new
+#: member advances all but one tick of its election timeout and then waits a random 1 to 10 ticks before it
+#: elects itself; with 5 it waits 1 to 5, and the step "etcd started → healthy" of a Tenant's start fell from
+#: 0.69 s to 0.39 s (median of 4 each), at no idle cost (the heartbeat, what ticks, is unchanged).  A single
+#: voter never loses its leadership to a slow disk: there is nobody to call an election.  Not kept: a 200-ms
+#: heartbeat (-0.08 % of a core, but it needs a 1-s election timeout: +0.3 s to Ready again) and
+#: ``backend-batch-interval=1s`` (-0.05 %: within one run's noise).
+TENANT_ETCD_LEAN: Mapping[str, str] = {"election-timeout": "500"}
 
 #: Go runtime settings a tenant's ``extraArgs`` may carry next to the flags of a component: no Kubernetes
 #: component or etcd has a flag of these names, so the key is taken as the Go runtime's environment
@@ -120,6 +178,14 @@ def resolve_version(tenant: TenantSpec, cluster_version: ClusterVersionSpec | No
     if cluster_version is not None:
         return cluster_version.version
     return tenant.control_plane.version or DEFAULT_KUBE_VERSION
+
+
+def _feature_gates(version: str) -> dict[str, str]:
+    """The apiserver's ``feature-gates`` for ``version``: :data:`TENANT_APISERVER_GATES` where it is known to
+    start (:data:`IDENTITY_GATE_MINORS`), nothing for other versions."""
+    parts = version.lstrip("v").split(".")
+    ok = len(parts) >= 2 and parts[0] == "1" and parts[1].isdigit() and int(parts[1]) in IDENTITY_GATE_MINORS
+    return {"feature-gates": TENANT_APISERVER_GATES} if ok else {}
 
 
 def _go_runtime(*extras: tuple[str, Mapping[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -190,6 +256,7 @@ def build(
         "trusted-ca-file": f(cp.crt(cp.ETCD_CA)),
         "client-cert-auth": "true",
         "log-level": "warn",
+        **TENANT_ETCD_LEAN,
     }
     apiserver_flags = {
         "etcd-servers": layout.etcd_client_url,
@@ -214,6 +281,7 @@ def build(
         "kubelet-preferred-address-types": "InternalIP,Hostname",
         "profiling": "false",
         **TENANT_APISERVER_LEAN,
+        **_feature_gates(version),
         **({"etcd-compaction-interval": layout.etcd_compaction_interval}
            if layout.etcd_compaction_interval is not None else {}),
     }

@@ -156,7 +156,7 @@ def test_default_controllers_keep_what_a_tenant_user_expects() -> None:
 def test_small_tenant_flags_are_the_default_and_can_be_overridden() -> None:
     api, cm = _flags(_build().apiserver), _flags(_build().controller_manager)
     assert {k: api[k] for k in builder.TENANT_APISERVER_LEAN} == builder.TENANT_APISERVER_LEAN
-    assert api["watch-cache"] == "false"
+    assert api["watch-cache"] == "true"
     assert (cm["kube-api-qps"], cm["kube-api-burst"]) == ("100", "300")
     back = _build({"controlPlane": {"extraArgs": {
         "apiserver": {"watch-cache": "true", "endpoint-reconciler-type": "lease"},
@@ -164,6 +164,24 @@ def test_small_tenant_flags_are_the_default_and_can_be_overridden() -> None:
     assert _flags(back.apiserver)["watch-cache"] == "true"
     assert _flags(back.apiserver)["endpoint-reconciler-type"] == "lease"
     assert _flags(back.controller_manager)["kube-api-burst"] == "30"
+
+
+def test_only_pods_keep_a_watch_cache_by_default() -> None:
+    api = _flags(_build().apiserver)
+    off = dict(entry.split("#") for entry in api["watch-cache-sizes"].split(","))
+    assert set(off.values()) == {"0"}
+    assert "pods" not in off
+    # the kinds a tenant's controllers and the syncer watch besides pods keep no cache
+    for kind in ("configmaps", "secrets", "services", "endpoints", "nodes", "namespaces", "serviceaccounts",
+                 "replicasets.apps", "deployments.apps", "endpointslices.discovery.k8s.io",
+                 "leases.coordination.k8s.io",
+                 "apiservices.apiregistration.k8s.io", "customresourcedefinitions.apiextensions.k8s.io"):
+        assert kind in off
+    assert len(off) == len(builder.UNCACHED_RESOURCES) == 56
+    every = _flags(_build({"controlPlane": {"extraArgs": {"apiserver": {"watch-cache-sizes": ""}}}}).apiserver)
+    assert (every["watch-cache"], every["watch-cache-sizes"]) == ("true", "")
+    none = _flags(_build({"controlPlane": {"extraArgs": {"apiserver": {"watch-cache": "false"}}}}).apiserver)
+    assert none["watch-cache"] == "false"
 
 
 def test_etcd_extra_args_reach_only_etcd() -> None:
@@ -215,3 +233,26 @@ def test_a_cluster_version_go_runtime_setting_is_overridden_by_the_tenant() -> N
 def test_a_bad_go_runtime_value_is_a_spec_error_naming_it(where: str, key: str, value: str) -> None:
     with pytest.raises(SpecError, match=rf"extraArgs\.{where}\.{key}"):
         _build({"controlPlane": {"extraArgs": {where: {key: value}}}})
+
+
+def test_tenant_apiserver_runs_without_its_identity_lease_where_the_version_allows() -> None:
+    """Round 10 (issue 16): no identity Lease PUT every 10 s (an idle tenant etcd's only steady write)."""
+    api = _flags(_build().apiserver)
+    assert api["feature-gates"] == "APIServerIdentity=false,UnknownVersionInteroperabilityProxy=false"
+    assert _flags(_build({"controlPlane": {"version": "v1.35.1"}}).apiserver)["feature-gates"] == api["feature-gates"]
+    # versions where the gates may be locked or missing get none (the apiserver would not start)
+    for version in ("v1.37.0", "v1.27.4"):
+        assert "feature-gates" not in _flags(_build({"controlPlane": {"version": version}}).apiserver), version
+    # a tenant's own feature gates replace the value as a whole
+    own = _build({"controlPlane": {"extraArgs": {"apiserver": {"feature-gates": "APIServerIdentity=true"}}}})
+    assert _flags(own.apiserver)["feature-gates"] == "APIServerIdentity=true"
+    assert "feature-gates" not in _flags(_build().controller_manager)
+
+
+def test_tenant_etcd_elects_itself_sooner_and_a_tenant_may_set_it_back() -> None:
+    """Round 10 (issue 16): a single member's first election waits 1-5 ticks instead of 1-10."""
+    etcd = _flags(_build().etcd)
+    assert etcd["election-timeout"] == "500"
+    assert "heartbeat-interval" not in etcd  # etcd's 100 ms: 5 ticks per election timeout, its minimum
+    back = _build({"controlPlane": {"extraArgs": {"etcd": {"heartbeat-interval": "200", "election-timeout": "1000"}}}})
+    assert (_flags(back.etcd)["heartbeat-interval"], _flags(back.etcd)["election-timeout"]) == ("200", "1000")
