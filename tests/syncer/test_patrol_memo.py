@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
+import orjson
+import pytest
+
+from syncer import patrol
 from syncer.queue import DOWN, UP
 from syncer.resources import REGISTRY
 from syncer.resources.base import Kind, Obj, TranslateContext
 from tests.syncer.engine_world import World, configmap, make_world, namespace, pod
+from vcluster import naming
 from vcluster.kube import resources
 
 CM = resources.CONFIGMAPS
@@ -108,3 +114,50 @@ async def test_a_super_copy_gone_after_a_clean_patrol_is_missing() -> None:
     w.syncer.super_informers["ConfigMap"].apply("DELETED", p_cm or {})
     w.take()
     assert w.syncer.patrol() == {"missing": 1}
+
+
+class CountingJson:
+    """``syncer.patrol``'s ``orjson`` with its decodes counted."""
+
+    def __init__(self) -> None:
+        self.decoded = 0
+
+    def loads(self, raw: bytes) -> Any:
+        self.decoded += 1
+        return orjson.loads(raw)
+
+
+async def test_patrols_over_untouched_caches_decode_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = await world([])
+    json = CountingJson()
+    monkeypatch.setattr(patrol, "orjson", json)
+    assert w.syncer.patrol() == {}
+    assert json.decoded > 0, "the first patrol reads every object"
+    for _ in range(2):  # the memo the second patrol leaves serves the third as well
+        json.decoded = 0
+        assert w.syncer.patrol() == {}
+        assert json.decoded == 0
+
+
+async def test_a_super_copy_that_no_longer_stands_for_the_tenant_object_is_missing() -> None:
+    """A touched super object is grouped again from its new bytes: the one it replaced stood for the tenant
+    object, the new one (its cluster-key label edited by hand) stands for nothing."""
+    w = await world([])
+    assert w.syncer.patrol() == {}
+    labels = {naming.LABEL_CLUSTER_KEY: None}
+    w.super_.patch(CM, "cm1", {"metadata": {"labels": labels}}, namespace=w.p_ns("shop"), patch_type="merge",
+                   subresource=None)
+    touch_super(w, "ConfigMap", "cm1")
+    w.take()
+    assert w.syncer.patrol() == {"missing": 1}
+
+
+async def test_every_patrol_stamps_the_tenant_s_last_full_sync() -> None:
+    w = await world([])
+    w.rt.last_full_sync = None
+    w.syncer.patrol()
+    first = w.rt.last_full_sync
+    assert first is not None
+    w.rt.last_full_sync = None
+    w.syncer.patrol()  # a patrol the memo makes cheap is still a full one
+    assert w.rt.last_full_sync is not None
