@@ -5,13 +5,13 @@ cluster, a bug, or a write that failed past its retries leaves the two sides
 apart.  Periodically the engine compares every tenant object with its super
 copy (presence, incarnation uid, fingerprint of the synced part, pending
 upward changes) and queues what differs; the counts become metrics.
-:func:`diff_kind` and :func:`group_by_tenant` are pure; :func:`scan` applies
+:func:`diff_kind` and :func:`tenant_of` are pure; :func:`scan` applies
 them to the syncer's caches and queues the differences (no I/O either).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import orjson
 import structlog
@@ -44,16 +44,6 @@ def tenant_of(p_slim: Obj) -> tuple[str, Ref] | None:
     if not tenant or ref is None or naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT in (meta.get("annotations") or {}):
         return None
     return tenant, ref[:2]
-
-
-def group_by_tenant(super_items: Iterable[tuple[Ref, Obj]]) -> dict[str, dict[Ref, Obj]]:
-    """Super objects by cluster key, keyed by the (tenant namespace, name) they stand for."""
-    out: dict[str, dict[Ref, Obj]] = {}
-    for _ref, p_slim in super_items:
-        found = tenant_of(p_slim)
-        if found is not None:
-            out.setdefault(found[0], {})[found[1]] = p_slim
-    return out
 
 
 def diff_kind(
@@ -92,7 +82,8 @@ def diff_kind(
 
 
 def _group_raw(shared: Shared, kind: str, inf: Informer) -> dict[str, dict[Ref, bytes]]:
-    """:func:`group_by_tenant` over the cached bytes of one super informer; an object whose bytes are the
+    """Super objects by cluster key, keyed by the (tenant namespace, name) they stand for
+    (:func:`tenant_of`), over the cached bytes of one super informer; an object whose bytes are the
     ones the last patrol saw is not decoded again (:attr:`Shared.patrol_refs`)."""
     last = shared.patrol_refs.get(kind, {})
     seen: dict[Ref, tuple[bytes, tuple[str, Ref] | None]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncer.patrol import diff_kind, group_by_tenant
+from syncer.patrol import diff_kind, tenant_of
 from syncer.queue import DOWN, UP
 from syncer.resources import BY_KIND
 from syncer.resources.base import TranslateContext
@@ -52,11 +52,11 @@ def test_pending_upward_changes_are_found() -> None:
     assert diffs == [(("shop", "p"), UP, "upward")]
 
 
-def test_group_by_tenant_maps_back_and_skips_token_secrets() -> None:
+def test_tenant_of_maps_back_and_skips_token_secrets() -> None:
     v = v_cm("a", "1")
     p = p_of(v)
     token = {"metadata": {"namespace": "x", "labels": {naming.LABEL_CLUSTER_KEY: KEY},
                           "annotations": {naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT: "default",
                                           naming.ANN_OBJECT_NAME: "vc-token-default"}}}
-    grouped = group_by_tenant([(("", ""), p), (("", ""), token)])
-    assert list(grouped[KEY]) == [("shop", "a")]
+    assert tenant_of(p) == (KEY, ("shop", "a"))
+    assert tenant_of(token) is None

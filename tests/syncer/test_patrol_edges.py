@@ -11,14 +11,18 @@ sides has a case with the verdict it must give.
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import orjson
 import pytest
 
-from syncer.patrol import diff_kind, group_by_tenant
+from syncer.informer import Informer
+from syncer.patrol import _group_raw, diff_kind, tenant_of
 from syncer.queue import DOWN, UP
 from syncer.resources import BY_KIND
 from syncer.resources.base import MetadataRules, TranslateContext
+from syncer.shared import Shared
 from vcluster import naming
 
 KEY = naming.cluster_key("acme", "u")
@@ -136,33 +140,38 @@ def _super(*, ns: str | None = "x", key: str | None = KEY, **annotations: str) -
 NAME, TNS = naming.ANN_OBJECT_NAME, naming.ANN_TENANT_NAMESPACE
 
 
+def group(items: list[dict[str, Any]]) -> dict[str, dict[tuple[str, str], bytes]]:
+    """The patrol's grouping of one super informer's cached bytes (a fresh memo: every object decoded)."""
+    raws = [((f"ns{i}", f"o{i}"), orjson.dumps(p)) for i, p in enumerate(items)]
+    shared = cast(Shared, SimpleNamespace(patrol_refs={}))
+    return _group_raw(shared, "ConfigMap", cast(Informer, SimpleNamespace(raw_items=lambda: raws)))
+
+
 @pytest.mark.parametrize(
     ("p", "expected"),
     [
-        pytest.param(_super(**{NAME: "a", TNS: "shop"}), {KEY: [("shop", "a")]}, id="namespaced"),
-        pytest.param(_super(ns=None, **{NAME: "a", TNS: "shop"}), {KEY: [("", "a")]}, id="cluster-scoped"),
-        pytest.param(_super(ns="", **{NAME: "a"}), {KEY: [("", "a")]}, id="empty-namespace"),
-        pytest.param(_super(**{NAME: "a"}), {KEY: [("", "a")]}, id="no-tenant-namespace-annotation"),
-        pytest.param(_super(key=None, **{NAME: "a", TNS: "shop"}), {}, id="no-cluster-key"),
-        pytest.param(_super(**{TNS: "shop"}), {}, id="no-object-name"),
-        pytest.param(_super(**{NAME: "", TNS: "shop"}), {}, id="empty-object-name"),
-        pytest.param(_super(**{NAME: "vc-token-x", TNS: "shop", naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT: "x"}), {},
+        pytest.param(_super(**{NAME: "a", TNS: "shop"}), (KEY, ("shop", "a")), id="namespaced"),
+        pytest.param(_super(ns=None, **{NAME: "a", TNS: "shop"}), (KEY, ("", "a")), id="cluster-scoped"),
+        pytest.param(_super(ns="", **{NAME: "a"}), (KEY, ("", "a")), id="empty-namespace"),
+        pytest.param(_super(**{NAME: "a"}), (KEY, ("", "a")), id="no-tenant-namespace-annotation"),
+        pytest.param(_super(key=None, **{NAME: "a", TNS: "shop"}), None, id="no-cluster-key"),
+        pytest.param(_super(**{TNS: "shop"}), None, id="no-object-name"),
+        pytest.param(_super(**{NAME: "", TNS: "shop"}), None, id="empty-object-name"),
+        pytest.param(_super(**{NAME: "vc-token-x", TNS: "shop", naming.ANN_TOKEN_FOR_SERVICE_ACCOUNT: "x"}), None,
                      id="token-secret"),
-        pytest.param({}, {}, id="no-metadata"),
+        pytest.param({}, None, id="no-metadata"),
     ],
 )
-def test_group_by_tenant(p: dict[str, Any], expected: dict[str, list[tuple[str, str]]]) -> None:
-    grouped = group_by_tenant([(("ignored", "ignored"), p)])
-    assert {key: list(refs) for key, refs in grouped.items()} == expected
-    for key, refs in grouped.items():
-        assert all(obj is p for obj in refs.values()), key
+def test_tenant_of(p: dict[str, Any], expected: tuple[str, tuple[str, str]] | None) -> None:
+    assert tenant_of(p) == expected
+    grouped = group([p])
+    assert grouped == ({} if expected is None else {expected[0]: {expected[1]: orjson.dumps(p)}})
 
 
-def test_group_by_tenant_keeps_tenants_apart() -> None:
+def test_grouping_keeps_tenants_apart() -> None:
     other = naming.cluster_key("other", "o")
-    items = [(("", ""), _super(**{NAME: "a", TNS: "shop"})), (("", ""), _super(key=other, **{NAME: "a", TNS: "shop"})),
-             (("", ""), _super(**{NAME: "b", TNS: "shop"}))]
-    grouped = group_by_tenant(items)
+    grouped = group([_super(**{NAME: "a", TNS: "shop"}), _super(key=other, **{NAME: "a", TNS: "shop"}),
+                     _super(**{NAME: "b", TNS: "shop"})])
     assert sorted(grouped) == sorted([KEY, other])
     assert sorted(grouped[KEY]) == [("shop", "a"), ("shop", "b")]
     assert list(grouped[other]) == [("shop", "a")]
@@ -184,6 +193,5 @@ def test_every_object_gets_its_verdict_whatever_came_before() -> None:
 
 
 def test_grouping_skips_foreign_objects_without_stopping() -> None:
-    items = [(("", ""), _super(key=None, **{NAME: "x"})), (("", ""), _super(**{TNS: "shop"})),
-             (("", ""), _super(**{NAME: "a", TNS: "shop"}))]
-    assert {k: list(v) for k, v in group_by_tenant(items).items()} == {KEY: [("shop", "a")]}
+    items = [_super(key=None, **{NAME: "x"}), _super(**{TNS: "shop"}), _super(**{NAME: "a", TNS: "shop"})]
+    assert {k: list(v) for k, v in group(items).items()} == {KEY: [("shop", "a")]}
