@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from vcluster.errors import VClusterError
-from vcluster.settings import BinarySettings
+from vcluster.settings import BinarySettings, kube_release
 
 #: Staging modules of k8s.io/kubernetes; each is published as v0.MINOR.PATCH.
 STAGING_MODULES: tuple[str, ...] = (
@@ -86,10 +86,10 @@ class BuildError(VClusterError):
 
 
 def _staging_version(kube_version: str) -> str:
-    major, minor, patch = kube_version.lstrip("v").split(".")[:3]
-    if major != "1":
+    release = kube_release(kube_version)
+    if release is None or release.major != 1 or not release.patch:
         raise BuildError(f"unsupported Kubernetes version {kube_version!r}: expected v1.N.M")
-    return f"v0.{minor}.{patch}"
+    return f"v0.{release.minor}.{release.patch}"
 
 
 def kube_dir(settings: BinarySettings) -> Path:
@@ -214,7 +214,10 @@ def _run(cmd: list[str], *, cwd: Path, env: dict[str, str], log: Path, what: str
 
 def _version_ldflags(settings: BinarySettings) -> str:
     version = settings.kube_version
-    major, minor = version.lstrip("v").split(".")[:2]
+    release = kube_release(version)
+    if release is None:
+        raise BuildError(f"unsupported Kubernetes version {version!r}: expected v1.N.M")
+    major, minor = release.major, release.minor
     build_date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     flags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):

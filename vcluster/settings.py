@@ -10,15 +10,37 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from vcluster.errors import VClusterError
 
 DEFAULT_KUBE_VERSION = "v1.36.3"
 DEFAULT_KWOK_VERSION = "v0.8.0"
+
+
+class KubeRelease(NamedTuple):
+    """A Kubernetes version as its parts: ``v1.36.3`` is (1, 36, "3"); the patch keeps a pre-release
+    suffix (``v1.36.0-rc.1``: "0-rc.1") and is empty when the version names none (``v1.36``)."""
+
+    major: int
+    minor: int
+    patch: str
+
+
+_KUBE_RELEASE = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+(?:[-+][0-9A-Za-z.+-]*)?))?")
+
+
+def kube_release(version: str) -> KubeRelease | None:
+    """The parts of a Kubernetes version (``v1.36.3`` or ``1.36.3``); None when it is not one.  The one
+    parser of version strings: the binary builder and the control-plane builder both read it."""
+    found = _KUBE_RELEASE.fullmatch(version.strip())
+    if found is None:
+        return None
+    return KubeRelease(int(found[1]), int(found[2]), found[3] or "")
 #: etcd built from go.etcd.io modules: 3.6 serves the watch progress requests kube-apiserver 1.36's
 #: watch-list streams need (Debian's 3.4.23 does not, and kwok's informers then relist over and over).
 DEFAULT_ETCD_VERSION = "v3.6.16"

@@ -21,15 +21,26 @@ def test_staging_version(kube: str, staging: str) -> None:
     assert binaries._staging_version(kube) == staging
 
 
-def test_staging_version_refuses_other_majors() -> None:
+@pytest.mark.parametrize("kube", ["v2.0.0", "v1.36", "latest"])
+def test_staging_version_refuses_what_is_not_v1_n_m(kube: str) -> None:
     with pytest.raises(binaries.BuildError, match="unsupported Kubernetes version"):
-        binaries._staging_version("v2.0.0")
+        binaries._staging_version(kube)
+
+
+def test_staging_version_keeps_a_pre_release() -> None:
+    assert binaries._staging_version("v1.36.0-rc.1") == "v0.36.0-rc.1"
+
+
+def test_version_ldflags_refuse_what_is_not_a_version() -> None:
+    with pytest.raises(binaries.BuildError, match="unsupported Kubernetes version"):
+        binaries._version_ldflags(BinarySettings(kube_version="latest"))
 
 
 def test_version_is_stamped_into_both_version_packages() -> None:
     flags = binaries._version_ldflags(BinarySettings(kube_version="v1.36.3"))
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         assert f"-X {pkg}.gitVersion=v1.36.3" in flags
+        assert f"-X {pkg}.gitMajor=1" in flags
         assert f"-X {pkg}.gitMinor=36" in flags
 
 

@@ -6,7 +6,17 @@ from typing import Any
 
 import pytest
 
-from vcluster.settings import LeaseTiming, LogSettings, SettingsError, env_bool, env_float, env_int, env_pairs
+from vcluster.settings import (
+    KubeRelease,
+    LeaseTiming,
+    LogSettings,
+    SettingsError,
+    env_bool,
+    env_float,
+    env_int,
+    env_pairs,
+    kube_release,
+)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +122,24 @@ def test_lease_timing_is_one_group_for_syncer_and_operator() -> None:
             LeaseTiming.from_env(prefix, env={f"{prefix}_LEASE_DURATION": "0"})
     assert SyncerSettings.from_env({"VC_SYNCER_LEASE_DURATION": "6"}).lease == LeaseTiming(6.0, 4.0, 1.0)
     assert OperatorSettings.from_env({"VC_OPERATOR_LEASE_DURATION": "6"}).lease == LeaseTiming(6.0, 4.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        pytest.param("v1.36.3", KubeRelease(1, 36, "3"), id="plain"),
+        pytest.param("1.33.10", KubeRelease(1, 33, "10"), id="no-v"),
+        pytest.param("v1.36", KubeRelease(1, 36, ""), id="no-patch"),
+        pytest.param("v1.36.0-rc.1", KubeRelease(1, 36, "0-rc.1"), id="pre-release"),
+        pytest.param("v2.0.0", KubeRelease(2, 0, "0"), id="other-major"),
+        pytest.param(" v1.30.1 ", KubeRelease(1, 30, "1"), id="spaces"),
+        pytest.param("v1", None, id="major-only"),
+        pytest.param("v1.x.3", None, id="minor-not-a-number"),
+        pytest.param("v1.36.3.4", None, id="four-parts"),
+        pytest.param("latest", None, id="word"),
+        pytest.param("", None, id="empty"),
+        pytest.param("vv1.36.3", None, id="two-v"),
+    ],
+)
+def test_kube_release(version: str, expected: KubeRelease | None) -> None:
+    assert kube_release(version) == expected

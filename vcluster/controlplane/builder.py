@@ -15,7 +15,7 @@ from tenant_crd import ClusterVersionSpec, SpecError, TenantSpec
 from tenant_crd.schema import DEFAULT_BACKEND
 from vcluster import naming
 from vcluster.controlplane import spec as cp
-from vcluster.settings import DEFAULT_KUBE_VERSION
+from vcluster.settings import DEFAULT_KUBE_VERSION, kube_release
 
 #: Where the pods backend's control-plane images come from unless a ClusterVersion names them: the
 #: operator's ``VC_OPERATOR_IMAGE_REPOSITORY`` (kubeadm's ``imageRepository``: a mirror of these).
@@ -183,8 +183,8 @@ def resolve_version(tenant: TenantSpec, cluster_version: ClusterVersionSpec | No
 def _feature_gates(version: str) -> dict[str, str]:
     """The apiserver's ``feature-gates`` for ``version``: :data:`TENANT_APISERVER_GATES` where it is known to
     start (:data:`IDENTITY_GATE_MINORS`), nothing for other versions."""
-    parts = version.lstrip("v").split(".")
-    ok = len(parts) >= 2 and parts[0] == "1" and parts[1].isdigit() and int(parts[1]) in IDENTITY_GATE_MINORS
+    release = kube_release(version)
+    ok = release is not None and release.major == 1 and release.minor in IDENTITY_GATE_MINORS
     return {"feature-gates": TENANT_APISERVER_GATES} if ok else {}
 
 
