@@ -31,6 +31,10 @@ variants that each change one factor against the "steady" reference, interleaved
 * ``nocache``     ``steady`` through a second set of T tenants whose apiserver has no watch cache
                   (rounds 7-9's default; round 9: what does serving every tenant watcher of pods from
                   its own etcd watch cost the burst?).  One of these three per run.
+* ``fifo``        ``steady`` with the syncer's queue as one FIFO per tenant (``VC_SYNCER_UP_SHARE=0``,
+                  rounds 1-10) instead of upward keys first (round 11).  The syncer is restarted
+                  for it and again for the next variant that is not ``fifo`` (the bench waits for
+                  its queue to be empty before each burst).
 
 Each variant's pods are force-deleted afterwards and the bench waits for the syncer's queue to
 be empty, so no variant inherits another's backlog.  Measures: CPU milliseconds per pod by part
@@ -84,7 +88,7 @@ from vcluster.kube import ApiClient, resources  # noqa: E402
 from vcluster.testbed.cluster import node_name  # noqa: E402
 
 VARIANTS = ("direct", "steady", "token", "after-drain", "new-nodes", "spread", "+watchers", "gomaxcpu",
-            "watchcache", "nocache")
+            "watchcache", "nocache", "fifo")
 #: The variants that go through a second set of T tenants (one such variant per run), with the
 #: ``spec.controlPlane.extraArgs`` those tenants get.
 ALT_ARGS: dict[str, dict[str, dict[str, str]]] = {
@@ -230,7 +234,34 @@ class Factors:
             for a, k in zip(arrs, counts, strict=True):
                 await a.until(k)
 
+    async def up_share(self, variant: str) -> None:
+        """Restart the syncer when the variant wants another queue discipline than it runs with."""
+        want = {"VC_SYNCER_UP_SHARE": "0"} if variant == "fifo" else {}
+        if {k: v for k, v in self.syncer.env.items() if k == "VC_SYNCER_UP_SHARE"} == want:
+            return
+        self.syncer.stop()
+        self.syncer.env.pop("VC_SYNCER_UP_SHARE", None)
+        self.syncer.env.update(want)
+        self.syncer.start()
+        await self.ready()
+
+    async def ready(self, limit: float = 120) -> None:
+        """Until the (re)started syncer answers ``/readyz`` (informers synced, workers running)."""
+        deadline = time.monotonic() + limit
+        while not self.is_ready():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the syncer was not ready within {limit:.0f} s")
+            await asyncio.sleep(0.5)
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=5) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
     async def synced(self, variant: str, r: int) -> None:
+        await self.up_share(variant)
         ns = f"f-{variant.strip('+')}-{self.run}-{r}"
         alt = bool(self.alt_variant) and variant.endswith(self.alt_variant)
         tenants, tapis = (self.alt_tenants, self.alt_tapis) if alt else (self.tenants, self.tapis)

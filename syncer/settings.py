@@ -46,6 +46,9 @@ class SyncerSettings:
     #: Relative share of the queue per tenant (by cluster key); tenants not listed get ``default_weight``.
     weights: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     default_weight: int = 1
+    #: Upward keys (status, bindings, Events into a tenant) a tenant's turn of the queue takes before each
+    #: waiting downward key (creates and updates into the super cluster); 0: one FIFO per tenant.
+    up_share: int = 4
     #: Seconds between two patrols (full diffs); 0 turns the patrol off.
     patrol_period: float = 60.0
     #: Seconds between two writes of each served Tenant's ``Synced`` condition (only when it changed);
@@ -98,6 +101,7 @@ class SyncerSettings:
             tenant_in_flight=env_int("VC_SYNCER_TENANT_IN_FLIGHT", 0, minimum=0, env=env),
             weights=MappingProxyType(parse_weights(env_str("VC_SYNCER_WEIGHTS", "", env=env))),
             default_weight=env_int("VC_SYNCER_DEFAULT_WEIGHT", 1, minimum=1, env=env),
+            up_share=env_int("VC_SYNCER_UP_SHARE", 4, minimum=0, env=env),
             patrol_period=env_float("VC_SYNCER_PATROL_PERIOD", 60.0, minimum=0.0, env=env),
             status_period=env_float("VC_SYNCER_STATUS_PERIOD", 10.0, minimum=0.0, env=env),
             metrics_port=env_int("VC_SYNCER_METRICS_PORT", 0, minimum=0, maximum=65535, env=env),
