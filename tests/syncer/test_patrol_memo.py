@@ -11,8 +11,10 @@ to find it: a memo keyed by name alone, or one that ignored the super side or th
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -161,3 +163,18 @@ async def test_every_patrol_stamps_the_tenant_s_last_full_sync() -> None:
     w.rt.last_full_sync = None
     w.syncer.patrol()  # a patrol the memo makes cheap is still a full one
     assert w.rt.last_full_sync is not None
+
+
+async def test_a_tenant_not_synced_yet_does_not_stop_the_patrol_of_the_others() -> None:
+    """A tenant whose informers have not listed yet is skipped; the tenants after it are still compared."""
+    w = await world([])
+    tenants = w.syncer.shared.tenants
+    starting = SimpleNamespace(synced=asyncio.Event())  # a runtime whose first lists are still running
+    others = dict(tenants)
+    tenants.clear()
+    tenants["starting-0000"] = starting  # type: ignore[assignment]
+    tenants.update(others)
+    w.super_.patch(CM, "cm1", {"data": {"a": "by hand"}}, namespace=w.p_ns("shop"), patch_type="merge",
+                   subresource=None)
+    touch_super(w, "ConfigMap", "cm1")
+    assert w.syncer.patrol() == {"changed": 1}

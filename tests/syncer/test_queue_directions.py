@@ -81,3 +81,11 @@ def test_the_syncer_takes_four_upward_keys_per_downward_key_unless_told() -> Non
     assert SyncerSettings().up_share == 4
     assert SyncerSettings.from_env({}).up_share == 4
     assert SyncerSettings.from_env({"VC_SYNCER_UP_SHARE": "0"}).up_share == 0
+
+
+def test_a_queue_built_without_a_share_is_one_fifo() -> None:
+    q = FairQueue()
+    keys = [down("d1"), up("u1")]
+    for key in keys:
+        q.add(key)
+    assert drain(q) == keys
