@@ -128,7 +128,9 @@ def build_parser() -> Parser:
     create.add_argument("--owner-group", action="append", default=[], metavar="GROUP",
                         help="group made cluster-admin of the tenant (repeatable)")
     create.add_argument("--pod-security", choices=POD_SECURITY_LEVELS, help="Pod Security Standard (default: baseline)")
-    create.add_argument("--quota", metavar="RES=QTY,...", help="the tenant-wide quota (all its namespaces together; replaces the operator default), e.g. cpu=2,memory=4Gi")
+    create.add_argument("--quota", metavar="RES=QTY,...",
+                        help="the tenant-wide quota (all its namespaces together; replaces the operator "
+                             "default), e.g. cpu=2,memory=4Gi")
     create.add_argument("-o", "--output", choices=("yaml", "json", "name"), default=None,
                         help="print the created Tenant")
     _wait_options(create, what="Ready")
