@@ -60,6 +60,11 @@ from vcluster.testbed.kwok import SIMULATED_LOG_LINE
 pytestmark = pytest.mark.e2e
 
 TENANT = "faulty"
+#: The tenant-wide quota of ``faulty``: every test of the module adds a :class:`Load` to it, each creating
+#: until its fault is told and healed, so on a slow machine they add up to more than the operator's
+#: default (100 pods, 500 ConfigMaps) and the last load's pods would wait for room
+#: (``PolicyViolation``) instead of syncing.  Quota is not what this module tests.
+FAULTY_QUOTA = "pods=5000,configmaps=20000"
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +77,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory, binary_settings: object,
     c = Cli(state)
     try:
         c.ok("up", timeout=600)
-        c.ok("create", TENANT, "--wait", "--timeout", "240")
+        c.ok("create", TENANT, "--quota", FAULTY_QUOTA, "--wait", "--timeout", "240")
         yield c
     finally:
         c.run("down", timeout=180)
@@ -291,6 +296,26 @@ def _copies(cli: Cli, kind: str, p_ns: str, ns: str) -> list[dict[str, Any]]:
     return [o for o in items if not o["metadata"].get("deletionTimestamp")]
 
 
+def _warnings(kubeconfig: Path, ns: str) -> list[str]:
+    """The distinct ``reason: message`` of the Warning Events in tenant namespace ``ns`` (what the syncer
+    told about objects it did not sync, e.g. a quota that has no room), at most five."""
+    got = _tenant(kubeconfig, "get", "events", "-n", ns, "--field-selector", "type=Warning", "-o", "json")
+    if got.returncode != 0:
+        return [got.stderr.strip()]
+    told = dict.fromkeys(f"{e.get('reason')}: {e.get('message')}" for e in json.loads(got.stdout)["items"])
+    return list(told)[:5]
+
+
+def _super_pods(cli: Cli, p_ns: str | None, *, key: str = "", but: str = "") -> list[str]:
+    """Every pod of super namespace ``p_ns`` (whatever its labels), or every pod of tenant ``key`` outside
+    namespace ``but``, as ``namespace/name phase node [deleting]``."""
+    where = ["-n", p_ns] if p_ns is not None else ["-A", "-l", f"{naming.LABEL_CLUSTER_KEY}={key}"]
+    items = json.loads(cli.kubectl("get", "pods", *where, "-o", "json"))["items"]
+    return [f"{o['metadata']['namespace']}/{o['metadata']['name']} {(o.get('status') or {}).get('phase')} "
+            f"{(o.get('spec') or {}).get('nodeName')}" + (" deleting" if o["metadata"].get("deletionTimestamp") else "")
+            for o in items if o["metadata"]["namespace"] != but]
+
+
 def assert_converged(cli: Cli, kubeconfig: Path, load: Load, tenant: str = TENANT) -> tuple[int, int]:
     """Every tenant object of the load has exactly one super copy (none missing, orphaned or duplicated),
     and every tenant pod is Running (its status came back up).  Returns (configmaps, pods)."""
@@ -321,7 +346,12 @@ def assert_converged(cli: Cli, kubeconfig: Path, load: Load, tenant: str = TENAN
     try:
         got: tuple[int, int] = _poll(same, what="the super copies equal the tenant's objects", timeout=240)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; last (tenant, super names, super objects, differing): {last}") from None
+        raise AssertionError(f"{exc}; last (tenant, super names, super objects, differing): {last}; "
+                             f"the tenant's Warning Events in {load.ns}: {_warnings(kubeconfig, load.ns)}; "
+                             f"the super pods in {p_ns}: {_super_pods(cli, p_ns)}; the tenant's super pods elsewhere: "
+                             f"{_super_pods(cli, None, key=key, but=p_ns)}; its quota status: "
+                             f"{json.loads(cli.kubectl('get', 'tenant', tenant, '-o', 'json'))['status'].get('quota')}"
+                             ) from None
     assert got[0] == load.created, (got, load.created)
     return got
 
