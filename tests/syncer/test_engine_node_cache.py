@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from syncer.engine import Syncer
+from syncer.resources.namespace import NAMESPACE
+from syncer.resources.pod import POD
 from syncer.settings import SyncerSettings
 from syncer.tenants import StaticTenantSource, TenantInfo
+from tests.syncer.engine_helpers import offline_syncer
 from tests.syncer.engine_world import pod
 from tests.syncer.fakeapi import FakeApi, FakeServer, token_kubeconfig
 from vcluster import naming
@@ -170,3 +173,11 @@ async def test_with_the_pod_watch_broken_the_manager_lists_and_keeps_a_node_boun
             await bed.beat(GRACE)
         assert bed.nodes() == {"kwok-node-0", "kwok-node-1"}
         assert sorted(set(bed.pod_lists())) == ["spec.nodeName=kwok-node-0", "spec.nodeName=kwok-node-1"]
+
+
+def test_without_a_kind_that_indexes_nodes_the_cache_cannot_tell() -> None:
+    """A syncer serving no Pods (a kinds subset) has no answer: the manager lists rather than hear "no pods"."""
+    _syncer, rt = offline_syncer(kinds=(NAMESPACE,))
+    assert rt.node_in_use("kwok-node-0") is None
+    _syncer, rt = offline_syncer(kinds=(NAMESPACE, POD))  # Pods synced, but no pod informer (yet)
+    assert rt.node_in_use("kwok-node-0") is None
