@@ -10,7 +10,9 @@
   nodes that run the tenant's pods appear, Ready, with a fresh Lease; a lost
   super node turns NotReady (Unknown; nothing in a real tenant taints it: tenants
   run without node-lifecycle, the super cluster evicts); an idle node is
-  collected after the grace period; detach leaves nothing.
+  collected after the grace period; detach leaves nothing.  In the whole stack
+  the syncer's pod cache answers the idle check (no LIST per node per
+  heartbeat): a node with a running pod stays, an idle one goes.
 * A syncer outage longer than the tenant's node-monitor grace period (operator
   tenant): no taint, no eviction, the node Ready again after the restart.
 
@@ -40,6 +42,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from vcluster import naming, pki
 from vcluster.kube import ApiClient, ClientConfig
@@ -345,6 +348,8 @@ class _Stack:
     proxy_port: int
     root: Path
     syncer: ManagedProcess
+    #: The syncer's /metrics on 127.0.0.1.
+    metrics_port: int
 
 
 def _python_process(name: str, args: list[str], *, root: Path, env: dict[str, str]) -> ManagedProcess:
@@ -372,8 +377,10 @@ def vn_stack(
         "VC_PROXY_PORT": str(proxy_port), "VC_PROXY_METRICS_PORT": str(pick_free_port()),
         "VC_KUBELET_SCHEME": "https", "VC_PROXY_SERVING_NAMES": "127.0.0.1",
     })
+    metrics_port = pick_free_port()
     syncer = _python_process("syncer", ["syncer", f"--kubeconfig={vn_super.kubeconfig}"], root=root, env={
         "VC_KUBELET_PROXY_ADDRESS": "127.0.0.1", "VC_KUBELET_PROXY_PORT": str(proxy_port),
+        "VC_SYNCER_METRICS_PORT": str(metrics_port),
         "VC_VNODE_HEARTBEAT_PERIOD": "2", "VC_VNODE_STATUS_REPORT_PERIOD": "10", "VC_VNODE_GC_GRACE_PERIOD": "4",
     })
     for proc in (proxy, syncer):
@@ -384,7 +391,8 @@ def vn_stack(
         proxy.wait_ready(tcp_check("127.0.0.1", proxy_port), timeout=60, what="kubelet proxy")
         with running_operator(sc, state_dir=root / "operator", log_path=root / "operator.log") as op:
             syncer.start()
-            yield _Stack(super_=sc, operator=op, proxy_port=proxy_port, root=root, syncer=syncer)
+            yield _Stack(super_=sc, operator=op, proxy_port=proxy_port, root=root, syncer=syncer,
+                         metrics_port=metrics_port)
     finally:
         syncer.stop()
         proxy.stop()
@@ -470,6 +478,14 @@ def _attach_sees_new_output(tenant: Any, pod: str, attach_file: Path) -> bool:
         proc.wait(timeout=30)
 
 
+async def _pod_checks(stack: _Stack, key: str) -> dict[str, float]:
+    """``vc_virtual_node_pod_checks_total`` of tenant ``key`` by answer source, from the syncer's /metrics."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{stack.metrics_port}/metrics") as resp:
+        text = await resp.text()
+    return {s.labels["source"]: s.value for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name == "vc_virtual_node_pod_checks_total" and s.labels.get("tenant") == key}
+
+
 def _node_names(tenant: Any) -> set[str]:
     return {n["metadata"]["name"] for n in _kubectl_json(tenant, "get", "nodes")["items"]}
 
@@ -532,6 +548,10 @@ async def test_tenants_see_their_nodes_and_reach_their_pods(vn_stack: _Stack, un
         return node_1 not in _node_names(a)
 
     await eventually(node_1_gone, within=120, what="idle virtual node collected")
+    # The heartbeats (every 2 s) asked the syncer's pod cache whether a pod is bound, not the tenant
+    # apiserver: node_0 (web-0 running) stayed through them, node_1 went once its pod was gone.
+    checks = await _pod_checks(vn_stack, a.cluster_key)
+    assert checks.get("cache", 0) > 0, checks
     # Kept alive by heartbeats all along: still Ready, and without the not-ready taint kube-apiserver's
     # admission put on it at creation (the VirtualNodeManager drops it; no node-lifecycle in tenants).
     v_node_0 = _kubectl_json(a, "get", "node", node_0)

@@ -278,7 +278,7 @@ class Syncer:
         if detaching is not None:  # the same key served before (a relist): its nodes are let go of first
             await asyncio.wait([detaching])
         with contextlib.suppress(Exception):
-            await self.nodes.attach_tenant(rt.info.key, rt.api)
+            await self.nodes.attach_tenant(rt.info.key, rt.api, node_in_use=rt.node_in_use)
         rt.synced.set()
         rt.last_full_sync = clock.timestamp()
         self.mirror.attach(rt.info.key, rt.api)

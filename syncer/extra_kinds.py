@@ -106,7 +106,8 @@ def super_informer(shared: Shared, kind: Kind, name: str) -> Informer:
 def tenant_informer(shared: Shared, rt: TenantRuntime, kind: Kind, name: str) -> Informer:
     """One tenant's informer of one kind."""
     return Informer(rt.api, kind.resource, handler=tenant_handler(shared, rt, kind), transform=kind.slim_tenant,
-                    watch_timeout=shared.settings.watch_timeout, name=name, remote=shared.metrics.remote)
+                    watch_timeout=shared.settings.watch_timeout, name=name, remote=shared.metrics.remote,
+                    index=kind.tenant_node)
 
 
 async def start(shared: Shared, rt: TenantRuntime, kind: Kind) -> None:

@@ -16,6 +16,12 @@ per state change -- ``informer.remote.down`` / ``.still_down`` (every
 ``remind_every`` seconds) / ``.back`` -- not one per attempt
 (:class:`vcluster.backoff.Outage`); with ``remote`` metrics it exports
 ``vc_remote_up{component="informer",target=<name>}``.
+
+An informer may keep one secondary index (``index``: a value named by each
+object, e.g. the node a pod is bound to), updated from the objects each event
+or list already decoded, so asking "how many cached objects name X" costs a
+dict lookup and decodes nothing; :attr:`Informer.current` says whether the
+cache may be trusted to answer such a question (listed, watching, no outage).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ Obj = dict[str, Any]
 #: Called with ``("ADDED"|"MODIFIED"|"DELETED", transformed object)``; must not block.
 Handler = Callable[[str, Obj], None]
 Transform = Callable[[Obj], Obj]
+#: The value an object is indexed under (None: not indexed); must not raise on any object.
+IndexFn = Callable[[Obj], str | None]
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"
@@ -94,6 +102,7 @@ class Informer:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: Random = random.random,
+        index: IndexFn | None = None,
     ) -> None:
         self.api = api
         self.resource = resource
@@ -115,6 +124,13 @@ class Informer:
                              remind_every=remind_every, clock=clock, rng=rng, metrics=remote,
                              component="informer", target=self.name)
         self._sleep = sleep
+        self._index = index if store else None
+        #: key → its index value, for the cached objects that have one; and how many objects have each value.
+        self._indexed: dict[tuple[str, str], str] = {}
+        self._index_counts: dict[str, int] = {}
+        #: True once this run of :meth:`run` has heard from the apiserver (its list is in, or its watch
+        #: delivered an event or bookmark); False before and after a run.
+        self._following = False
 
     # ---- reading the cache --------------------------------------------------------
     def get(self, namespace: str, name: str) -> Obj | None:
@@ -143,6 +159,20 @@ class Informer:
     def __len__(self) -> int:
         return len(self._items)
 
+    def count_indexed(self, value: str) -> int:
+        """How many cached objects the ``index`` function names ``value`` (a dict lookup; nothing decoded)."""
+        return self._index_counts.get(value, 0)
+
+    @property
+    def current(self) -> bool:
+        """Whether the cache follows the apiserver now: :meth:`run` is running and has heard from the
+        apiserver since it started (a list, or a watch event or bookmark: a watch resumed after a restart
+        of the loop is not trusted before that), no relist is pending and the last list/watch attempt did
+        not fail.  While False, the cache may miss objects made since it last heard from the apiserver: an
+        answer that must not be stale asks the apiserver."""
+        return (self._following and self.synced.is_set() and self.resource_version is not None
+                and not self.outage.down)
+
     def cached_bytes(self) -> int:
         return sum(len(v) for v in self._items.values())
 
@@ -162,15 +192,40 @@ class Informer:
             self._items.pop(key, None)
         elif self.store:
             self._items[key] = pack(obj)
+        if self._index is not None:
+            self._reindex(key, None if kind == DELETED else self._index(obj))
         self._emit(kind, obj)
+
+    def _reindex(self, key: tuple[str, str], value: str | None) -> None:
+        old = self._indexed.get(key)
+        if old == value:
+            return
+        counts = self._index_counts
+        if old is not None:
+            left = counts[old] - 1
+            if left:
+                counts[old] = left
+            else:
+                del counts[old]
+        if value is None:
+            del self._indexed[key]
+        else:
+            self._indexed[key] = value
+            counts[value] = counts.get(value, 0) + 1
 
     def replace(self, raw_items: list[Obj]) -> None:
         """Install a fresh list: changed or new objects are reported, vanished ones deleted."""
         fresh: dict[tuple[str, str], bytes] = {}
         changed: list[tuple[str, Obj]] = []
+        index = self._index
+        indexed: dict[tuple[str, str], str] = {}
+        counts: dict[str, int] = {}
         for raw_obj in raw_items:
             obj = self.transform(raw_obj)
             key = obj_key(obj)
+            if index is not None and (value := index(obj)) is not None:
+                indexed[key] = value
+                counts[value] = counts.get(value, 0) + 1
             data = pack(obj)
             old = self._items.get(key)
             if self.store:
@@ -179,6 +234,7 @@ class Informer:
                 changed.append((ADDED if old is None else MODIFIED, obj))
         vanished = [(k, v) for k, v in self._items.items() if k not in fresh] if self.store else []
         self._items = fresh
+        self._indexed, self._index_counts = indexed, counts
         for _key, raw in vanished:
             self._emit(DELETED, orjson.loads(raw))
         for kind, obj in changed:
@@ -188,6 +244,7 @@ class Informer:
     async def run(self) -> None:
         """List and watch until cancelled."""
         outage = self.outage
+        self._following = False
         try:
             while True:
                 try:
@@ -202,6 +259,7 @@ class Informer:
                         del items  # the decoded list would otherwise live as long as the watch
                         self.resource_version = rv
                         self.synced.set()
+                        self._following = True
                     await self._watch()
                     outage.succeeded()
                 except Gone:
@@ -213,6 +271,7 @@ class Informer:
                         self.resource_version = None  # the rv may be the problem; start over
                     await self._sleep(delay)
         finally:
+            self._following = False
             outage.forget()
 
     async def _watch(self) -> None:
@@ -223,6 +282,7 @@ class Informer:
         ):
             if self.outage.down:  # the watch delivers again
                 self.outage.succeeded()
+            self._following = True
             rv = (event.object.get("metadata") or {}).get("resourceVersion")
             if event.type == "BOOKMARK":
                 if rv:

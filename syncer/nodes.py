@@ -6,21 +6,35 @@ the virtual-node component).  The engine calls a :class:`NodeProvider`; the
 real one is ``virtual_node.manager.VirtualNodeManager`` (same distribution),
 wired in by :func:`default_node_provider` with the syncer's metrics registry so
 its ``vc_virtual_node*`` series are served on the syncer's ``/metrics``.
+
+The syncer already caches every tenant pod; at attach it hands the provider
+a :data:`NodeInUse` answer from that cache (a per-node index), so deciding
+whether a virtual node is idle costs the tenant apiserver no LIST while the
+cache is current.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
 from vcluster.kube import ApiClient
 
+#: Whether a tenant pod is bound to a node (by name), from the syncer's cache; None when the cache cannot
+#: tell now (not synced, relisting, the tenant apiserver down): the provider must then ask the apiserver.
+NodeInUse = Callable[[str], bool | None]
+
 
 class NodeProvider(Protocol):
     """What the syncer needs from the virtual-node component."""
 
-    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None: ...
+    async def attach_tenant(self, key: str, tenant_client: ApiClient, *, node_in_use: NodeInUse | None = None
+                            ) -> None:
+        """Start serving ``key``; ``node_in_use``, when given, answers "is a pod bound to this node?"
+        instead of a tenant LIST whenever it does not answer None."""
+        ...
 
     async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:
         """Stop serving ``key``; with ``cleanup`` also delete its unused virtual nodes (a tenant write)."""
@@ -39,7 +53,8 @@ class NodeProvider(Protocol):
 class NullNodeProvider:
     """Creates nothing: tenant pods are bound to node names that have no Node object."""
 
-    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None:
+    async def attach_tenant(self, key: str, tenant_client: ApiClient, *, node_in_use: NodeInUse | None = None
+                            ) -> None:
         return None
 
     async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:

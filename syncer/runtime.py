@@ -83,6 +83,17 @@ class TenantRuntime:
             return super_namespace(self.info.key, ns), name
         return None, super_namespace(self.info.key, name)
 
+    def node_in_use(self, node: str) -> bool | None:
+        """Whether a cached tenant object names ``node`` (its kind's ``tenant_node``: a Pod bound there),
+        from the tenant informers' node index (nothing decoded); None when the caches cannot tell: no kind
+        indexes nodes, or an informer that does is not :attr:`~syncer.informer.Informer.current` (not
+        listed, relisting, its apiserver down, or stopped).  The virtual-node manager then lists."""
+        indexed = [inf for kind in self.kinds if kind.tenant_node is not None
+                   and (inf := self.informers.get(kind.kind)) is not None]
+        if not indexed or not all(inf.current for inf in indexed):
+            return None
+        return any(inf.count_indexed(node) for inf in indexed)
+
     def forget(self, kind: str, ns: str, name: str) -> None:
         """Drop the echo memos of one object (it was deleted on one side)."""
         self.written.pop((kind, ns, name), None)

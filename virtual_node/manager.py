@@ -7,8 +7,14 @@ node-lifecycle controller, so nothing taints or evicts when heartbeats stop),
 turn NotReady when the super node is lost (the super cluster evicts), and go
 away once nothing of the tenant runs there.  The syncer owns the tenants and calls this manager:
 
-* ``await attach_tenant(key, tenant_client)`` when it starts serving a tenant
-  (existing virtual nodes are adopted, so a restart loses nothing);
+* ``await attach_tenant(key, tenant_client, node_in_use=...)`` when it starts
+  serving a tenant (existing virtual nodes are adopted, so a restart loses
+  nothing); ``node_in_use`` answers "is a tenant pod bound to this node?" from
+  the syncer's pod cache (a dict lookup), so the heartbeat's idle check sends
+  the tenant apiserver no LIST; when it answers None (cache not current) or is
+  not given, the manager lists (``spec.nodeName=<node>``, limit 1): a stale
+  cache must never get a node with pods deleted (the tenant's pod GC would
+  then delete the pods);
 * ``await ensure_node(key, node_name)`` before it binds a tenant pod to
   ``node_name``;
 * ``await detach_tenant(key)`` when it stops serving one;
@@ -47,6 +53,10 @@ from virtual_node.settings import VirtualNodeSettings
 log = structlog.get_logger(__name__)
 
 
+#: Whether a tenant pod is bound to the node (by name); None when the answer source cannot tell now.
+NodeInUse = Callable[[str], bool | None]
+
+
 class VirtualNodeError(VClusterError):
     """A virtual node could not be provided (unknown tenant, tenant apiserver refused it)."""
 
@@ -80,6 +90,8 @@ class _Tenant:
     task: asyncio.Task[None] | None = None
     #: The tenant apiserver as the heartbeats see it (back-off, one log line per state change).
     outage: Outage | None = None
+    #: The syncer's answer to "is a pod bound to this node?" (its pod cache); None: always list.
+    node_in_use: NodeInUse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,7 @@ class _Metrics:
     nodes: Gauge
     heartbeat_failures: Counter
     collected: Counter
+    pod_checks: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> _Metrics:
@@ -99,6 +112,12 @@ class _Metrics:
             collected=Counter(
                 "vc_virtual_nodes_collected_total", "Virtual nodes deleted after the grace period",
                 ["tenant"], registry=registry,
+            ),
+            pod_checks=Counter(
+                "vc_virtual_node_pod_checks_total",
+                "Checks whether a tenant pod is bound to a virtual node, by answer source (cache: the "
+                "syncer's pod cache; list: a LIST to the tenant apiserver)",
+                ["tenant", "source"], registry=registry,
             ),
         )
 
@@ -125,11 +144,15 @@ class VirtualNodeManager:
         self._super_synced = asyncio.Event()
 
     # ---- the syncer's interface ---------------------------------------------------------
-    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None:
-        """Start serving ``key``: adopt its existing virtual nodes and start its heartbeat loop."""
+    async def attach_tenant(self, key: str, tenant_client: ApiClient, *, node_in_use: NodeInUse | None = None
+                            ) -> None:
+        """Start serving ``key``: adopt its existing virtual nodes and start its heartbeat loop.
+
+        ``node_in_use`` (the syncer's pod cache) answers the idle check instead of a LIST whenever it
+        does not answer None."""
         if key in self._tenants:
             await self.detach_tenant(key, cleanup=False)
-        tenant = _Tenant(key=key, client=tenant_client)
+        tenant = _Tenant(key=key, client=tenant_client, node_in_use=node_in_use)
         tenant.outage = Outage(
             logger=log.bind(tenant=key), event="virtual_node.heartbeat",
             policy=BackoffPolicy(initial=1.0, cap=self._settings.heartbeat_period, jitter=0.2),
@@ -191,6 +214,9 @@ class VirtualNodeManager:
             self._metrics.heartbeat_failures.remove(key)
         with contextlib.suppress(KeyError):
             self._metrics.collected.remove(key)
+        for source in ("cache", "list"):
+            with contextlib.suppress(KeyError):
+                self._metrics.pod_checks.remove(key, source)
         if tenant.outage is not None:
             tenant.outage.forget()
         log.info("virtual_node.tenant_detached", tenant=key)
@@ -408,7 +434,14 @@ class VirtualNodeManager:
                 await tenant.client.create(r.LEASES, lease, namespace=naming.NODE_LEASE_NAMESPACE)
 
     async def _has_pods(self, tenant: _Tenant, name: str) -> bool:
+        """Whether a tenant pod is bound to ``name``: the syncer's cache answers when it can, else a LIST."""
+        if tenant.node_in_use is not None:
+            answer = tenant.node_in_use(name)
+            if answer is not None:
+                self._metrics.pod_checks.labels(tenant.key, "cache").inc()
+                return answer
         page = await tenant.client.list(r.PODS, field_selector=f"spec.nodeName={name}", limit=1)
+        self._metrics.pod_checks.labels(tenant.key, "list").inc()
         return bool(page.get("items"))
 
     async def _collect_if_idle(self, tenant: _Tenant, name: str, state: _VNode) -> bool:

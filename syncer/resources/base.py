@@ -271,6 +271,10 @@ class Kind:
     #: How ``patch_update`` bodies are sent: ``strategic`` merges lists by key (pod containers by name,
     #: where a JSON merge patch would replace the whole list and the apiserver refuse the change).
     patch_type: Literal["merge", "strategic"] = "merge"
+    #: The node a tenant object is bound to (Pods: ``spec.nodeName``), None if none.  The tenant informer
+    #: indexes it, and the virtual-node manager asks that index whether a node still has pods instead of
+    #: listing them (:meth:`syncer.runtime.TenantRuntime.node_in_use`).  Pure; must not raise on any object.
+    tenant_node: Callable[[Obj], str | None] | None = None
     #: Tenant objects the syncer made for this one (from the slim super copy), deleted when the tenant
     #: object is gone, before its super copy (so a crash in between leaves the super copy to retry with).
     tenant_leftovers: Callable[[Obj], list[Leftover]] | None = None

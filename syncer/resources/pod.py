@@ -324,6 +324,13 @@ def slim_tenant(v_obj: Obj) -> Obj:
     return v_obj
 
 
+def bound_node(v_obj: Obj) -> str | None:
+    """The node a tenant pod is bound to (``spec.nodeName``), None while unbound (or malformed)."""
+    spec = v_obj.get("spec")
+    node = spec.get("nodeName") if isinstance(spec, dict) else None
+    return node if isinstance(node, str) and node else None
+
+
 #: Status fields each apiserver computes from its own copy of the spec, immutable once set: the tenant
 #: pod keeps its own.  ``qosClass`` differs whenever the super namespace's LimitRange gave the super pod
 #: requests the tenant pod does not state (the operator's default LimitRange does), and copying it up
@@ -518,4 +525,4 @@ POD = Kind(kind="Pod", resource=resources.PODS, to_super=to_super, synced=synced
            super_extras=super_extras, patch_update=patch_update, upward=upward, check=violations,
            patch_type="strategic", down_fingerprint=down_fingerprint, upward_idle=upward_idle, upward_echo=True,
            context=context, before_create=before_create, prepare=prepare, on_super_gone=_delete_tenant_pod,
-           tenant_grace=True)
+           tenant_grace=True, tenant_node=bound_node)

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from syncer import extra_kinds, routing
 from syncer.engine import Syncer, TenantRuntime
+from syncer.nodes import NodeInUse
 from syncer.queue import DOWN, UP, SyncKey
 from syncer.resources import REGISTRY
 from syncer.resources.base import NO_RULES, Kind, MetadataRules, RetryLater, TranslateContext
@@ -37,7 +38,8 @@ class RecordingNodes:
     def __init__(self) -> None:
         self.ensured: list[tuple[str, str]] = []
 
-    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None:
+    async def attach_tenant(self, key: str, tenant_client: ApiClient, *, node_in_use: NodeInUse | None = None
+                            ) -> None:
         return None
 
     async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:

@@ -25,8 +25,10 @@ Behaviour kept from kube-apiserver, as the engine meets it:
 * delete: ``preconditions.uid`` not the stored uid → ``Conflict``; an object with finalizers, a namespace
   and a pod bound to a node (grace not 0) only get ``deletionTimestamp`` (the namespace controller and
   kubelet finish them: :meth:`FakeServer.finish_deletions`).
-* list (label selectors ``k=v``, ``k!=v``, ``k``, ``!k``) and watch from a resourceVersion (a
-  resourceVersion older than the kept history → ``Gone``).
+* list (label selectors ``k=v``, ``k!=v``, ``k``, ``!k``; field selectors ``metadata.name``,
+  ``metadata.namespace`` and, for pods, ``spec.nodeName``, with ``=``, ``==``, ``!=``; every list is kept
+  in :attr:`FakeServer.lists`) and watch from a resourceVersion (a resourceVersion older than the kept
+  history → ``Gone``).
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class FakeServer:
     writes: list[tuple[str, ...]] = field(default_factory=list)
     #: Called with (verb, resource, namespace, name) before a write; may raise (a refusing admission).
     admission: list[Any] = field(default_factory=list)
+    #: Every list (also each page of a ``list_all``), as (plural, label selector, field selector).
+    lists: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     #: Every TokenRequest answered, as (namespace, service account, the request's ``spec``).
     token_requests: list[tuple[str, str, Obj]] = field(default_factory=list)
     _rv: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -311,10 +315,12 @@ class FakeServer:
         self._remove((resource.plural, _ns(resource, namespace), name))
         return {"kind": "Status", "status": "Success"}
 
-    def list(self, resource: Resource, *, namespace: str | None, label_selector: str | None) -> Obj:
-        match = _selector(label_selector)
+    def list(self, resource: Resource, *, namespace: str | None, label_selector: str | None,
+             field_selector: str | None = None) -> Obj:
+        self.lists.append((resource.plural, label_selector, field_selector))
+        match, fields = _selector(label_selector), _field_selector(resource, field_selector)
         items = [copy.deepcopy(o) for (p, ns, _n), o in sorted(self.objects.items())
-                 if p == resource.plural and (namespace is None or ns == namespace) and match(o)]
+                 if p == resource.plural and (namespace is None or ns == namespace) and match(o) and fields(o)]
         rv = self.history[-1].rv if self.history else 0
         return {"kind": f"{resource.kind}List", "metadata": {"resourceVersion": str(rv)}, "items": items}
 
@@ -382,6 +388,33 @@ def _merge(target: Any, patch: Any, merge_keys: dict[str, str] | None) -> Any:
     return target
 
 
+#: The field selectors the fake knows, by plural (None: every resource); kube-apiserver has more per kind.
+_FIELDS: dict[str | None, dict[str, tuple[str, str]]] = {
+    None: {"metadata.name": ("metadata", "name"), "metadata.namespace": ("metadata", "namespace")},
+    "pods": {"spec.nodeName": ("spec", "nodeName")},
+}
+
+
+def _field_selector(resource: Resource, text: str | None) -> Any:
+    known = {**_FIELDS[None], **_FIELDS.get(resource.plural, {})}
+    terms: builtins.list[tuple[tuple[str, str], str, bool]] = []
+    for term in (t.strip() for t in (text or "").split(",") if t.strip()):
+        negate = "!=" in term
+        name, value = term.split("!=" if negate else "=", 1)
+        name, value = name.strip(), value.removeprefix("=").strip()
+        if name not in known:
+            raise NotImplementedError(f"field selector {name!r} on {resource.plural}")
+        terms.append((known[name], value, negate))
+
+    def match(obj: Obj) -> bool:
+        for (part, key), value, negate in terms:
+            actual = str((obj.get(part) or {}).get(key) or "")
+            if (actual == value) == negate:
+                return False
+        return True
+    return match
+
+
 def _selector(text: str | None) -> Any:
     terms = [t.strip() for t in (text or "").split(",") if t.strip()]
 
@@ -431,9 +464,10 @@ class FakeApi:
     async def list(self, resource: Resource, *, namespace: str | None = None, label_selector: str | None = None,
                    field_selector: str | None = None, resource_version: str | None = None, limit: int | None = None,
                    continue_: str | None = None) -> Obj:
-        if field_selector or continue_:
-            raise NotImplementedError("field selectors and continue tokens")
-        out = self.server.list(resource, namespace=namespace, label_selector=label_selector)
+        if continue_:
+            raise NotImplementedError("continue tokens")
+        out = self.server.list(resource, namespace=namespace, label_selector=label_selector,
+                               field_selector=field_selector)
         if limit:
             out["items"] = out["items"][:limit]
         return out

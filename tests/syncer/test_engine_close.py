@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 
 from syncer.engine import Syncer, TenantRuntime
+from syncer.nodes import NodeInUse
 from syncer.resources.base import TranslateContext
 from syncer.settings import SyncerSettings
 from syncer.tenants import StaticTenantSource, TenantInfo
@@ -35,7 +36,8 @@ class RecordingNodes:
         self.workers = workers
         self.calls: list[tuple[str, bool, bool]] = []  # (key, cleanup, every worker done at that time)
 
-    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None:
+    async def attach_tenant(self, key: str, tenant_client: ApiClient, *, node_in_use: NodeInUse | None = None
+                            ) -> None:
         return None
 
     async def detach_tenant(self, key: str, *, cleanup: bool = True) -> None:

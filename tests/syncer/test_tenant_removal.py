@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from syncer.engine import Syncer
+from syncer.nodes import NodeInUse
 from syncer.settings import SyncerSettings
 from syncer.tenants import StaticTenantSource, TenantInfo
 from tests.syncer.fakeapi import FakeApi, FakeServer, token_kubeconfig
@@ -54,7 +55,8 @@ class CleaningNodes:
         self.attached: list[str] = []
         self.detached: list[str] = []
 
-    async def attach_tenant(self, key: str, tenant_client: ApiClient) -> None:
+    async def attach_tenant(self, key: str, tenant_client: ApiClient, *, node_in_use: NodeInUse | None = None
+                            ) -> None:
         self.clients[key] = tenant_client
         self.attached.append(key)
 
