@@ -33,8 +33,9 @@ variants that each change one factor against the "steady" reference, interleaved
                   its own etcd watch cost the burst?).  One of these three per run.
 * ``fifo``        ``steady`` with the syncer's queue as one FIFO per tenant (``VC_SYNCER_UP_SHARE=0``,
                   rounds 1-10) instead of upward keys first (round 11).  The syncer is restarted
-                  for it and again for the next variant that is not ``fifo`` (the bench waits for
-                  its queue to be empty before each burst).
+                  for it and again for the next variant that wants another share (the bench waits
+                  until it is ready and its queue is empty before each burst).
+* ``up1``         ``steady`` with one upward key per waiting downward key (``VC_SYNCER_UP_SHARE=1``).
 
 Each variant's pods are force-deleted afterwards and the bench waits for the syncer's queue to
 be empty, so no variant inherits another's backlog.  Measures: CPU milliseconds per pod by part
@@ -88,7 +89,9 @@ from vcluster.kube import ApiClient, resources  # noqa: E402
 from vcluster.testbed.cluster import node_name  # noqa: E402
 
 VARIANTS = ("direct", "steady", "token", "after-drain", "new-nodes", "spread", "+watchers", "gomaxcpu",
-            "watchcache", "nocache", "fifo")
+            "watchcache", "nocache", "fifo", "up1")
+#: The variants that run the syncer with another ``VC_SYNCER_UP_SHARE`` than its default.
+UP_SHARES = {"fifo": "0", "up1": "1"}
 #: The variants that go through a second set of T tenants (one such variant per run), with the
 #: ``spec.controlPlane.extraArgs`` those tenants get.
 ALT_ARGS: dict[str, dict[str, dict[str, str]]] = {
@@ -236,7 +239,7 @@ class Factors:
 
     async def up_share(self, variant: str) -> None:
         """Restart the syncer when the variant wants another queue discipline than it runs with."""
-        want = {"VC_SYNCER_UP_SHARE": "0"} if variant == "fifo" else {}
+        want = {"VC_SYNCER_UP_SHARE": UP_SHARES[variant]} if variant in UP_SHARES else {}
         if {k: v for k, v in self.syncer.env.items() if k == "VC_SYNCER_UP_SHARE"} == want:
             return
         self.syncer.stop()
