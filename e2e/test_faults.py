@@ -61,10 +61,14 @@ pytestmark = pytest.mark.e2e
 
 TENANT = "faulty"
 #: The tenant-wide quota of ``faulty``: every test of the module adds a :class:`Load` to it, each creating
-#: until its fault is told and healed, so on a slow machine they add up to more than the operator's
-#: default (100 pods, 500 ConfigMaps) and the last load's pods would wait for room
+#: ConfigMaps until its fault is told and healed, so on a slow machine they add up to more than the
+#: operator's default (500 ConfigMaps; 100 pods) and the last load's objects would wait for room
 #: (``PolicyViolation``) instead of syncing.  Quota is not what this module tests.
 FAULTY_QUOTA = "pods=5000,configmaps=20000"
+#: Pods one :class:`Load` makes at most: they stay Running on the module's one kwok node, which takes
+#: 110 pods, and the loads of all tests together must leave room (unbounded, they filled it on a slow
+#: machine and the last load's pods stayed Pending: "Too many pods").
+LOAD_MAX_PODS = 12
 
 
 @pytest.fixture(scope="module")
@@ -239,16 +243,20 @@ def _tenant(kubeconfig: Path, *args: str, timeout: float = 60) -> subprocess.Com
 
 
 class Load:
-    """Creates ConfigMaps and Pods (label ``load=<ns>``) in tenant namespace ``ns`` until stopped.
+    """Creates ConfigMaps and Pods (label ``load=<ns>``) in tenant namespace ``ns`` until stopped (a pod
+    with every third ConfigMap, at most ``max_pods``).
 
     Runs in a thread with its own event loop, so the test can inject its fault meanwhile; the tenant
     apiserver is not the one hurt, so its creates succeed (a failed one is recorded, not retried).
     """
 
-    def __init__(self, kubeconfig: Path, ns: str) -> None:
+    def __init__(self, kubeconfig: Path, ns: str, *, max_pods: int = LOAD_MAX_PODS) -> None:
         self.kubeconfig = kubeconfig
         self.ns = ns
         self.created = 0
+        #: Pods made so far (one with every third ConfigMap, at most ``max_pods``).
+        self.pods = 0
+        self.max_pods = max_pods
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
@@ -263,7 +271,8 @@ class Load:
                         "apiVersion": "v1", "kind": "ConfigMap",
                         "metadata": {"name": f"cm-{n:04d}", "namespace": self.ns, "labels": labels},
                         "data": {"n": str(n)}})
-                    if n % 3 == 0:
+                    if n % 3 == 0 and self.pods < self.max_pods:
+                        self.pods += 1
                         await api.create(resources.PODS, {
                             "apiVersion": "v1", "kind": "Pod",
                             "metadata": {"name": f"pod-{n:04d}", "namespace": self.ns, "labels": labels},
