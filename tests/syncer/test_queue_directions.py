@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from syncer.queue import DOWN, UP, FairQueue, SyncKey
 from syncer.settings import SyncerSettings
+from tests.syncer.test_queue import drain
 
 
 def down(name: str, tenant: str = "a") -> SyncKey:
@@ -19,14 +20,6 @@ def down(name: str, tenant: str = "a") -> SyncKey:
 
 def up(name: str, tenant: str = "a") -> SyncKey:
     return SyncKey(tenant, "Pod", UP, "ns", name)
-
-
-def drain(q: FairQueue) -> list[SyncKey]:
-    out = []
-    while (item := q.get_nowait()) is not None:
-        out.append(item[0])
-        q.done(item[0])
-    return out
 
 
 def test_upward_keys_go_before_the_downward_keys_queued_earlier() -> None:
