@@ -81,7 +81,7 @@ class Syncer:
         settings = settings or SyncerSettings()
         queue = FairQueue(weight=settings.weight, backoff_base=settings.backoff_base,
                           backoff_max=settings.backoff_max, tenant_limit=settings.tenant_limit(),
-                          up_share=settings.up_share)
+                          up_share=settings.up_share, resync_share=settings.resync_share)
         self.shared = shared = Shared(
             settings=settings, super_api=super_api, queue=queue,
             metrics=metrics or Metrics(depths=queue.depths), nodes=nodes or NullNodeProvider(), kinds=kinds,

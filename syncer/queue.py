@@ -22,6 +22,18 @@ while a burst of downward creates could otherwise hold them back for seconds
 super pods did).  Up to ``up_share`` upward keys are taken for each downward
 key while both wait, so a flood of super-side changes (Events, status churn)
 never stops a tenant's creates; ``up_share = 0`` is one FIFO per tenant.
+
+Re-checks wait behind live work (``resync_share``): after a (re)start every
+object the syncer finds already synced is queued once more to be compared,
+tens of thousands of keys that mostly find nothing to do.  Added with
+``resync=True`` they go to a second tier, served round-robin across tenants
+only when no live key waits -- or once per ``resync_share`` live keys while
+both wait, so a tenant that floods without end cannot stop them.  Without
+the tier a tenant listed early re-checked its thousands of objects in turn
+with the creates of a tenant listed later, and the backlog a restart found
+took twice as long to reach the super cluster (issue 16, the drain).  A
+live add of a key that waits in the resync tier moves it up; ``resync_share
+= 0`` turns the tier off (re-checks are live keys).
 """
 
 from __future__ import annotations
@@ -82,6 +94,77 @@ class _TenantQueue:
         return len(self.up) + len(self.down)
 
 
+class _ResyncTier:
+    """Re-check keys per tenant, FIFO, tenants in plain round-robin (one key per turn).
+
+    A key moved up to the live tier stays where it was in its deque and is skipped when reached
+    (removing it from the middle of a deque of thousands would cost more than skipping it).
+    """
+
+    __slots__ = ("count", "keys", "queues", "ring")
+
+    def __init__(self) -> None:
+        #: The keys waiting here (a deque entry not in this set was moved up, or taken already).
+        self.keys: set[SyncKey] = set()
+        self.queues: dict[str, deque[SyncKey]] = {}
+        self.count: dict[str, int] = {}
+        self.ring: deque[str] = deque()
+
+    def push(self, key: SyncKey) -> None:
+        tenant = key.tenant
+        self.keys.add(key)
+        if not self.count.get(tenant):
+            self.ring.append(tenant)
+            self.count[tenant] = 0
+            self.queues[tenant] = deque()
+        self.count[tenant] += 1
+        self.queues[tenant].append(key)
+
+    def discard(self, key: SyncKey) -> bool:
+        """Take ``key`` out (moved up, or its tenant dropped); False if it was not waiting here."""
+        if key not in self.keys:
+            return False
+        self.keys.remove(key)
+        self._counted_out(key.tenant)
+        return True
+
+    def _counted_out(self, tenant: str) -> None:
+        left = self.count[tenant] - 1
+        if left:
+            self.count[tenant] = left
+        else:
+            del self.count[tenant], self.queues[tenant]
+            self.ring.remove(tenant)
+
+    def take(self, may_take: Callable[[str], bool]) -> SyncKey | None:
+        """The next tenant's (in turn, ``may_take``) oldest key waiting here, or ``None``."""
+        for _ in range(len(self.ring)):
+            tenant = self.ring[0]
+            self.ring.rotate(-1)
+            if not may_take(tenant):
+                continue
+            q = self.queues[tenant]
+            while True:
+                key = q.popleft()
+                if key in self.keys:
+                    self.keys.remove(key)
+                    self._counted_out(tenant)
+                    return key
+
+        return None
+
+    def drop_tenant(self, tenant: str) -> None:
+        q = self.queues.pop(tenant, None)
+        if q is None:
+            return
+        self.keys.difference_update(q)
+        del self.count[tenant]
+        self.ring.remove(tenant)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 class FairQueue:
     """De-duplicating, weighted round-robin queue of :class:`SyncKey` with back-off."""
 
@@ -96,8 +179,16 @@ class FairQueue:
         rng: Callable[[], float] = random.random,
         tenant_limit: int = 0,
         up_share: int = 0,
+        resync_share: int = 0,
     ) -> None:
         self._weight = weight
+        #: Live keys taken per re-check key while both wait (0: re-checks are live keys).
+        self._resync_share = resync_share
+        self._resync = _ResyncTier()
+        #: Re-check keys added while being processed: they go to the resync tier when done.
+        self._resync_later: set[SyncKey] = set()
+        #: Live keys taken in a row while a re-check waited.
+        self._live_streak = 0
         #: Upward keys a tenant's turn takes before each waiting downward key (0: one FIFO).
         self._up_share = up_share
         #: Keys of one tenant handed out and not yet done, at most (0: no cap).
@@ -122,15 +213,32 @@ class FairQueue:
         self._closed = False
 
     # ---- adding -------------------------------------------------------------------
-    def add(self, key: SyncKey) -> None:
-        """Queue ``key`` unless it is already waiting."""
-        if self._closed or key in self._dirty:
+    def add(self, key: SyncKey, *, resync: bool = False) -> None:
+        """Queue ``key`` unless it is already waiting; ``resync``: a re-check, which waits behind live keys.
+
+        A live add of a key waiting as a re-check moves it up to the live keys.
+        """
+        if self._closed:
+            return
+        if key in self._dirty:
+            if not resync:
+                if self._resync.discard(key):
+                    self._push(key)
+                else:
+                    self._resync_later.discard(key)
             return
         self._dirty.add(key)
         self._added_at[key] = self._clock()
+        resync = resync and self._resync_share > 0
         if key in self._processing:
+            if resync:
+                self._resync_later.add(key)
             return  # handed out again by done()
-        self._push(key)
+        if resync:
+            self._resync.push(key)
+            self._wake_one()
+        else:
+            self._push(key)
 
     def _push(self, key: SyncKey) -> None:
         q = self._queues.get(key.tenant)
@@ -188,13 +296,39 @@ class FairQueue:
 
     # ---- taking -------------------------------------------------------------------
     def get_nowait(self) -> tuple[SyncKey, float] | None:
-        """The next key by weighted round-robin and when it was queued, or ``None`` if empty."""
+        """The next key by weighted round-robin and when it was queued, or ``None`` if empty.
+
+        Live keys first; a re-check when none can be taken, or after ``resync_share`` live keys in a row.
+        """
+        key: SyncKey | None = None
+        if self._resync and self._ring and self._live_streak < self._resync_share:
+            key = self._take_live()
+            if key is not None:
+                self._live_streak += 1
+        if key is None and self._resync:
+            key = self._resync.take(self._below_limit)
+            if key is not None:
+                self._live_streak = 0
+                self._in_flight[key.tenant] = self._in_flight.get(key.tenant, 0) + 1
+        if key is None:
+            key = self._take_live()
+        if key is None:
+            return None
+        self._dirty.discard(key)
+        self._processing.add(key)
+        return key, self._added_at.pop(key, self._clock())
+
+    def _below_limit(self, tenant: str) -> bool:
+        return self._tenant_limit <= 0 or self._in_flight.get(tenant, 0) < self._tenant_limit
+
+    def _take_live(self) -> SyncKey | None:
+        """The next live key by weighted round-robin (counted in flight), or ``None``."""
         if not self._ring:
             return None
-        if self._tenant_limit > 0 and self._in_flight.get(self._ring[0], 0) >= self._tenant_limit:
+        if not self._below_limit(self._ring[0]):
             for _ in range(len(self._ring) - 1):  # the next tenant below its cap takes the turn
                 self._ring.rotate(-1)
-                if self._in_flight.get(self._ring[0], 0) < self._tenant_limit:
+                if self._below_limit(self._ring[0]):
                     self._credit = self._weight(self._ring[0])
                     break
             else:
@@ -213,9 +347,7 @@ class FairQueue:
         elif self._credit <= 0:
             self._ring.rotate(-1)
             self._credit = self._weight(self._ring[0])
-        self._dirty.discard(key)
-        self._processing.add(key)
-        return key, self._added_at.pop(key, self._clock())
+        return key
 
     async def get(self) -> tuple[SyncKey, float]:
         """Wait for the next key; the caller must call :meth:`done` with it."""
@@ -229,7 +361,7 @@ class FairQueue:
                 await fut
             except asyncio.CancelledError:
                 # Pass a wake-up we swallowed on to another waiter.
-                if fut.done() and not fut.cancelled() and self._ring:
+                if fut.done() and not fut.cancelled() and (self._ring or self._resync):
                     self._wake_one()
                 raise
 
@@ -249,10 +381,16 @@ class FairQueue:
                 self._in_flight[key.tenant] = left
             else:
                 self._in_flight.pop(key.tenant, None)
-            if self._tenant_limit > 0 and left == self._tenant_limit - 1 and key.tenant in self._queues:
+            if self._tenant_limit > 0 and left == self._tenant_limit - 1 and (
+                    key.tenant in self._queues or key.tenant in self._resync.count):
                 self._wake_one()  # a waiting worker may take this tenant's next key now
         if key in self._dirty:
-            self._push(key)
+            if key in self._resync_later:
+                self._resync_later.discard(key)
+                self._resync.push(key)
+                self._wake_one()
+            else:
+                self._push(key)
 
     # ---- tenants and introspection ------------------------------------------------
     def drop_tenant(self, tenant: str) -> None:
@@ -263,23 +401,33 @@ class FairQueue:
             self._ring.remove(tenant)
             if was_head and self._ring:
                 self._credit = self._weight(self._ring[0])
+        self._resync.drop_tenant(tenant)
         for key in [k for k in self._dirty if k.tenant == tenant]:
             self._dirty.discard(key)
             self._added_at.pop(key, None)
+            self._resync_later.discard(key)
         for key in [k for k in self._timers if k.tenant == tenant]:
             self._timers.pop(key).cancel()
         for key in [k for k in self._failures if k.tenant == tenant]:
             del self._failures[key]
 
     def depth(self, tenant: str) -> int:
+        """Keys of ``tenant`` waiting, live and re-checks."""
         q = self._queues.get(tenant)
-        return len(q) if q else 0
+        return (len(q) if q else 0) + self._resync.count.get(tenant, 0)
 
     def depths(self) -> dict[str, int]:
-        return {t: len(q) for t, q in self._queues.items()}
+        out = {t: len(q) for t, q in self._queues.items()}
+        for t, n in self._resync.count.items():
+            out[t] = out.get(t, 0) + n
+        return out
+
+    def resync_depth(self) -> int:
+        """Re-check keys waiting (every tenant)."""
+        return len(self._resync)
 
     def __len__(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return sum(len(q) for q in self._queues.values()) + len(self._resync)
 
     @property
     def processing(self) -> int:
@@ -287,7 +435,7 @@ class FairQueue:
 
     def idle(self) -> bool:
         """Nothing queued, in progress or scheduled."""
-        return not self._ring and not self._processing and not self._timers
+        return not self._ring and not self._resync and not self._processing and not self._timers
 
     def close(self) -> None:
         self._closed = True

@@ -82,9 +82,11 @@ def count_usage(shared: Shared, kind: Kind, p_slim: Obj, *, event: str) -> None:
 
 
 def enqueue_super(
-    shared: Shared, kind: Kind, p_slim: Obj, *, only_tenant: str | None = None, event: str | None = None
+    shared: Shared, kind: Kind, p_slim: Obj, *, only_tenant: str | None = None, event: str | None = None,
+    resync: bool = False,
 ) -> None:
-    """Queue the downward and upward keys a super object stands for (``event`` None: a resync)."""
+    """Queue the downward and upward keys a super object stands for (``event`` None: a resync;
+    ``resync``: queued as re-checks, behind live keys)."""
     meta = p_slim["metadata"]
     tenant = (meta.get("labels") or {}).get(naming.LABEL_CLUSTER_KEY)
     if tenant is None or (only_tenant is not None and tenant != only_tenant):
@@ -103,7 +105,7 @@ def enqueue_super(
     ns, name, p_uid = ref_of
     if unlisted:  # an extra kind the tenant no longer lists: its super copy goes
         if event != "DELETED":
-            shared.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
+            shared.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name), resync=resync)
         return
     ref = (kind.kind, ns, name)
     live_event = event is not None and event != "DELETED" and not meta.get("deletionTimestamp")
@@ -112,7 +114,7 @@ def enqueue_super(
     else:
         if event == "DELETED":
             rt.forget(kind.kind, ns, name)
-        shared.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name))
+        shared.queue.add(SyncKey(tenant, kind.kind, DOWN, ns, name), resync=resync)
     rules = rt.ctx.metadata
     if kind.upward is None and not rules.transparent:
         return
@@ -125,7 +127,7 @@ def enqueue_super(
         if rt.upward_seen.get(ref) == up_fp:
             return
         rt.upward_seen[ref] = up_fp
-    shared.queue.add(SyncKey(tenant, kind.kind, UP, ns, name))
+    shared.queue.add(SyncKey(tenant, kind.kind, UP, ns, name), resync=resync)
 
 
 def on_super_event(shared: Shared, event_type: str, p_event: Obj) -> None:
@@ -164,8 +166,9 @@ def enqueue_all(shared: Shared, rt: TenantRuntime) -> None:
     """Queue every tenant object and every super object of the tenant (start-up, resync).
 
     Tenant objects without a super copy come first (kinds in registry order, so namespaces before
-    what lives in them): after a restart the work that was missed is done before the re-check of
-    everything already synced, which mostly finds nothing to do.
+    what lives in them), as live keys: after a restart the work that was missed is done before the
+    re-check of everything already synced, which mostly finds nothing to do and is queued as re-checks
+    (behind every tenant's live keys, see :mod:`syncer.queue`).
     """
     key = rt.info.key
     for kind in rt.kinds:
@@ -175,13 +178,13 @@ def enqueue_all(shared: Shared, rt: TenantRuntime) -> None:
             if (p_ns or "", p_name) not in p_items:
                 shared.queue.add(SyncKey(key, kind.kind, DOWN, ns, name))
     for kind in rt.kinds:
-        enqueue_kind(shared, rt, kind)  # the rest (queued keys are not queued twice)
+        enqueue_kind(shared, rt, kind, resync=True)  # the rest (queued keys are not queued twice)
 
 
-def enqueue_kind(shared: Shared, rt: TenantRuntime, kind: Kind) -> None:
-    """Queue every tenant object and super copy of one kind of one tenant."""
+def enqueue_kind(shared: Shared, rt: TenantRuntime, kind: Kind, *, resync: bool = False) -> None:
+    """Queue every tenant object and super copy of one kind of one tenant (``resync``: as re-checks)."""
     key = rt.info.key
     for ns, name in rt.informers[kind.kind].refs():
-        shared.queue.add(SyncKey(key, kind.kind, DOWN, ns, name))
+        shared.queue.add(SyncKey(key, kind.kind, DOWN, ns, name), resync=resync)
     for _pkey, p_slim in shared.super_informers[kind.kind].items():
-        enqueue_super(shared, kind, p_slim, only_tenant=key)
+        enqueue_super(shared, kind, p_slim, only_tenant=key, resync=resync)

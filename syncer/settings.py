@@ -49,6 +49,9 @@ class SyncerSettings:
     #: Upward keys (status, bindings, Events into a tenant) a tenant's turn of the queue takes before each
     #: waiting downward key (creates and updates into the super cluster); 0: one FIFO per tenant.
     up_share: int = 4
+    #: Live keys the queue takes per re-check key while both wait (re-checks: every object already synced,
+    #: queued once more after a start or a changed translation context); 0: re-checks are live keys.
+    resync_share: int = 16
     #: Seconds between two patrols (full diffs); 0 turns the patrol off.
     patrol_period: float = 60.0
     #: Seconds between two writes of each served Tenant's ``Synced`` condition (only when it changed);
@@ -102,6 +105,7 @@ class SyncerSettings:
             weights=MappingProxyType(parse_weights(env_str("VC_SYNCER_WEIGHTS", "", env=env))),
             default_weight=env_int("VC_SYNCER_DEFAULT_WEIGHT", 1, minimum=1, env=env),
             up_share=env_int("VC_SYNCER_UP_SHARE", 4, minimum=0, env=env),
+            resync_share=env_int("VC_SYNCER_RESYNC_SHARE", 16, minimum=0, env=env),
             patrol_period=env_float("VC_SYNCER_PATROL_PERIOD", 60.0, minimum=0.0, env=env),
             status_period=env_float("VC_SYNCER_STATUS_PERIOD", 10.0, minimum=0.0, env=env),
             metrics_port=env_int("VC_SYNCER_METRICS_PORT", 0, minimum=0, maximum=65535, env=env),
