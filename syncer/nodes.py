@@ -15,16 +15,15 @@ cache is current.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
 from vcluster.kube import ApiClient
+from virtual_node.manager import NodeInUse, VirtualNodeManager
+from virtual_node.settings import VirtualNodeSettings
 
-#: Whether a tenant pod is bound to a node (by name), from the syncer's cache; None when the cache cannot
-#: tell now (not synced, relisting, the tenant apiserver down): the provider must then ask the apiserver.
-NodeInUse = Callable[[str], bool | None]
+__all__ = ["NodeInUse", "NodeProvider", "NullNodeProvider", "default_node_provider"]
 
 
 class NodeProvider(Protocol):
@@ -72,8 +71,5 @@ class NullNodeProvider:
 
 def default_node_provider(super_api: ApiClient, *, registry: CollectorRegistry | None = None) -> NodeProvider:
     """The virtual-node manager, its metrics in ``registry`` (the syncer's) when given."""
-    from virtual_node.manager import VirtualNodeManager
-    from virtual_node.settings import VirtualNodeSettings
-
     provider: NodeProvider = VirtualNodeManager(super_api, VirtualNodeSettings.from_env(), registry=registry)
     return provider

@@ -53,7 +53,9 @@ from virtual_node.settings import VirtualNodeSettings
 log = structlog.get_logger(__name__)
 
 
-#: Whether a tenant pod is bound to the node (by name); None when the answer source cannot tell now.
+#: Whether a tenant pod is bound to the node (by name), e.g. from the syncer's pod cache; None when the
+#: answer source cannot tell now (not synced, relisting, the tenant apiserver down): the manager then asks
+#: the tenant apiserver.
 NodeInUse = Callable[[str], bool | None]
 
 

@@ -23,6 +23,7 @@ from syncer.resources.namespace import NAMESPACE
 from syncer.resources.pod import POD
 from syncer.settings import SyncerSettings
 from syncer.tenants import StaticTenantSource, TenantInfo
+from tests.clock import ManualClock
 from tests.syncer.engine_helpers import offline_syncer
 from tests.syncer.engine_world import pod
 from tests.syncer.fakeapi import FakeApi, FakeServer, token_kubeconfig
@@ -35,14 +36,6 @@ from virtual_node.settings import VirtualNodeSettings
 KEY = naming.cluster_key("acme", "u1")
 URL = "https://acme.fake"
 GRACE = 100.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TenantApi(FakeApi):
@@ -70,7 +63,7 @@ class TenantApi(FakeApi):
 class Bed:
     syncer: Syncer
     manager: VirtualNodeManager
-    clock: Clock
+    clock: ManualClock
     super_: FakeServer
     tenant: FakeServer
     api: TenantApi
@@ -103,7 +96,7 @@ async def running() -> AsyncIterator[Bed]:
         tenant.put(r.NAMESPACES, {"metadata": {"name": ns}})
     api = TenantApi(tenant)
     super_api = cast(ApiClient, super_.api())
-    clock = Clock()
+    clock = ManualClock(1000.0)
     manager = VirtualNodeManager(super_api, VirtualNodeSettings(heartbeat_period=3600.0, gc_grace_period=GRACE),
                                  clock=clock)
     source = StaticTenantSource()

@@ -6,6 +6,7 @@ from typing import Any
 
 from syncer.queue import DOWN, SyncKey
 from syncer.retries import RetryLog, error_state
+from tests.clock import ManualClock
 from vcluster.kube import ApiError
 
 KEY = SyncKey("acme", "Pod", DOWN, "shop", "web")
@@ -35,20 +36,12 @@ class Recorder:
         return [(level, event) for level, event, _ in self.lines if level != "debug"]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def forbidden(msg: str = "exceeded quota") -> ApiError:
     return ApiError(403, "Forbidden", msg)
 
 
-def make() -> tuple[RetryLog, Recorder, Clock]:
-    rec, clock = Recorder(), Clock()
+def make() -> tuple[RetryLog, Recorder, ManualClock]:
+    rec, clock = Recorder(), ManualClock(100.0)
     return RetryLog(logger=rec, threshold=5, clock=clock), rec, clock
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.clock import ManualClock
 from vcluster.backoff import BackoffPolicy, Outage, RemoteMetrics
 from vcluster.kube import ApiClient, ApiError, ClientConfig
 from virtual_node.manager import VirtualNodeManager, _Tenant, _VNode
@@ -29,16 +30,8 @@ class RecordingLogger:
         self.events.append(event)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_failed_heartbeats_retry_sooner_and_log_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
+    clock = ManualClock()
     registry = CollectorRegistry()
     mgr = VirtualNodeManager(ApiClient(ClientConfig(server="https://127.0.0.1:1")),
                              VirtualNodeSettings(heartbeat_period=10.0), registry=registry, clock=clock)

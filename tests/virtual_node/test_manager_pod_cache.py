@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+from tests.clock import ManualClock
 from tests.syncer.fakeapi import FakeServer, Obj
 from vcluster import naming
 from vcluster.kube import ApiClient
@@ -24,14 +25,6 @@ from virtual_node.settings import VirtualNodeSettings
 
 KEY = "acme-0a1b2c"
 GRACE = 100.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Answers:
@@ -63,7 +56,7 @@ def _pod_lists(tenant: FakeServer) -> list[str | None]:
     return [fields for plural, _labels, fields in tenant.lists if plural == "pods"]
 
 
-async def _manager(tenant: FakeServer, clock: Clock, node_in_use: NodeInUse | None, *nodes: str
+async def _manager(tenant: FakeServer, clock: ManualClock, node_in_use: NodeInUse | None, *nodes: str
                    ) -> VirtualNodeManager:
     """A manager serving ``tenant`` with ``nodes`` made (as before a binding); its loop stopped."""
     mgr = VirtualNodeManager(cast(ApiClient, FakeServer("super").api()),
@@ -79,7 +72,7 @@ async def _manager(tenant: FakeServer, clock: Clock, node_in_use: NodeInUse | No
     return mgr
 
 
-async def _beat(mgr: VirtualNodeManager, clock: Clock, advance: float = 0.0) -> None:
+async def _beat(mgr: VirtualNodeManager, clock: ManualClock, advance: float = 0.0) -> None:
     clock.now += advance
     failed = await mgr._heartbeat(mgr._tenants[KEY])
     assert failed is None
@@ -90,7 +83,7 @@ def _node_names(tenant: FakeServer) -> set[str]:
 
 
 async def test_heartbeats_send_no_pod_list_when_the_cache_answers() -> None:
-    tenant, clock = _tenant(), Clock()
+    tenant, clock = _tenant(), ManualClock(1000.0)
     answers = Answers(**{"kwok-node-0": True, "kwok-node-1": True})
     mgr = await _manager(tenant, clock, answers, "kwok-node-0", "kwok-node-1")
     for _ in range(3):
@@ -107,7 +100,7 @@ async def test_heartbeats_send_no_pod_list_when_the_cache_answers() -> None:
 async def test_a_node_the_cache_says_is_in_use_is_never_collected() -> None:
     """The cache knows a bound pod the manager would not find by listing (here: the fake tenant holds none):
     the cache's answer is the one used, and the node stays however long it is past the grace period."""
-    tenant, clock = _tenant(), Clock()
+    tenant, clock = _tenant(), ManualClock(1000.0)
     mgr = await _manager(tenant, clock, Answers(**{"kwok-node-0": True}), "kwok-node-0")
     for _ in range(4):
         await _beat(mgr, clock, advance=GRACE)
@@ -118,7 +111,7 @@ async def test_a_node_the_cache_says_is_in_use_is_never_collected() -> None:
 async def test_a_cache_that_cannot_tell_falls_back_to_the_list() -> None:
     """The syncer's pod informer is not current (None): the manager lists, finds the bound pod, keeps the
     node -- a node is never collected on the word of a cache that may have missed the pod."""
-    tenant, clock = _tenant(), Clock()
+    tenant, clock = _tenant(), ManualClock(1000.0)
     answers = Answers(**{"kwok-node-0": None})
     mgr = await _manager(tenant, clock, answers, "kwok-node-0")
     tenant.put(r.PODS, _pod("web", "kwok-node-0"))
@@ -138,7 +131,7 @@ async def test_a_cache_that_cannot_tell_falls_back_to_the_list() -> None:
 
 
 async def test_without_an_answer_source_the_manager_lists() -> None:
-    tenant, clock = _tenant(), Clock()
+    tenant, clock = _tenant(), ManualClock(1000.0)
     mgr = await _manager(tenant, clock, None, "kwok-node-0")
     tenant.put(r.PODS, _pod("web", "kwok-node-0"))
     await _beat(mgr, clock, advance=GRACE)
@@ -147,7 +140,7 @@ async def test_without_an_answer_source_the_manager_lists() -> None:
 
 
 async def test_a_node_whose_pod_went_is_collected_after_the_grace_period() -> None:
-    tenant, clock = _tenant(), Clock()
+    tenant, clock = _tenant(), ManualClock(1000.0)
     answers = Answers(**{"kwok-node-0": True, "kwok-node-1": True})
     mgr = await _manager(tenant, clock, answers, "kwok-node-0", "kwok-node-1")
     await _beat(mgr, clock, advance=GRACE)
@@ -163,7 +156,7 @@ async def test_a_node_whose_pod_went_is_collected_after_the_grace_period() -> No
 
 
 async def test_a_pod_seen_again_restarts_the_grace_period() -> None:
-    tenant, clock = _tenant(), Clock()
+    tenant, clock = _tenant(), ManualClock(1000.0)
     answers = Answers(**{"kwok-node-0": False})
     mgr = await _manager(tenant, clock, answers, "kwok-node-0")
     clock.now += GRACE  # past the grace of the ensure
@@ -178,7 +171,7 @@ async def test_a_pod_seen_again_restarts_the_grace_period() -> None:
 
 
 async def test_detach_cleans_up_by_the_cache_and_lists_where_it_cannot_tell() -> None:
-    tenant, clock = _tenant(), Clock()
+    tenant, clock = _tenant(), ManualClock(1000.0)
     answers = Answers(**{"in-use": True, "idle": False, "unknown": None})
     mgr = await _manager(tenant, clock, answers, "in-use", "idle", "unknown")
     tenant.put(r.PODS, _pod("web", "unknown"))

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from tests.clock import ManualClock
 from vcluster import kubeconfig as kc
 from vcluster import pki
 from vcluster.kube import ApiClient, ApiError, ClientConfig, Unauthorized, resources
@@ -34,16 +35,6 @@ from vcluster.kube.credentials import (
 
 V1 = "client.authentication.k8s.io/v1"
 V1BETA1 = "client.authentication.k8s.io/v1beta1"
-
-
-class Clock:
-    """A wall clock the test moves."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def stamp(when: float) -> str:
@@ -90,11 +81,11 @@ def exec_kubeconfig(tmp_path: Path, exec_spec: dict[str, Any], *, server: str = 
     return kc.write_kubeconfig(tmp_path / "kubeconfig", config)
 
 
-def exec_source(tmp_path: Path, command: Path | str, clock: Clock | None = None, **spec: Any) -> ExecSource:
+def exec_source(tmp_path: Path, command: Path | str, clock: ManualClock | None = None, **spec: Any) -> ExecSource:
     info = kc.load_kubeconfig(exec_kubeconfig(tmp_path, {"apiVersion": V1, "interactiveMode": "Never",
                                                          "command": str(command), **spec}))
     assert info.exec is not None
-    source = source_for(info, clock=clock or Clock())
+    source = source_for(info, clock=clock or ManualClock(1_800_000_000.0))
     assert isinstance(source, ExecSource)
     return source
 
@@ -180,7 +171,7 @@ async def test_oidc_id_token_is_used_until_it_expires() -> None:
     token = _jwt({"sub": "me", "exp": 1_800_000_100})
     info = kc.parse_kubeconfig(_oidc(token))
     assert info.token == token
-    clock = Clock(1_800_000_000)
+    clock = ManualClock(1_800_000_000)
     source = source_for(info, clock=clock)
     assert isinstance(source, ExpiringTokenSource)
     assert (await source.get()).token == token
@@ -209,7 +200,7 @@ def test_unusable_auth_provider_is_a_clear_error(config: dict[str, Any], message
 
 
 async def test_exec_token_is_cached_until_shortly_before_expiry(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_800_000_000.0)
     script = token_plugin(tmp_path, expires=clock.now + 60)
     source = exec_source(tmp_path, script, clock)
     first = await source.get()
@@ -224,7 +215,7 @@ async def test_exec_token_is_cached_until_shortly_before_expiry(tmp_path: Path) 
 
 
 async def test_exec_token_without_expiry_is_kept_until_refused(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock(1_800_000_000.0)
     script = token_plugin(tmp_path)
     source = exec_source(tmp_path, script, clock)
     first = await source.get()
@@ -337,7 +328,7 @@ async def test_hung_plugin_is_killed(tmp_path: Path) -> None:
 async def test_token_file_is_reread_every_period_and_after_a_refusal(tmp_path: Path) -> None:
     path = tmp_path / "token"
     path.write_text("one\n")
-    clock = Clock()
+    clock = ManualClock(1_800_000_000.0)
     source = TokenFileSource(path, token="one", clock=clock)
     assert (await source.get()).token == "one"
     path.write_text("two\n")
@@ -354,7 +345,7 @@ async def test_token_file_is_reread_every_period_and_after_a_refusal(tmp_path: P
 async def test_token_file_that_vanishes_keeps_the_last_token(tmp_path: Path) -> None:
     path = tmp_path / "token"
     path.write_text("one")
-    clock = Clock()
+    clock = ManualClock(1_800_000_000.0)
     source = TokenFileSource(path, clock=clock)
     assert (await source.get()).token == "one"
     path.unlink()
