@@ -344,7 +344,7 @@ def build(
             ips=tuple(dict.fromkeys((*layout.apiserver_ips, *host_ips))),
         ),
         cp.CertRequest(
-            name=cp.ETCD_SERVER, ca=cp.ETCD_CA, common_name="etcd", server=True,
+            name=cp.ETCD_SERVER, ca=cp.ETCD_CA, common_name="etcd", server=True, client_auth=True,
             dns_names=("localhost", *layout.etcd_dns_names), ips=("127.0.0.1",),
         ),
         cp.CertRequest(name=cp.APISERVER_ETCD_CLIENT, ca=cp.ETCD_CA, common_name="kube-apiserver-etcd-client"),

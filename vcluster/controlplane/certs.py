@@ -168,7 +168,7 @@ def complete_pki(
             continue
         if req.server:
             pair = pki.issue_server_cert(
-                ca, common_name=req.common_name, dns_names=req.dns_names, ips=req.ips, client_auth=False,
+                ca, common_name=req.common_name, dns_names=req.dns_names, ips=req.ips, client_auth=req.client_auth,
                 validity=lifetimes.validity,
             )
         else:

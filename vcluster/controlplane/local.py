@@ -36,6 +36,11 @@ a prefix per tenant, each apiserver confined to it by etcd's auth).  Which etcd 
 tenant uses is decided at its first provisioning and kept in its folder
 (``etcd-mode``): changing the setting never moves a tenant away from its data.
 
+A new tenant's own etcd is seeded, before its apiserver first starts, with the
+objects every fresh apiserver of that configuration writes at start
+(:mod:`vcluster.controlplane.bootstrap_seed`); the first new tenant of a
+configuration leaves the seed behind (``bootstrap_seed`` off: neither).
+
 The functions here block (process start, health waits); the operator calls
 them in a worker thread.
 """
@@ -55,6 +60,7 @@ from pathlib import Path
 import structlog
 
 from vcluster import binaries, naming, pki
+from vcluster.controlplane import bootstrap_seed as seeds
 from vcluster.controlplane import spec as cp
 from vcluster.controlplane.shared_etcd import DIR as SHARED_ETCD_DIR
 from vcluster.controlplane.shared_etcd import SharedEtcd, SharedEtcdError
@@ -135,7 +141,7 @@ class LocalBackend:
 
     def __init__(
         self, *, state_dir: Path, binary_settings: BinarySettings, start_timeout: float = 90.0, host: str = HOST,
-        shared_etcd: bool = False,
+        shared_etcd: bool = False, bootstrap_seed: bool = True,
     ) -> None:
         self.state_dir = state_dir
         self.binary_settings = binary_settings
@@ -143,6 +149,8 @@ class LocalBackend:
         self.host = host
         #: Whether a tenant provisioned for the first time goes to the shared etcd.
         self.shared_etcd_default = shared_etcd
+        #: Whether a new tenant's own etcd gets the bootstrap seed (and the first one leaves it behind).
+        self.bootstrap_seed = bootstrap_seed
         # on loopback: only the tenant apiservers on this host talk to it
         self.shared = SharedEtcd(state_dir=state_dir, binary_settings=binary_settings, start_timeout=start_timeout)
 
@@ -342,6 +350,9 @@ class LocalBackend:
         for sub in ("run", "logs"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         (root / "etcd").mkdir(mode=0o700, exist_ok=True)
+        # a new tenant's own etcd: nothing stored yet (an etcd that ever ran has its member folder)
+        fresh = self.bootstrap_seed and not self._shared(key) and not any((root / "etcd").iterdir())
+        seeded = False
         pki_dir = self._pki_dir(key)
         pki_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name, data in pki_files.items():
@@ -393,7 +404,60 @@ class LocalBackend:
             proc.wait_ready(check, timeout=self.start_timeout, what=f"{comp.name} of tenant {spec.tenant_name}",
                             cap=START_POLL_CAP)
             write_atomic(stamp, inputs, if_changed=True)
+            if fresh and comp.name == cp.ETCD_COMPONENT:
+                seeded = self._seed(spec, bins)
+            elif fresh and comp.name == cp.APISERVER_COMPONENT and not seeded:
+                self._leave_seed(spec, bins)
         logger.info("controlplane.local.ready", endpoint=spec.endpoint)
+
+    # ---- bootstrap seed ----------------------------------------------------------------
+    def _seed_path(self, spec: cp.ControlPlaneSpec, bins: Mapping[str, Path]) -> Path:
+        key = spec.cluster_key
+        ports = self.ports(key)
+        name = seeds.seed_name(bins[cp.APISERVER_COMPONENT], spec.apiserver.args, root=self.tenant_dir(key), key=key,
+                               ports=_as_tuple(ports))
+        return self.state_dir / seeds.DIR / name
+
+    def _etcd_access(self, spec: cp.ControlPlaneSpec) -> seeds.EtcdAccess:
+        pki_dir = self._pki_dir(spec.cluster_key)
+        return seeds.EtcdAccess(url=_flag(spec.etcd.args, "advertise-client-urls"),
+                                ca_file=pki_dir / cp.crt(cp.ETCD_CA),
+                                cert_file=pki_dir / cp.crt(cp.APISERVER_ETCD_CLIENT),
+                                key_file=pki_dir / cp.key(cp.APISERVER_ETCD_CLIENT))
+
+    def _seed(self, spec: cp.ControlPlaneSpec, bins: Mapping[str, Path]) -> bool:
+        """Write the configuration's seed into the new tenant's etcd; False when there is none (yet).
+
+        A seed that cannot be read or written is logged and skipped: the apiserver then bootstraps as
+        without one (slower, never different)."""
+        logger = log.bind(key=spec.cluster_key)
+        path = self._seed_path(spec, bins)
+        try:
+            entries = seeds.read(path)
+            if entries is None:
+                return False
+            written = seeds.load(self._etcd_access(spec), spec.etcd_prefix, entries)
+        except (seeds.SeedError, OSError) as exc:
+            logger.warning("controlplane.local.seed_failed", seed=path.name, error=str(exc))
+            return True  # not left behind by this tenant either: its etcd may hold part of a seed
+        logger.info("controlplane.local.seeded", seed=path.name, objects=written)
+        return True
+
+    def _leave_seed(self, spec: cp.ControlPlaneSpec, bins: Mapping[str, Path]) -> None:
+        """The first new tenant of a configuration: keep what its apiserver wrote at start as the seed.
+
+        Called right after that apiserver's first ``/readyz`` and before the controller-manager starts
+        and the kubeconfig Secret exists: nothing but the apiserver itself has written to this etcd."""
+        logger = log.bind(key=spec.cluster_key)
+        path = self._seed_path(spec, bins)
+        try:
+            entries = seeds.capture(self._etcd_access(spec), spec.etcd_prefix)
+            if entries:
+                seeds.save(path, entries)
+        except (seeds.SeedError, OSError) as exc:
+            logger.warning("controlplane.local.seed_capture_failed", seed=path.name, error=str(exc))
+            return
+        logger.info("controlplane.local.seed_captured", seed=path.name, objects=len(entries))
 
     def _apply_shared_etcd(self, key: str) -> None:
         """Run the shared etcd, give the tenant its user and role, and its client certificate (a new one only

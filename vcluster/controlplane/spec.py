@@ -64,6 +64,9 @@ class CertRequest:
     dns_names: tuple[str, ...] = ()
     ips: tuple[str, ...] = ()
     server: bool = False
+    #: A server certificate that may also authenticate as a client (etcd's: its JSON gateway calls its
+    #: own gRPC server with it, under ``--client-cert-auth``; kubeadm's etcd certificate does the same).
+    client_auth: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,7 +162,7 @@ async def run(settings: OperatorSettings) -> None:
             api=api,
             local=LocalBackend(state_dir=settings.state_dir, binary_settings=BinarySettings.from_env(),
                                start_timeout=settings.start_timeout, host=settings.local_host,
-                               shared_etcd=settings.shared_etcd),
+                               shared_etcd=settings.shared_etcd, bootstrap_seed=settings.bootstrap_seed),
             bootstrap_timeout=settings.bootstrap_timeout,
             dns=settings.dns,
             placement=settings.placement,

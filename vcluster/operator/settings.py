@@ -245,6 +245,10 @@ class OperatorSettings:
     #: its own etcd user confined to it (``VC_OPERATOR_SHARED_ETCD``, default off: an etcd per tenant;
     #: docs/architecture.md "Shared etcd").  Decided per tenant at its first provisioning and kept.
     shared_etcd: bool = False
+    #: The ``local`` backend seeds a new tenant's own etcd with the objects every fresh apiserver of its
+    #: configuration writes at start, kept from the first such tenant (``VC_OPERATOR_BOOTSTRAP_SEED``,
+    #: default on: ~1 s less to Ready; :mod:`vcluster.controlplane.bootstrap_seed`).
+    bootstrap_seed: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -274,4 +278,5 @@ class OperatorSettings:
             etcd_image=env_str("VC_OPERATOR_ETCD_IMAGE", "", env=env),
             certificates=certificate_lifetimes(env),
             shared_etcd=env_bool("VC_OPERATOR_SHARED_ETCD", False, env=env),
+            bootstrap_seed=env_bool("VC_OPERATOR_BOOTSTRAP_SEED", True, env=env),
         )

@@ -53,6 +53,8 @@ def test_certificates_follow_the_contract() -> None:
     assert "10.1.2.3" in certs[cp.APISERVER].ips
     assert f"apiserver.{KEY}.svc" in certs[cp.APISERVER].dns_names
     assert certs[cp.ETCD_SERVER].ca == cp.ETCD_CA
+    assert certs[cp.ETCD_SERVER].client_auth  # etcd's JSON gateway (the bootstrap seed) needs it
+    assert not certs[cp.APISERVER].client_auth
 
 
 VERSIONS = [

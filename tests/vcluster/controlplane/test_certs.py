@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from vcluster import pki
 from vcluster.controlplane import certs
 from vcluster.controlplane import spec as cp
@@ -141,3 +144,18 @@ def test_renewal_counts_the_shared_kubelet_proxy_ca_with_the_ca_window() -> None
     plan = certs.renewal(files, REQS, lifetimes)
     assert plan.first == cp.KUBELET_CA
     assert plan.renew_after == pki.validity_of(kca.cert_pem)[1] - dt.timedelta(days=2)
+
+
+def _usages(pem: bytes) -> set[x509.ObjectIdentifier]:
+    cert = x509.load_pem_x509_certificate(pem)
+    return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+def test_a_server_certificate_may_also_authenticate_as_a_client_when_asked() -> None:
+    """etcd's JSON gateway calls its own gRPC server with etcd's certificate (the bootstrap seed uses it)."""
+    reqs = (cp.CertRequest(name=cp.ETCD_SERVER, ca=cp.ETCD_CA, common_name="etcd", server=True, client_auth=True,
+                           dns_names=("localhost",)),
+            cp.CertRequest(name=cp.APISERVER, ca=cp.CA, common_name="kube-apiserver", server=True, dns_names=("a",)))
+    files, _ = certs.complete_pki({}, reqs, kubelet_ca=pki.generate_ca(common_name="k"), tenant_name="t")
+    assert _usages(files[cp.crt(cp.ETCD_SERVER)]) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert _usages(files[cp.crt(cp.APISERVER)]) == {ExtendedKeyUsageOID.SERVER_AUTH}

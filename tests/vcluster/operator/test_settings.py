@@ -219,3 +219,11 @@ def test_the_shared_etcd_is_off_unless_asked_for() -> None:
     assert OperatorSettings.from_env({"VC_OPERATOR_SHARED_ETCD": "true"}).shared_etcd is True
     with pytest.raises(VClusterError, match="VC_OPERATOR_SHARED_ETCD"):
         OperatorSettings.from_env({"VC_OPERATOR_SHARED_ETCD": "maybe"})
+
+
+def test_bootstrap_seed_is_on_by_default_and_can_be_turned_off() -> None:
+    assert OperatorSettings().bootstrap_seed is True
+    assert OperatorSettings.from_env({}).bootstrap_seed is True
+    assert OperatorSettings.from_env({"VC_OPERATOR_BOOTSTRAP_SEED": "false"}).bootstrap_seed is False
+    with pytest.raises(VClusterError, match="VC_OPERATOR_BOOTSTRAP_SEED"):
+        OperatorSettings.from_env({"VC_OPERATOR_BOOTSTRAP_SEED": "perhaps"})
