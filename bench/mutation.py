@@ -64,6 +64,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "virtual_node/proxy/routing.py": ("tests/virtual_node/proxy/test_*.py",),
     "syncer/patrol.py": ("tests/syncer/test_patrol*.py",),
     "syncer/queue.py": ("tests/syncer/test_queue*.py",),
+    # What goes into every new tenant's etcd before its apiserver starts (only the bootstrap kinds).
+    "vcluster/controlplane/bootstrap_seed.py": ("tests/vcluster/controlplane/test_bootstrap_seed.py",),
     "syncer/retries.py": ("tests/syncer/test_retries*.py",),
     "tenant_crd/models.py": ("tests/tenant_crd/test_models*.py",),
     # The engine's reconcile: driven through a real Syncer between two fake apiservers (tests/syncer/fakeapi.py).

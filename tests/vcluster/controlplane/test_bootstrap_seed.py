@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,56 @@ def test_a_file_that_is_not_a_seed_of_ours_is_refused(doc: object) -> None:
 def test_garbage_is_refused() -> None:
     with pytest.raises(seeds.SeedError):
         seeds.decode(b"\x00 not json")
+
+
+class FakeGateway:
+    """etcd's JSON gateway as :func:`bootstrap_seed._post` sees it: ranges answered from a dict, txns recorded."""
+
+    def __init__(self, kvs: dict[bytes, bytes], *, conflict: bool = False) -> None:
+        self.kvs, self.conflict = kvs, conflict
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def __call__(self, access: seeds.EtcdAccess, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((path, body))
+        if path == "/v3/kv/range":
+            start, end = base64.b64decode(body["key"]), base64.b64decode(body["range_end"])
+            kvs = [{"key": base64.b64encode(k).decode(), "value": base64.b64encode(v).decode()}
+                   for k, v in sorted(self.kvs.items()) if start <= k < end]
+            return {"kvs": kvs} if kvs else {}
+        assert path == "/v3/kv/txn"
+        if self.conflict:
+            return {"succeeded": False}
+        for op in body["success"]:
+            put = op["request_put"]
+            self.kvs[base64.b64decode(put["key"])] = base64.b64decode(put["value"])
+        return {"succeeded": True}
+
+
+ACCESS = seeds.EtcdAccess(url="https://127.0.0.1:2379", ca_file=Path("ca"), cert_file=Path("c"), key_file=Path("k"))
+
+
+def test_capture_keeps_the_seeded_kinds_only_and_load_puts_them_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = {b"/registry/clusterroles/admin": b"A", b"/registry/roles/kube-system/r": b"R",
+              b"/registry/apiregistration.k8s.io/apiservices/v1.": b"S",
+              b"/registry/secrets/default/s": b"secret", b"/registry/namespaces/default": b"ns"}
+    monkeypatch.setattr(seeds, "_post", FakeGateway(source))
+    entries = seeds.capture(ACCESS, "/registry")
+    assert sorted(entries) == [("apiregistration.k8s.io/apiservices/v1.", b"S"), ("clusterroles/admin", b"A"),
+                               ("roles/kube-system/r", b"R")]
+    target = FakeGateway({})
+    monkeypatch.setattr(seeds, "_post", target)
+    assert seeds.load(ACCESS, "/registry", entries) == 3
+    assert target.kvs == {b"/registry/clusterroles/admin": b"A", b"/registry/roles/kube-system/r": b"R",
+                          b"/registry/apiregistration.k8s.io/apiservices/v1.": b"S"}
+
+
+def test_load_counts_nothing_of_a_transaction_that_found_a_key_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seeds, "_post", FakeGateway({}, conflict=True))
+    assert seeds.load(ACCESS, "/registry", [("clusterroles/a", b"x")]) == 0
+
+
+def test_an_empty_etcd_captures_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway = FakeGateway({})
+    monkeypatch.setattr(seeds, "_post", gateway)
+    assert seeds.capture(ACCESS, "/registry") == []
+    assert [path for path, _ in gateway.calls] == ["/v3/kv/range"] * len(seeds.SEEDED)
