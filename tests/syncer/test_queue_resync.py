@@ -184,3 +184,101 @@ def test_the_default_share_and_its_setting() -> None:
     assert SyncerSettings().resync_share == 16
     assert SyncerSettings.from_env({}).resync_share == 16
     assert SyncerSettings.from_env({"VC_SYNCER_RESYNC_SHARE": "0"}).resync_share == 0
+
+
+def test_without_a_share_given_rechecks_are_live_keys() -> None:
+    q = FairQueue()
+    q.add(key("a", "r1"), resync=True)
+    q.add(key("b", "new1"))
+    assert drain(q) == [key("a", "r1"), key("b", "new1")]
+
+
+def test_rechecks_take_turns_between_three_tenants_in_order() -> None:
+    q = FairQueue(resync_share=4)
+    for tenant in ("a", "b", "c"):
+        for i in (1, 2):
+            q.add(key(tenant, f"{tenant}{i}"), resync=True)
+    assert [k.name for k in drain(q)] == ["a1", "b1", "c1", "a2", "b2", "c2"]
+
+
+def test_depths_count_down_as_rechecks_are_taken() -> None:
+    q = FairQueue(resync_share=4)
+    q.add(key("a", "r1"), resync=True)
+    q.add(key("a", "r2"), resync=True)
+    got = q.get_nowait()
+    assert got is not None
+    assert q.depth("a") == 1
+    got = q.get_nowait()
+    assert got is not None
+    assert q.depth("a") == 0
+    assert q.depths() == {}
+
+
+def test_a_capped_tenant_first_in_turn_lets_the_next_tenants_recheck_through() -> None:
+    q = FairQueue(resync_share=16, tenant_limit=1)
+    q.add(key("a", "l1"))
+    first = q.get_nowait()
+    assert first is not None
+    assert first[0] == key("a", "l1")  # a is at its cap now
+    q.add(key("a", "r1"), resync=True)
+    q.add(key("b", "r1"), resync=True)
+    second = q.get_nowait()
+    assert second is not None
+    assert second[0] == key("b", "r1")
+
+
+def test_a_recheck_taken_counts_towards_its_tenants_cap() -> None:
+    q = FairQueue(resync_share=16, tenant_limit=2)
+    q.add(key("a", "l1"))
+    assert q.get_nowait() is not None
+    q.add(key("a", "r1"), resync=True)
+    q.add(key("a", "r2"), resync=True)
+    taken = q.get_nowait()
+    assert taken is not None
+    assert taken[0] == key("a", "r1")
+    assert q.get_nowait() is None  # two of a's keys in progress: its cap
+
+
+async def test_a_worker_waiting_on_a_capped_tenant_wakes_when_its_recheck_may_go() -> None:
+    q = FairQueue(resync_share=16, tenant_limit=1)
+    q.add(key("a", "r1"), resync=True)
+    q.add(key("a", "r2"), resync=True)
+    first = await q.get()
+    waiting = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # a is at its cap
+    q.done(first[0])
+    got = await asyncio.wait_for(waiting, 1.0)
+    assert got[0] == key("a", "r2")
+
+
+def test_a_key_handed_out_again_goes_back_to_the_tier_it_was_last_added_to() -> None:
+    """A re-check added while the key was in progress goes to the tier; the next time, a live add is live."""
+    q = FairQueue(resync_share=16)
+    q.add(key("a", "x"))
+    assert q.get_nowait() is not None
+    q.add(key("a", "x"), resync=True)
+    q.done(key("a", "x"))  # to the resync tier
+    got = q.get_nowait()
+    assert got is not None
+    assert got[0] == key("a", "x")
+    q.add(key("a", "x"))  # live this time, while in progress
+    q.add(key("b", "r"), resync=True)
+    q.done(key("a", "x"))
+    assert drain(q) == [key("a", "x"), key("b", "r")]
+
+
+def test_a_dropped_tenants_pending_recheck_does_not_follow_its_key_when_it_comes_back() -> None:
+    q = FairQueue(resync_share=16)
+    q.add(key("a", "x"))
+    assert q.get_nowait() is not None
+    q.add(key("a", "x"), resync=True)  # a re-check waiting for the key in progress
+    q.drop_tenant("a")
+    q.done(key("a", "x"))
+    assert q.idle()
+    q.add(key("a", "x"))  # the tenant is served again
+    assert q.get_nowait() is not None
+    q.add(key("a", "x"))  # live, while in progress
+    q.add(key("b", "r"), resync=True)
+    q.done(key("a", "x"))
+    assert drain(q) == [key("a", "x"), key("b", "r")]
