@@ -175,10 +175,11 @@ def read(path: Path) -> list[tuple[str, bytes]] | None:
 
 def _post(access: EtcdAccess, path: str, body: dict[str, Any]) -> dict[str, Any]:
     parts = urlsplit(access.url)
+    if parts.scheme != "https" or not parts.hostname or parts.port is None:
+        raise SeedError(f"etcd URL {access.url!r}: expected https://<host>:<port>")
     ctx = ssl.create_default_context(cafile=str(access.ca_file))
     ctx.load_cert_chain(str(access.cert_file), str(access.key_file))
-    conn = http.client.HTTPSConnection(parts.hostname or "127.0.0.1", parts.port or 2379,
-                                       timeout=access.timeout, context=ctx)
+    conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=access.timeout, context=ctx)
     try:
         conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
         resp = conn.getresponse()

@@ -328,3 +328,19 @@ def test_a_server_the_ca_does_not_vouch_for_is_refused(tmp_path: Path, gateway: 
     (tmp_path / "other-ca.crt").write_bytes(other.cert_pem)
     with pytest.raises(seeds.SeedError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         seeds._post(dataclasses.replace(gateway, ca_file=tmp_path / "other-ca.crt"), "/v3/kv/range", {})
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1", "http://127.0.0.1:2379", "https://:2379", "127.0.0.1:2379"])
+def test_an_etcd_url_without_https_host_and_port_is_an_error(url: str) -> None:
+    with pytest.raises(seeds.SeedError, match="expected https://<host>:<port>"):
+        seeds._post(dataclasses.replace(ACCESS, url=url), "/v3/kv/range", {})
+
+
+def test_an_etcd_that_accepts_and_never_answers_is_given_up_on(gateway: seeds.EtcdAccess) -> None:
+    with socket.socket() as listener:  # accepts connections (the kernel's backlog) and never speaks
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        silent = dataclasses.replace(gateway, url=f"https://127.0.0.1:{port}", timeout=0.5)
+        with pytest.raises(seeds.SeedError, match="timed out"):
+            seeds._post(silent, "/v3/kv/range", {})
