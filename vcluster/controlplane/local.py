@@ -360,12 +360,10 @@ class LocalBackend:
         write_atomic(root / "controller-manager.kubeconfig", cm_kubeconfig, mode=0o600, if_changed=True)
         if self._shared(key):
             self._apply_shared_etcd(key)
+        etcd = self._etcd_access(spec)
         checks: dict[str, HealthCheck] = {
             cp.ETCD_COMPONENT: https_check(
-                _flag(spec.etcd.args, "advertise-client-urls") + "/health",
-                ca_file=pki_dir / cp.crt(cp.ETCD_CA),
-                cert_file=pki_dir / cp.crt(cp.APISERVER_ETCD_CLIENT),
-                key_file=pki_dir / cp.key(cp.APISERVER_ETCD_CLIENT),
+                etcd.url + "/health", ca_file=etcd.ca_file, cert_file=etcd.cert_file, key_file=etcd.key_file,
             ),
             cp.APISERVER_COMPONENT: https_check(
                 f"{spec.endpoint}/readyz",
@@ -405,9 +403,9 @@ class LocalBackend:
                             cap=START_POLL_CAP)
             write_atomic(stamp, inputs, if_changed=True)
             if fresh and comp.name == cp.ETCD_COMPONENT:
-                seeded = self._seed(spec, bins)
+                seeded = self._seed(spec, bins, etcd)
             elif fresh and comp.name == cp.APISERVER_COMPONENT and not seeded:
-                self._leave_seed(spec, bins)
+                self._leave_seed(spec, bins, etcd)
         logger.info("controlplane.local.ready", endpoint=spec.endpoint)
 
     # ---- bootstrap seed ----------------------------------------------------------------
@@ -425,7 +423,7 @@ class LocalBackend:
                                 cert_file=pki_dir / cp.crt(cp.APISERVER_ETCD_CLIENT),
                                 key_file=pki_dir / cp.key(cp.APISERVER_ETCD_CLIENT))
 
-    def _seed(self, spec: cp.ControlPlaneSpec, bins: Mapping[str, Path]) -> bool:
+    def _seed(self, spec: cp.ControlPlaneSpec, bins: Mapping[str, Path], etcd: seeds.EtcdAccess) -> bool:
         """Write the configuration's seed into the new tenant's etcd; False when there is none (yet).
 
         A seed that cannot be read or written is logged and skipped: the apiserver then bootstraps as
@@ -436,14 +434,14 @@ class LocalBackend:
             entries = seeds.read(path)
             if entries is None:
                 return False
-            written = seeds.load(self._etcd_access(spec), spec.etcd_prefix, entries)
+            written = seeds.load(etcd, spec.etcd_prefix, entries)
         except (seeds.SeedError, OSError) as exc:
             logger.warning("controlplane.local.seed_failed", seed=path.name, error=str(exc))
             return True  # not left behind by this tenant either: its etcd may hold part of a seed
         logger.info("controlplane.local.seeded", seed=path.name, objects=written)
         return True
 
-    def _leave_seed(self, spec: cp.ControlPlaneSpec, bins: Mapping[str, Path]) -> None:
+    def _leave_seed(self, spec: cp.ControlPlaneSpec, bins: Mapping[str, Path], etcd: seeds.EtcdAccess) -> None:
         """The first new tenant of a configuration: keep what its apiserver wrote at start as the seed.
 
         Called right after that apiserver's first ``/readyz`` and before the controller-manager starts
@@ -451,7 +449,7 @@ class LocalBackend:
         logger = log.bind(key=spec.cluster_key)
         path = self._seed_path(spec, bins)
         try:
-            entries = seeds.capture(self._etcd_access(spec), spec.etcd_prefix)
+            entries = seeds.capture(etcd, spec.etcd_prefix)
             if entries:
                 seeds.save(path, entries)
         except (seeds.SeedError, OSError) as exc:
