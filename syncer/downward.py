@@ -204,6 +204,9 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
             release_quota(shared, rt, p_ref)
         raise
     rt.written[ref] = (object_uid(v_obj), kind.fingerprint(desired))
+    making_namespace = kind is shared.namespace_kind
+    if making_namespace:
+        rt.namespaces_ready.discard(meta_name(desired))
     try:
         await create_in_namespace(shared, rt, kind, desired, p_ns=p_ns, tenant_ns=meta.get("namespace", ""))
     except AlreadyExists:
@@ -230,6 +233,8 @@ async def create(shared: Shared, rt: TenantRuntime, kind: Kind, v_obj: Obj, p_ns
     shared.count(kind.kind, DOWN, "create")
     if kind.after_create is not None:
         await kind.after_create(io, desired)
+    if making_namespace:
+        rt.namespaces_ready.add(meta_name(desired))
 
 
 def admit_quota(
@@ -291,11 +296,35 @@ def wake_quota_waiters(shared: Shared, rt: TenantRuntime) -> None:
             shared.queue.add(key)
 
 
+def meta_name(obj: Obj) -> str:
+    return str(obj["metadata"]["name"])
+
+
+async def namespace_ready(shared: Shared, rt: TenantRuntime, p_ns: str) -> None:
+    """The super namespace ``p_ns`` holds the tenant's policy objects before anything else is made in it.
+
+    Why: the namespace's own worker makes it and then, in the namespace kind's ``after_create``, its
+    LimitRange, ResourceQuota and NetworkPolicy.  Another worker's pod created in between would never get
+    the LimitRange's default requests, would escape the quota backstop and run outside the NetworkPolicy
+    until it arrives.  So the first create in a super namespace this syncer has not seen made complete
+    runs that hook itself (each object is created unless it exists: a repeat costs one AlreadyExists per
+    policy object, once per namespace and syncer).  NotFound: the namespace itself is missing.
+    """
+    ns_kind = shared.namespace_kind
+    if p_ns in rt.namespaces_ready or ns_kind is None or ns_kind.after_create is None:
+        return
+    await ns_kind.after_create(TenantIO(shared, rt), {"metadata": {"name": p_ns}})
+    rt.namespaces_ready.add(p_ns)
+
+
 async def create_in_namespace(
     shared: Shared, rt: TenantRuntime, kind: Kind, desired: Obj, *, p_ns: str | None, tenant_ns: str
 ) -> None:
-    """Create a super object; when its super namespace is missing, make that first (not wait for its key)."""
+    """Create a super object once its super namespace is ready (:func:`namespace_ready`); when that
+    namespace is missing, make it first (not wait for its key)."""
     try:
+        if p_ns is not None:
+            await namespace_ready(shared, rt, p_ns)
         await shared.super_api.create(kind.resource, desired, decode=False)
     except NotFound:
         ns_kind = shared.namespace_kind
@@ -307,6 +336,7 @@ async def create_in_namespace(
         if shared.p_slim(ns_kind, None, p_ns) is None:
             with contextlib.suppress(AlreadyExists):
                 await create(shared, rt, ns_kind, v_ns, None)
+        await namespace_ready(shared, rt, p_ns)  # made meanwhile by another worker: maybe not ready yet
         await shared.super_api.create(kind.resource, desired, decode=False)
     except Forbidden as exc:
         # Typically: the super namespace's default ServiceAccount is not made yet.

@@ -61,6 +61,11 @@ class TenantRuntime:
     quota_waiting: set[Any] = field(default_factory=set)
     #: uids of tenant objects told they wait for the tenant-wide quota (told once).
     quota_told: set[str] = field(default_factory=set)
+    #: Super namespaces whose namespace kind's ``after_create`` (the tenant's policy objects: LimitRange,
+    #: ResourceQuota, NetworkPolicy) this syncer has seen done; nothing else is created in a super namespace
+    #: before (:func:`syncer.downward.namespace_ready`).  A namespace the syncer makes is dropped before its
+    #: create, so a name left here from an earlier namespace of that name never vouches for a new one.
+    namespaces_ready: set[str] = field(default_factory=set)
     #: ``status.quota.used`` as last written to the Tenant.
     quota_reported: dict[str, str] | None = None
     #: Clients replaced by a reconnect (new credentials), closed a while later or with the tenant.

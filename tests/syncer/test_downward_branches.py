@@ -342,6 +342,115 @@ async def test_without_a_namespace_kind_a_missing_super_namespace_is_an_error() 
     assert w.super_.writes == []
 
 
+# ---- nothing is made in a super namespace before the tenant's policy objects ----------------------------------
+POLICY = {"isolation": {"limitRange": {"defaultRequests": {"cpu": "100m"}}, "resourceQuota": {"hard": {"pods": "9"}},
+                        "networkPolicy": False}}
+POLICY_WRITES = [("create", "limitranges"), ("create", "resourcequotas")]
+
+
+def _made(w: World, mark: int) -> list[tuple[str, str]]:
+    return [(verb, plural) for verb, plural, *_ in w.super_.writes[mark:]]
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cache-shows-it", "cache-behind"])
+async def test_a_namespace_another_worker_made_gets_its_policy_before_the_first_object_in_it(cached: bool) -> None:
+    """The namespace's worker made it and has not made its policy yet: a ConfigMap's create makes the policy
+    first (a pod made in that gap would never get the LimitRange's default requests: CI, session 11)."""
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    w.tenant.put(CM, configmap("cm", a="1"))
+    await w.start()
+    w.take()
+    w.super_.put(resources.NAMESPACES, {"metadata": {"name": w.p_ns("shop")}})
+    if cached:
+        await w.sync(tenant=False)
+    mark = len(w.super_.writes)
+    await w.down("ConfigMap", "shop", "cm")
+    assert _made(w, mark) == [*POLICY_WRITES, ("create", "configmaps")]
+    assert w.rt.namespaces_ready == {w.p_ns("shop")}
+
+
+async def test_a_policy_made_meanwhile_is_fine_and_asked_for_once() -> None:
+    """The namespace's worker made the policy meanwhile: the create's attempts find it made (AlreadyExists),
+    and the next create in that namespace asks for no policy object at all."""
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    w.tenant.put(CM, configmap("cm", a="1"))
+    w.tenant.put(CM, configmap("cm2", a="2"))
+    await w.start()
+    w.take()
+    await w.down("Namespace", "", "shop")
+    w.rt.namespaces_ready.clear()  # as after a restart: made by another incarnation
+    asked: list[str] = []
+    w.super_.admission.append(lambda verb, resource, ns, name: asked.append(resource.plural))
+    await w.down("ConfigMap", "shop", "cm")
+    await w.down("ConfigMap", "shop", "cm2")
+    assert asked == ["limitranges", "resourcequotas", "configmaps", "configmaps"]
+    assert w.super_obj("ConfigMap", "shop", "cm2") is not None
+
+
+async def test_a_namespace_the_syncer_makes_is_made_with_its_policy_and_then_trusted() -> None:
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    w.tenant.put(CM, configmap("cm", a="1"))
+    await w.start()
+    w.take()
+    await w.down("ConfigMap", "shop", "cm")  # no super namespace yet: made first, with its policy
+    assert _made(w, 0) == [("create", "namespaces"), *POLICY_WRITES, ("create", "configmaps")]
+
+
+async def test_the_namespace_workers_own_namespace_costs_its_objects_nothing() -> None:
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    w.tenant.put(CM, configmap("cm", a="1"))
+    await w.start()
+    w.take()
+    await w.down("Namespace", "", "shop")
+    assert _made(w, 0) == [("create", "namespaces"), *POLICY_WRITES]
+    asked: list[str] = []
+    w.super_.admission.append(lambda verb, resource, ns, name: asked.append(resource.plural))
+    await w.down("ConfigMap", "shop", "cm")
+    assert asked == ["configmaps"]
+
+
+async def test_a_namespace_made_again_is_not_vouched_for_by_its_predecessor() -> None:
+    """A namespace of a name seen ready before is not ready while the syncer makes it again."""
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    await w.start()
+    w.take()
+    w.rt.namespaces_ready.add(w.p_ns("shop"))  # an earlier super namespace of that name
+    seen: list[bool] = []
+
+    def at_policy_create(verb: str, resource: Resource, ns: str | None, name: str) -> None:
+        if resource == resources.LIMITRANGES:
+            seen.append(w.p_ns("shop") in w.rt.namespaces_ready)
+
+    w.super_.admission.append(at_policy_create)
+    await w.down("Namespace", "", "shop")
+    assert seen == [False], "while its policy was being made, the new namespace was not taken as ready"
+    assert w.rt.namespaces_ready == {w.p_ns("shop")}
+
+
+async def test_a_namespace_whose_policy_fails_gets_nothing_else() -> None:
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    w.tenant.put(CM, configmap("cm", a="1"))
+    await w.start()
+    w.take()
+    w.super_.put(resources.NAMESPACES, {"metadata": {"name": w.p_ns("shop")}})
+
+    def refuse_quota(verb: str, resource: Resource, ns: str | None, name: str) -> None:
+        if resource == resources.RESOURCEQUOTAS:
+            raise ApiError(500, "InternalError", "etcd is away")
+
+    w.super_.admission.append(refuse_quota)
+    with pytest.raises(ApiError, match="etcd is away"):
+        await w.down("ConfigMap", "shop", "cm")
+    assert w.super_obj("ConfigMap", "shop", "cm") is None
+    assert w.rt.namespaces_ready == set()
+
+
 # ---- the echo memo: our own writes come back on the super watch ----------------------------------------------
 def _echo_keys(w: World, kind: str, p_ns: str | None, p_name: str, event: str) -> list[SyncKey]:
     p_slim = w.syncer.shared.p_slim(w.syncer.shared.by_kind[kind], p_ns, p_name)
