@@ -12,6 +12,7 @@ become Warning Events on the tenant object.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -308,13 +309,21 @@ async def namespace_ready(shared: Shared, rt: TenantRuntime, p_ns: str) -> None:
     the LimitRange's default requests, would escape the quota backstop and run outside the NetworkPolicy
     until it arrives.  So the first create in a super namespace this syncer has not seen made complete
     runs that hook itself (each object is created unless it exists: a repeat costs one AlreadyExists per
-    policy object, once per namespace and syncer).  NotFound: the namespace itself is missing.
+    policy object, once per namespace and syncer).  Workers whose first creates in one namespace come at
+    once (a backlog after a restart) take turns: the first runs the hook, the others find it done; a hook
+    that failed is run again by the next.  NotFound: the namespace itself is missing.
     """
     ns_kind = shared.namespace_kind
     if p_ns in rt.namespaces_ready or ns_kind is None or ns_kind.after_create is None:
         return
-    await ns_kind.after_create(TenantIO(shared, rt), {"metadata": {"name": p_ns}})
-    rt.namespaces_ready.add(p_ns)
+    turn = rt.namespaces_making.setdefault(p_ns, asyncio.Lock())
+    async with turn:
+        if p_ns in rt.namespaces_ready:
+            return
+        await ns_kind.after_create(TenantIO(shared, rt), {"metadata": {"name": p_ns}})
+        rt.namespaces_ready.add(p_ns)
+        if rt.namespaces_making.get(p_ns) is turn:
+            del rt.namespaces_making[p_ns]  # later callers find it ready; the ones waiting hold the lock
 
 
 async def create_in_namespace(

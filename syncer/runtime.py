@@ -66,6 +66,9 @@ class TenantRuntime:
     #: before (:func:`syncer.downward.namespace_ready`).  A namespace the syncer makes is dropped before its
     #: create, so a name left here from an earlier namespace of that name never vouches for a new one.
     namespaces_ready: set[str] = field(default_factory=set)
+    #: One lock per super namespace whose policy objects a worker is making (:func:`syncer.downward.
+    #: namespace_ready`): the other workers' first creates in it wait for that turn, not ask again.
+    namespaces_making: dict[str, asyncio.Lock] = field(default_factory=dict)
     #: ``status.quota.used`` as last written to the Tenant.
     quota_reported: dict[str, str] | None = None
     #: Clients replaced by a reconnect (new credentials), closed a while later or with the tenant.

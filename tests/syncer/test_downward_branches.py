@@ -11,6 +11,7 @@ the syncer from reconciling its own writes again; the refusal Events and the log
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime as dt
@@ -449,6 +450,71 @@ async def test_a_namespace_whose_policy_fails_gets_nothing_else() -> None:
         await w.down("ConfigMap", "shop", "cm")
     assert w.super_obj("ConfigMap", "shop", "cm") is None
     assert w.rt.namespaces_ready == set()
+
+
+async def test_creates_at_once_in_a_namespace_not_seen_ready_ask_for_its_policy_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many workers' first creates in one super namespace after a restart: one of them makes (asks for) the
+    policy, the others wait for it instead of asking again (the drain after a restart sent ~12 AlreadyExists
+    per policy object per namespace)."""
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    names = [f"cm{i}" for i in range(4)]
+    for name in names:
+        w.tenant.put(CM, configmap(name, a="1"))
+    await w.start()
+    w.take()
+    await w.down("Namespace", "", "shop")
+    w.rt.namespaces_ready.clear()  # as after a restart: made by another incarnation
+    real_create = w.super_api.create
+
+    async def create_in_flight(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)  # a real request yields to the other workers while it is in flight
+        return await real_create(*args, **kwargs)
+
+    monkeypatch.setattr(w.super_api, "create", create_in_flight)
+    asked: list[str] = []
+    w.super_.admission.append(lambda verb, resource, ns, name: asked.append(resource.plural))
+    await asyncio.gather(*(w.down("ConfigMap", "shop", name) for name in names))
+    assert sorted(asked) == sorted(["limitranges", "resourcequotas", *["configmaps"] * len(names)])
+    assert all(w.super_obj("ConfigMap", "shop", name) is not None for name in names)
+    assert w.rt.namespaces_ready == {w.p_ns("shop")}
+    assert w.rt.namespaces_making == {}, "a namespace made ready keeps no lock"
+
+
+async def test_a_worker_waiting_for_a_failed_policy_tries_it_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker making the policy failed: a worker that waited for it makes it (not takes it as made)."""
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    w.tenant.put(CM, configmap("cm", a="1"))
+    w.tenant.put(CM, configmap("cm2", a="2"))
+    await w.start()
+    w.take()
+    w.super_.put(resources.NAMESPACES, {"metadata": {"name": w.p_ns("shop")}})
+    real_create = w.super_api.create
+
+    async def create_in_flight(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)
+        return await real_create(*args, **kwargs)
+
+    monkeypatch.setattr(w.super_api, "create", create_in_flight)
+    refused: list[str] = []
+
+    def refuse_quota_once(verb: str, resource: Resource, ns: str | None, name: str) -> None:
+        if resource == resources.RESOURCEQUOTAS and not refused:
+            refused.append(name)
+            raise ApiError(500, "InternalError", "etcd is away")
+
+    w.super_.admission.append(refuse_quota_once)
+    first, second = await asyncio.gather(w.down("ConfigMap", "shop", "cm"), w.down("ConfigMap", "shop", "cm2"),
+                                         return_exceptions=True)
+    assert isinstance(first, ApiError)
+    assert second is None
+    assert w.super_obj("ConfigMap", "shop", "cm") is None
+    assert w.super_obj("ConfigMap", "shop", "cm2") is not None
+    assert w.super_.get(resources.RESOURCEQUOTAS, refused[0], w.p_ns("shop")) is not None
+    assert w.rt.namespaces_ready == {w.p_ns("shop")}
+    assert w.rt.namespaces_making == {}
 
 
 # ---- the echo memo: our own writes come back on the super watch ----------------------------------------------
