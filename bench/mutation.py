@@ -68,8 +68,10 @@ MODULES: dict[str, tuple[str, ...]] = {
     "vcluster/controlplane/bootstrap_seed.py": ("tests/vcluster/controlplane/test_bootstrap_seed.py",),
     "syncer/retries.py": ("tests/syncer/test_retries*.py",),
     "tenant_crd/models.py": ("tests/tenant_crd/test_models*.py",),
-    # The engine's reconcile: driven through a real Syncer between two fake apiservers (tests/syncer/fakeapi.py).
-    "syncer/downward.py": ("tests/syncer/test_engine_*.py", "tests/syncer/test_downward*.py"),
+    # The engine's reconcile: driven through a real Syncer between two fake apiservers (tests/syncer/fakeapi.py);
+    # its gate on the tenant-wide quota (admit, refuse, release, wake) has tests of its own.
+    "syncer/downward.py": ("tests/syncer/test_engine_*.py", "tests/syncer/test_downward*.py",
+                           "tests/syncer/test_quota_gate.py"),
     "syncer/upward.py": ("tests/syncer/test_engine_*.py",),
 }
 

@@ -7,14 +7,18 @@ waits, and is created once usage drops (the freed room queues it again, not its 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from syncer.queue import SyncKey
 from syncer.resources.base import RetryLater
 from tenant_crd.models import LimitRangeSpec
 from tests.syncer.engine_world import World, make_world, namespace, pod, service
-from vcluster.kube import resources
+from vcluster.kube import AlreadyExists, ApiError, resources
 from vcluster.quota import SOURCE_DEFAULT, TenantQuota, parse_hard
 
 
@@ -199,3 +203,33 @@ async def test_a_claim_that_grows_past_the_tenant_quota_waits_and_keeps_its_size
     await drain(w)
     assert super_size(w, "a", "c1") == "3Gi"
     assert len(w.events("a")) == 2, "told once per refusal"
+
+
+async def _refuse_prepare(io: Any, v_obj: dict[str, Any]) -> None:
+    raise ApiError(500, "InternalError", "the token Secret could not be made")
+
+
+@pytest.mark.parametrize("failure", ["prepare", "already-exists", "server-error"])
+async def test_a_create_that_fails_any_way_after_admission_gives_its_room_back(
+        failure: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Admitted against the tenant quota, then failed before, in or after the super create: the reservation
+    goes (else the room stays taken until the syncer restarts, and the tenant's next pod waits for nothing)."""
+    w = await world_with(quota(pods="1"), (resources.PODS, pod("p0", "a")))
+    shared = w.syncer.shared
+    if failure == "prepare":
+        monkeypatch.setitem(shared.by_kind, "Pod", dataclasses.replace(shared.by_kind["Pod"], prepare=_refuse_prepare))
+    else:
+        error = (AlreadyExists(409, "AlreadyExists", 'pods "p0" already exists') if failure == "already-exists"
+                 else ApiError(500, "InternalError", "etcd is away"))
+
+        def refuse(verb: str, resource: Any, _ns: str | None, name: str) -> None:
+            if verb == "create" and resource == resources.PODS:
+                raise error
+
+        w.super_.admission.append(refuse)
+    await w.sync()
+    w.take()
+    with contextlib.suppress(ApiError, RetryLater):
+        await w.down("Pod", "a", "p0")
+    assert shared.ledger(w.rt.info.key).reserved == {}
+    assert w.super_obj("Pod", "a", "p0") is None
