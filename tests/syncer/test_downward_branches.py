@@ -353,15 +353,33 @@ def _made(w: World, mark: int) -> list[tuple[str, str]]:
     return [(verb, plural) for verb, plural, *_ in w.super_.writes[mark:]]
 
 
+async def _shop_with_configmaps(*names: str) -> World:
+    """A started world with policy, tenant namespace ``shop`` and a ConfigMap per name, its keys taken."""
+    w = make_world(spec=POLICY)
+    w.tenant.put(resources.NAMESPACES, namespace("shop"))
+    for i, name in enumerate(names):
+        w.tenant.put(CM, configmap(name, a=str(i + 1)))
+    await w.start()
+    w.take()
+    return w
+
+
+def _creates_in_flight(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Super creates yield to the other workers while in flight, as a real request does."""
+    real_create = w.super_api.create
+
+    async def create_in_flight(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)
+        return await real_create(*args, **kwargs)
+
+    monkeypatch.setattr(w.super_api, "create", create_in_flight)
+
+
 @pytest.mark.parametrize("cached", [True, False], ids=["cache-shows-it", "cache-behind"])
 async def test_a_namespace_another_worker_made_gets_its_policy_before_the_first_object_in_it(cached: bool) -> None:
     """The namespace's worker made it and has not made its policy yet: a ConfigMap's create makes the policy
     first (a pod made in that gap would never get the LimitRange's default requests: CI, session 11)."""
-    w = make_world(spec=POLICY)
-    w.tenant.put(resources.NAMESPACES, namespace("shop"))
-    w.tenant.put(CM, configmap("cm", a="1"))
-    await w.start()
-    w.take()
+    w = await _shop_with_configmaps("cm")
     w.super_.put(resources.NAMESPACES, {"metadata": {"name": w.p_ns("shop")}})
     if cached:
         await w.sync(tenant=False)
@@ -374,12 +392,7 @@ async def test_a_namespace_another_worker_made_gets_its_policy_before_the_first_
 async def test_a_policy_made_meanwhile_is_fine_and_asked_for_once() -> None:
     """The namespace's worker made the policy meanwhile: the create's attempts find it made (AlreadyExists),
     and the next create in that namespace asks for no policy object at all."""
-    w = make_world(spec=POLICY)
-    w.tenant.put(resources.NAMESPACES, namespace("shop"))
-    w.tenant.put(CM, configmap("cm", a="1"))
-    w.tenant.put(CM, configmap("cm2", a="2"))
-    await w.start()
-    w.take()
+    w = await _shop_with_configmaps("cm", "cm2")
     await w.down("Namespace", "", "shop")
     w.rt.namespaces_ready.clear()  # as after a restart: made by another incarnation
     asked: list[str] = []
@@ -391,21 +404,13 @@ async def test_a_policy_made_meanwhile_is_fine_and_asked_for_once() -> None:
 
 
 async def test_a_namespace_the_syncer_makes_is_made_with_its_policy_and_then_trusted() -> None:
-    w = make_world(spec=POLICY)
-    w.tenant.put(resources.NAMESPACES, namespace("shop"))
-    w.tenant.put(CM, configmap("cm", a="1"))
-    await w.start()
-    w.take()
+    w = await _shop_with_configmaps("cm")
     await w.down("ConfigMap", "shop", "cm")  # no super namespace yet: made first, with its policy
     assert _made(w, 0) == [("create", "namespaces"), *POLICY_WRITES, ("create", "configmaps")]
 
 
 async def test_the_namespace_workers_own_namespace_costs_its_objects_nothing() -> None:
-    w = make_world(spec=POLICY)
-    w.tenant.put(resources.NAMESPACES, namespace("shop"))
-    w.tenant.put(CM, configmap("cm", a="1"))
-    await w.start()
-    w.take()
+    w = await _shop_with_configmaps("cm")
     await w.down("Namespace", "", "shop")
     assert _made(w, 0) == [("create", "namespaces"), *POLICY_WRITES]
     asked: list[str] = []
@@ -416,10 +421,7 @@ async def test_the_namespace_workers_own_namespace_costs_its_objects_nothing() -
 
 async def test_a_namespace_made_again_is_not_vouched_for_by_its_predecessor() -> None:
     """A namespace of a name seen ready before is not ready while the syncer makes it again."""
-    w = make_world(spec=POLICY)
-    w.tenant.put(resources.NAMESPACES, namespace("shop"))
-    await w.start()
-    w.take()
+    w = await _shop_with_configmaps()
     w.rt.namespaces_ready.add(w.p_ns("shop"))  # an earlier super namespace of that name
     seen: list[bool] = []
 
@@ -434,11 +436,7 @@ async def test_a_namespace_made_again_is_not_vouched_for_by_its_predecessor() ->
 
 
 async def test_a_namespace_whose_policy_fails_gets_nothing_else() -> None:
-    w = make_world(spec=POLICY)
-    w.tenant.put(resources.NAMESPACES, namespace("shop"))
-    w.tenant.put(CM, configmap("cm", a="1"))
-    await w.start()
-    w.take()
+    w = await _shop_with_configmaps("cm")
     w.super_.put(resources.NAMESPACES, {"metadata": {"name": w.p_ns("shop")}})
 
     def refuse_quota(verb: str, resource: Resource, ns: str | None, name: str) -> None:
@@ -457,22 +455,11 @@ async def test_creates_at_once_in_a_namespace_not_seen_ready_ask_for_its_policy_
     """Many workers' first creates in one super namespace after a restart: one of them makes (asks for) the
     policy, the others wait for it instead of asking again (the drain after a restart sent ~12 AlreadyExists
     per policy object per namespace)."""
-    w = make_world(spec=POLICY)
-    w.tenant.put(resources.NAMESPACES, namespace("shop"))
     names = [f"cm{i}" for i in range(4)]
-    for name in names:
-        w.tenant.put(CM, configmap(name, a="1"))
-    await w.start()
-    w.take()
+    w = await _shop_with_configmaps(*names)
     await w.down("Namespace", "", "shop")
     w.rt.namespaces_ready.clear()  # as after a restart: made by another incarnation
-    real_create = w.super_api.create
-
-    async def create_in_flight(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0)  # a real request yields to the other workers while it is in flight
-        return await real_create(*args, **kwargs)
-
-    monkeypatch.setattr(w.super_api, "create", create_in_flight)
+    _creates_in_flight(w, monkeypatch)
     asked: list[str] = []
     w.super_.admission.append(lambda verb, resource, ns, name: asked.append(resource.plural))
     await asyncio.gather(*(w.down("ConfigMap", "shop", name) for name in names))
@@ -484,20 +471,9 @@ async def test_creates_at_once_in_a_namespace_not_seen_ready_ask_for_its_policy_
 
 async def test_a_worker_waiting_for_a_failed_policy_tries_it_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker making the policy failed: a worker that waited for it makes it (not takes it as made)."""
-    w = make_world(spec=POLICY)
-    w.tenant.put(resources.NAMESPACES, namespace("shop"))
-    w.tenant.put(CM, configmap("cm", a="1"))
-    w.tenant.put(CM, configmap("cm2", a="2"))
-    await w.start()
-    w.take()
+    w = await _shop_with_configmaps("cm", "cm2")
     w.super_.put(resources.NAMESPACES, {"metadata": {"name": w.p_ns("shop")}})
-    real_create = w.super_api.create
-
-    async def create_in_flight(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0)
-        return await real_create(*args, **kwargs)
-
-    monkeypatch.setattr(w.super_api, "create", create_in_flight)
+    _creates_in_flight(w, monkeypatch)
     refused: list[str] = []
 
     def refuse_quota_once(verb: str, resource: Resource, ns: str | None, name: str) -> None:
